@@ -1,0 +1,173 @@
+"""Closure conversion: callables that close over arrays become pytrees.
+
+A solver's residual ``F`` written inside ``jit`` or ``grad`` typically closes over traced
+arrays (``lambda x: x - p``). Passing such a callable through ``jax.custom_vjp`` leaks the
+tracer; passing it as a static argument silently drops the derivative with respect to ``p``.
+jaxrules instead turns the callable into a :class:`Closure`: a pytree whose leaves are the
+arrays found in its closure cells, defaults, ``functools.partial`` arguments and bound
+``self``, and which rebuilds an equivalent function from new leaves. The arrays then travel
+as ordinary inputs and get derivatives like any other; a rule differentiates through the
+callable with ``jax.jvp``/``jax.vjp`` as with any pytree argument.
+
+A callable that closes over no array is returned unchanged (it is then a pytree leaf with no
+array inside, i.e. static).
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+from typing import Any
+
+import jax
+import numpy as np
+
+_MAX_DEPTH = 8
+
+
+def is_array(x: Any) -> bool:
+    """An array for jaxrules: jax/numpy arrays, tracers, and JAX's typed literals."""
+    return isinstance(x, (jax.Array, np.ndarray, np.generic)) or (
+        hasattr(x, "aval") and hasattr(x, "dtype")
+    )
+
+
+class _Opaque:
+    """Wraps a non-array value in the static part of a Closure; compares by identity."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __eq__(self, other):
+        return isinstance(other, _Opaque) and other.value is self.value
+
+    def __hash__(self):
+        return id(self.value)
+
+
+@jax.tree_util.register_pytree_node_class
+class Closure:
+    """A callable rebuilt from a template function and the arrays it closes over.
+
+    Calling it calls the original function with the current leaves in place of the arrays it
+    captured. It is a pytree, so ``jax.jvp(lambda F: F(x), (F,), (dF,))`` differentiates with
+    respect to the captured arrays.
+    """
+
+    def __init__(self, kind: str, template: Any, parts: Any):
+        self.kind = kind  # "function" | "partial" | "method"
+        self.template = template
+        self.parts = parts  # a pytree of arrays, nested Closures and _Opaque values
+
+    # -- pytree --------------------------------------------------------------------------
+    def tree_flatten(self):
+        leaves, treedef = jax.tree_util.tree_flatten(
+            self.parts, is_leaf=lambda x: isinstance(x, _Opaque)
+        )
+        arrays = [x for x in leaves if not isinstance(x, _Opaque)]
+        statics = tuple(x if isinstance(x, _Opaque) else None for x in leaves)
+        return arrays, (self.kind, _Opaque(self.template), treedef, statics)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        kind, template, treedef, statics = aux
+        it = iter(children)
+        leaves = [next(it) if s is None else s for s in statics]
+        return cls(kind, template.value, jax.tree_util.tree_unflatten(treedef, leaves))
+
+    # -- behaviour -----------------------------------------------------------------------
+    def rebuild(self):
+        parts = jax.tree_util.tree_map(
+            lambda p: p.value if isinstance(p, _Opaque) else p,
+            self.parts,
+            is_leaf=lambda p: isinstance(p, (_Opaque, Closure)),
+        )
+        parts = jax.tree_util.tree_map(
+            lambda p: p.rebuild() if isinstance(p, Closure) else p,
+            parts,
+            is_leaf=lambda p: isinstance(p, Closure),
+        )
+        t = self.template
+        if self.kind == "function":
+            cells, defaults, kwdefaults = parts
+            closure = tuple(types.CellType(c) for c in cells) if t.__closure__ else None
+            fn = types.FunctionType(t.__code__, t.__globals__, t.__name__, defaults, closure)
+            fn.__kwdefaults__ = kwdefaults
+            fn.__dict__.update(t.__dict__)
+            fn.__qualname__ = t.__qualname__
+            return fn
+        if self.kind == "partial":
+            func, args, keywords = parts
+            return functools.partial(func, *args, **keywords)
+        func, self_obj = parts
+        return types.MethodType(func, self_obj)
+
+    def __call__(self, *args, **kwargs):
+        return self.rebuild()(*args, **kwargs)
+
+    @property
+    def __name__(self):
+        return getattr(self.template, "__name__", "closure")
+
+    def __repr__(self):
+        return f"Closure({self.template!r})"
+
+
+def _convert_value(v: Any, depth: int, seen: set[int]) -> tuple[Any, bool]:
+    """Turn ``v`` into a pytree of arrays / Closures / _Opaque; report if any array was found."""
+    found = False
+
+    def leaf(x):
+        nonlocal found
+        if is_array(x):
+            found = True
+            return x
+        if callable(x) and not isinstance(x, type):
+            c, f = _convert(x, depth + 1, seen)
+            found = found or f
+            return c if f else _Opaque(x)
+        return _Opaque(x)
+
+    try:
+        out = jax.tree_util.tree_map(leaf, v, is_leaf=lambda x: x is None or isinstance(x, Closure))
+    except Exception:  # an object that flattens badly is kept as it is
+        return _Opaque(v), False
+    return out, found
+
+
+def _convert(fn: Any, depth: int, seen: set[int]) -> tuple[Any, bool]:
+    if depth > _MAX_DEPTH or id(fn) in seen:
+        return fn, False
+    seen = seen | {id(fn)}
+    if isinstance(fn, Closure):
+        return fn, True
+    if isinstance(fn, functools.partial):
+        parts, found = _convert_value((fn.func, fn.args, fn.keywords), depth, seen)
+        return (Closure("partial", fn, parts), True) if found else (fn, False)
+    if isinstance(fn, types.MethodType):
+        parts, found = _convert_value((fn.__func__, fn.__self__), depth, seen)
+        return (Closure("method", fn, parts), True) if found else (fn, False)
+    if isinstance(fn, types.FunctionType):
+        cells = []
+        for c in fn.__closure__ or ():
+            try:
+                cells.append(c.cell_contents)
+            except ValueError:  # an empty cell (a not-yet-assigned recursive name)
+                return fn, False
+        parts, found = _convert_value(
+            (tuple(cells), fn.__defaults__, fn.__kwdefaults__), depth, seen
+        )
+        return (Closure("function", fn, parts), True) if found else (fn, False)
+    return fn, False
+
+
+def convert(fn: Any) -> Any:
+    """Closure-convert ``fn`` if it captures arrays; otherwise return it unchanged."""
+    out, _ = _convert(fn, 0, set())
+    return out
+
+
+def captures_arrays(fn: Any) -> bool:
+    return _convert(fn, 0, set())[1]
