@@ -1,9 +1,20 @@
-"""jaxrules: custom differentiation rules for JAX, done right."""
+"""jaxrules: custom differentiation rules for JAX, done right.
+
+>>> import jaxrules as jr
+>>> from jaxrules.rules import sin_product
+>>> "sin_product" in [r.name for r in jr.rules()]
+True
+"""
 
 from . import inputs as inputs
+from . import rules as rules  # the rule library; calling it lists the registry
 from ._custom import CustomRule as CustomRule
 from ._custom import custom_jvp as custom_jvp
 from ._custom import custom_vjp as custom_vjp
 from ._errors import RuleCheckError as RuleCheckError
+from ._registry import Registry as Registry
+from ._registry import Rule as Rule
+from ._registry import get as get
+from ._registry import register as register
 
 __version__ = "0.1.0.dev0"

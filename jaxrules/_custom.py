@@ -93,7 +93,7 @@ class CustomRule(Generic[_P, _R]):
         name: str | None = None,
     ):
         self.fn = fn
-        self.name = name or getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn)))
+        self.name = name or getattr(fn, "__name__", repr(fn))
         self.argspec: ArgSpec = make_argspec(
             fn, self.name, static_argnames, nondiff_argnames, zero_argnames
         )
@@ -253,8 +253,9 @@ class CustomRule(Generic[_P, _R]):
         return functools.partial(self, obj)
 
 
-def _leaf_key(x) -> tuple:
-    return (jnp.shape(x), jnp.dtype(x.dtype), _weak(x))
+def _leaf_key(x):
+    # The full aval: shape, dtype, weak type, sharding and varying manual axes (shard_map).
+    return jax.typeof(x)
 
 
 class _Specialization:
@@ -289,13 +290,19 @@ class _Specialization:
         self.kinds = kinds
         self.in_structs = [_struct(x) for x in leaves]
         self.traced_structs = treedef.unflatten(self.in_structs)
-        self.out_struct = jax.eval_shape(self.primal, *leaves)
+        self.out_avals = _hijax.out_avals(self.primal, *leaves)
+        self.out_struct = jax.tree_util.tree_map(
+            lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type),
+            self.out_avals,
+        )
         self.out_leaf_structs, self.out_tree = jax.tree_util.tree_flatten(self.out_struct)
         self._fn = self._build()
 
     # -- flat functions ------------------------------------------------------------------------
     def primal(self, *xs):
-        return call_original(self.rule.argspec, self.rule.fn, self.treedef.unflatten(xs), self.static)
+        return call_original(
+            self.rule.argspec, self.rule.fn, self.treedef.unflatten(xs), self.static
+        )
 
     def _check_nondiff(self, nonzero, mode: str):
         for k, nz, n, p in zip(self.kinds, nonzero, self.leaf_param, self.leaf_path):
@@ -332,8 +339,14 @@ class _Specialization:
                 f"{describe(res)}{'' if not isinstance(res, (tuple, list)) else f' of length {len(res)}'}."
             )
         out, t_out = res
-        check_tree(self.name, "the JVP rule's primal output", self.out_struct, out,
-                   allow_none=False, tangent=False)
+        check_tree(
+            self.name,
+            "the JVP rule's primal output",
+            self.out_struct,
+            out,
+            allow_none=False,
+            tangent=False,
+        )
         return out, self._complete_tangent_out(t_out, "the JVP rule's tangent output")
 
     def _complete_tangent_out(self, t_out, what):
@@ -352,7 +365,9 @@ class _Specialization:
         # The JVP of a VJP-only rule: bwd(res, ·) is linear in the output cotangent and is the
         # transpose of the JVP at this point, so the JVP is its transpose.
         out, res = self.fwd(xs, tuple(t is not None for t in ts))
-        diff = [i for i, (k, t) in enumerate(zip(self.kinds, ts)) if k == "dynamic" and t is not None]
+        diff = [
+            i for i, (k, t) in enumerate(zip(self.kinds, ts)) if k == "dynamic" and t is not None
+        ]
         float_out = [jnp.issubdtype(s.dtype, jnp.inexact) for s in self.out_leaf_structs]
 
         def bwd_lin(ct_float):
@@ -391,21 +406,34 @@ class _Specialization:
                 f"got {describe(res)}."
             )
         out, residuals = res
-        check_tree(self.name, "the VJP forward rule's primal output", self.out_struct, out,
-                   allow_none=False, tangent=False)
+        check_tree(
+            self.name,
+            "the VJP forward rule's primal output",
+            self.out_struct,
+            out,
+            allow_none=False,
+            tangent=False,
+        )
         return out, residuals
 
     def bwd(self, res, ct, symbolic: bool | None = None):
         """Flat VJP backward: ``ct`` is the output cotangent tree (``None`` leaves = zero)."""
         rule = self.rule
         sym = rule.vjp_symbolic_zeros if symbolic is None else symbolic
-        ct_leaves = self.out_tree.flatten_up_to(ct) if ct is not None else [None] * len(
-            self.out_leaf_structs
+        ct_leaves = (
+            self.out_tree.flatten_up_to(ct)
+            if ct is not None
+            else [None] * len(self.out_leaf_structs)
         )
         if not sym:
             ct_leaves = [
-                (jnp.zeros(s.shape, s.dtype) if jnp.issubdtype(s.dtype, jnp.inexact) else
-                 _zeros_like_struct(s)) if c is None else c
+                (
+                    jnp.zeros(s.shape, s.dtype)
+                    if jnp.issubdtype(s.dtype, jnp.inexact)
+                    else _zeros_like_struct(s)
+                )
+                if c is None
+                else c
                 for s, c in zip(self.out_leaf_structs, ct_leaves)
             ]
         cts = rule.bwd_rule(res, self.out_tree.unflatten(ct_leaves), **self.static)
@@ -430,8 +458,14 @@ class _Specialization:
             if c is None or kind in ("nondiff", "zero"):
                 flat.extend([None] * len(sub_leaves))
                 continue
-            check_tree(self.name, f"the VJP backward rule's cotangent for {pname!r}", exp, c,
-                       allow_none=True, tangent=True)
+            check_tree(
+                self.name,
+                f"the VJP backward rule's cotangent for {pname!r}",
+                exp,
+                c,
+                allow_none=True,
+                tangent=True,
+            )
             flat.extend(jax.tree_util.tree_structure(exp).flatten_up_to(c))
         return [None if k != "dynamic" else c for k, c in zip(self.kinds, flat)]
 
@@ -440,7 +474,7 @@ class _Specialization:
         backend = self.rule.backend
         if backend == "hijax":
             fns = _hijax.Fns(self.name, self.primal, self.jvp, self.fwd, self.bwd)
-            return lambda xs: _hijax.bind(fns, tuple(xs), self.out_struct)
+            return lambda xs: _hijax.bind(fns, tuple(xs), self.out_avals)
         if backend == "custom_jvp":
             cj = jax.custom_jvp(self.primal)
 

@@ -60,8 +60,10 @@ def _none_if_zero(t):
     return None if isinstance(t, _Zero) else t
 
 
-def _aval(x):
-    return jax.core.ShapedArray(jnp.shape(x), x.dtype, weak_type=getattr(x, "weak_type", False))
+def out_avals(fn: Callable, *xs) -> Any:
+    """The output avals of ``fn`` (sharding and varying manual axes included), as a pytree."""
+    closed, shapes = jax.make_jaxpr(fn, return_shape=True)(*xs)
+    return jax.tree_util.tree_structure(shapes).unflatten(closed.out_avals)
 
 
 class _RulePrimitive(_VJPHiPrimitive):  # type: ignore[misc,valid-type]
@@ -89,7 +91,9 @@ class _RulePrimitive(_VJPHiPrimitive):  # type: ignore[misc,valid-type]
         return self.fns.fwd(xs, tuple(bool(n) for n in nzs_in))
 
     def vjp_bwd_retval(self, res, ct_out):
-        ct_out = jax.tree_util.tree_map(_none_if_zero, ct_out, is_leaf=lambda t: isinstance(t, _Zero))
+        ct_out = jax.tree_util.tree_map(
+            _none_if_zero, ct_out, is_leaf=lambda t: isinstance(t, _Zero)
+        )
         return tuple(self.fns.bwd(res, ct_out))
 
     # batching
@@ -101,9 +105,8 @@ class _RulePrimitive(_VJPHiPrimitive):  # type: ignore[misc,valid-type]
         axes = tuple(None if d is None else 0 for d in dims)
         size = axis_data.size
         fns = _vmap_fns(self.fns, axes, size)
-        in_avals = tuple(_aval(a) for a in args)
-        out_aval = jax.tree_util.tree_map(_aval, jax.eval_shape(fns.primal, *args))
-        return _RulePrimitive(fns, in_avals, out_aval)(*args), 0
+        in_avals = tuple(jax.typeof(a) for a in args)
+        return _RulePrimitive(fns, in_avals, out_avals(fns.primal, *args))(*args), 0
 
 
 def _vmap_fns(fns: Fns, axes: tuple, size: int) -> Fns:
@@ -132,23 +135,17 @@ def _vmap_fns(fns: Fns, axes: tuple, size: int) -> Fns:
 
         def one(res_, cts_nz):
             it = iter(cts_nz)
-            return tuple(
-                fns.bwd(res_, ct_tree.unflatten([next(it) if n else None for n in nz]))
-            )
+            return tuple(fns.bwd(res_, ct_tree.unflatten([next(it) if n else None for n in nz])))
 
         cts = vm(one, (0, 0))(res, tuple(c for c, n in zip(ct_leaves, nz) if n))
-        return tuple(
-            c if (c is None or a == 0) else jnp.sum(c, axis=0) for c, a in zip(cts, axes)
-        )
+        return tuple(c if (c is None or a == 0) else jnp.sum(c, axis=0) for c, a in zip(cts, axes))
 
     return Fns(fns.name, primal, jvp, fwd, bwd)
 
 
-def bind(fns: Fns, xs: tuple, out_struct: Any) -> Any:
-    """Apply the rule ``fns`` to the flat inputs ``xs`` through a hijax primitive."""
-    in_avals = tuple(_aval(x) for x in xs)
-    out_aval = jax.tree_util.tree_map(
-        lambda s: jax.core.ShapedArray(s.shape, s.dtype, weak_type=getattr(s, "weak_type", False)),
-        out_struct,
-    )
-    return _RulePrimitive(fns, in_avals, out_aval)(*xs)
+def bind(fns: Fns, xs: tuple, out_aval: Any) -> Any:
+    """Apply the rule ``fns`` to the flat inputs ``xs`` through a hijax primitive.
+
+    ``out_aval`` is the pytree of output avals (from :func:`out_avals`, cached by the caller).
+    """
+    return _RulePrimitive(fns, tuple(jax.typeof(x) for x in xs), out_aval)(*xs)

@@ -1,1 +1,211 @@
-x=1
+"""Example-input generators for registered rules.
+
+A generator is any callable ``(key, dtype) -> pytree of arrays``; ``key`` is a JAX PRNG key.
+The built-in ones draw in float64 with NumPy (seeded from the key, so a seed reproduces the
+same point) and cast to ``dtype``. Defaults are deliberately *general*: non-symmetric,
+non-normal, no special values, with a controlled condition number. A wrong transpose is
+invisible at a symmetric point, and a rule tested only at the identity proves nothing.
+
+Structured generators (``spd``, ``symmetric``, ``lower``, ``upper``) carry a ``project``
+method: the orthogonal projection onto their subspace, which the checker uses to perturb
+such inputs only inside it and to compare cotangents after projection.
+
+>>> import jax, jaxrules as jr
+>>> A = jr.inputs.general((3, 3), cond=5.0)(jax.random.key(0), "float64")
+>>> A.shape
+(3, 3)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "Generator",
+    "general",
+    "integer",
+    "lower",
+    "orthogonal",
+    "positive",
+    "spd",
+    "stable",
+    "symmetric",
+    "upper",
+    "well_conditioned",
+]
+
+
+def _rng(key) -> np.random.Generator:
+    if isinstance(key, (int, np.integer)):
+        return np.random.default_rng(int(key))
+    data = np.asarray(jax.random.key_data(key)).ravel()
+    return np.random.default_rng([int(d) for d in data])
+
+
+class Generator:
+    """A named example-input generator: ``gen(key, dtype) -> array``.
+
+    ``project`` (identity unless the generator is structured) maps a tangent or cotangent onto
+    the subspace the inputs live in.
+    """
+
+    def __init__(self, name: str, draw: Callable[[np.random.Generator], np.ndarray], project=None):
+        self.name = name
+        self._draw = draw
+        self._project = project
+
+    @property
+    def structured(self) -> bool:
+        return self._project is not None
+
+    def project(self, x):
+        return x if self._project is None else self._project(x)
+
+    def __call__(self, key, dtype: Any = "float32"):
+        x = self._draw(_rng(key))
+        dt = jnp.dtype(dtype)
+        if np.issubdtype(np.asarray(x).dtype, np.integer) or np.asarray(x).dtype == bool:
+            return jnp.asarray(x)
+        if jnp.issubdtype(dt, jnp.complexfloating):
+            return jnp.asarray(x, dt)
+        return jnp.asarray(np.asarray(x, np.float64), dt)
+
+    def __repr__(self):
+        return f"jr.inputs.{self.name}"
+
+
+def _shape(shape) -> tuple[int, ...]:
+    return (shape,) if isinstance(shape, int) else tuple(shape)
+
+
+def _svd_matrix(rng, m: int, n: int, cond: float) -> np.ndarray:
+    k = min(m, n)
+    u, _ = np.linalg.qr(rng.standard_normal((m, m)))
+    v, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    s = np.geomspace(1.0, 1.0 / cond, k) if k > 1 else np.ones(1)
+    s = rng.permutation(s)
+    return (u[:, :k] * s) @ v[:, :k].T
+
+
+def _general(shape, cond, scale):
+    shape = _shape(shape)
+
+    def draw(rng):
+        if len(shape) < 2:
+            return scale * rng.standard_normal(shape)
+        *batch, m, n = shape
+        mats = [_svd_matrix(rng, m, n, cond) for _ in range(int(np.prod(batch, dtype=int)))]
+        return scale * np.sqrt(max(m, n)) * np.stack(mats).reshape(shape)
+
+    return draw
+
+
+def general(shape, *, cond: float = 10.0, scale: float = 1.0) -> Generator:
+    """Dense, general inputs: normal vectors; matrices ``U·diag(s)·Vᵀ`` with condition ``cond``.
+
+    Matrices (the last two axes; leading axes are a batch) are scaled by ``√max(m, n)`` so
+    their entries are of order one; singular values are log-spaced in ``[1/cond, 1]`` and
+    shuffled, so nothing is diagonal, symmetric or normal.
+    """
+    return Generator(f"general({_shape(shape)}, cond={cond})", _general(shape, cond, scale))
+
+
+def well_conditioned(shape, *, cond: float = 4.0) -> Generator:
+    """:func:`general` with a small condition number (default 4)."""
+    return Generator(f"well_conditioned({_shape(shape)}, cond={cond})", _general(shape, cond, 1.0))
+
+
+def _sym(x):
+    return (x + jnp.swapaxes(x, -1, -2)) / 2
+
+
+def spd(n: int, *, cond: float = 10.0) -> Generator:
+    """Symmetric positive definite ``Q·diag(s)·Qᵀ``, eigenvalues log-spaced in ``[n/cond, n]``.
+
+    Structured: tangents and cotangents are symmetrised.
+    """
+
+    def draw(rng):
+        q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+        s = rng.permutation(np.geomspace(1.0, 1.0 / cond, n)) * n
+        return (q * s) @ q.T
+
+    return Generator(f"spd({n}, cond={cond})", draw, project=_sym)
+
+
+def symmetric(n: int, *, cond: float = 10.0) -> Generator:
+    """Symmetric indefinite: eigenvalues of both signs, magnitudes in ``[n/cond, n]``."""
+
+    def draw(rng):
+        q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+        s = np.geomspace(1.0, 1.0 / cond, n) * n * rng.choice([-1.0, 1.0], n)
+        return (q * s) @ q.T
+
+    return Generator(f"symmetric({n})", draw, project=_sym)
+
+
+def orthogonal(n: int) -> Generator:
+    """A random orthogonal matrix (Haar-distributed, via QR with sign correction)."""
+
+    def draw(rng):
+        q, r = np.linalg.qr(rng.standard_normal((n, n)))
+        return q * np.sign(np.diag(r))
+
+    return Generator(f"orthogonal({n})", draw)
+
+
+def positive(shape, *, low: float = 0.5, high: float = 2.0) -> Generator:
+    """Entries uniform in ``[low, high]`` (for logs, square roots, divisions)."""
+    shape = _shape(shape)
+    return Generator(f"positive({shape})", lambda rng: rng.uniform(low, high, shape))
+
+
+def stable(n: int, *, margin: float = 0.5) -> Generator:
+    """A general (non-normal) matrix with its spectrum in the left half-plane.
+
+    Built as ``M − (max Re λ(M) + margin·√n)·I`` from a general ``M``: every eigenvalue has
+    real part at most ``−margin·√n``, as continuous Lyapunov equations need.
+    """
+
+    def draw(rng):
+        m = _svd_matrix(rng, n, n, 10.0) * np.sqrt(n)
+        shift = np.max(np.linalg.eigvals(m).real) + margin * np.sqrt(n)
+        return m - shift * np.eye(n)
+
+    return Generator(f"stable({n})", draw)
+
+
+def _triangular(n: int, lower_: bool):
+    def draw(rng):
+        d = rng.uniform(1.0, 2.0, n) * rng.choice([-1.0, 1.0], n)
+        off = rng.standard_normal((n, n)) / np.sqrt(n)
+        m = np.tril(off, -1) if lower_ else np.triu(off, 1)
+        return m + np.diag(d)
+
+    return draw
+
+
+def lower(n: int) -> Generator:
+    """Lower triangular, diagonal of magnitude in ``[1, 2]``: well conditioned.
+
+    Structured: tangents and cotangents are projected with ``tril``.
+    """
+    return Generator(f"lower({n})", _triangular(n, True), project=jnp.tril)
+
+
+def upper(n: int) -> Generator:
+    """Upper triangular counterpart of :func:`lower`."""
+    return Generator(f"upper({n})", _triangular(n, False), project=jnp.triu)
+
+
+def integer(shape, *, low: int = 0, high: int = 10, dtype: Any = "int32") -> Generator:
+    """Integers uniform in ``[low, high)`` (dtype fixed: not cast to the rule's float dtype)."""
+    shape = _shape(shape)
+    return Generator(
+        f"integer({shape})", lambda rng: rng.integers(low, high, shape).astype(np.dtype(dtype))
+    )

@@ -1,0 +1,236 @@
+"""The rule registry: each rule with its reference, example inputs and checking metadata."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import jax
+
+from ._custom import CustomRule
+from .inputs import Generator
+
+InputSpec = Mapping[str, Any] | Callable[[Any, Any], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """A registered rule. Fields:
+
+    - ``name``: the registry name; ``fn``: the function with custom rules;
+    - ``reference``: a plain-JAX implementation JAX can differentiate (same call signature);
+    - ``inputs``: per-parameter generators ``{name: (key, dtype) -> value}``, or one joint
+      generator ``(key, dtype) -> dict of arguments``;
+    - ``cases``: example static values, one dict per case (``({},)`` when none);
+    - ``rtol``/``atol``: tolerance overrides for the checker; ``order``: the highest
+      derivative order the rule supports; ``tags``; ``module``/``qualname``: where defined;
+    - ``projectors``: per-parameter tangent projectors for structured arguments (taken from
+      structured generators unless given).
+    """
+
+    name: str
+    fn: Callable
+    reference: Callable | None
+    inputs: InputSpec
+    cases: tuple[Mapping[str, Any], ...] = ({},)
+    rtol: float | None = None
+    atol: float | None = None
+    order: int = 1
+    tags: tuple[str, ...] = ()
+    module: str = ""
+    qualname: str = ""
+    projectors: Mapping[str, Callable] = dataclasses.field(default_factory=dict)
+    doc: str = ""
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        return (self.module, self.qualname)
+
+    def draw(self, key, dtype, case: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Example arguments (static values of ``case`` included) as a dict by parameter name."""
+        case = dict(case or {})
+        if callable(self.inputs) and not isinstance(self.inputs, Mapping):
+            args = self.inputs(key, dtype)
+            if not isinstance(args, Mapping):
+                raise TypeError(
+                    f"rule {self.name!r}: its joint input generator must return a dict of "
+                    f"arguments by name, got {type(args).__name__}."
+                )
+            args = dict(args)
+        else:
+            keys = jax.random.split(key, max(len(self.inputs), 1))
+            args = {n: g(k, dtype) for (n, g), k in zip(self.inputs.items(), keys)}
+        args.update(case)
+        return args
+
+    def projector(self, param: str) -> Callable | None:
+        if param in self.projectors:
+            return self.projectors[param]
+        if isinstance(self.inputs, Mapping):
+            g = self.inputs.get(param)
+            if isinstance(g, Generator) and g.structured:
+                return g.project
+        return None
+
+
+class Registry:
+    """A collection of rules, keyed by name. ``jr.register`` adds to the default one.
+
+    >>> import jaxrules as jr
+    >>> reg = jr.Registry()
+    >>> len(reg)
+    0
+    """
+
+    def __init__(self):
+        self._rules: dict[str, Rule] = {}
+
+    def add(self, rule: Rule) -> Rule:
+        old = self._rules.get(rule.name)
+        if old is not None and old.identity != rule.identity:
+            raise ValueError(
+                f"rule name {rule.name!r} is already registered by {old.module}.{old.qualname}; "
+                f"{rule.module}.{rule.qualname} cannot take it. Choose another name."
+            )
+        self._rules[rule.name] = rule  # same identity: a module reload re-registers cleanly
+        return rule
+
+    def register(self, name: str | None = None, **options) -> Callable[[Callable], Callable]:
+        """Decorator: register the decorated function (see :func:`register`)."""
+
+        def deco(fn: Callable) -> Callable:
+            self.add(make_rule(name, fn, **options))
+            return fn
+
+        return deco
+
+    def get(self, name: str) -> Rule:
+        try:
+            return self._rules[name]
+        except KeyError:
+            known = ", ".join(sorted(self._rules)) or "none"
+            raise KeyError(
+                f"no rule named {name!r} is registered (known: {known}). Import the module "
+                "that defines it first."
+            ) from None
+
+    def rules(
+        self, tag: str | None = None, module: str | Sequence[str] | None = None
+    ) -> list[Rule]:
+        """Registered rules, optionally only those with ``tag`` or defined in ``module``(s)."""
+        mods = (module,) if isinstance(module, str) else tuple(module or ())
+        return [
+            r
+            for r in self._rules.values()
+            if (tag is None or tag in r.tags)
+            and (not mods or any(r.module == m or r.module.startswith(m + ".") for m in mods))
+        ]
+
+    def __iter__(self) -> Iterator[Rule]:
+        return iter(list(self._rules.values()))
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._rules
+
+
+def make_rule(
+    name: str | None,
+    fn: Callable,
+    *,
+    reference: Callable | None,
+    inputs: InputSpec,
+    cases: Sequence[Mapping[str, Any]] | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    order: int = 1,
+    tags: Sequence[str] = (),
+    projectors: Mapping[str, Callable] | None = None,
+) -> Rule:
+    target = fn.fn if isinstance(fn, CustomRule) else fn
+    name = name or getattr(target, "__name__", None)
+    if not name:
+        raise ValueError("register: cannot infer a name for this rule; pass one explicitly.")
+    if not callable(fn):
+        raise TypeError(f"register({name!r}): expected a callable rule, got {type(fn).__name__}.")
+    if reference is not None and not callable(reference):
+        raise TypeError(
+            f"register({name!r}): reference must be a plain-JAX callable, got "
+            f"{type(reference).__name__}."
+        )
+    if not (isinstance(inputs, Mapping) or callable(inputs)):
+        raise TypeError(
+            f"register({name!r}): inputs must be a dict {{parameter: generator}} or a joint "
+            f"generator (key, dtype) -> dict, got {type(inputs).__name__}."
+        )
+    if isinstance(inputs, Mapping):
+        params = inspect.signature(target).parameters
+        for p, g in inputs.items():
+            if p not in params:
+                raise ValueError(
+                    f"register({name!r}): inputs names {p!r}, which is not a parameter of "
+                    f"{name}{tuple(params)}."
+                )
+            if not callable(g):
+                raise TypeError(
+                    f"register({name!r}): the input for {p!r} must be a generator "
+                    f"(key, dtype) -> value such as jr.inputs.general((3,)), got "
+                    f"{type(g).__name__}."
+                )
+    if not isinstance(order, int) or order < 1:
+        raise ValueError(f"register({name!r}): order must be an int >= 1, got {order!r}.")
+    cases_t = tuple(dict(c) for c in (cases or ({},)))
+    return Rule(
+        name=name,
+        fn=fn,
+        reference=reference,
+        inputs=inputs,
+        cases=cases_t,
+        rtol=rtol,
+        atol=atol,
+        order=order,
+        tags=tuple(tags),
+        module=getattr(target, "__module__", "") or "",
+        qualname=getattr(target, "__qualname__", name),
+        projectors=dict(projectors or {}),
+        doc=inspect.getdoc(target) or "",
+    )
+
+
+default_registry = Registry()
+
+
+def register(name: str | None = None, **options) -> Callable[[Callable], Callable]:
+    """Register a rule in the default registry, with its reference and example inputs.
+
+    **Arguments:** ``name`` (defaults to the function's), and keywords ``reference``,
+    ``inputs``, ``cases``, ``rtol``, ``atol``, ``order``, ``tags``, ``projectors`` (see
+    :class:`Rule`).
+
+    >>> import jax.numpy as jnp, jaxrules as jr
+    >>> @jr.register("doc_square", reference=lambda x: x * x,
+    ...              inputs={"x": jr.inputs.general((3,))})
+    ... @jr.custom_jvp
+    ... def square(x):
+    ...     return x * x
+    >>> @square.defjvp
+    ... def _(p, t):
+    ...     return square(p[0]), 2 * p[0] * t[0]
+    >>> jr.get("doc_square").name
+    'doc_square'
+    """
+    return default_registry.register(name, **options)
+
+
+def rules(tag: str | None = None, module: str | Sequence[str] | None = None) -> list[Rule]:
+    """The rules of the default registry (optionally by tag or defining module)."""
+    return default_registry.rules(tag=tag, module=module)
+
+
+def get(name: str) -> Rule:
+    """Look up a rule of the default registry by name."""
+    return default_registry.get(name)

@@ -1,0 +1,21 @@
+"""The library of hand-derived rules, one module per family. Each is registered and checked.
+
+``jaxrules.rules`` is also callable: ``jr.rules(tag=None, module=None)`` lists the registered
+rules (of the default registry), so that ``from jaxrules.rules import linear_solve`` and
+``jr.rules()`` can share a name.
+"""
+
+import sys as _sys
+import types as _types
+
+from .._registry import rules as _list_rules
+from .elementwise import sin_product as sin_product
+
+
+class _CallableModule(_types.ModuleType):
+    def __call__(self, tag=None, module=None):
+        """List registered rules, optionally by ``tag`` or defining ``module``."""
+        return _list_rules(tag=tag, module=module)
+
+
+_sys.modules[__name__].__class__ = _CallableModule

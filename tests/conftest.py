@@ -1,0 +1,70 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxrules as jr
+from jaxrules import _custom
+
+
+def make_matsin(flavour: str, *, jvp_scale: float = 1.0, vjp_scale: float = 1.0, **options):
+    """``f(A, x) = A @ sin(x)`` with a JVP rule, a VJP rule, or both (``flavour``).
+
+    The scales multiply the ``x`` part of one rule only, so a test can tell which rule ran.
+    """
+
+    @jr.custom_jvp(**options)
+    def matsin(A, x):
+        return A @ jnp.sin(x)
+
+    def jvp(primals, tangents):
+        A, x = primals
+        dA, dx = tangents
+        y = A @ jnp.sin(x)
+        return y, dA @ jnp.sin(x) + jvp_scale * (A @ (jnp.cos(x) * dx))
+
+    def fwd(A, x):
+        return A @ jnp.sin(x), (A, x)
+
+    def bwd(res, g):
+        A, x = res
+        return jnp.outer(g, jnp.sin(x)), vjp_scale * jnp.cos(x) * (A.T @ g)
+
+    if flavour in ("jvp", "both"):
+        matsin.defjvp(jvp)
+    if flavour in ("vjp", "both"):
+        matsin.defvjp(fwd, bwd)
+    return matsin
+
+
+def matsin_ref(A, x):
+    return A @ jnp.sin(x)
+
+
+@pytest.fixture
+def A():
+    return jnp.asarray(np.random.default_rng(0).standard_normal((3, 4)), jnp.float32)
+
+
+@pytest.fixture
+def x():
+    return jnp.asarray(np.random.default_rng(1).standard_normal(4), jnp.float32)
+
+
+@pytest.fixture
+def no_hijax():
+    """Run a test with the fallback backends (as on a JAX without hijax)."""
+    old = _custom._use_hijax[0]
+    _custom._use_hijax[0] = False
+    try:
+        yield
+    finally:
+        _custom._use_hijax[0] = old
+
+
+def assert_tree_close(a, b, rtol=1e-5, atol=1e-5):
+    la, ta = jax.tree_util.tree_flatten(a)
+    lb, tb = jax.tree_util.tree_flatten(b)
+    assert ta == tb, (ta, tb)
+    for u, v in zip(la, lb):
+        np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=rtol, atol=atol)

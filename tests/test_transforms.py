@@ -1,0 +1,121 @@
+"""Every rule flavour (JVP only, VJP only, both) under every JAX transform, against plain JAX."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import assert_tree_close, make_matsin, matsin_ref
+
+FLAVOURS = ["jvp", "vjp", "both"]
+
+
+def _loss(f):
+    return lambda A, x: jnp.sum(jnp.tanh(f(A, x)))
+
+
+TRANSFORMS = {
+    "call": lambda f, A, x: f(A, x),
+    "jit": lambda f, A, x: jax.jit(f)(A, x),
+    "jvp": lambda f, A, x: jax.jvp(f, (A, x), (jnp.cos(A), jnp.sin(x) + 1.0)),
+    "linearize": lambda f, A, x: jax.linearize(f, A, x)[1](jnp.cos(A), x),
+    "grad": lambda f, A, x: jax.grad(_loss(f), (0, 1))(A, x),
+    "jacfwd": lambda f, A, x: jax.jacfwd(f, (0, 1))(A, x),
+    "jacrev": lambda f, A, x: jax.jacrev(f, (0, 1))(A, x),
+    "hessian": lambda f, A, x: jax.hessian(_loss(f), 1)(A, x),
+    "grad_of_grad": lambda f, A, x: jax.grad(lambda x: jax.grad(_loss(f), 1)(A, x).sum())(x),
+    "vmap": lambda f, A, x: jax.vmap(f, (None, 0))(A, jnp.stack([x, 2 * x])),
+    "vmap_both": lambda f, A, x: jax.vmap(f)(jnp.stack([A, -A]), jnp.stack([x, 2 * x])),
+    "vmap_grad": lambda f, A, x: jax.vmap(jax.grad(_loss(f), 1), (None, 0))(
+        A, jnp.stack([x, 2 * x])
+    ),
+    "jit_grad": lambda f, A, x: jax.jit(jax.grad(_loss(f), (0, 1)))(A, x),
+    "checkpoint": lambda f, A, x: jax.grad(jax.checkpoint(_loss(f)), (0, 1))(A, x),
+    "scan": lambda f, A, x: jax.grad(
+        lambda x: jax.lax.scan(
+            lambda c, _: (jnp.tanh(f(A[:, :4].T @ A[:, :4], c)), None), x, None, length=3
+        )[0].sum()
+    )(x),
+}
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("transform", list(TRANSFORMS))
+def test_transform_matches_plain_jax(flavour, transform, A, x):
+    f = make_matsin(flavour)
+    got = TRANSFORMS[transform](f, A, x)
+    want = TRANSFORMS[transform](matsin_ref, A, x)
+    assert_tree_close(got, want, rtol=2e-5, atol=2e-5)
+
+
+# Which rule runs in which mode: a rule scaled by 2 (JVP) or 3 (VJP) shows up only where used.
+@pytest.mark.parametrize(
+    "flavour, fwd_scale, rev_scale",
+    [("jvp", 2.0, 2.0), ("vjp", 3.0, 3.0), ("both", 2.0, 3.0)],
+)
+def test_each_mode_uses_its_rule(flavour, fwd_scale, rev_scale, A, x):
+    f = make_matsin(flavour, jvp_scale=2.0, vjp_scale=3.0)
+    dx = jnp.sin(x) + 1.0
+    _, t = jax.jvp(lambda x: f(A, x), (x,), (dx,))
+    want_t = fwd_scale * (A @ (jnp.cos(x) * dx))
+    np.testing.assert_allclose(t, want_t, rtol=1e-5)
+    g = jax.grad(lambda x: f(A, x).sum())(x)
+    want_g = rev_scale * jnp.cos(x) * (A.T @ jnp.ones(3))
+    np.testing.assert_allclose(g, want_g, rtol=1e-5)
+    # jacfwd is forward mode, jacrev reverse mode.
+    np.testing.assert_allclose(jax.jacfwd(f, 1)(A, x), fwd_scale * A * jnp.cos(x), rtol=1e-5)
+    np.testing.assert_allclose(jax.jacrev(f, 1)(A, x), rev_scale * A * jnp.cos(x), rtol=1e-5)
+
+
+def test_backend_names():
+    assert make_matsin("jvp").backend == "custom_jvp"
+    assert make_matsin("vjp").backend == "hijax"
+    assert make_matsin("both").backend == "hijax"
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_fallback_without_hijax_is_correct_or_clear(flavour, A, x, no_hijax):
+    f = make_matsin(flavour, jvp_scale=2.0, vjp_scale=3.0)
+    g = jax.grad(lambda x: f(A, x).sum())(x)
+    base = jnp.cos(x) * (A.T @ jnp.ones(3))
+    if flavour == "vjp":
+        assert f.backend == "custom_vjp"
+        np.testing.assert_allclose(g, 3.0 * base, rtol=1e-5)
+        with pytest.raises(TypeError, match="forward mode .* not available.*defjvp"):
+            jax.jvp(lambda x: f(A, x), (x,), (x,))
+    else:
+        # Both rules degrade to the JVP rule in both modes: right, never a mixture.
+        assert f.backend == "custom_jvp"
+        np.testing.assert_allclose(g, 2.0 * base, rtol=1e-5)
+        _, t = jax.jvp(lambda x: f(A, x), (x,), (x,))
+        np.testing.assert_allclose(t, 2.0 * (A @ (jnp.cos(x) * x)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_fallback_transforms(flavour, A, x, no_hijax):
+    f = make_matsin(flavour)
+    for name in ["jit", "grad", "jacrev", "vmap_grad", "checkpoint", "scan"]:
+        assert_tree_close(
+            TRANSFORMS[name](f, A, x), TRANSFORMS[name](matsin_ref, A, x), rtol=2e-5, atol=2e-5
+        )
+
+
+def test_vjp_only_forward_mode_needs_transposable_backward(A, x):
+    import jaxrules as jr
+
+    @jr.custom_vjp
+    def f(x):
+        return jnp.sin(x)
+
+    def bwd(res, g):
+        # A while_loop with a data-dependent trip count: JAX cannot transpose it.
+        def body(c):
+            i, v = c
+            return i + 1, v * 1.0
+
+        _, v = jax.lax.while_loop(lambda c: c[0] < 2, body, (0, jnp.cos(res) * g))
+        return (v,)
+
+    f.defvjp(lambda x: (jnp.sin(x), x), bwd)
+    np.testing.assert_allclose(jax.grad(lambda x: f(x).sum())(x), jnp.cos(x), rtol=1e-6)
+    with pytest.raises(NotImplementedError, match="f: forward mode .*transpose of its VJP rule"):
+        jax.jvp(f, (x,), (x,))
