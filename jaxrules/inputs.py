@@ -67,8 +67,13 @@ class Generator:
         return x if self._project is None else self._project(x)
 
     def __call__(self, key, dtype: Any = "float32"):
-        x = self._draw(_rng(key))
         dt = jnp.dtype(dtype)
+        if dt.itemsize == 8 and jnp.issubdtype(dt, jnp.inexact) and not jax.config.jax_enable_x64:
+            raise ValueError(
+                f"{self.name}: {dt.name} inputs were requested but JAX's 64-bit mode is off, so "
+                "they would silently become 32-bit. Draw them inside `with jax.enable_x64():`."
+            )
+        x = self._draw(_rng(key))
         if np.issubdtype(np.asarray(x).dtype, np.integer) or np.asarray(x).dtype == bool:
             return jnp.asarray(x)
         if jnp.issubdtype(dt, jnp.complexfloating):

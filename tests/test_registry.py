@@ -1,0 +1,205 @@
+"""The registry and the example-input generators."""
+
+import importlib
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxrules as jr
+from jaxrules import inputs
+
+
+def _rule(name="r"):
+    @jr.custom_jvp
+    def f(x):
+        return jnp.sin(x)
+
+    f.defjvp(lambda p, t: (jnp.sin(p[0]), jnp.cos(p[0]) * t[0]))
+    return f
+
+
+def test_register_get_list_by_tag_and_module():
+    reg = jr.Registry()
+    f = _rule()
+    reg.register("sine", reference=jnp.sin, inputs={"x": inputs.general((3,))}, tags=("t",))(f)
+    assert "sine" in reg and len(reg) == 1
+    r = reg.get("sine")
+    assert r.fn is f and r.reference is jnp.sin and r.tags == ("t",)
+    assert r.module == __name__ and r.qualname.endswith("f")
+    assert reg.rules(tag="t") == [r] and reg.rules(tag="other") == []
+    assert reg.rules(module=__name__) == [r] and reg.rules(module="elsewhere") == []
+    args = r.draw(jax.random.key(0), "float32")
+    assert set(args) == {"x"} and args["x"].shape == (3,)
+
+
+def test_unknown_rule_lists_known():
+    reg = jr.Registry()
+    with pytest.raises(KeyError, match=r"no rule named 'nope' is registered \(known: none\)"):
+        reg.get("nope")
+
+
+def test_name_taken_by_another_rule_is_an_error():
+    reg = jr.Registry()
+    reg.register("dup", reference=None, inputs={"x": inputs.general(3)})(_rule())
+
+    def other(x):
+        return x
+
+    with pytest.raises(ValueError, match=r"rule name 'dup' is already registered by .*cannot take"):
+        reg.register("dup", reference=None, inputs={"x": inputs.general(3)})(other)
+
+
+def test_module_reload_reregisters_cleanly(tmp_path, monkeypatch):
+    (tmp_path / "reload_me.py").write_text(
+        textwrap.dedent(
+            """
+            import jax.numpy as jnp
+            import jaxrules as jr
+
+            @jr.register("reload_me_rule", reference=jnp.cos, inputs={"x": jr.inputs.general(3)})
+            @jr.custom_jvp
+            def f(x):
+                return jnp.cos(x)
+
+            f.defjvp(lambda p, t: (jnp.cos(p[0]), -jnp.sin(p[0]) * t[0]))
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    mod = importlib.import_module("reload_me")
+    first = jr.get("reload_me_rule")
+    importlib.reload(mod)
+    second = jr.get("reload_me_rule")
+    assert second.fn is mod.f and second is not first
+    assert jr.rules(module="reload_me") == [second]
+    del sys.modules["reload_me"]
+
+
+def test_register_validates_its_arguments():
+    reg = jr.Registry()
+    f = _rule()
+    with pytest.raises(ValueError, match=r"register\('bad'\): inputs names 'y', which is not a"):
+        reg.register("bad", reference=jnp.sin, inputs={"y": inputs.general(3)})(f)
+    with pytest.raises(
+        TypeError, match=r"register\('bad'\): the input for 'x' must be a generator"
+    ):
+        reg.register("bad", reference=jnp.sin, inputs={"x": np.ones(3)})(f)
+    with pytest.raises(TypeError, match=r"register\('bad'\): reference must be a plain-JAX"):
+        reg.register("bad", reference=3, inputs={"x": inputs.general(3)})(f)
+    with pytest.raises(ValueError, match=r"order must be an int >= 1"):
+        reg.register("bad", reference=None, inputs={"x": inputs.general(3)}, order=0)(f)
+
+
+def test_joint_inputs_and_cases():
+    reg = jr.Registry()
+
+    @jr.custom_jvp(static_argnames="k")
+    def f(x, y, k=1):
+        return x * y * k
+
+    f.defjvp(lambda p, t, *, k: (f(*p, k=k), k * (t[0] * p[1] + p[0] * t[1])))
+
+    def joint(key, dtype):
+        x = inputs.general((4,))(key, dtype)
+        return {"x": x, "y": 2 * x}  # arguments tied together
+
+    reg.register(
+        "joint", reference=lambda x, y, k=1: x * y * k, inputs=joint, cases=[{"k": 1}, {"k": 3}]
+    )(f)
+    r = reg.get("joint")
+    args = r.draw(jax.random.key(1), "float32", r.cases[1])
+    np.testing.assert_allclose(args["y"], 2 * args["x"])
+    assert args["k"] == 3
+    bad = jr.Registry()
+    bad.register("j2", reference=None, inputs=lambda key, dtype: (1, 2))(f)
+    with pytest.raises(TypeError, match=r"rule 'j2': its joint input generator must return a dict"):
+        bad.get("j2").draw(jax.random.key(0), "float32")
+
+
+def test_builtin_library_is_registered():
+    names = [r.name for r in jr.rules(module="jaxrules.rules")]
+    assert "sin_product" in names
+    from jaxrules.rules import sin_product
+
+    assert jr.get("sin_product").fn is sin_product
+
+
+# -- input generators ------------------------------------------------------------------------
+KEY = jax.random.key(42)
+
+
+@pytest.fixture
+def x64():
+    with jax.enable_x64():
+        yield
+
+
+def test_float64_needs_x64_mode():
+    with pytest.raises(ValueError, match=r"general\(\(3,\), cond=10.0\): float64 inputs were "
+                       r"requested but JAX's 64-bit mode is off.*enable_x64"):
+        inputs.general(3)(KEY, "float64")
+
+
+def test_general_is_generic_and_conditioned(x64):
+    A = np.asarray(inputs.general((6, 6), cond=50.0)(KEY, "float64"))
+    assert A.dtype == np.float64
+    assert not np.allclose(A, A.T)
+    assert np.linalg.cond(A) == pytest.approx(50.0, rel=1e-8)
+    assert not np.allclose(A @ A.T, A.T @ A)  # not normal
+    B = np.asarray(inputs.general((2, 5, 3))(KEY, "float32"))
+    assert B.shape == (2, 5, 3) and B.dtype == np.float32
+    np.testing.assert_array_equal(
+        inputs.general(4)(KEY, "float32"), inputs.general(4)(KEY, "float32")
+    )
+    assert not np.allclose(
+        inputs.general(4)(KEY, "float32"), inputs.general(4)(jax.random.key(1), "float32")
+    )
+
+
+def test_structured_generators(x64):
+    S = np.asarray(inputs.spd(5, cond=20.0)(KEY, "float64"))
+    np.testing.assert_allclose(S, S.T, atol=1e-12)
+    ev = np.linalg.eigvalsh(S)
+    assert ev.min() > 0 and ev.max() / ev.min() == pytest.approx(20.0, rel=1e-8)
+    Y = np.asarray(inputs.symmetric(5)(KEY, "float64"))
+    np.testing.assert_allclose(Y, Y.T, atol=1e-12)
+    ev = np.linalg.eigvalsh(Y)
+    assert ev.min() < 0 < ev.max()
+    Q = np.asarray(inputs.orthogonal(4)(KEY, "float64"))
+    np.testing.assert_allclose(Q @ Q.T, np.eye(4), atol=1e-12)
+    P = np.asarray(inputs.positive((3, 2), low=1.0, high=3.0)(KEY, "float32"))
+    assert P.min() >= 1.0 and P.max() <= 3.0
+    St = np.asarray(inputs.stable(6)(KEY, "float64"))
+    assert np.linalg.eigvals(St).real.max() < 0
+    assert not np.allclose(St, St.T)
+    L = np.asarray(inputs.lower(4)(KEY, "float64"))
+    np.testing.assert_array_equal(L, np.tril(L))
+    assert np.abs(np.diag(L)).min() >= 1.0
+    U = np.asarray(inputs.upper(4)(KEY, "float64"))
+    np.testing.assert_array_equal(U, np.triu(U))
+    I = inputs.integer((5,), low=2, high=4)(KEY, "float32")
+    assert I.dtype == jnp.int32 and set(np.asarray(I).tolist()) <= {2, 3}
+    W = np.asarray(inputs.well_conditioned((4, 4), cond=3.0)(KEY, "float64"))
+    assert np.linalg.cond(W) == pytest.approx(3.0, rel=1e-8)
+
+
+def test_projectors():
+    M = jnp.arange(9.0).reshape(3, 3)
+    np.testing.assert_allclose(inputs.spd(3).project(M), (M + M.T) / 2)
+    np.testing.assert_allclose(inputs.lower(3).project(M), jnp.tril(M))
+    np.testing.assert_allclose(inputs.upper(3).project(M), jnp.triu(M))
+    assert inputs.general((3, 3)).project(M) is M
+    assert inputs.spd(3).structured and not inputs.general(3).structured
+    reg = jr.Registry()
+
+    @jr.custom_jvp
+    def g(S, x):
+        return S @ x
+
+    g.defjvp(lambda p, t: (p[0] @ p[1], t[0] @ p[1] + p[0] @ t[1]))
+    reg.register("g", reference=None, inputs={"S": inputs.spd(3), "x": inputs.general(3)})(g)
+    assert reg.get("g").projector("S") is not None and reg.get("g").projector("x") is None
