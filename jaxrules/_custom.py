@@ -29,6 +29,7 @@ How a call runs:
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
@@ -475,8 +476,10 @@ class _Specialization:
         if backend == "hijax":
             fns = _hijax.Fns(self.name, self.primal, self.jvp, self.fwd, self.bwd)
             return lambda xs: _hijax.bind(fns, tuple(xs), self.out_avals)
+        # A plain function with a ready-made signature: JAX inspects it on every call.
+        primal = _flat_function(self.primal, len(self.in_structs))
         if backend == "custom_jvp":
-            cj = jax.custom_jvp(self.primal)
+            cj = jax.custom_jvp(primal)
 
             def jvp_rule(primals, tangents):
                 ts = [None if isinstance(t, _SymbolicZero) else t for t in tangents]
@@ -484,7 +487,7 @@ class _Specialization:
 
             cj.defjvp(jvp_rule, symbolic_zeros=True)
             return lambda xs: cj(*xs)
-        cv = jax.custom_vjp(self.primal)
+        cv = jax.custom_vjp(primal)
 
         def fwd_rule(*xs):
             vals = tuple(x.value for x in xs)
@@ -518,6 +521,17 @@ class _Specialization:
 
     def call(self, leaves):
         return self._fn(leaves)
+
+
+def _flat_function(fn: Callable, n: int) -> Callable:
+    def flat(*xs):
+        return fn(*xs)
+
+    flat.__signature__ = inspect.Signature(
+        [inspect.Parameter(f"x{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(n)]
+    )
+    flat.__name__ = flat.__qualname__ = getattr(fn, "__name__", "rule")
+    return flat
 
 
 def _at(path) -> str:
