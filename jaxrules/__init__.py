@@ -8,6 +8,9 @@ True
 
 from . import inputs as inputs
 from . import rules as rules  # the rule library; calling it lists the registry
+from ._check import CheckReport as CheckReport
+from ._check import CheckResult as CheckResult
+from ._check import check as check
 from ._custom import CustomRule as CustomRule
 from ._custom import custom_jvp as custom_jvp
 from ._custom import custom_vjp as custom_vjp

@@ -28,6 +28,7 @@ How a call runs:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from collections.abc import Callable
@@ -54,6 +55,25 @@ _SymbolicZero = jax.custom_derivatives.SymbolicZero
 
 #: Which backends :class:`CustomRule` may use; tests switch hijax off to test the fallback.
 _use_hijax = [_hijax.AVAILABLE]
+
+#: While the checker records, every rule invocation (at trace time) is logged here.
+_rule_log: list[tuple[str, str]] | None = None
+
+
+@contextlib.contextmanager
+def record_rule_calls():
+    """Log ``(rule name, "jvp" | "fwd" | "bwd")`` for each rule JAX invokes inside the block."""
+    global _rule_log
+    old, _rule_log = _rule_log, []
+    try:
+        yield _rule_log
+    finally:
+        _rule_log = old
+
+
+def _record(name: str, what: str) -> None:
+    if _rule_log is not None:
+        _rule_log.append((name, what))
 
 
 def _is_none(x):
@@ -318,6 +338,7 @@ class _Specialization:
 
     def jvp(self, xs, ts):
         """Flat JVP: ``ts`` leaves are arrays or ``None`` (zero)."""
+        _record(self.name, "jvp")
         self._check_nondiff([t is not None for t in ts], "forward")
         rule = self.rule
         if rule.jvp_rule is None:
@@ -396,6 +417,7 @@ class _Specialization:
         return out, self._complete_tangent_out(self.out_tree.unflatten(t_out), "tangent")
 
     def fwd(self, xs, nonzeros):
+        _record(self.name, "fwd")
         self._check_nondiff(nonzeros, "reverse")
         rule = self.rule
         spec = rule.argspec
@@ -419,6 +441,7 @@ class _Specialization:
 
     def bwd(self, res, ct, symbolic: bool | None = None):
         """Flat VJP backward: ``ct`` is the output cotangent tree (``None`` leaves = zero)."""
+        _record(self.name, "bwd")
         rule = self.rule
         sym = rule.vjp_symbolic_zeros if symbolic is None else symbolic
         ct_leaves = (
