@@ -533,7 +533,6 @@ def _upcast(x):
 
 def _check_case(rec, case, dtype, transforms, order, seeds, K, acc, expects_rule):
     argspec = _argspec(rec, case)
-    F_rule_cache: dict[str, Any] = {}
     jitted: dict[str, Callable] = {}
     ref_fns: dict[str, Callable] = {}
     for seed_i, seed in enumerate(seeds):
@@ -573,7 +572,7 @@ def _check_case(rec, case, dtype, transforms, order, seeds, K, acc, expects_rule
         if seed_i == 0:
             _check_structure(rec, layout, xs, fixed, out_struct, acc, seed, dtype)
             if expects_rule:
-                _check_rule_ran(F, xs, fixed, per_k(0), acc, seed, order)
+                _check_rule_ran(F, xs, fixed, per_k(0), acc, seed)
 
         for transform in transforms:
             got = _evaluate(transform, F, xs, fixed, Vs, Ws, K, order, jitted, seed, acc)
@@ -700,13 +699,13 @@ def _check_structure(rec, layout, xs, fixed, out_struct, acc, seed, dtype):
         acc.add("eager", "structure", None, None, 0.0, 0.0, seed)
 
 
-def _check_rule_ran(F, xs, fixed, dirs, acc, seed, order):
+def _check_rule_ran(F, xs, fixed, dirs, acc, seed):
+    """Trace the JVP and the VJP once each and see whether a jaxrules rule was invoked."""
     v, w = dirs
-    for part, fn, a in (
+    for part, fn in (
         (
             "forward",
             lambda: jax.make_jaxpr(lambda xs: jax.jvp(lambda ys: F(ys, fixed), (xs,), (v,)))(xs),
-            None,
         ),
         (
             "reverse",
@@ -715,7 +714,6 @@ def _check_rule_ran(F, xs, fixed, dirs, acc, seed, order):
                     [wi if _is_float(wi) else _zero_ct(wi) for wi in w]
                 )
             )(xs),
-            None,
         ),
     ):
         try:
