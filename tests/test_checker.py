@@ -1,0 +1,158 @@
+"""The checker flags every wrong rule of the corpus, naming the check and argument, and passes
+the correct ones."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import wrong_rules as W
+
+import jaxrules as jr
+from jaxrules import inputs as I
+
+
+@pytest.mark.parametrize("name", sorted(W.EXPECTED))
+def test_wrong_rule_is_flagged(name):
+    check, argument, only = W.EXPECTED[name]
+    transforms = ("eager", "jit", "vmap")
+    report = jr.check(name, registry=W.WRONG, seeds=1, dtypes=("float32",), transforms=transforms)
+    assert not report.passed
+    hits = [
+        f for f in report.failures
+        if f.check == check and (argument is None or f.argument == argument)
+    ]
+    assert hits, f"expected a failing {check!r} check on {argument!r}:\n{report}"
+    if only is not None:
+        assert {f.transform for f in report.failures} == set(only), report
+    with pytest.raises(jr.RuleCheckError) as info:
+        report.raise_if_failed()
+    assert isinstance(info.value, AssertionError)
+    msg = str(info.value)
+    assert name in msg and "float32" in msg and check in msg and "jr.check(" in msg
+    if argument is not None:
+        assert f"argument {argument}" in msg
+
+
+@pytest.mark.parametrize("name", [r.name for r in W.RIGHT])
+def test_correct_twins_pass(name):
+    report = jr.check(name, registry=W.RIGHT, seeds=2)
+    assert report.passed, str(report)
+    checks = {r.check for r in report.results}
+    assert {"primal", "jvp", "vjp", "consistency", "rule_ran", "structure"} <= checks
+    if W.RIGHT.get(name).order >= 2:
+        assert {"hvp", "jvp_jvp"} <= checks
+    assert {r.transform for r in report.results} == {"eager", "jit", "vmap"}
+    assert {r.dtype for r in report.results} == {"float32", "float64"}
+
+
+def test_report_names_everything_and_reproduces():
+    report = jr.check("factor_of_two", registry=W.WRONG, seeds=[5], dtypes=("float64",),
+                      transforms=("jit",))
+    (fail,) = [f for f in report.failures if f.check == "vjp"]
+    assert (fail.rule, fail.dtype, fail.transform, fail.argument, fail.output, fail.seed) == (
+        "factor_of_two", "float64", "jit", "x", "out", 5)
+    assert fail.error > 0.3 and fail.tol == pytest.approx(1e-9)
+    assert fail.reproducer() == (
+        "jr.check('factor_of_two', dtypes=('float64',), transforms=('jit',), seeds=[5])")
+    assert "error 0.4" in fail.describe() or "error 0.5" in fail.describe() or "> tolerance" in fail.describe()
+    assert "FAIL" in str(report)
+
+
+def test_builtin_library_passes():
+    for rule in jr.rules(module="jaxrules.rules"):
+        jr.check(rule.name, seeds=2).raise_if_failed()
+
+
+def test_unregistered_function_audit_jax_builtin():
+    report = jr.check(jnp.linalg.inv, reference=lambda a: jnp.linalg.solve(a, jnp.eye(4)),
+                      inputs={"a": I.general((4, 4))}, seeds=2)
+    assert report.passed, str(report)
+    # rule_ran does not apply to a function that is not a jaxrules rule.
+    assert "rule_ran" not in {r.check for r in report.results}
+
+
+def test_unregistered_wrong_rule_is_flagged():
+    @jax.custom_vjp
+    def solve(A, b):
+        return jnp.linalg.solve(A, b)
+
+    solve.defvjp(lambda A, b: (solve(A, b), (A, solve(A, b))),
+                 lambda r, g: (-jnp.outer(jnp.linalg.solve(r[0], g), r[1]), jnp.linalg.solve(r[0], g)))
+    report = jr.check(solve, reference=jnp.linalg.solve,
+                      inputs={"A": I.general((4, 4)), "b": I.general(4)}, seeds=1,
+                      transforms=("jit",))
+    assert {f.argument for f in report.failures if f.check == "vjp"} == {"A", "b"}
+
+
+def test_unregistered_needs_inputs():
+    with pytest.raises(TypeError, match=r"check: 'sin' is not registered; pass inputs="):
+        jr.check(jnp.sin)
+
+
+def _sym_cotangent_rule():
+    v = jnp.array([1.0, -2.0, 0.5])
+
+    @jr.custom_vjp
+    def apply_spd(S):
+        return S @ v
+
+    # Convention: the cotangent of a symmetric S is symmetrised, sym(ȳ vᵀ).
+    apply_spd.defvjp(lambda S: (S @ v, None),
+                     lambda _, g: (0.5 * (jnp.outer(g, v) + jnp.outer(v, g)),))
+    return apply_spd, lambda S: S @ v
+
+
+def test_structured_input_checked_on_its_subspace():
+    f, ref = _sym_cotangent_rule()
+    ok = jr.check(f, reference=ref, inputs={"S": I.spd(3)}, seeds=2)
+    assert ok.passed, str(ok)
+    # The same rule on general matrices is wrong: its cotangent is only right after projection.
+    bad = jr.check(f, reference=ref, inputs={"S": I.general((3, 3))}, seeds=1)
+    assert {f.check for f in bad.failures} >= {"vjp"}
+
+
+def test_finite_difference_witness_without_reference():
+    right = W.RIGHT.get("sin_product").fn
+    report = jr.check(right, reference=None, inputs={"x": I.general(4), "y": I.general(4)},
+                      seeds=1, dtypes=("float64",), transforms=("eager",))
+    assert report.passed, str(report)
+    assert "jvp_fd" in {r.check for r in report.results}
+    wrong = W.WRONG.get("wrong_sign").fn
+    report = jr.check(wrong, reference=None, inputs={"x": I.general(4), "y": I.general(4)},
+                      seeds=1, dtypes=("float64",), transforms=("eager",))
+    assert {(f.check, f.argument) for f in report.failures} >= {("jvp_fd", "x")}
+
+
+def test_tolerance_overrides():
+    loose = jr.check("factor_of_two", registry=W.WRONG, seeds=1, rtol=10.0, dtypes=("float32",))
+    assert loose.passed
+    strict = jr.check("sin_product", registry=W.RIGHT, seeds=1, rtol=1e-12, dtypes=("float64",))
+    tols = {r.tol for r in strict.results if r.check in ("jvp", "vjp")}
+    assert min(tols) == 1e-12  # the floor is the given rtol (calibration may only raise it)
+
+
+def test_unknown_transform():
+    with pytest.raises(ValueError, match=r"check: unknown transform 'pmap'"):
+        jr.check("sin_product", transforms=("pmap",))
+
+
+def test_second_order_only_when_declared():
+    report = jr.check("wrong_only_at_second_order", registry=W.WRONG, seeds=1, order=1,
+                      dtypes=("float32",))
+    assert report.passed
+    assert "hvp" not in {r.check for r in report.results}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("registry_name", ["library", "corpus"])
+def test_no_false_failures_over_20_seeds(registry_name):
+    if registry_name == "library":
+        rules = [(r.name, None) for r in jr.rules(module="jaxrules.rules")]
+    else:
+        rules = [(r.name, W.RIGHT) for r in W.RIGHT]
+    for name, reg in rules:
+        report = jr.check(name, registry=reg, seeds=20, transforms=("jit",))
+        assert report.passed, str(report)
+
+
+_ = np

@@ -1,0 +1,271 @@
+"""A corpus of plausible mistakes in derivative rules, and their correct twins.
+
+Each wrong rule is registered in ``WRONG`` with the check and argument the checker must name:
+``EXPECTED[name] = (check, argument, transforms where it must fail or None for all)``.
+The correct twins are in ``RIGHT``. Used by the checker's tests and by
+``benchmarks/checker_vs_check_grads.py``.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxrules as jr
+from jaxrules import inputs as I
+
+WRONG = jr.Registry()
+RIGHT = jr.Registry()
+EXPECTED: dict[str, tuple[str, str | None, tuple[str, ...] | None]] = {}
+
+
+def wrong(name, check, argument, *, only=None, **options):
+    def deco(fn):
+        EXPECTED[name] = (check, argument, only)
+        return WRONG.register(name, **options)(fn)
+
+    return deco
+
+
+def _rule(primal, jvp=None, fwd=None, bwd=None, **decl):
+    f = jr.custom_vjp(**decl)(primal)
+    if jvp is not None:
+        f.defjvp(jvp)
+    if fwd is not None:
+        f.defvjp(fwd, bwd)
+    return f
+
+
+vec = I.general((4,))
+mat = I.general((4, 4))
+rect = I.general((3, 4))
+
+
+# -- elementwise ---------------------------------------------------------------------------------
+def _sinprod(x, y):
+    return jnp.sin(x) * y
+
+
+def _sinprod_jvp(p, t):
+    (x, y), (dx, dy) = p, t
+    return jnp.sin(x) * y, jnp.cos(x) * y * dx + jnp.sin(x) * dy
+
+
+def _sinprod_fwd(x, y):
+    return jnp.sin(x) * y, (x, y)
+
+
+def _sinprod_bwd(r, g):
+    x, y = r
+    return jnp.cos(x) * y * g, jnp.sin(x) * g
+
+
+SP = dict(reference=_sinprod, inputs={"x": vec, "y": vec})
+
+RIGHT.register("sin_product", **SP, order=2)(
+    _rule(_sinprod, _sinprod_jvp, _sinprod_fwd, _sinprod_bwd)
+)
+
+wrong("missing_term", "jvp", "y", **SP)(
+    _rule(_sinprod, lambda p, t: (_sinprod(*p), jnp.cos(p[0]) * p[1] * t[0]),
+          _sinprod_fwd, _sinprod_bwd)
+)
+wrong("wrong_sign", "jvp", "x", **SP)(
+    _rule(_sinprod, lambda p, t: (_sinprod(*p), -jnp.cos(p[0]) * p[1] * t[0] + jnp.sin(p[0]) * t[1]),
+          _sinprod_fwd, _sinprod_bwd)
+)
+wrong("factor_of_two", "vjp", "x", **SP)(
+    _rule(_sinprod, _sinprod_jvp, _sinprod_fwd,
+          lambda r, g: (2 * jnp.cos(r[0]) * r[1] * g, jnp.sin(r[0]) * g))
+)
+wrong("wrong_for_one_argument", "vjp", "y", **SP)(
+    _rule(_sinprod, _sinprod_jvp, _sinprod_fwd,
+          lambda r, g: (jnp.cos(r[0]) * r[1] * g, jnp.cos(r[0]) * g))
+)
+wrong("ignores_cotangent", "vjp", "x", **SP)(
+    _rule(_sinprod, None, _sinprod_fwd, lambda r, g: (jnp.cos(r[0]) * r[1], jnp.sin(r[0])))
+)
+wrong("wrong_primal", "primal", None, **SP)(
+    _rule(lambda x, y: jnp.sin(x) * y + 1e-3, _sinprod_jvp)
+)
+wrong("vjp_only_wrong_forward_by_transposition", "jvp", "x", **SP)(
+    _rule(_sinprod, None, _sinprod_fwd, lambda r, g: (jnp.cos(r[0]) * g, jnp.sin(r[0]) * g))
+)
+wrong("wrong_cotangent_shape", "vjp", None, **SP)(
+    _rule(_sinprod, _sinprod_jvp, _sinprod_fwd,
+          lambda r, g: ((jnp.cos(r[0]) * r[1] * g)[:, None], jnp.sin(r[0]) * g))
+)
+wrong("wrong_cotangent_dtype", "vjp", None, **SP)(
+    _rule(_sinprod, _sinprod_jvp, _sinprod_fwd,
+          lambda r, g: ((jnp.cos(r[0]) * r[1] * g).astype(jnp.float16), jnp.sin(r[0]) * g))
+)
+
+
+def _plain_sinprod(x, y):  # "registered" without any custom rule: JAX differentiates it
+    return jnp.sin(x) * y
+
+
+wrong("never_used", "rule_ran", None, **SP)(_plain_sinprod)
+
+
+# -- second order --------------------------------------------------------------------------------
+def _sin(x):
+    return jnp.sin(x)
+
+
+wrong("wrong_only_at_second_order", "hvp", "x", reference=jnp.sin, inputs={"x": vec}, order=2)(
+    # The tangent treats cos(x) as a constant: right at first order, wrong at second.
+    _rule(_sin, lambda p, t: (jnp.sin(p[0]), jnp.cos(jax.lax.stop_gradient(p[0])) * t[0]))
+)
+RIGHT.register("sin", reference=jnp.sin, inputs={"x": vec}, order=2)(
+    _rule(_sin, lambda p, t: (jnp.sin(p[0]), jnp.cos(p[0]) * t[0]))
+)
+
+
+# -- batching ------------------------------------------------------------------------------------
+@jax.custom_batching.custom_vmap
+def _scale_cos(x, t):
+    return jnp.cos(x) * t
+
+
+@_scale_cos.def_vmap
+def _scale_cos_vmap(axis_size, in_batched, x, t):
+    # Wrong batching rule: reduces over the batch instead of mapping over it.
+    xb, tb = in_batched
+    x = x if xb else jnp.broadcast_to(x, (axis_size, *x.shape))
+    t = t if tb else jnp.broadcast_to(t, (axis_size, *t.shape))
+    out = jnp.cos(x) * jnp.mean(t, axis=0, keepdims=True)
+    return jnp.broadcast_to(out, x.shape), True
+
+
+wrong("wrong_only_under_vmap", "jvp", "x", only=("vmap",), reference=jnp.sin, inputs={"x": vec})(
+    _rule(_sin, lambda p, t: (jnp.sin(p[0]), _scale_cos(p[0], t[0])),
+          lambda x: (jnp.sin(x), x), lambda x, g: (jnp.cos(x) * g,))
+)
+
+
+# -- linear algebra ------------------------------------------------------------------------------
+def _matvec(A, x):
+    return A @ x
+
+
+def _matvec_jvp(p, t):
+    (A, x), (dA, dx) = p, t
+    return A @ x, dA @ x + A @ dx
+
+
+MV = dict(reference=_matvec, inputs={"A": mat, "x": vec})
+RIGHT.register("matvec", **MV, order=2)(
+    _rule(_matvec, _matvec_jvp, lambda A, x: (A @ x, (A, x)),
+          lambda r, g: (jnp.outer(g, r[1]), r[0].T @ g))
+)
+wrong("wrong_transpose", "vjp", "x", **MV)(
+    _rule(_matvec, _matvec_jvp, lambda A, x: (A @ x, (A, x)),
+          lambda r, g: (jnp.outer(g, r[1]), r[0] @ g))
+)
+wrong("transposed_matrix_cotangent", "vjp", "A", **MV)(
+    _rule(_matvec, _matvec_jvp, lambda A, x: (A @ x, (A, x)),
+          lambda r, g: (jnp.outer(r[1], g), r[0].T @ g))
+)
+
+
+def _quad(x, Q):
+    return 0.5 * x @ Q @ x
+
+
+wrong("right_only_at_symmetric_points", "vjp", "x", reference=_quad,
+      inputs={"x": vec, "Q": mat})(
+    _rule(_quad, None, lambda x, Q: (_quad(x, Q), (x, Q)),
+          lambda r, g: (r[1] @ r[0] * g, 0.5 * g * jnp.outer(r[0], r[0])))
+)
+wrong("quadratic_form_factor_two_in_Q", "vjp", "Q", reference=_quad,
+      inputs={"x": vec, "Q": mat})(
+    _rule(_quad, None, lambda x, Q: (_quad(x, Q), (x, Q)),
+          lambda r, g: (0.5 * (r[1] + r[1].T) @ r[0] * g, g * jnp.outer(r[0], r[0])))
+)
+
+
+def _inv(A):
+    return jnp.linalg.inv(A)
+
+
+wrong("inv_missing_transposes", "vjp", "A", reference=_inv, inputs={"A": mat})(
+    _rule(_inv, None, lambda A: (jnp.linalg.inv(A), jnp.linalg.inv(A)),
+          lambda Y, G: (-Y @ G @ Y,))
+)
+
+
+def _logdet(A):
+    return jnp.linalg.slogdet(A)[1]
+
+
+wrong("logdet_missing_transpose", "vjp", "A", reference=_logdet, inputs={"A": mat})(
+    _rule(_logdet, None, lambda A: (_logdet(A), A), lambda A, g: (g * jnp.linalg.inv(A),))
+)
+
+
+def _solve(A, b):
+    return jnp.linalg.solve(A, b)
+
+
+wrong("solve_wrong_adjoint", "vjp", "b", reference=_solve, inputs={"A": mat, "b": vec})(
+    _rule(_solve, None, lambda A, b: (_solve(A, b), (A, _solve(A, b))),
+          lambda r, g: (-jnp.outer(jnp.linalg.solve(r[0].T, g), r[1]), jnp.linalg.solve(r[0], g)))
+)
+wrong("solve_jvp_sign", "jvp", "A", reference=_solve, inputs={"A": mat, "b": vec})(
+    _rule(_solve, lambda p, t: (_solve(*p), jnp.linalg.solve(p[0], t[1] + t[0] @ _solve(*p))))
+)
+
+
+# -- pytrees and several outputs -----------------------------------------------------------------
+def _affine(p, x):
+    return p["w"] @ x + p["b"]
+
+
+wrong("wrong_for_one_pytree_leaf", "jvp", "p['b']", reference=_affine,
+      inputs={"p": lambda k, d: {"w": rect(k, d), "b": I.general((3,))(jax.random.fold_in(k, 1), d)},
+              "x": vec})(
+    _rule(_affine, lambda pr, t: (_affine(*pr), t[0]["w"] @ pr[1] + pr[0]["w"] @ t[1] - t[0]["b"]))
+)
+
+
+def _sincos(x):
+    return jnp.sin(x), jnp.cos(x)
+
+
+wrong("wrong_for_second_output", "jvp", "x", reference=_sincos, inputs={"x": vec})(
+    _rule(_sincos, lambda p, t: (_sincos(p[0]), (jnp.cos(p[0]) * t[0], jnp.sin(p[0]) * t[0])))
+)
+
+
+def _sumsq(x):
+    return jnp.sum(x**2)
+
+
+wrong("mean_instead_of_sum", "jvp", "x", reference=_sumsq, inputs={"x": vec})(
+    _rule(_sumsq, lambda p, t: (_sumsq(p[0]), 2 * jnp.mean(p[0] * t[0])))
+)
+wrong("jvp_right_vjp_wrong_in_both_mode", "vjp", "x", reference=_sumsq, inputs={"x": vec})(
+    _rule(_sumsq, lambda p, t: (_sumsq(p[0]), 2 * jnp.sum(p[0] * t[0])),
+          lambda x: (_sumsq(x), x), lambda x, g: (x * g,))
+)
+
+# The correct twins of the linear-algebra mistakes, for false-positive counts.
+RIGHT.register("quadratic_form", reference=_quad, inputs={"x": vec, "Q": mat}, order=2)(
+    _rule(_quad, None, lambda x, Q: (_quad(x, Q), (x, Q)),
+          lambda r, g: (0.5 * (r[1] + r[1].T) @ r[0] * g, 0.5 * g * jnp.outer(r[0], r[0])))
+)
+RIGHT.register("inv", reference=_inv, inputs={"A": mat}, order=2)(
+    _rule(_inv, None, lambda A: (jnp.linalg.inv(A), jnp.linalg.inv(A)),
+          lambda Y, G: (-Y.T @ G @ Y.T,))
+)
+RIGHT.register("logdet", reference=_logdet, inputs={"A": mat}, order=2)(
+    _rule(_logdet, None, lambda A: (_logdet(A), A), lambda A, g: (g * jnp.linalg.inv(A).T,))
+)
+RIGHT.register("solve", reference=_solve, inputs={"A": mat, "b": vec}, order=2)(
+    _rule(_solve, None, lambda A, b: (_solve(A, b), (A, _solve(A, b))),
+          lambda r, g: (-jnp.outer(jnp.linalg.solve(r[0].T, g), r[1]),
+                        jnp.linalg.solve(r[0].T, g)))
+)
+
+assert len(EXPECTED) >= 20, len(EXPECTED)
+_ = np  # numpy kept for users of this module
