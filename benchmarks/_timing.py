@@ -41,4 +41,9 @@ def interleaved_ratio(a: Callable, b: Callable, *, pairs: int = 7, inner: int = 
         ta.append(x)
         tb.append(y)
         ratios.append(x / y)
-    return statistics.median(ta), statistics.median(tb), statistics.median(ratios), (min(ratios), max(ratios))
+    return (
+        statistics.median(ta),
+        statistics.median(tb),
+        statistics.median(ratios),
+        (min(ratios), max(ratios)),
+    )

@@ -20,9 +20,9 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-import _timing  # noqa: E402
+import _timing
 
-import jaxrules as jr  # noqa: E402
+import jaxrules as jr
 
 
 def _rules():

@@ -11,9 +11,9 @@ method: the orthogonal projection onto their subspace, which the checker uses to
 such inputs only inside it and to compare cotangents after projection.
 
 >>> import jax, jaxrules as jr
->>> A = jr.inputs.general((3, 3), cond=5.0)(jax.random.key(0), "float64")
->>> A.shape
-(3, 3)
+>>> A = jr.inputs.general((3, 3), cond=5.0)(jax.random.key(0), "float32")
+>>> A.shape, str(A.dtype)
+((3, 3), 'float32')
 """
 
 from __future__ import annotations

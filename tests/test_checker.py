@@ -18,7 +18,8 @@ def test_wrong_rule_is_flagged(name):
     report = jr.check(name, registry=W.WRONG, seeds=1, dtypes=("float32",), transforms=transforms)
     assert not report.passed
     hits = [
-        f for f in report.failures
+        f
+        for f in report.failures
         if f.check == check and (argument is None or f.argument == argument)
     ]
     assert hits, f"expected a failing {check!r} check on {argument!r}:\n{report}"
@@ -46,15 +47,27 @@ def test_correct_twins_pass(name):
 
 
 def test_report_names_everything_and_reproduces():
-    report = jr.check("factor_of_two", registry=W.WRONG, seeds=[5], dtypes=("float64",),
-                      transforms=("jit",))
+    report = jr.check(
+        "factor_of_two", registry=W.WRONG, seeds=[5], dtypes=("float64",), transforms=("jit",)
+    )
     (fail,) = [f for f in report.failures if f.check == "vjp"]
     assert (fail.rule, fail.dtype, fail.transform, fail.argument, fail.output, fail.seed) == (
-        "factor_of_two", "float64", "jit", "x", "out", 5)
+        "factor_of_two",
+        "float64",
+        "jit",
+        "x",
+        "out",
+        5,
+    )
     assert fail.error > 0.3 and fail.tol == pytest.approx(1e-9)
     assert fail.reproducer() == (
-        "jr.check('factor_of_two', dtypes=('float64',), transforms=('jit',), seeds=[5])")
-    assert "error 0.4" in fail.describe() or "error 0.5" in fail.describe() or "> tolerance" in fail.describe()
+        "jr.check('factor_of_two', dtypes=('float64',), transforms=('jit',), seeds=[5])"
+    )
+    assert (
+        "error 0.4" in fail.describe()
+        or "error 0.5" in fail.describe()
+        or "> tolerance" in fail.describe()
+    )
     assert "FAIL" in str(report)
 
 
@@ -64,8 +77,12 @@ def test_builtin_library_passes():
 
 
 def test_unregistered_function_audit_jax_builtin():
-    report = jr.check(jnp.linalg.inv, reference=lambda a: jnp.linalg.solve(a, jnp.eye(4)),
-                      inputs={"a": I.general((4, 4))}, seeds=2)
+    report = jr.check(
+        jnp.linalg.inv,
+        reference=lambda a: jnp.linalg.solve(a, jnp.eye(4)),
+        inputs={"a": I.general((4, 4))},
+        seeds=2,
+    )
     assert report.passed, str(report)
     # rule_ran does not apply to a function that is not a jaxrules rule.
     assert "rule_ran" not in {r.check for r in report.results}
@@ -76,11 +93,17 @@ def test_unregistered_wrong_rule_is_flagged():
     def solve(A, b):
         return jnp.linalg.solve(A, b)
 
-    solve.defvjp(lambda A, b: (solve(A, b), (A, solve(A, b))),
-                 lambda r, g: (-jnp.outer(jnp.linalg.solve(r[0], g), r[1]), jnp.linalg.solve(r[0], g)))
-    report = jr.check(solve, reference=jnp.linalg.solve,
-                      inputs={"A": I.general((4, 4)), "b": I.general(4)}, seeds=1,
-                      transforms=("jit",))
+    solve.defvjp(
+        lambda A, b: (solve(A, b), (A, solve(A, b))),
+        lambda r, g: (-jnp.outer(jnp.linalg.solve(r[0], g), r[1]), jnp.linalg.solve(r[0], g)),
+    )
+    report = jr.check(
+        solve,
+        reference=jnp.linalg.solve,
+        inputs={"A": I.general((4, 4)), "b": I.general(4)},
+        seeds=1,
+        transforms=("jit",),
+    )
     assert {f.argument for f in report.failures if f.check == "vjp"} == {"A", "b"}
 
 
@@ -97,8 +120,9 @@ def _sym_cotangent_rule():
         return S @ v
 
     # Convention: the cotangent of a symmetric S is symmetrised, sym(ȳ vᵀ).
-    apply_spd.defvjp(lambda S: (S @ v, None),
-                     lambda _, g: (0.5 * (jnp.outer(g, v) + jnp.outer(v, g)),))
+    apply_spd.defvjp(
+        lambda S: (S @ v, None), lambda _, g: (0.5 * (jnp.outer(g, v) + jnp.outer(v, g)),)
+    )
     return apply_spd, lambda S: S @ v
 
 
@@ -113,13 +137,25 @@ def test_structured_input_checked_on_its_subspace():
 
 def test_finite_difference_witness_without_reference():
     right = W.RIGHT.get("sin_product").fn
-    report = jr.check(right, reference=None, inputs={"x": I.general(4), "y": I.general(4)},
-                      seeds=1, dtypes=("float64",), transforms=("eager",))
+    report = jr.check(
+        right,
+        reference=None,
+        inputs={"x": I.general(4), "y": I.general(4)},
+        seeds=1,
+        dtypes=("float64",),
+        transforms=("eager",),
+    )
     assert report.passed, str(report)
     assert "jvp_fd" in {r.check for r in report.results}
     wrong = W.WRONG.get("wrong_sign").fn
-    report = jr.check(wrong, reference=None, inputs={"x": I.general(4), "y": I.general(4)},
-                      seeds=1, dtypes=("float64",), transforms=("eager",))
+    report = jr.check(
+        wrong,
+        reference=None,
+        inputs={"x": I.general(4), "y": I.general(4)},
+        seeds=1,
+        dtypes=("float64",),
+        transforms=("eager",),
+    )
     assert {(f.check, f.argument) for f in report.failures} >= {("jvp_fd", "x")}
 
 
@@ -137,8 +173,9 @@ def test_unknown_transform():
 
 
 def test_second_order_only_when_declared():
-    report = jr.check("wrong_only_at_second_order", registry=W.WRONG, seeds=1, order=1,
-                      dtypes=("float32",))
+    report = jr.check(
+        "wrong_only_at_second_order", registry=W.WRONG, seeds=1, order=1, dtypes=("float32",)
+    )
     assert report.passed
     assert "hvp" not in {r.check for r in report.results}
 

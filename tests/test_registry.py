@@ -139,8 +139,11 @@ def x64():
 
 
 def test_float64_needs_x64_mode():
-    with pytest.raises(ValueError, match=r"general\(\(3,\), cond=10.0\): float64 inputs were "
-                       r"requested but JAX's 64-bit mode is off.*enable_x64"):
+    with pytest.raises(
+        ValueError,
+        match=r"general\(\(3,\), cond=10.0\): float64 inputs were "
+        r"requested but JAX's 64-bit mode is off.*enable_x64",
+    ):
         inputs.general(3)(KEY, "float64")
 
 
@@ -181,8 +184,8 @@ def test_structured_generators(x64):
     assert np.abs(np.diag(L)).min() >= 1.0
     U = np.asarray(inputs.upper(4)(KEY, "float64"))
     np.testing.assert_array_equal(U, np.triu(U))
-    I = inputs.integer((5,), low=2, high=4)(KEY, "float32")
-    assert I.dtype == jnp.int32 and set(np.asarray(I).tolist()) <= {2, 3}
+    ints = inputs.integer((5,), low=2, high=4)(KEY, "float32")
+    assert ints.dtype == jnp.int32 and set(np.asarray(ints).tolist()) <= {2, 3}
     W = np.asarray(inputs.well_conditioned((4, 4), cond=3.0)(KEY, "float64"))
     assert np.linalg.cond(W) == pytest.approx(3.0, rel=1e-8)
 

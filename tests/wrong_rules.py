@@ -66,37 +66,59 @@ RIGHT.register("sin_product", **SP, order=2)(
 )
 
 wrong("missing_term", "jvp", "y", **SP)(
-    _rule(_sinprod, lambda p, t: (_sinprod(*p), jnp.cos(p[0]) * p[1] * t[0]),
-          _sinprod_fwd, _sinprod_bwd)
+    _rule(
+        _sinprod,
+        lambda p, t: (_sinprod(*p), jnp.cos(p[0]) * p[1] * t[0]),
+        _sinprod_fwd,
+        _sinprod_bwd,
+    )
 )
 wrong("wrong_sign", "jvp", "x", **SP)(
-    _rule(_sinprod, lambda p, t: (_sinprod(*p), -jnp.cos(p[0]) * p[1] * t[0] + jnp.sin(p[0]) * t[1]),
-          _sinprod_fwd, _sinprod_bwd)
+    _rule(
+        _sinprod,
+        lambda p, t: (_sinprod(*p), -jnp.cos(p[0]) * p[1] * t[0] + jnp.sin(p[0]) * t[1]),
+        _sinprod_fwd,
+        _sinprod_bwd,
+    )
 )
 wrong("factor_of_two", "vjp", "x", **SP)(
-    _rule(_sinprod, _sinprod_jvp, _sinprod_fwd,
-          lambda r, g: (2 * jnp.cos(r[0]) * r[1] * g, jnp.sin(r[0]) * g))
+    _rule(
+        _sinprod,
+        _sinprod_jvp,
+        _sinprod_fwd,
+        lambda r, g: (2 * jnp.cos(r[0]) * r[1] * g, jnp.sin(r[0]) * g),
+    )
 )
 wrong("wrong_for_one_argument", "vjp", "y", **SP)(
-    _rule(_sinprod, _sinprod_jvp, _sinprod_fwd,
-          lambda r, g: (jnp.cos(r[0]) * r[1] * g, jnp.cos(r[0]) * g))
+    _rule(
+        _sinprod,
+        _sinprod_jvp,
+        _sinprod_fwd,
+        lambda r, g: (jnp.cos(r[0]) * r[1] * g, jnp.cos(r[0]) * g),
+    )
 )
 wrong("ignores_cotangent", "vjp", "x", **SP)(
     _rule(_sinprod, None, _sinprod_fwd, lambda r, g: (jnp.cos(r[0]) * r[1], jnp.sin(r[0])))
 )
-wrong("wrong_primal", "primal", None, **SP)(
-    _rule(lambda x, y: jnp.sin(x) * y + 1e-3, _sinprod_jvp)
-)
+wrong("wrong_primal", "primal", None, **SP)(_rule(lambda x, y: jnp.sin(x) * y + 1e-3, _sinprod_jvp))
 wrong("vjp_only_wrong_forward_by_transposition", "jvp", "x", **SP)(
     _rule(_sinprod, None, _sinprod_fwd, lambda r, g: (jnp.cos(r[0]) * g, jnp.sin(r[0]) * g))
 )
 wrong("wrong_cotangent_shape", "vjp", None, **SP)(
-    _rule(_sinprod, _sinprod_jvp, _sinprod_fwd,
-          lambda r, g: ((jnp.cos(r[0]) * r[1] * g)[:, None], jnp.sin(r[0]) * g))
+    _rule(
+        _sinprod,
+        _sinprod_jvp,
+        _sinprod_fwd,
+        lambda r, g: ((jnp.cos(r[0]) * r[1] * g)[:, None], jnp.sin(r[0]) * g),
+    )
 )
 wrong("wrong_cotangent_dtype", "vjp", None, **SP)(
-    _rule(_sinprod, _sinprod_jvp, _sinprod_fwd,
-          lambda r, g: ((jnp.cos(r[0]) * r[1] * g).astype(jnp.float16), jnp.sin(r[0]) * g))
+    _rule(
+        _sinprod,
+        _sinprod_jvp,
+        _sinprod_fwd,
+        lambda r, g: ((jnp.cos(r[0]) * r[1] * g).astype(jnp.float16), jnp.sin(r[0]) * g),
+    )
 )
 
 
@@ -138,8 +160,12 @@ def _scale_cos_vmap(axis_size, in_batched, x, t):
 
 
 wrong("wrong_only_under_vmap", "jvp", "x", only=("vmap",), reference=jnp.sin, inputs={"x": vec})(
-    _rule(_sin, lambda p, t: (jnp.sin(p[0]), _scale_cos(p[0], t[0])),
-          lambda x: (jnp.sin(x), x), lambda x, g: (jnp.cos(x) * g,))
+    _rule(
+        _sin,
+        lambda p, t: (jnp.sin(p[0]), _scale_cos(p[0], t[0])),
+        lambda x: (jnp.sin(x), x),
+        lambda x, g: (jnp.cos(x) * g,),
+    )
 )
 
 
@@ -155,16 +181,28 @@ def _matvec_jvp(p, t):
 
 MV = dict(reference=_matvec, inputs={"A": mat, "x": vec})
 RIGHT.register("matvec", **MV, order=2)(
-    _rule(_matvec, _matvec_jvp, lambda A, x: (A @ x, (A, x)),
-          lambda r, g: (jnp.outer(g, r[1]), r[0].T @ g))
+    _rule(
+        _matvec,
+        _matvec_jvp,
+        lambda A, x: (A @ x, (A, x)),
+        lambda r, g: (jnp.outer(g, r[1]), r[0].T @ g),
+    )
 )
 wrong("wrong_transpose", "vjp", "x", **MV)(
-    _rule(_matvec, _matvec_jvp, lambda A, x: (A @ x, (A, x)),
-          lambda r, g: (jnp.outer(g, r[1]), r[0] @ g))
+    _rule(
+        _matvec,
+        _matvec_jvp,
+        lambda A, x: (A @ x, (A, x)),
+        lambda r, g: (jnp.outer(g, r[1]), r[0] @ g),
+    )
 )
 wrong("transposed_matrix_cotangent", "vjp", "A", **MV)(
-    _rule(_matvec, _matvec_jvp, lambda A, x: (A @ x, (A, x)),
-          lambda r, g: (jnp.outer(r[1], g), r[0].T @ g))
+    _rule(
+        _matvec,
+        _matvec_jvp,
+        lambda A, x: (A @ x, (A, x)),
+        lambda r, g: (jnp.outer(r[1], g), r[0].T @ g),
+    )
 )
 
 
@@ -172,15 +210,21 @@ def _quad(x, Q):
     return 0.5 * x @ Q @ x
 
 
-wrong("right_only_at_symmetric_points", "vjp", "x", reference=_quad,
-      inputs={"x": vec, "Q": mat})(
-    _rule(_quad, None, lambda x, Q: (_quad(x, Q), (x, Q)),
-          lambda r, g: (r[1] @ r[0] * g, 0.5 * g * jnp.outer(r[0], r[0])))
+wrong("right_only_at_symmetric_points", "vjp", "x", reference=_quad, inputs={"x": vec, "Q": mat})(
+    _rule(
+        _quad,
+        None,
+        lambda x, Q: (_quad(x, Q), (x, Q)),
+        lambda r, g: (r[1] @ r[0] * g, 0.5 * g * jnp.outer(r[0], r[0])),
+    )
 )
-wrong("quadratic_form_factor_two_in_Q", "vjp", "Q", reference=_quad,
-      inputs={"x": vec, "Q": mat})(
-    _rule(_quad, None, lambda x, Q: (_quad(x, Q), (x, Q)),
-          lambda r, g: (0.5 * (r[1] + r[1].T) @ r[0] * g, g * jnp.outer(r[0], r[0])))
+wrong("quadratic_form_factor_two_in_Q", "vjp", "Q", reference=_quad, inputs={"x": vec, "Q": mat})(
+    _rule(
+        _quad,
+        None,
+        lambda x, Q: (_quad(x, Q), (x, Q)),
+        lambda r, g: (0.5 * (r[1] + r[1].T) @ r[0] * g, g * jnp.outer(r[0], r[0])),
+    )
 )
 
 
@@ -189,8 +233,7 @@ def _inv(A):
 
 
 wrong("inv_missing_transposes", "vjp", "A", reference=_inv, inputs={"A": mat})(
-    _rule(_inv, None, lambda A: (jnp.linalg.inv(A), jnp.linalg.inv(A)),
-          lambda Y, G: (-Y @ G @ Y,))
+    _rule(_inv, None, lambda A: (jnp.linalg.inv(A), jnp.linalg.inv(A)), lambda Y, G: (-Y @ G @ Y,))
 )
 
 
@@ -208,8 +251,12 @@ def _solve(A, b):
 
 
 wrong("solve_wrong_adjoint", "vjp", "b", reference=_solve, inputs={"A": mat, "b": vec})(
-    _rule(_solve, None, lambda A, b: (_solve(A, b), (A, _solve(A, b))),
-          lambda r, g: (-jnp.outer(jnp.linalg.solve(r[0].T, g), r[1]), jnp.linalg.solve(r[0], g)))
+    _rule(
+        _solve,
+        None,
+        lambda A, b: (_solve(A, b), (A, _solve(A, b))),
+        lambda r, g: (-jnp.outer(jnp.linalg.solve(r[0].T, g), r[1]), jnp.linalg.solve(r[0], g)),
+    )
 )
 wrong("solve_jvp_sign", "jvp", "A", reference=_solve, inputs={"A": mat, "b": vec})(
     _rule(_solve, lambda p, t: (_solve(*p), jnp.linalg.solve(p[0], t[1] + t[0] @ _solve(*p))))
@@ -221,11 +268,16 @@ def _affine(p, x):
     return p["w"] @ x + p["b"]
 
 
-wrong("wrong_for_one_pytree_leaf", "jvp", "p['b']", reference=_affine,
-      inputs={"p": lambda k, d: {"w": rect(k, d), "b": I.general((3,))(jax.random.fold_in(k, 1), d)},
-              "x": vec})(
-    _rule(_affine, lambda pr, t: (_affine(*pr), t[0]["w"] @ pr[1] + pr[0]["w"] @ t[1] - t[0]["b"]))
-)
+wrong(
+    "wrong_for_one_pytree_leaf",
+    "jvp",
+    "p['b']",
+    reference=_affine,
+    inputs={
+        "p": lambda k, d: {"w": rect(k, d), "b": I.general((3,))(jax.random.fold_in(k, 1), d)},
+        "x": vec,
+    },
+)(_rule(_affine, lambda pr, t: (_affine(*pr), t[0]["w"] @ pr[1] + pr[0]["w"] @ t[1] - t[0]["b"])))
 
 
 def _sincos(x):
@@ -245,26 +297,38 @@ wrong("mean_instead_of_sum", "jvp", "x", reference=_sumsq, inputs={"x": vec})(
     _rule(_sumsq, lambda p, t: (_sumsq(p[0]), 2 * jnp.mean(p[0] * t[0])))
 )
 wrong("jvp_right_vjp_wrong_in_both_mode", "vjp", "x", reference=_sumsq, inputs={"x": vec})(
-    _rule(_sumsq, lambda p, t: (_sumsq(p[0]), 2 * jnp.sum(p[0] * t[0])),
-          lambda x: (_sumsq(x), x), lambda x, g: (x * g,))
+    _rule(
+        _sumsq,
+        lambda p, t: (_sumsq(p[0]), 2 * jnp.sum(p[0] * t[0])),
+        lambda x: (_sumsq(x), x),
+        lambda x, g: (x * g,),
+    )
 )
 
 # The correct twins of the linear-algebra mistakes, for false-positive counts.
 RIGHT.register("quadratic_form", reference=_quad, inputs={"x": vec, "Q": mat}, order=2)(
-    _rule(_quad, None, lambda x, Q: (_quad(x, Q), (x, Q)),
-          lambda r, g: (0.5 * (r[1] + r[1].T) @ r[0] * g, 0.5 * g * jnp.outer(r[0], r[0])))
+    _rule(
+        _quad,
+        None,
+        lambda x, Q: (_quad(x, Q), (x, Q)),
+        lambda r, g: (0.5 * (r[1] + r[1].T) @ r[0] * g, 0.5 * g * jnp.outer(r[0], r[0])),
+    )
 )
 RIGHT.register("inv", reference=_inv, inputs={"A": mat}, order=2)(
-    _rule(_inv, None, lambda A: (jnp.linalg.inv(A), jnp.linalg.inv(A)),
-          lambda Y, G: (-Y.T @ G @ Y.T,))
+    _rule(
+        _inv, None, lambda A: (jnp.linalg.inv(A), jnp.linalg.inv(A)), lambda Y, G: (-Y.T @ G @ Y.T,)
+    )
 )
 RIGHT.register("logdet", reference=_logdet, inputs={"A": mat}, order=2)(
     _rule(_logdet, None, lambda A: (_logdet(A), A), lambda A, g: (g * jnp.linalg.inv(A).T,))
 )
 RIGHT.register("solve", reference=_solve, inputs={"A": mat, "b": vec}, order=2)(
-    _rule(_solve, None, lambda A, b: (_solve(A, b), (A, _solve(A, b))),
-          lambda r, g: (-jnp.outer(jnp.linalg.solve(r[0].T, g), r[1]),
-                        jnp.linalg.solve(r[0].T, g)))
+    _rule(
+        _solve,
+        None,
+        lambda A, b: (_solve(A, b), (A, _solve(A, b))),
+        lambda r, g: (-jnp.outer(jnp.linalg.solve(r[0].T, g), r[1]), jnp.linalg.solve(r[0].T, g)),
+    )
 )
 
 assert len(EXPECTED) >= 20, len(EXPECTED)

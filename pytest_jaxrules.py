@@ -1,5 +1,8 @@
-"""pytest entry point (``pytest11``). Tiny on purpose: it imports jaxrules, and so JAX, only
-when ``--jaxrules`` is given, so installing jaxrules costs other projects' pytest nothing."""
+"""pytest entry point of jaxrules (``pytest11``).
+
+Tiny, and outside the ``jaxrules`` package on purpose: it imports jaxrules, and so JAX, only
+when ``--jaxrules`` is given, so installing jaxrules costs other projects' pytest nothing.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,116 @@
+"""The ``jaxrules`` command line: ``list`` and ``check``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from collections.abc import Sequence
+
+BUILTIN = "jaxrules.rules"
+
+
+def _rules(modules: Sequence[str], names: Sequence[str] | None, tag: str | None):
+    import jaxrules as jr
+
+    mods = list(modules) or [BUILTIN]
+    for m in mods:
+        try:
+            importlib.import_module(m)
+        except ImportError as e:
+            raise SystemExit(f"jaxrules: cannot import module {m!r}: {e}") from None
+    rules = jr.rules(tag=tag, module=tuple(mods))
+    if names:
+        known = {r.name: r for r in rules}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise SystemExit(
+                f"jaxrules: no rule named {', '.join(map(repr, missing))} in {', '.join(mods)} "
+                f"(known: {', '.join(sorted(known)) or 'none'})"
+            )
+        rules = [known[n] for n in names]
+    return rules
+
+
+def _cmd_list(a) -> int:
+    rules = _rules(a.modules, a.rule, a.tag)
+    print(f"{'rule':<22} {'order':>5}  {'cases':>5}  {'tags':<20} module")
+    for r in rules:
+        print(f"{r.name:<22} {r.order:>5}  {len(r.cases):>5}  {','.join(r.tags):<20} {r.module}")
+    print(f"{len(rules)} rule(s)")
+    return 0
+
+
+def _cmd_check(a) -> int:
+    import jaxrules as jr
+
+    rules = _rules(a.modules, a.rule, a.tag)
+    seeds = a.seed if a.seed else a.seeds
+    t0 = time.perf_counter()
+    failed = 0
+    reports = []
+    for i, r in enumerate(rules, 1):
+        print(f"[{i}/{len(rules)}] {r.name} ...", end="", flush=True, file=sys.stderr)
+        t = time.perf_counter()
+        rep = jr.check(
+            r,
+            dtypes=a.dtype or ("float64", "float32"),
+            transforms=a.transform or ("eager", "jit", "vmap"),
+            seeds=seeds,
+            order=a.order,
+        )
+        reports.append(rep)
+        failed += not rep.passed
+        print(
+            f" {'PASS' if rep.passed else 'FAIL'} ({time.perf_counter() - t:.1f}s)",
+            file=sys.stderr,
+            flush=True,
+        )
+    print()
+    print(f"{'rule':<24}{'checks':>8}{'failed':>8}  {'worst err/tol':>14}  status")
+    for r, rep in zip(rules, reports):
+        vals = [x.error / x.tol for x in rep.results if not x.message and x.tol]
+        worst = max(vals) if vals else 0.0
+        nf = len(rep.failures)
+        print(
+            f"{r.name:<24}{len(rep.results):>8}{nf:>8}  {worst:>14.3g}  "
+            f"{'PASS' if rep.passed else 'FAIL'}"
+        )
+    print(f"\n{len(rules) - failed} passed, {failed} failed ({time.perf_counter() - t0:.1f}s)")
+    for rep in reports:
+        if not rep.passed:
+            print("\n" + rep.failure_text())
+    return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="jaxrules", description="Check and benchmark JAX custom differentiation rules."
+    )
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def common(sp):
+        sp.add_argument("modules", nargs="*", help=f"modules defining rules (default: {BUILTIN})")
+        sp.add_argument("--rule", action="append", help="only this rule (repeatable)")
+        sp.add_argument("--tag", default=None, help="only rules with this tag")
+
+    sp = sub.add_parser("list", help="list registered rules")
+    common(sp)
+    sp.set_defaults(func=_cmd_list)
+
+    sp = sub.add_parser("check", help="check rules against JAX's differentiation of references")
+    common(sp)
+    sp.add_argument("--dtype", action="append", choices=["float64", "float32"])
+    sp.add_argument("--transform", action="append", choices=["eager", "jit", "vmap"])
+    sp.add_argument("--seed", action="append", type=int, help="a seed to check (repeatable)")
+    sp.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
+    sp.add_argument("--order", type=int, default=None, help="highest order to check")
+    sp.set_defaults(func=_cmd_check)
+
+    a = p.parse_args(argv)
+    return a.func(a)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""The CLI and the pytest plugin, run as a user would (in subprocesses)."""
+
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def run(*cmd, timeout=600):
+    env = dict(os.environ, PYTHONPATH=HERE + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=HERE)
+
+
+def test_cli_list_and_check_builtin():
+    r = run(sys.executable, "-m", "jaxrules", "list")
+    assert r.returncode == 0, r.stderr
+    assert "sin_product" in r.stdout
+    r = run(
+        sys.executable,
+        "-m",
+        "jaxrules",
+        "check",
+        "--rule",
+        "sin_product",
+        "--seeds",
+        "1",
+        "--transform",
+        "jit",
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 passed, 0 failed" in r.stdout and "[1/1] sin_product" in r.stderr
+
+
+def test_cli_checks_rules_defined_in_module_and_fails():
+    r = run(sys.executable, "-m", "jaxrules", "check", "plugin_rules.good", "--seeds", "1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "plugin_cube" in r.stdout and "sin_product" not in r.stdout  # imported, not defined
+    r = run(
+        sys.executable,
+        "-m",
+        "jaxrules",
+        "check",
+        "plugin_rules.bad",
+        "--seeds",
+        "1",
+        "--dtype",
+        "float32",
+    )
+    assert r.returncode == 1
+    assert "plugin_bad_exp" in r.stdout and "vjp (argument x, output out)" in r.stdout
+    assert "reproduce: jr.check('plugin_bad_exp'" in r.stdout
+
+
+def test_cli_errors():
+    r = run(sys.executable, "-m", "jaxrules", "check", "no_such_module_xyz")
+    assert r.returncode != 0 and "cannot import module 'no_such_module_xyz'" in r.stderr
+    r = run(sys.executable, "-m", "jaxrules", "check", "--rule", "nope")
+    assert r.returncode != 0 and "no rule named 'nope'" in r.stderr
+
+
+def test_pytest_plugin_items():
+    r = run(
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-o",
+        "addopts=",
+        "--jaxrules=plugin_rules.good,plugin_rules.bad",
+        "--jaxrules-seeds=1",
+        "plugin_rules/__init__.py",
+    )
+    out = r.stdout
+    assert r.returncode == 1, out
+    # One item per rule, case, dtype and transform, for the two rules defined there.
+    assert "6 failed, 6 passed" in out, out
+    assert "plugin_bad_exp[case0-float32-vmap]" in out
+    assert "sin_product" not in out
+
+
+def test_plugin_is_cheap_when_unused(tmp_path):
+    # Without --jaxrules the plugin imports neither jaxrules nor JAX (an empty project).
+    (tmp_path / "test_nothing.py").write_text("def test_ok():\n    assert True\n")
+    code = (
+        "import sys, pytest; pytest.main(['-q', '-p', 'no:cacheprovider', "
+        "'test_nothing.py']); "
+        "print('LOADED', 'jax' in sys.modules, 'jaxrules' in sys.modules)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert "1 passed" in r.stdout and "LOADED False False" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert "--jaxrules=MODULE[,MODULE]" in r.stdout
