@@ -1,6 +1,5 @@
 """A user's rule module, for the CLI and pytest-plugin tests."""
 
-
 import jaxrules as jr
 from jaxrules.rules import sin_product  # noqa: F401  (imported, not defined here)
 
