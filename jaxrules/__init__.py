@@ -7,7 +7,9 @@ True
 """
 
 from . import inputs as inputs
-from . import rules as rules  # the rule library; calling it lists the registry
+
+# Last: the rule library is built on the names above.
+from . import rules as rules
 from ._check import CheckReport as CheckReport
 from ._check import CheckResult as CheckResult
 from ._check import check as check

@@ -10,6 +10,13 @@ import types as _types
 
 from .._registry import rules as _list_rules
 from .elementwise import sin_product as sin_product
+from .linalg import inv as inv
+from .linalg import linear_solve as linear_solve
+from .linalg import logdet as logdet
+from .linalg import matvec as matvec
+from .linalg import matvec_fixed as matvec_fixed
+from .linalg import quadratic_form as quadratic_form
+from .linalg import slogdet as slogdet
 
 
 class _CallableModule(_types.ModuleType):

@@ -1,0 +1,456 @@
+r"""Linear-algebra rules: matvec, quadratic form, linear solve, inverse, log-determinant,
+least squares.
+
+Notation: primal :math:`x`, tangent :math:`\dot x`, cotangent :math:`\bar x`,
+:math:`\langle A, B\rangle = \operatorname{tr}(A^\top B)`.
+
+**Reusing factorisations at every order.** The solves factor :math:`A` once, in the forward
+pass, and both rules reuse the factors. To stay differentiable to any order, the pattern is that
+of ``jax.lax.custom_linear_solve``: the factors enter a private rule (``_solve``,
+``_inv``, ...) as *nondiff* arguments under ``stop_gradient``, while :math:`A` itself enters
+as a dynamic argument. Every rule expresses its derivative through :math:`A` (differentiable
+products) and through further calls of these private rules with the same factors — never
+through the factors directly — so JAX differentiates the rules again with the same rules, and
+no derivative order refactorises or differentiates through a factorisation.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+
+import jaxrules as jr
+from jaxrules import inputs
+
+__all__ = [
+    "inv",
+    "linear_solve",
+    "logdet",
+    "lstsq",
+    "matvec",
+    "matvec_fixed",
+    "quadratic_form",
+    "slogdet",
+]
+
+_ASSUME = ("gen", "pos", "lower", "upper")
+
+
+# -- matvec --------------------------------------------------------------------------------------
+@jr.custom_vjp
+def matvec(A, x):
+    r"""Matrix-vector product :math:`y = A x`, differentiable in both :math:`A` and :math:`x`.
+
+    JVP: :math:`\dot y = \dot A x + A \dot x`. VJP: from
+    :math:`\langle \bar y, \dot A x + A\dot x\rangle = \langle \bar y x^\top, \dot A\rangle
+    + \langle A^\top \bar y, \dot x\rangle`: :math:`\bar A = \bar y x^\top`,
+    :math:`\bar x = A^\top \bar y`.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from jaxrules.rules import matvec
+    >>> A, x = jnp.array([[1.0, 2.0], [3.0, 4.0]]), jnp.array([1.0, -1.0])
+    >>> jax.grad(lambda x: matvec(A, x).sum())(x).tolist()
+    [4.0, 6.0]
+    """
+    return A @ x
+
+
+def _matvec_jvp(primals, tangents):
+    A, x = primals
+    dA, dx = tangents
+    y = A @ x
+    dy = None
+    if dA is not None:
+        dy = dA @ x
+    if dx is not None:
+        dy = A @ dx if dy is None else dy + A @ dx
+    return y, dy
+
+
+matvec.defjvp(_matvec_jvp, symbolic_zeros=True)
+matvec.defvjp(
+    lambda A, x: (A @ x, (A, x)),
+    lambda res, g: (jnp.outer(g, res[1]), res[0].T @ g),
+)
+
+
+@jr.custom_jvp(nondiff_argnames=("A",))
+def matvec_fixed(A, x):
+    r""":math:`y = A x` where :math:`A` is data, not a variable (the seed tutorial's example).
+
+    ``A`` is declared nondiff: it is traced like any array (no recompilation for a new
+    ``A``), and differentiating with respect to it is an error. JVP: :math:`\dot y = A\dot x`;
+    reverse mode by transposition: :math:`\bar x = A^\top\bar y`.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from jaxrules.rules import matvec_fixed
+    >>> A = jnp.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> jax.grad(lambda x: matvec_fixed(A, x).sum())(jnp.ones(2)).tolist()
+    [4.0, 6.0]
+    """
+    return A @ x
+
+
+@matvec_fixed.defjvp
+def _matvec_fixed_jvp(primals, tangents):
+    A, x = primals
+    _, dx = tangents  # the tangent of A is always None: A is nondiff
+    return A @ x, A @ dx
+
+
+# -- quadratic form ------------------------------------------------------------------------------
+@jr.custom_vjp
+def quadratic_form(x, Q):
+    r""":math:`y = \tfrac12 x^\top Q x` for a general (non-symmetric) :math:`Q`.
+
+    JVP: :math:`\dot y = \tfrac12 x^\top (Q + Q^\top)\dot x + \tfrac12 x^\top \dot Q x`.
+    VJP: :math:`\bar x = \tfrac12 (Q + Q^\top) x\,\bar y`,
+    :math:`\bar Q = \tfrac12 \bar y\, x x^\top`. (Writing :math:`\bar x = Q x \bar y` is
+    right only for symmetric :math:`Q`: the classic mistake the checker's general inputs catch.)
+
+    >>> import jax, jax.numpy as jnp
+    >>> from jaxrules.rules import quadratic_form
+    >>> Q = jnp.array([[2.0, 1.0], [0.0, 2.0]])
+    >>> jax.grad(quadratic_form)(jnp.array([1.0, 0.0]), Q).tolist()
+    [2.0, 0.5]
+    """
+    return 0.5 * x @ (Q @ x)
+
+
+def _qf_jvp(primals, tangents):
+    x, Q = primals
+    dx, dQ = tangents
+    y = 0.5 * x @ (Q @ x)
+    dy = None
+    if dx is not None:
+        dy = 0.5 * (x @ (Q @ dx) + dx @ (Q @ x))
+    if dQ is not None:
+        t = 0.5 * x @ (dQ @ x)
+        dy = t if dy is None else dy + t
+    return y, dy
+
+
+quadratic_form.defjvp(_qf_jvp, symbolic_zeros=True)
+quadratic_form.defvjp(
+    lambda x, Q: (0.5 * x @ (Q @ x), (x, Q)),
+    lambda res, g: (
+        0.5 * (res[1] @ res[0] + res[1].T @ res[0]) * g,
+        0.5 * g * jnp.outer(res[0], res[0]),
+    ),
+)
+
+
+# -- linear solve ----------------------------------------------------------------------------------
+def _factor(A, assume):
+    if assume == "gen":
+        return jsl.lu_factor(A)
+    if assume == "pos":
+        return (jsl.cholesky(A, lower=True),)
+    return (A,)  # triangular: the matrix is its own factor
+
+
+def _apply(factors, b, assume, trans):
+    if assume == "gen":
+        return jsl.lu_solve(factors, b, trans=trans)
+    if assume == "pos":
+        return jsl.cho_solve((factors[0], True), b)
+    return jsl.solve_triangular(factors[0], b, lower=assume == "lower", trans=trans)
+
+
+def _structure(M, assume):
+    """Project a tangent/cotangent of A onto the matrices the primal depends on."""
+    if assume == "lower":
+        return jnp.tril(M)
+    if assume == "upper":
+        return jnp.triu(M)
+    if assume == "pos":
+        return 0.5 * (M + M.T)
+    return M
+
+
+def _outer(u, v):
+    return jnp.outer(u, v) if u.ndim == 1 else u @ v.T
+
+
+@jr.custom_vjp(static_argnames=("assume", "trans"), nondiff_argnames=("factors",))
+def _solve(A, b, factors, *, assume, trans):
+    # x = op(A)⁻¹ b, op(A) = A (trans=0) or Aᵀ (trans=1), using factors of A.
+    return _apply(factors, b, assume, trans)
+
+
+def _solve_jvp(primals, tangents, *, assume, trans):
+    # op(A) x = b  ⇒  op(A) ẋ = ḃ − op(Ȧ) x.
+    A, b, factors = primals
+    dA, db, _ = tangents
+    x = _solve(A, b, factors, assume=assume, trans=trans)
+    rhs = None if db is None else db
+    if dA is not None:
+        dA = _structure(dA, assume)
+        t = -((dA.T if trans else dA) @ x)
+        rhs = t if rhs is None else rhs + t
+    if rhs is None:
+        return x, None
+    return x, _solve(A, rhs, factors, assume=assume, trans=trans)
+
+
+def _solve_fwd(A, b, factors, *, assume, trans):
+    x = _solve(A, b, factors, assume=assume, trans=trans)  # differentiable: the rule itself
+    return x, (A, factors, x)
+
+
+def _solve_bwd(res, x_bar, *, assume, trans):
+    # ⟨x̄, ẋ⟩ = ⟨x̄, op(A)⁻¹(ḃ − op(Ȧ)x)⟩ = ⟨w, ḃ⟩ − ⟨w, op(Ȧ) x⟩ with op(A)ᵀ w = x̄:
+    # b̄ = w, and Ā = −w xᵀ (trans=0) or −x wᵀ (trans=1).
+    A, factors, x = res
+    w = _solve(A, x_bar, factors, assume=assume, trans=1 - trans)
+    A_bar = -(_outer(x, w) if trans else _outer(w, x))
+    return _structure(A_bar, assume), w, None
+
+
+_solve.defjvp(_solve_jvp, symbolic_zeros=True)
+_solve.defvjp(_solve_fwd, _solve_bwd)
+
+
+def linear_solve(A, b, *, assume: str = "gen"):
+    r"""Solve :math:`A x = b` (``b`` a vector or a matrix of right-hand sides).
+
+    The factorisation of the forward pass (LU; Cholesky with ``assume="pos"``; none for
+    ``assume="lower"``/``"upper"`` triangular ``A``) is reused by both rules and every order.
+
+    JVP: :math:`A\dot x = \dot b - \dot A x`. VJP: :math:`A^\top w = \bar x`;
+    :math:`\bar b = w`, :math:`\bar A = -w x^\top`.
+
+    Structured ``A``: with ``assume="pos"`` the primal reads only the lower triangle, and the
+    cotangent of ``A`` follows the **symmetrised** convention
+    :math:`\bar A = -\tfrac12(w x^\top + x w^\top)` (tangents are taken symmetric); with
+    ``"lower"``/``"upper"`` the cotangent is the lower/upper part of :math:`-w x^\top` and
+    the other triangle of ``A`` is ignored.
+
+    Singular ``A``: as with ``jnp.linalg.solve``, an exactly singular ``A`` gives non-finite
+    values (a zero pivot), never a silent finite number; an ill-conditioned one loses
+    :math:`\log_{10}\kappa(A)` digits in the solution and its derivatives alike.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from jaxrules.rules import linear_solve
+    >>> A, b = jnp.array([[3.0, 1.0], [1.0, 2.0]]), jnp.array([9.0, 8.0])
+    >>> linear_solve(A, b).tolist()
+    [2.0, 3.0]
+    """
+    if assume not in _ASSUME:
+        raise ValueError(f"linear_solve: assume must be one of {_ASSUME}, got {assume!r}.")
+    if jnp.ndim(A) != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"linear_solve: A must be a square matrix, got shape {jnp.shape(A)}.")
+    if jnp.shape(b)[0] != A.shape[0] or jnp.ndim(b) not in (1, 2):
+        raise ValueError(
+            f"linear_solve: b must have shape ({A.shape[0]},) or ({A.shape[0]}, k) to match A "
+            f"{A.shape}, got {jnp.shape(b)}."
+        )
+    factors = jax.lax.stop_gradient(_factor(A, assume))
+    return _solve(A, b, factors, assume=assume, trans=0)
+
+
+def _solve_ref(A, b, assume="gen"):
+    if assume == "lower":
+        A = jnp.tril(A)
+    elif assume == "upper":
+        A = jnp.triu(A)
+    return jnp.linalg.solve(A, b)
+
+
+jr.register(
+    "linear_solve",
+    reference=_solve_ref,
+    inputs={"A": inputs.general((5, 5)), "b": inputs.general((5,))},
+    cases=[{"assume": "gen"}],
+    order=2,
+    tags=("linalg",),
+)(linear_solve)
+jr.register(
+    "linear_solve_pos",
+    reference=_solve_ref,
+    inputs={"A": inputs.spd(5), "b": inputs.general((5, 2))},
+    cases=[{"assume": "pos"}],
+    order=2,
+    tags=("linalg",),
+)(linear_solve)
+jr.register(
+    "linear_solve_lower",
+    reference=_solve_ref,
+    inputs={"A": inputs.lower(5), "b": inputs.general((5,))},
+    cases=[{"assume": "lower"}],
+    order=2,
+    tags=("linalg",),
+)(linear_solve)
+jr.register(
+    "linear_solve_upper",
+    reference=_solve_ref,
+    inputs={"A": inputs.upper(5), "b": inputs.general((5, 3))},
+    cases=[{"assume": "upper"}],
+    order=2,
+    tags=("linalg",),
+)(linear_solve)
+
+
+# -- inverse ---------------------------------------------------------------------------------------
+@jr.custom_vjp(nondiff_argnames=("factors",))
+def _inv(A, factors):
+    return jsl.lu_solve(factors, jnp.eye(A.shape[0], dtype=A.dtype))
+
+
+def _inv_jvp(primals, tangents):
+    # A Y = I  ⇒  Ȧ Y + A Ẏ = 0  ⇒  Ẏ = −Y Ȧ Y (two matrix products, no solve).
+    A, factors = primals
+    dA, _ = tangents
+    Y = _inv(A, factors)
+    return Y, -(Y @ dA @ Y)
+
+
+def _inv_bwd(Y, Y_bar):
+    # ⟨Ȳ, −Y Ȧ Y⟩ = ⟨−Yᵀ Ȳ Yᵀ, Ȧ⟩.
+    return -(Y.T @ Y_bar @ Y.T), None
+
+
+def _inv_fwd(A, factors):
+    Y = _inv(A, factors)  # through the rule, so that the residual is differentiable
+    return Y, Y
+
+
+_inv.defjvp(_inv_jvp)
+_inv.defvjp(_inv_fwd, _inv_bwd)
+
+
+def inv(A):
+    r"""Matrix inverse :math:`Y = A^{-1}` (LU), with rules that are matrix products only.
+
+    JVP: :math:`\dot Y = -Y\dot A Y`. VJP: :math:`\bar A = -Y^\top \bar Y Y^\top`. Both reuse
+    :math:`Y` itself, so the gradient costs two matrix products on top of the primal
+    (``jnp.linalg.inv``'s gradient solves with the LU factors instead).
+
+    Singular ``A``: non-finite output, as ``jnp.linalg.inv``.
+
+    >>> import jax.numpy as jnp
+    >>> from jaxrules.rules import inv
+    >>> inv(jnp.array([[2.0, 0.0], [0.0, 4.0]])).tolist()
+    [[0.5, 0.0], [0.0, 0.25]]
+    """
+    _check_square("inv", A)
+    return _inv(A, jax.lax.stop_gradient(jsl.lu_factor(A)))
+
+
+def _check_square(name, A):
+    if jnp.ndim(A) != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"{name}: A must be a square matrix, got shape {jnp.shape(A)}.")
+
+
+jr.register(
+    "inv",
+    reference=jnp.linalg.inv,
+    inputs={"A": inputs.general((5, 5))},
+    order=2,
+    tags=("linalg",),
+)(inv)
+
+
+# -- log-determinant -------------------------------------------------------------------------------
+def _lu_logabsdet(factors):
+    lu, _ = factors
+    return jnp.sum(jnp.log(jnp.abs(jnp.diagonal(lu))))
+
+
+def _lu_sign(factors):
+    lu, piv = factors
+    n = lu.shape[0]
+    parity = jnp.sum(piv != jnp.arange(n)) % 2
+    d = jnp.diagonal(lu)
+    return jnp.prod(jnp.sign(d)) * jnp.where(parity == 1, -1.0, 1.0).astype(lu.dtype)
+
+
+@jr.custom_vjp(nondiff_argnames=("factors",))
+def _logdet(A, factors):
+    return _lu_logabsdet(factors)
+
+
+def _logdet_jvp(primals, tangents):
+    # d log|det A| = tr(A⁻¹ Ȧ), with A⁻¹ Ȧ from the same factors.
+    A, factors = primals
+    dA, _ = tangents
+    return _logdet(A, factors), jnp.trace(_solve(A, dA, factors, assume="gen", trans=0))
+
+
+def _logdet_bwd(res, g):
+    # ⟨ȳ, tr(A⁻¹Ȧ)⟩ = ⟨ȳ A⁻ᵀ, Ȧ⟩; A⁻ᵀ through the inverse rule (differentiable again).
+    A, factors = res
+    return g * _inv(A, factors).T, None
+
+
+_logdet.defjvp(_logdet_jvp)
+_logdet.defvjp(lambda A, factors: (_logdet(A, factors), (A, factors)), _logdet_bwd)
+
+
+def logdet(A):
+    r""":math:`\log|\det A|` via LU; the factors are reused by both rules.
+
+    JVP: :math:`\operatorname{tr}(A^{-1}\dot A)`. VJP: :math:`\bar A = \bar y A^{-\top}`.
+    Singular ``A``: ``-inf`` (and non-finite derivatives), as ``jnp.linalg.slogdet``.
+
+    >>> import jax.numpy as jnp
+    >>> from jaxrules.rules import logdet
+    >>> round(float(logdet(jnp.array([[2.0, 1.0], [1.0, 3.0]]))), 6)  # log 5
+    1.609438
+    """
+    _check_square("logdet", A)
+    return _logdet(A, jax.lax.stop_gradient(jsl.lu_factor(A)))
+
+
+def slogdet(A):
+    r"""``(sign, log|det A|)`` like ``jnp.linalg.slogdet``; the sign has zero derivative.
+
+    >>> import jax.numpy as jnp
+    >>> from jaxrules.rules import slogdet
+    >>> s, l = slogdet(jnp.array([[0.0, 1.0], [1.0, 0.0]]))
+    >>> float(s), float(l)
+    (-1.0, 0.0)
+    """
+    _check_square("slogdet", A)
+    factors = jax.lax.stop_gradient(jsl.lu_factor(A))
+    return _lu_sign(factors), _logdet(A, factors)
+
+
+jr.register(
+    "logdet",
+    reference=lambda A: jnp.linalg.slogdet(A)[1],
+    inputs={"A": inputs.general((5, 5))},
+    order=2,
+    tags=("linalg",),
+)(logdet)
+jr.register(
+    "slogdet",
+    reference=lambda A: tuple(jnp.linalg.slogdet(A)),
+    inputs={"A": inputs.general((5, 5))},
+    order=2,
+    tags=("linalg",),
+)(slogdet)
+
+
+jr.register(
+    "matvec",
+    reference=lambda A, x: A @ x,
+    inputs={"A": inputs.general((4, 5)), "x": inputs.general((5,))},
+    order=2,
+    tags=("linalg",),
+)(matvec)
+jr.register(
+    "matvec_fixed",
+    reference=lambda A, x: A @ x,
+    inputs={"A": inputs.general((4, 5)), "x": inputs.general((5,))},
+    order=2,
+    tags=("linalg",),
+)(matvec_fixed)
+jr.register(
+    "quadratic_form",
+    reference=lambda x, Q: 0.5 * x @ Q @ x,
+    inputs={"x": inputs.general((5,)), "Q": inputs.general((5, 5))},
+    order=2,
+    tags=("linalg",),
+)(quadratic_form)
