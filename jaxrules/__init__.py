@@ -7,9 +7,6 @@ True
 """
 
 from . import inputs as inputs
-
-# Last: the rule library is built on the names above.
-from . import rules as rules
 from ._check import CheckReport as CheckReport
 from ._check import CheckResult as CheckResult
 from ._check import check as check
@@ -23,3 +20,7 @@ from ._registry import get as get
 from ._registry import register as register
 
 __version__ = "0.1.0.dev0"
+
+# Last (after a statement, so that import sorting keeps it here): the rule library is built
+# on the names above. `jaxrules.rules` is also callable: `jr.rules()` lists the registry.
+from . import rules as rules

@@ -13,10 +13,13 @@ from .elementwise import sin_product as sin_product
 from .linalg import inv as inv
 from .linalg import linear_solve as linear_solve
 from .linalg import logdet as logdet
+from .linalg import lstsq as lstsq
 from .linalg import matvec as matvec
 from .linalg import matvec_fixed as matvec_fixed
 from .linalg import quadratic_form as quadratic_form
 from .linalg import slogdet as slogdet
+from .matrix_equations import lyapunov as lyapunov
+from .matrix_equations import sylvester as sylvester
 
 
 class _CallableModule(_types.ModuleType):

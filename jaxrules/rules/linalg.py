@@ -246,7 +246,7 @@ def linear_solve(A, b, *, assume: str = "gen"):
             f"linear_solve: b must have shape ({A.shape[0]},) or ({A.shape[0]}, k) to match A "
             f"{A.shape}, got {jnp.shape(b)}."
         )
-    factors = jax.lax.stop_gradient(_factor(A, assume))
+    factors = _factor(jax.lax.stop_gradient(A), assume)
     return _solve(A, b, factors, assume=assume, trans=0)
 
 
@@ -335,7 +335,7 @@ def inv(A):
     [[0.5, 0.0], [0.0, 0.25]]
     """
     _check_square("inv", A)
-    return _inv(A, jax.lax.stop_gradient(jsl.lu_factor(A)))
+    return _inv(A, jsl.lu_factor(jax.lax.stop_gradient(A)))
 
 
 def _check_square(name, A):
@@ -400,7 +400,7 @@ def logdet(A):
     1.609438
     """
     _check_square("logdet", A)
-    return _logdet(A, jax.lax.stop_gradient(jsl.lu_factor(A)))
+    return _logdet(A, jsl.lu_factor(jax.lax.stop_gradient(A)))
 
 
 def slogdet(A):
@@ -413,7 +413,7 @@ def slogdet(A):
     (-1.0, 0.0)
     """
     _check_square("slogdet", A)
-    factors = jax.lax.stop_gradient(jsl.lu_factor(A))
+    factors = jsl.lu_factor(jax.lax.stop_gradient(A))
     return _lu_sign(factors), _logdet(A, factors)
 
 
@@ -454,3 +454,141 @@ jr.register(
     order=2,
     tags=("linalg",),
 )(quadratic_form)
+
+
+# -- least squares -----------------------------------------------------------------------------------
+@jr.custom_vjp(nondiff_argnames=("R",))
+def _gram(A, v, R):
+    # z = (AᵀA)⁻¹ v = R⁻¹ R⁻ᵀ v with A = QR (semi-normal equations; only R is needed).
+    return jsl.solve_triangular(R, jsl.solve_triangular(R, v, trans=1), lower=False)
+
+
+def _gram_jvp(primals, tangents):
+    # G = (AᵀA)⁻¹, z = G v: ż = G(v̇ − (ȦᵀA + AᵀȦ) z).
+    A, v, R = primals
+    dA, dv, _ = tangents
+    z = _gram(A, v, R)
+    rhs = None if dv is None else dv
+    if dA is not None:
+        t = -(dA.T @ (A @ z) + A.T @ (dA @ z))
+        rhs = t if rhs is None else rhs + t
+    return z, None if rhs is None else _gram(A, rhs, R)
+
+
+def _gram_fwd(A, v, R):
+    z = _gram(A, v, R)
+    return z, (A, R, z)
+
+
+def _gram_bwd(res, z_bar):
+    # u = G z̄ (G symmetric): v̄ = u, Ā = −(A z) uᵀ − (A u) zᵀ.
+    A, R, z = res
+    u = _gram(A, z_bar, R)
+    return -(_outer(A @ z, u) + _outer(A @ u, z)), u, None
+
+
+_gram.defjvp(_gram_jvp, symbolic_zeros=True)
+_gram.defvjp(_gram_fwd, _gram_bwd)
+
+
+@jr.custom_vjp(nondiff_argnames=("Q", "R"))
+def _ls(A, b, Q, R):
+    return jsl.solve_triangular(R, Q.T @ b, lower=False)
+
+
+def _ls_jvp(primals, tangents):
+    # AᵀA ẋ = Ȧᵀ r + Aᵀ(ḃ − Ȧ x), r = b − A x:  ẋ = G Ȧᵀ r + lstsq(A, ḃ − Ȧ x).
+    A, b, Q, R = primals
+    dA, db, _, _ = tangents
+    x = _ls(A, b, Q, R)
+    if dA is None and db is None:
+        return x, None
+    c = jnp.zeros_like(b) if db is None else db
+    dx = None
+    if dA is not None:
+        r = b - A @ x
+        c = c - dA @ x
+        dx = _gram(A, dA.T @ r, R)
+    t = _ls(A, c, Q, R)
+    return x, t if dx is None else dx + t
+
+
+def _ls_fwd(A, b, Q, R):
+    x = _ls(A, b, Q, R)
+    return x, (A, b, R, x)
+
+
+def _ls_bwd(res, x_bar):
+    # w = G x̄: b̄ = A w, Ā = r wᵀ − (A w) xᵀ.
+    A, b, R, x = res
+    w = _gram(A, x_bar, R)
+    Aw = A @ w
+    return _outer(b - A @ x, w) - _outer(Aw, x), Aw, None, None
+
+
+_ls.defjvp(_ls_jvp, symbolic_zeros=True)
+_ls.defvjp(_ls_fwd, _ls_bwd)
+
+
+def lstsq(A, b):
+    r"""Least squares :math:`x = \arg\min_x \|Ax - b\|` for :math:`A` of full column rank.
+
+    Primal by QR (:math:`x = R^{-1}Q^\top b`: the normal equations would square the condition
+    number, which float32 cannot afford). With :math:`r = b - Ax` and
+    :math:`G = (A^\top A)^{-1} = R^{-1}R^{-\top}`:
+
+    JVP: :math:`A^\top A\dot x = \dot A^\top r + A^\top(\dot b - \dot A x)`, i.e.
+    :math:`\dot x = G\dot A^\top r + \operatorname{lstsq}(A, \dot b - \dot A x)`.
+    VJP: :math:`w = G\bar x`; :math:`\bar b = A w`, :math:`\bar A = r w^\top - A w x^\top`.
+
+    Both need only the QR factors, and are finite wherever :math:`A` has full column rank —
+    also where singular values repeat (orthonormal columns, the identity), where the
+    gradient of ``jnp.linalg.lstsq`` (through its SVD) is NaN. Rank-deficient :math:`A`:
+    :math:`R` is singular and the output non-finite. ``b``: a vector or a matrix.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from jaxrules.rules import lstsq
+    >>> A = jnp.eye(3)[:, :2]  # orthonormal columns
+    >>> jax.grad(lambda A: lstsq(A, jnp.array([1.0, 2.0, 3.0])).sum())(A).tolist()[2]
+    [3.0, 3.0]
+    """
+    if jnp.ndim(A) != 2 or A.shape[0] < A.shape[1]:
+        raise ValueError(
+            f"lstsq: A must be a tall or square matrix (m >= n, full column rank), got shape "
+            f"{jnp.shape(A)}."
+        )
+    if jnp.shape(b)[0] != A.shape[0] or jnp.ndim(b) not in (1, 2):
+        raise ValueError(
+            f"lstsq: b must have shape ({A.shape[0]},) or ({A.shape[0]}, k) to match A "
+            f"{A.shape}, got {jnp.shape(b)}."
+        )
+    Q, R = jnp.linalg.qr(jax.lax.stop_gradient(A), mode="reduced")
+    return _ls(A, b, Q, R)
+
+
+def _lstsq_ref(A, b):
+    # The normal equations, differentiated by JAX: exact in float64 for these well-conditioned
+    # inputs, and finite where jnp.linalg.lstsq's SVD-based gradient is not.
+    return jnp.linalg.solve(A.T @ A, A.T @ b)
+
+
+def _orthonormal_columns(key, dtype):
+    q = inputs.orthogonal(6)(key, dtype)[:, :4]
+    b = inputs.general((6,))(jax.random.fold_in(key, 1), dtype)
+    return {"A": q, "b": b}
+
+
+jr.register(
+    "lstsq",
+    reference=_lstsq_ref,
+    inputs={"A": inputs.general((7, 4)), "b": inputs.general((7,))},
+    order=2,
+    tags=("linalg",),
+)(lstsq)
+jr.register(
+    "lstsq_orthonormal",
+    reference=_lstsq_ref,
+    inputs=_orthonormal_columns,
+    order=2,
+    tags=("linalg",),
+)(lstsq)

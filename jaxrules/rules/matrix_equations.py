@@ -1,0 +1,189 @@
+r"""Matrix equations: Sylvester :math:`AX + XB = C` and continuous Lyapunov
+:math:`AP + PA^\top + Q = 0`.
+
+**Primal** (Bartels–Stewart). With complex Schur forms :math:`A = U S U^H`,
+:math:`B = V T V^H` (:math:`S, T` upper triangular), :math:`AX + XB = C` becomes
+:math:`S Y + Y T = F` with :math:`Y = U^H X V`, :math:`F = U^H C V`, solved one column at a
+time: :math:`(S + t_{jj} I)\,y_j = f_j - \sum_{k<j} t_{kj}\,y_k` — a triangular solve per
+column. A solution exists and is unique iff the spectra of :math:`A` and :math:`-B` are
+disjoint (for Lyapunov: no two eigenvalues of :math:`A` sum to zero, which holds when
+:math:`A` is stable, i.e. its spectrum lies in the open left half-plane).
+
+**Derivatives.** With :math:`L(X) = AX + XB`, differentiating :math:`L(X) = C`:
+:math:`A\dot X + \dot X B = \dot C - \dot A X - X\dot B` — the same equation with a new
+right-hand side. For the VJP, :math:`\langle \bar X, L^{-1}R\rangle = \langle W, R\rangle`
+with :math:`L^*(W) = A^\top W + W B^\top = \bar X`, so :math:`\bar C = W`,
+:math:`\bar A = -W X^\top`, :math:`\bar B = -X^\top W`. Transposing the adjoint equation gives
+:math:`B W^\top + W^\top A = \bar X^\top`: a Sylvester equation in :math:`(B, A)`, solved
+with the *same* Schur factors, swapped. As in :mod:`jaxrules.rules.linalg`, the factors
+enter as nondiff arguments under ``stop_gradient`` and the derivatives are expressed through
+:math:`A, B` and the rule itself, so every order reuses the one factorisation.
+
+For Lyapunov, :math:`B = A^\top = U S^H U^H` (``A`` real): one Schur decomposition serves
+both sides, with :math:`S^H` lower triangular (columns solved last to first).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+
+import jaxrules as jr
+from jaxrules import inputs
+
+__all__ = ["lyapunov", "sylvester"]
+
+
+def _tri_sylvester(S, s_lower, T, t_lower, F):
+    """Solve ``S Y + Y T = F`` for triangular ``S`` (n×n) and ``T`` (m×m), column by column."""
+    n, m = F.shape
+    eye = jnp.eye(n, dtype=S.dtype)
+    order = jnp.arange(m)[::-1] if t_lower else jnp.arange(m)
+
+    def body(i, Y):
+        j = order[i]
+        # Columns not yet solved are zero, so Y @ T[:, j] sums exactly the solved ones.
+        rhs = F[:, j] - Y @ T[:, j]
+        y = jsl.solve_triangular(S + T[j, j] * eye, rhs, lower=s_lower)
+        return Y.at[:, j].set(y)
+
+    return jax.lax.fori_loop(0, m, body, jnp.zeros_like(F))
+
+
+@functools.partial(jax.jit, static_argnames=("s_lower", "t_lower"))
+def _solve_factored(C, U, S, V, T, *, s_lower, t_lower):
+    # Jitted so that eager calls compile the column loop once per shape, not once per call.
+    cdt = S.dtype
+    F = U.conj().T @ C.astype(cdt) @ V
+    Y = _tri_sylvester(S, s_lower, T, t_lower, F)
+    return (U @ Y @ V.conj().T).real.astype(C.dtype)
+
+
+@jr.custom_vjp(
+    static_argnames=("s_lower", "t_lower"), nondiff_argnames=("fa", "fb"), allow_complex=True
+)
+def _sylvester(A, B, C, fa, fb, *, s_lower, t_lower):
+    # fa = (U, S) with A = U S Uᴴ; fb = (V, T) with B = V T Vᴴ; the flags say which of S, T
+    # are lower (rather than upper) triangular.
+    return _solve_factored(C, *fa, *fb, s_lower=s_lower, t_lower=t_lower)
+
+
+def _syl(A, B, C, fa, fb, flags):
+    return _sylvester(A, B, C, fa, fb, s_lower=flags[0], t_lower=flags[1])
+
+
+def _sylvester_jvp(primals, tangents, *, s_lower, t_lower):
+    A, B, C, fa, fb = primals
+    dA, dB, dC, _, _ = tangents
+    flags = (s_lower, t_lower)
+    X = _syl(A, B, C, fa, fb, flags)
+    rhs = dC
+    if dA is not None:
+        rhs = -(dA @ X) if rhs is None else rhs - dA @ X
+    if dB is not None:
+        rhs = -(X @ dB) if rhs is None else rhs - X @ dB
+    return X, None if rhs is None else _syl(A, B, rhs, fa, fb, flags)
+
+
+def _sylvester_fwd(A, B, C, fa, fb, *, s_lower, t_lower):
+    X = _syl(A, B, C, fa, fb, (s_lower, t_lower))
+    return X, (A, B, fa, fb, X)
+
+
+def _sylvester_bwd(res, X_bar, *, s_lower, t_lower):
+    A, B, fa, fb, X = res
+    # Aᵀ W + W Bᵀ = X̄  ⇔  B Wᵀ + Wᵀ A = X̄ᵀ: the same factors, swapped.
+    W = _syl(B, A, X_bar.T, fb, fa, (t_lower, s_lower)).T
+    return -(W @ X.T), -(X.T @ W), W, None, None
+
+
+_sylvester.defjvp(_sylvester_jvp, symbolic_zeros=True)
+_sylvester.defvjp(_sylvester_fwd, _sylvester_bwd)
+
+
+def _schur(A):
+    # Factor a stopped copy: the factors carry no derivative (A does, as a dynamic argument).
+    T, U = jsl.schur(jax.lax.stop_gradient(A), output="complex")
+    return U, T
+
+
+def _square(name, what, M):
+    if jnp.ndim(M) != 2 or M.shape[0] != M.shape[1]:
+        raise ValueError(f"{name}: {what} must be a square matrix, got shape {jnp.shape(M)}.")
+
+
+def sylvester(A, B, C):
+    r"""Solve the Sylvester equation :math:`AX + XB = C` (:math:`A` n×n, :math:`B` m×m).
+
+    Solvable iff the spectra of :math:`A` and :math:`-B` are disjoint; otherwise (or nearly
+    so) the output is non-finite (or inaccurate, with :math:`1/\operatorname{sep}(A, -B)`
+    amplification), never silently projected. Derivatives in both modes and to any order,
+    with respect to :math:`A`, :math:`B` and :math:`C` (``jax.scipy.linalg.solve_sylvester``
+    differentiates with respect to neither :math:`A` nor :math:`B`). Uses the Schur
+    decomposition, which JAX lowers on CPU only.
+
+    >>> import jax.numpy as jnp
+    >>> from jaxrules.rules import sylvester
+    >>> A, B = jnp.array([[-2.0, 1.0], [0.0, -3.0]]), jnp.array([[-1.0]])
+    >>> X = sylvester(A, B, jnp.array([[1.0], [2.0]]))
+    >>> jnp.allclose(A @ X + X @ B, jnp.array([[1.0], [2.0]])).item()
+    True
+    """
+    _square("sylvester", "A", A)
+    _square("sylvester", "B", B)
+    if jnp.shape(C) != (A.shape[0], B.shape[0]):
+        raise ValueError(
+            f"sylvester: C must have shape {(A.shape[0], B.shape[0])} (rows of A, columns of "
+            f"B), got {jnp.shape(C)}."
+        )
+    return _sylvester(A, B, C, _schur(A), _schur(B), s_lower=False, t_lower=False)
+
+
+def lyapunov(A, Q):
+    r"""Solve the continuous Lyapunov equation :math:`AP + PA^\top + Q = 0`.
+
+    A Sylvester equation with :math:`B = A^\top` and :math:`C = -Q`, solved with a single
+    Schur decomposition of :math:`A` (reused for :math:`A^\top` and by both rules). Unique
+    solution when :math:`A` is stable; :math:`Q` may be non-symmetric (then so is :math:`P`).
+    VJP, from the Sylvester rule: :math:`A^\top W + W A = \bar P`; :math:`\bar Q = -W`,
+    :math:`\bar A = -(W P^\top + W^\top P)`.
+
+    >>> import jax.numpy as jnp
+    >>> from jaxrules.rules import lyapunov
+    >>> A = jnp.array([[-1.0, 0.5], [0.0, -2.0]])
+    >>> P = lyapunov(A, jnp.eye(2))
+    >>> jnp.allclose(A @ P + P @ A.T + jnp.eye(2), 0.0, atol=1e-6).item()
+    True
+    """
+    _square("lyapunov", "A", A)
+    if jnp.shape(Q) != A.shape:
+        raise ValueError(f"lyapunov: Q must have the shape of A {A.shape}, got {jnp.shape(Q)}.")
+    U, S = _schur(A)
+    # A = U S Uᴴ and, A being real, Aᵀ = Aᴴ = U Sᴴ Uᴴ with Sᴴ lower triangular.
+    return _sylvester(A, A.T, -Q, (U, S), (U, S.conj().T), s_lower=False, t_lower=True)
+
+
+def _kron_sylvester(A, B, C):
+    # Row-major vec: vec(AX) = (A ⊗ I) vec(X), vec(XB) = (I ⊗ Bᵀ) vec(X).
+    n, m = C.shape
+    K = jnp.kron(A, jnp.eye(m, dtype=A.dtype)) + jnp.kron(jnp.eye(n, dtype=A.dtype), B.T)
+    return jnp.linalg.solve(K, C.reshape(-1)).reshape(n, m)
+
+
+jr.register(
+    "sylvester",
+    reference=_kron_sylvester,
+    inputs={"A": inputs.stable(4), "B": inputs.stable(3), "C": inputs.general((4, 3))},
+    order=2,
+    tags=("matrix_equations",),
+)(sylvester)
+jr.register(
+    "lyapunov",
+    reference=lambda A, Q: _kron_sylvester(A, A.T, -Q),
+    inputs={"A": inputs.stable(4), "Q": inputs.general((4, 4))},
+    order=2,
+    tags=("matrix_equations",),
+)(lyapunov)
