@@ -543,8 +543,10 @@ def lstsq(A, b):
 
     Both need only the QR factors, and are finite wherever :math:`A` has full column rank —
     also where singular values repeat (orthonormal columns, the identity), where the
-    gradient of ``jnp.linalg.lstsq`` (through its SVD) is NaN. Rank-deficient :math:`A`:
-    :math:`R` is singular and the output non-finite. ``b``: a vector or a matrix.
+    gradient of ``jnp.linalg.lstsq`` (through its SVD) is NaN. Rank-deficient :math:`A` (a
+    diagonal entry of :math:`R` below :math:`\varepsilon\max(m, n)\max_i|r_{ii}|`): the
+    solution and all derivatives are NaN, a visible failure rather than the huge numbers a
+    near-singular triangular solve returns. ``b``: a vector or a matrix.
 
     >>> import jax, jax.numpy as jnp
     >>> from jaxrules.rules import lstsq
@@ -563,6 +565,11 @@ def lstsq(A, b):
             f"{A.shape}, got {jnp.shape(b)}."
         )
     Q, R = jnp.linalg.qr(jax.lax.stop_gradient(A), mode="reduced")
+    # Rank deficiency to working precision would give huge finite numbers from the triangular
+    # solves; make it visible instead: NaN in the solution and every derivative.
+    d = jnp.abs(jnp.diagonal(R))
+    tol = jnp.finfo(R.dtype).eps * max(A.shape) * jnp.max(d)
+    R = jnp.where(jnp.all(d > tol), R, jnp.nan)
     return _ls(A, b, Q, R)
 
 

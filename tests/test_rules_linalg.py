@@ -1,0 +1,218 @@
+"""Behaviour of the linear-algebra and matrix-equation rules beyond ``jr.check``: factor reuse,
+singular inputs, agreement with SciPy, input validation."""
+
+import jax
+import jax.extend
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg as sl
+
+import jaxrules as jr
+from jaxrules.rules import (
+    inv,
+    linear_solve,
+    logdet,
+    lstsq,
+    lyapunov,
+    matvec_fixed,
+    slogdet,
+    sylvester,
+)
+
+
+@pytest.fixture
+def x64():
+    with jax.enable_x64():
+        yield
+
+
+def _count(fn, *args, names):
+    """How many equations of the given primitives a traced function contains (recursively)."""
+    jaxpr = jax.make_jaxpr(fn)(*args)
+    counts = dict.fromkeys(names, 0)
+
+    def walk(j):
+        for eqn in j.eqns:
+            if eqn.primitive.name in counts:
+                counts[eqn.primitive.name] += 1
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                walk(sub)
+
+    walk(jaxpr.jaxpr)
+    return counts
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def test_every_registered_rule_is_in_the_library_checks():
+    names = {r.name for r in jr.rules(module="jaxrules.rules")}
+    assert {
+        "linear_solve",
+        "linear_solve_pos",
+        "linear_solve_lower",
+        "linear_solve_upper",
+        "inv",
+        "logdet",
+        "slogdet",
+        "lstsq",
+        "lstsq_orthonormal",
+        "sylvester",
+        "lyapunov",
+        "matvec",
+        "matvec_fixed",
+        "quadratic_form",
+    } <= names
+    assert all(r.order == 2 for r in jr.rules(tag="linalg"))
+
+
+@pytest.mark.parametrize("assume, factor", [("gen", "lu"), ("pos", "cholesky")])
+def test_one_factorisation_for_value_gradient_and_hessian(assume, factor):
+    A = jnp.asarray(_rng().standard_normal((4, 4)), jnp.float32)
+    A = A @ A.T + 4 * jnp.eye(4) if assume == "pos" else A
+    b = jnp.arange(4.0)
+    loss = lambda A, b: jnp.sum(jnp.sin(linear_solve(A, b, assume=assume)))
+    assert _count(loss, A, b, names=[factor])[factor] == 1
+    assert _count(jax.grad(loss, (0, 1)), A, b, names=[factor])[factor] == 1
+    assert _count(jax.hessian(loss, 1), A, b, names=[factor])[factor] == 1
+    assert _count(jax.jacfwd(jax.grad(loss)), A, b, names=[factor])[factor] == 1
+
+
+def test_matrix_equations_reuse_their_schur_factors():
+    A = jnp.asarray(np.diag([-1.0, -2.0, -3.0]) + np.triu(np.ones((3, 3)), 1), jnp.float32)
+    B = -jnp.eye(2) + jnp.array([[0.0, 0.3], [0.0, 0.0]])
+    C = jnp.ones((3, 2))
+    f = lambda A, B, C: jnp.sum(sylvester(A, B, C) ** 2)
+    assert _count(jax.grad(f, (0, 1, 2)), A, B, C, names=["schur"])["schur"] == 2
+    assert _count(jax.hessian(f, 0), A, B, C, names=["schur"])["schur"] == 2
+    g = lambda A, Q: jnp.sum(lyapunov(A, Q) ** 2)
+    assert _count(jax.grad(g, (0, 1)), A, C @ C.T, names=["schur"])["schur"] == 1
+
+
+def test_batched_right_hand_sides_and_vmap(x64):
+    rng = _rng(1)
+    A = jnp.asarray(rng.standard_normal((5, 5)))
+    B = jnp.asarray(rng.standard_normal((5, 3)))
+    np.testing.assert_allclose(linear_solve(A, B), np.linalg.solve(A, B), rtol=1e-10)
+    As = jnp.asarray(rng.standard_normal((4, 5, 5)))
+    bs = jnp.asarray(rng.standard_normal((4, 5)))
+    np.testing.assert_allclose(
+        jax.vmap(linear_solve)(As, bs), np.linalg.solve(As, bs[..., None])[..., 0], rtol=1e-10
+    )
+    g = jax.vmap(jax.grad(lambda A, b: linear_solve(A, b).sum()))(As, bs)
+    g_ref = jax.vmap(jax.grad(lambda A, b: jnp.linalg.solve(A, b).sum()))(As, bs)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-9)
+
+
+def test_singular_inputs_are_non_finite_never_silently_finite(x64):
+    S = jnp.array([[1.0, 2.0], [2.0, 4.0]])  # exactly singular
+    b = jnp.array([1.0, 1.0])
+    assert not np.all(np.isfinite(linear_solve(S, b)))
+    assert not np.all(np.isfinite(inv(S)))
+    assert float(logdet(S)) == -np.inf
+    assert float(slogdet(S)[1]) == -np.inf
+    assert not np.all(np.isfinite(jax.grad(lambda A: linear_solve(A, b).sum())(S)))
+    rank_deficient = jnp.array([[1.0, 2.0], [2.0, 4.0], [3.0, 6.0]])
+    assert np.all(np.isnan(lstsq(rank_deficient, jnp.ones(3))))
+    assert np.all(np.isnan(jax.grad(lambda A: lstsq(A, jnp.ones(3)).sum())(rank_deficient)))
+    # Sylvester without a unique solution: A and -B share the eigenvalue 1.
+    X = sylvester(jnp.array([[1.0, 0.0], [0.0, 2.0]]), jnp.array([[-1.0]]), jnp.ones((2, 1)))
+    assert not np.all(np.isfinite(X))
+
+
+def test_ill_conditioned_solve_loses_digits_like_jax(x64):
+    # cond ~ 1e10: both our solve and JAX's lose ~10 digits; neither is silently exact.
+    U, _ = np.linalg.qr(_rng(2).standard_normal((6, 6)))
+    A = jnp.asarray(U @ np.diag(np.geomspace(1, 1e-10, 6)) @ U.T)
+    b = jnp.asarray(_rng(3).standard_normal(6))
+    ours, jaxs = linear_solve(A, b), jnp.linalg.solve(A, b)
+    assert np.linalg.norm(ours - jaxs) / np.linalg.norm(jaxs) < 1e-4
+
+
+def test_lstsq_finite_where_jax_gradient_is_nan(x64):
+    b = jnp.array([1.0, -2.0, 0.5, 3.0])
+    for A in (
+        jnp.eye(4),
+        jnp.eye(4)[:, :3],
+        jnp.asarray(np.linalg.qr(_rng(4).standard_normal((4, 3)))[0]),
+    ):
+        loss = lambda A: jnp.sum(jnp.sin(lstsq(A, b)))
+        ref = lambda A: jnp.sum(jnp.sin(jnp.linalg.solve(A.T @ A, A.T @ b)))
+        jax_loss = lambda A: jnp.sum(jnp.sin(jnp.linalg.lstsq(A, b)[0]))
+        g = jax.grad(loss)(A)
+        assert np.all(np.isfinite(g))
+        np.testing.assert_allclose(g, jax.grad(ref)(A), rtol=1e-10, atol=1e-12)
+        assert not np.all(np.isfinite(jax.grad(jax_loss)(A)))  # JAX's own: NaN here
+        np.testing.assert_allclose(jax.hessian(loss)(A), jax.hessian(ref)(A), rtol=1e-8, atol=1e-10)
+
+
+def test_lstsq_agrees_with_numpy_and_jax_at_general_points(x64):
+    rng = _rng(5)
+    A, b = jnp.asarray(rng.standard_normal((8, 3))), jnp.asarray(rng.standard_normal(8))
+    np.testing.assert_allclose(lstsq(A, b), np.linalg.lstsq(A, b, rcond=None)[0], rtol=1e-12)
+    g = jax.grad(lambda A, b: lstsq(A, b) @ jnp.arange(3.0), (0, 1))(A, b)
+    g_jax = jax.grad(lambda A, b: jnp.linalg.lstsq(A, b)[0] @ jnp.arange(3.0), (0, 1))(A, b)
+    for u, v in zip(g, g_jax):
+        np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [5, 50, 200])
+def test_sylvester_and_lyapunov_match_scipy(n, x64):
+    rng = _rng(n)
+    A = jr.inputs.stable(n)(jax.random.key(n), "float64")
+    B = jr.inputs.stable(n // 2 + 1)(jax.random.key(n + 1), "float64")
+    C = jnp.asarray(rng.standard_normal((n, n // 2 + 1)))
+    X = sylvester(A, B, C)
+    np.testing.assert_allclose(
+        X, sl.solve_sylvester(np.asarray(A), np.asarray(B), np.asarray(C)), rtol=1e-8, atol=1e-10
+    )
+    Q = jnp.asarray(rng.standard_normal((n, n)))
+    P = lyapunov(A, Q)
+    np.testing.assert_allclose(
+        P, sl.solve_continuous_lyapunov(np.asarray(A), -np.asarray(Q)), rtol=1e-8, atol=1e-10
+    )
+
+
+def test_sylvester_derivatives_wrt_A_and_B_where_jax_has_none(x64):
+    A = jr.inputs.stable(4)(jax.random.key(0), "float64")
+    B = jr.inputs.stable(3)(jax.random.key(1), "float64")
+    C = jr.inputs.general((4, 3))(jax.random.key(2), "float64")
+    loss = lambda A, B: jnp.sum(jnp.tanh(sylvester(A, B, C)))
+    with pytest.raises(NotImplementedError):
+        jax.grad(lambda A: jnp.sum(jax.scipy.linalg.solve_sylvester(A, B, C)))(A)
+    gA, gB = jax.grad(loss, (0, 1))(A, B)
+    # Central differences on one entry each.
+    eps = 1e-6
+    E = jnp.zeros((4, 4)).at[1, 2].set(1.0)
+    fd = (loss(A + eps * E, B) - loss(A - eps * E, B)) / (2 * eps)
+    assert float(gA[1, 2]) == pytest.approx(float(fd), rel=1e-6)
+    F = jnp.zeros((3, 3)).at[2, 0].set(1.0)
+    fd = (loss(A, B + eps * F) - loss(A, B - eps * F)) / (2 * eps)
+    assert float(gB[2, 0]) == pytest.approx(float(fd), rel=1e-6)
+
+
+def test_matvec_fixed_refuses_derivative_wrt_data():
+    A, x = jnp.ones((2, 3)), jnp.ones(3)
+    with pytest.raises(ValueError, match="matvec_fixed: argument 'A' is declared nondiff"):
+        jax.grad(lambda A: matvec_fixed(A, x).sum())(A)
+
+
+def test_input_validation_messages():
+    with pytest.raises(ValueError, match=r"linear_solve: assume must be one of .* got 'sym'"):
+        linear_solve(jnp.eye(2), jnp.ones(2), assume="sym")
+    with pytest.raises(
+        ValueError, match=r"linear_solve: A must be a square matrix, got shape \(2, 3\)"
+    ):
+        linear_solve(jnp.ones((2, 3)), jnp.ones(2))
+    with pytest.raises(ValueError, match=r"linear_solve: b must have shape \(2,\) or \(2, k\)"):
+        linear_solve(jnp.eye(2), jnp.ones(3))
+    with pytest.raises(ValueError, match=r"inv: A must be a square matrix"):
+        inv(jnp.ones(3))
+    with pytest.raises(ValueError, match=r"lstsq: A must be a tall or square matrix"):
+        lstsq(jnp.ones((2, 3)), jnp.ones(2))
+    with pytest.raises(ValueError, match=r"sylvester: C must have shape \(2, 3\)"):
+        sylvester(jnp.eye(2), jnp.eye(3), jnp.ones((3, 2)))
+    with pytest.raises(ValueError, match=r"lyapunov: Q must have the shape of A"):
+        lyapunov(jnp.eye(2), jnp.ones((3, 3)))
