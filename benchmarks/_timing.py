@@ -30,10 +30,22 @@ def best_of(fn: Callable[[], object], inner: int) -> float:
     return (time.perf_counter() - t0) / inner
 
 
-def interleaved_ratio(a: Callable, b: Callable, *, pairs: int = 7, inner: int = 1):
-    """Time ``a`` and ``b`` alternately; return (median a, median b, median a/b, (lo, hi))."""
+def calibrate(fn: Callable, target: float = 0.02) -> int:
+    """Repetitions so that one measurement of ``fn`` takes about ``target`` seconds."""
+    t = max(once(fn), 1e-6)
+    return max(1, min(10_000, int(target / t)))
+
+
+def interleaved_ratio(a: Callable, b: Callable, *, pairs: int = 7, inner: int | None = None):
+    """Time ``a`` and ``b`` alternately; return (median a, median b, median a/b, (lo, hi)).
+
+    ``inner`` calls per measurement (default: enough for ~20 ms, so that dispatch overhead
+    does not dominate small problems).
+    """
     jax.block_until_ready(a())
     jax.block_until_ready(b())
+    if inner is None:
+        inner = max(calibrate(a), calibrate(b))
     ta, tb, ratios = [], [], []
     for _ in range(pairs):
         x = best_of(a, inner)

@@ -496,9 +496,23 @@ class _Specialization:
     # -- backends ------------------------------------------------------------------------------
     def _build(self) -> Callable:
         backend = self.rule.backend
-        if backend == "hijax":
-            fns = _hijax.Fns(self.name, self.primal, self.jvp, self.fwd, self.bwd)
-            return lambda xs: _hijax.bind(fns, tuple(xs), self.out_avals)
+        low = self._build_low("custom_jvp" if self.rule.has_jvp else "custom_vjp")
+        if backend != "hijax":
+            return low
+        fns = _hijax.Fns(self.name, self.primal, self.jvp, self.fwd, self.bwd)
+
+        def call(xs):
+            # The hijax primitive only where differentiation sees it now: a jaxpr that stages
+            # a hijax primitive makes jax.jit re-trace on every call (JAX 0.10), so primal
+            # evaluation, vmap and staging (jit, scan, checkpoint) bind the low form. See
+            # the README, "How it works".
+            if _hijax.under_autodiff(xs):
+                return _hijax.bind(fns, tuple(xs), self.out_avals)
+            return low(xs)
+
+        return call
+
+    def _build_low(self, backend: str) -> Callable:
         # A plain function with a ready-made signature: JAX inspects it on every call.
         primal = _flat_function(self.primal, len(self.in_structs))
         if backend == "custom_jvp":
@@ -534,9 +548,9 @@ class _Specialization:
                 if "forward-mode" in str(e) or "jvp" in str(e):
                     raise TypeError(
                         f"{self.name}: forward mode (jvp/jacfwd) is not available: this rule "
-                        "has only a VJP rule, and the JAX in use lacks jax.experimental.hijax, "
-                        f"which jaxrules needs to transpose it. Define a JVP rule with "
-                        f"@{self.name}.defjvp, or use reverse mode."
+                        "has only a VJP rule, and the JAX in use lacks "
+                        "jax.experimental.hijax, which jaxrules needs to transpose it. Define "
+                        f"a JVP rule with @{self.name}.defjvp, or use reverse mode."
                     ) from e
                 raise
 

@@ -143,6 +143,22 @@ def _vmap_fns(fns: Fns, axes: tuple, size: int) -> Fns:
     return Fns(fns.name, primal, jvp, fwd, bwd)
 
 
+_AD_TRACERS = ("JVPTracer", "LinearizeTracer")
+
+
+def under_autodiff(xs) -> bool:
+    """Whether any input is being differentiated right now (a JVP/linearize tracer, possibly
+    inside batching or shard_map tracers)."""
+    for x in xs:
+        seen = 0
+        while isinstance(x, jax.core.Tracer) and seen < 64:
+            if type(x).__name__ in _AD_TRACERS:
+                return True
+            x = getattr(x, "val", None) if hasattr(x, "val") else getattr(x, "primal", None)
+            seen += 1
+    return False
+
+
 def bind(fns: Fns, xs: tuple, out_aval: Any) -> Any:
     """Apply the rule ``fns`` to the flat inputs ``xs`` through a hijax primitive.
 

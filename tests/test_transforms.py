@@ -119,3 +119,45 @@ def test_vjp_only_forward_mode_needs_transposable_backward(A, x):
     np.testing.assert_allclose(jax.grad(lambda x: f(x).sum())(x), jnp.cos(x), rtol=1e-6)
     with pytest.raises(NotImplementedError, match="f: forward mode .*transpose of its VJP rule"):
         jax.jvp(f, (x,), (x,))
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_jit_caches_functions_that_use_a_rule(flavour, A, x):
+    # A jaxpr that stages a hijax primitive would make jax.jit re-trace on every call; the
+    # primal path binds the low form, so a jitted function traces once.
+    traces = []
+
+    def model(A, x):
+        traces.append(1)
+        return make_matsin(flavour)(A, x)
+
+    f = jax.jit(model)
+    for _ in range(3):
+        f(A, x).block_until_ready()
+    assert len(traces) == 1
+    g = jax.jit(jax.grad(lambda A, x: model(A, x).sum(), 1))
+    for _ in range(3):
+        g(A, x).block_until_ready()
+    assert len(traces) == 2
+
+
+def test_staged_before_differentiation(A, x):
+    # Differentiating a function that jit (scan, checkpoint, ...) staged before AD reached it:
+    # a VJP-only rule keeps reverse mode (its VJP rule); a rule with both uses its JVP rule.
+    vjp_only = make_matsin("vjp", vjp_scale=3.0)
+    g = jax.grad(jax.jit(lambda x: vjp_only(A, x).sum()))(x)
+    np.testing.assert_allclose(g, 3.0 * jnp.cos(x) * (A.T @ jnp.ones(3)), rtol=1e-5)
+    # Forward mode of a VJP-only rule staged before jvp reached it: JAX's custom_vjp error
+    # (documented); jvp applied inside the staged function works.
+    with pytest.raises(
+        TypeError, match=r"can't apply forward-mode autodiff \(jvp\) to a custom_vjp"
+    ):
+        jax.jvp(jax.jit(lambda x: vjp_only(A, x)), (x,), (x,))
+    _, t = jax.jit(lambda x: jax.jvp(lambda x: vjp_only(A, x), (x,), (x,)))(x)
+    np.testing.assert_allclose(t, 3.0 * (A @ (jnp.cos(x) * x)), rtol=1e-5)
+    both = make_matsin("both", jvp_scale=2.0, vjp_scale=3.0)
+    g = jax.grad(jax.jit(lambda x: both(A, x).sum()))(x)
+    np.testing.assert_allclose(g, 2.0 * jnp.cos(x) * (A.T @ jnp.ones(3)), rtol=1e-5)
+    # Differentiation inside jit sees the rule directly: the VJP rule.
+    g = jax.jit(jax.grad(lambda x: both(A, x).sum()))(x)
+    np.testing.assert_allclose(g, 3.0 * jnp.cos(x) * (A.T @ jnp.ones(3)), rtol=1e-5)
