@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import importlib
+import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 
@@ -48,10 +51,10 @@ def _cmd_check(a) -> int:
     rules = _rules(a.modules, a.rule, a.tag)
     seeds = a.seed if a.seed else a.seeds
     t0 = time.perf_counter()
-    failed = 0
-    reports = []
-    for i, r in enumerate(rules, 1):
-        print(f"[{i}/{len(rules)}] {r.name} ...", end="", flush=True, file=sys.stderr)
+    lock = threading.Lock()
+    done = [0]
+
+    def run(r):
         t = time.perf_counter()
         rep = jr.check(
             r,
@@ -60,21 +63,29 @@ def _cmd_check(a) -> int:
             seeds=seeds,
             order=a.order,
         )
-        reports.append(rep)
-        failed += not rep.passed
-        print(
-            f" {'PASS' if rep.passed else 'FAIL'} ({time.perf_counter() - t:.1f}s)",
-            file=sys.stderr,
-            flush=True,
-        )
+        with lock:
+            done[0] += 1
+            print(
+                f"[{done[0]}/{len(rules)}] {r.name} ... {'PASS' if rep.passed else 'FAIL'} "
+                f"({time.perf_counter() - t:.1f}s)",
+                file=sys.stderr,
+                flush=True,
+            )
+        return rep
+
+    # Checks of different rules are independent; XLA compiles release the GIL, so threads
+    # use several cores.
+    jobs = max(1, a.jobs or min(len(rules), os.cpu_count() or 1))
+    with concurrent.futures.ThreadPoolExecutor(jobs) as ex:
+        reports = list(ex.map(run, rules))
+    failed = sum(not rep.passed for rep in reports)
     print()
     print(f"{'rule':<24}{'checks':>8}{'failed':>8}  {'worst err/tol':>14}  status")
     for r, rep in zip(rules, reports):
         vals = [x.error / x.tol for x in rep.results if not x.message and x.tol]
         worst = max(vals) if vals else 0.0
-        nf = len(rep.failures)
         print(
-            f"{r.name:<24}{len(rep.results):>8}{nf:>8}  {worst:>14.3g}  "
+            f"{r.name:<24}{len(rep.results):>8}{len(rep.failures):>8}  {worst:>14.3g}  "
             f"{'PASS' if rep.passed else 'FAIL'}"
         )
     print(f"\n{len(rules) - failed} passed, {failed} failed ({time.perf_counter() - t0:.1f}s)")
@@ -106,6 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sp.add_argument("--seed", action="append", type=int, help="a seed to check (repeatable)")
     sp.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
     sp.add_argument("--order", type=int, default=None, help="highest order to check")
+    sp.add_argument(
+        "--jobs", type=int, default=None, help="rules checked in parallel (default: cores)"
+    )
     sp.set_defaults(func=_cmd_check)
 
     a = p.parse_args(argv)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
@@ -56,24 +57,26 @@ _SymbolicZero = jax.custom_derivatives.SymbolicZero
 #: Which backends :class:`CustomRule` may use; tests switch hijax off to test the fallback.
 _use_hijax = [_hijax.AVAILABLE]
 
-#: While the checker records, every rule invocation (at trace time) is logged here.
-_rule_log: list[tuple[str, str]] | None = None
+#: While the checker records, every rule invocation (at trace time) is logged here
+#: (per thread: the CLI checks rules in parallel).
+_rule_log = threading.local()
 
 
 @contextlib.contextmanager
 def record_rule_calls():
     """Log ``(rule name, "jvp" | "fwd" | "bwd")`` for each rule JAX invokes inside the block."""
-    global _rule_log
-    old, _rule_log = _rule_log, []
+    old = getattr(_rule_log, "log", None)
+    _rule_log.log = []
     try:
-        yield _rule_log
+        yield _rule_log.log
     finally:
-        _rule_log = old
+        _rule_log.log = old
 
 
 def _record(name: str, what: str) -> None:
-    if _rule_log is not None:
-        _rule_log.append((name, what))
+    log = getattr(_rule_log, "log", None)
+    if log is not None:
+        log.append((name, what))
 
 
 def _is_none(x):

@@ -104,10 +104,48 @@ _sylvester.defjvp(_sylvester_jvp, symbolic_zeros=True)
 _sylvester.defvjp(_sylvester_fwd, _sylvester_bwd)
 
 
+@jax.jit
 def _schur(A):
-    # Factor a stopped copy: the factors carry no derivative (A does, as a dynamic argument).
-    T, U = jsl.schur(jax.lax.stop_gradient(A), output="complex")
-    return U, T
+    """Complex Schur form ``A = U T Uᴴ`` of a real matrix, factoring a stopped copy.
+
+    The factors carry no derivative (``A`` does, as a dynamic argument of the rule). LAPACK's
+    real Schur form is about 4x cheaper than its complex one; its 2×2 blocks (complex
+    conjugate eigenvalue pairs) are then split by one Givens rotation each (the algorithm of
+    ``scipy.linalg.rsf2csf``), an O(n²) pass.
+    """
+    T, Z = jsl.schur(jax.lax.stop_gradient(A))
+    n = T.shape[0]
+    cdt = jnp.result_type(T.dtype, jnp.complex64)
+    T, Z = T.astype(cdt), Z.astype(cdt)
+    if n < 2:
+        return Z, T
+    eps = jnp.finfo(A.dtype).eps
+    eye2 = jnp.eye(2, dtype=cdt)
+
+    def body(i, carry):
+        T, Z = carry
+        m = n - 1 - i
+        a, b = T[m - 1, m - 1], T[m - 1, m]
+        c, d = T[m, m - 1], T[m, m]
+        block = jnp.abs(c) > eps * (jnp.abs(a) + jnp.abs(d))
+        # An eigenvalue of the 2×2 block, minus d; the rotation that zeroes c.
+        lam = (a + d) / 2 + jnp.sqrt(((a - d) / 2) ** 2 + b * c)
+        mu = lam - d
+        r = jnp.sqrt(jnp.abs(mu) ** 2 + jnp.abs(c) ** 2)
+        r = jnp.where(r == 0, 1.0, r)
+        cs, sn = mu / r, c / r
+        G = jnp.where(block, jnp.array([[jnp.conj(cs), sn], [-sn, cs]]), eye2)
+        rows = jax.lax.dynamic_slice(T, (m - 1, 0), (2, n))
+        T = jax.lax.dynamic_update_slice(T, G @ rows, (m - 1, 0))
+        cols = jax.lax.dynamic_slice(T, (0, m - 1), (n, 2))
+        T = jax.lax.dynamic_update_slice(T, cols @ G.conj().T, (0, m - 1))
+        zc = jax.lax.dynamic_slice(Z, (0, m - 1), (n, 2))
+        Z = jax.lax.dynamic_update_slice(Z, zc @ G.conj().T, (0, m - 1))
+        T = T.at[m, m - 1].set(0)
+        return T, Z
+
+    T, Z = jax.lax.fori_loop(0, n - 1, body, (T, Z))
+    return Z, T
 
 
 def _square(name, what, M):
