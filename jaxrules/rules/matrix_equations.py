@@ -37,29 +37,65 @@ from jaxrules import inputs
 __all__ = ["lyapunov", "sylvester"]
 
 
+_BLOCK = 8
+
+
 def _tri_sylvester(S, s_lower, T, t_lower, F):
-    """Solve ``S Y + Y T = F`` for triangular ``S`` (n×n) and ``T`` (m×m), column by column."""
+    """Solve ``S Y + Y T = F`` for triangular ``S`` (n×n) and ``T`` (m×m).
+
+    Column by column, ``(S + t_jj I) y_j = f_j − Σ_{k<j} t_kj y_k`` (for upper ``T``), in
+    blocks of ``_BLOCK`` columns: within a block the coupling is a small matrix-vector
+    product, and each finished block updates the remaining right-hand sides with one matrix
+    product. The shifted matrix ``S + t_jj I`` is carried and only its diagonal updated.
+    A lower ``T`` is handled by reversing the column order (then it is upper).
+    """
+    if t_lower:
+        return _tri_sylvester(S, s_lower, T[::-1, ::-1], False, F[:, ::-1])[:, ::-1]
     n, m = F.shape
-    eye = jnp.eye(n, dtype=S.dtype)
-    order = jnp.arange(m)[::-1] if t_lower else jnp.arange(m)
+    b = _BLOCK
+    nb = -(-m // b)
+    mp = nb * b
+    # Pad to whole blocks: the extra columns have zero right-hand side and a shift larger than
+    # any eigenvalue of S, so their (zero) solutions never divide by zero.
+    pad = 1.0 + 2.0 * jnp.max(jnp.abs(jnp.diagonal(S)))
+    extra = jnp.arange(m, mp)
+    Tp = jnp.zeros((mp, mp), T.dtype).at[:m, :m].set(T).at[extra, extra].set(pad)
+    Fp = jnp.zeros((n, mp), F.dtype).at[:, :m].set(F)
+    diag = jnp.arange(n)
 
-    def body(i, Y):
-        j = order[i]
-        # Columns not yet solved are zero, so Y @ T[:, j] sums exactly the solved ones.
-        rhs = F[:, j] - Y @ T[:, j]
-        y = jsl.solve_triangular(S + T[j, j] * eye, rhs, lower=s_lower)
-        return Y.at[:, j].set(y)
+    def block(k, carry):
+        R, Y, M, shift = carry
+        j0 = k * b
+        Tb = jax.lax.dynamic_slice(Tp, (j0, j0), (b, b))
+        Rb = jax.lax.dynamic_slice(R, (0, j0), (n, b))
 
-    return jax.lax.fori_loop(0, m, body, jnp.zeros_like(F))
+        def column(jj, c):
+            Yb, M, shift = c
+            t = Tb[jj, jj]
+            M = M.at[diag, diag].add(t - shift)
+            y = jsl.solve_triangular(M, Rb[:, jj] - Yb @ Tb[:, jj], lower=s_lower)
+            return Yb.at[:, jj].set(y), M, t
+
+        Yb, M, shift = jax.lax.fori_loop(0, b, column, (jnp.zeros((n, b), F.dtype), M, shift))
+        Y = jax.lax.dynamic_update_slice(Y, Yb, (0, j0))
+        # Later columns: subtract this block's contribution (earlier columns are done).
+        R = R - Yb @ jax.lax.dynamic_slice(Tp, (j0, 0), (b, mp))
+        return R, Y, M, shift
+
+    init = (Fp, jnp.zeros_like(Fp), S, jnp.zeros((), S.dtype))
+    _, Y, _, _ = jax.lax.fori_loop(0, nb, block, init)
+    return Y[:, :m]
 
 
 @functools.partial(jax.jit, static_argnames=("s_lower", "t_lower"))
 def _solve_factored(C, U, S, V, T, *, s_lower, t_lower):
     # Jitted so that eager calls compile the column loop once per shape, not once per call.
-    cdt = S.dtype
-    F = U.conj().T @ C.astype(cdt) @ V
+    # C and X are real: F = Uᴴ C V starts with two real products (Uᴴ C = UᵣᵀC − i UᵢᵀC), and
+    # X = Re(U Y Vᴴ) = Re(Z)Vᵣᵀ + Im(Z)Vᵢᵀ with Z = U Y ends with two.
+    F = (U.real.T @ C - 1j * (U.imag.T @ C)).astype(S.dtype) @ V
     Y = _tri_sylvester(S, s_lower, T, t_lower, F)
-    return (U @ Y @ V.conj().T).real.astype(C.dtype)
+    Z = U @ Y
+    return (Z.real @ V.real.T + Z.imag @ V.imag.T).astype(C.dtype)
 
 
 @jr.custom_vjp(
