@@ -102,7 +102,7 @@ def bench_rule(name, ours, theirs, args, pairs, dtype, rng):
         j_theirs = _jvp_fn(theirs, args, tang)
         jax.block_until_ready(j_ours(*args))
         jax.block_until_ready(j_theirs(*args))
-        a, b, r, spread = _timing.interleaved_ratio(
+        _, _, r, spread = _timing.interleaved_ratio(
             lambda: j_ours(*args), lambda: j_theirs(*args), pairs=pairs
         )
         row["jvp_vs_jax"] = (r, spread)
