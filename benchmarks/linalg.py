@@ -82,7 +82,7 @@ def bench_rule(name, ours, theirs, args, pairs, dtype, rng):
         try:
             g_theirs = _grad_fn(theirs, argnums, w)
             jax.block_until_ready(g_theirs(*args))
-            a, b, r, spread = _timing.interleaved_ratio(
+            _, _, r, spread = _timing.interleaved_ratio(
                 lambda: g_ours(*args), lambda: g_theirs(*args), pairs=pairs
             )
             row["grad_vs_jax"] = (r, spread)
@@ -92,7 +92,7 @@ def bench_rule(name, ours, theirs, args, pairs, dtype, rng):
             row["grad_vs_jax"] = f"JAX: {type(e).__name__}"
         p_theirs = jax.jit(theirs)
         jax.block_until_ready(p_theirs(*args))
-        a, b, r, spread = _timing.interleaved_ratio(
+        _, _, r, spread = _timing.interleaved_ratio(
             lambda: p_ours(*args), lambda: p_theirs(*args), pairs=pairs
         )
         row["primal_vs_jax"] = (r, spread)
