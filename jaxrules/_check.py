@@ -623,7 +623,9 @@ def _evaluate(transform, F, xs, fixed, Vs, Ws, K, order, jitted, seed, acc):
         if "forward" in parts:
             res.update(_forward(F, xs, fixed, v, order))
         if "reverse" in parts:
-            res.update(_reverse(F, xs, fixed, w, v, order))
+            res.update(_reverse(F, xs, fixed, w, v, order if "hvp" in parts else 1))
+        elif "hvp" in parts:
+            res["hvp"] = _reverse(F, xs, fixed, w, v, order)["hvp"]
         return res
 
     def run(parts):
@@ -652,17 +654,34 @@ def _evaluate(transform, F, xs, fixed, Vs, Ws, K, order, jitted, seed, acc):
         return [jax.tree_util.tree_map(lambda a, k=k: a[k], batched) for k in range(K)]
 
     got: dict[int, dict] = {}
-    try:
-        res = run(("forward", "reverse"))
-    except Exception:
-        res = None
+    # Without hijax, a rule with both a JVP and a VJP rule runs its JVP rule in both modes;
+    # check each rule in its own mode by forcing the backend per part.
+    # (Second order then runs as JAX runs it there: through the JVP rule.)
+    separate = not _custom._use_hijax[0]
+    all_parts = ("forward", "reverse", "hvp") if order >= 2 else ("forward", "reverse")
+    res = None
+    if not separate:
+        try:
+            res = run(all_parts)
+        except Exception:
+            res = None
     if res is None:
         res = [{} for _ in range(K)]
-        for part in ("forward", "reverse"):
+        for part in all_parts if separate or order < 2 else ("forward", "reverse"):
+            force = (
+                {"forward": "custom_jvp", "reverse": "custom_vjp"}.get(part) if separate else None
+            )
+            parts = (
+                (part,)
+                if separate
+                else ((part, "hvp") if part == "reverse" and order >= 2 else (part,))
+            )
             try:
-                part_res = run((part,))
+                with _custom.force_backend(force):
+                    part_res = run(parts)
             except Exception as e:
-                acc.error(transform, "jvp" if part == "forward" else "vjp", seed, e)
+                check = {"forward": "jvp", "reverse": "vjp", "hvp": "hvp"}[part]
+                acc.error(transform, check, seed, e)
                 continue
             for k in range(K):
                 res[k].update(part_res[k])

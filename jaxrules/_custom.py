@@ -57,6 +57,22 @@ _SymbolicZero = jax.custom_derivatives.SymbolicZero
 #: Which backends :class:`CustomRule` may use; tests switch hijax off to test the fallback.
 _use_hijax = [_hijax.AVAILABLE]
 
+#: The checker, where hijax is missing, forces each mode's own rule: ``custom_jvp`` (the JVP
+#: rule) for forward-mode checks and ``custom_vjp`` (the VJP rule) for reverse-mode ones.
+_forced = threading.local()
+
+
+@contextlib.contextmanager
+def force_backend(backend: str | None):
+    """Inside the block, rules that have the matching rule use ``backend`` (checker only)."""
+    old = getattr(_forced, "backend", None)
+    _forced.backend = backend
+    try:
+        yield
+    finally:
+        _forced.backend = old
+
+
 #: While the checker records, every rule invocation (at trace time) is logged here
 #: (per thread: the CLI checks rules in parallel).
 _rule_log = threading.local()
@@ -176,6 +192,11 @@ class CustomRule(Generic[_P, _R]):
     @property
     def backend(self) -> str:
         """Which JAX mechanism carries the rules: ``custom_jvp``, ``custom_vjp`` or ``hijax``."""
+        forced = getattr(_forced, "backend", None)
+        if forced == "custom_vjp" and self.has_vjp:
+            return "custom_vjp"
+        if forced == "custom_jvp" and self.has_jvp:
+            return "custom_jvp"
         if self.has_vjp and _use_hijax[0]:
             return "hijax"
         if self.has_jvp:
@@ -499,9 +520,9 @@ class _Specialization:
     # -- backends ------------------------------------------------------------------------------
     def _build(self) -> Callable:
         backend = self.rule.backend
-        low = self._build_low("custom_jvp" if self.rule.has_jvp else "custom_vjp")
         if backend != "hijax":
-            return low
+            return self._build_low(backend)
+        low = self._build_low("custom_jvp" if self.rule.has_jvp else "custom_vjp")
         fns = _hijax.Fns(self.name, self.primal, self.jvp, self.fwd, self.bwd)
 
         def call(xs):

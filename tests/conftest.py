@@ -4,7 +4,19 @@ import numpy as np
 import pytest
 
 import jaxrules as jr
-from jaxrules import _custom
+from jaxrules import _custom, _hijax
+
+#: Tests of semantics that need the hijax backend (forward mode of VJP-only rules, the VJP rule
+#: used in reverse mode when both exist) are skipped where it is unavailable (JAX >= 0.11 moved
+#: the API); the fallback's own behaviour is tested with the ``no_hijax`` fixture.
+needs_hijax = pytest.mark.skipif(
+    not _hijax.AVAILABLE, reason="needs jax.experimental.hijax.VJPHiPrimitive"
+)
+
+
+def skip_vjp_only_forward(flavour: str) -> None:
+    if flavour == "vjp" and not _hijax.AVAILABLE:
+        pytest.skip("forward mode of a VJP-only rule needs jax.experimental.hijax")
 
 
 def make_matsin(flavour: str, *, jvp_scale: float = 1.0, vjp_scale: float = 1.0, **options):

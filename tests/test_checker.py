@@ -6,11 +6,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import wrong_rules as W
+from conftest import needs_hijax
 
 import jaxrules as jr
 from jaxrules import inputs as I
 
 
+@needs_hijax
 @pytest.mark.parametrize("name", sorted(W.EXPECTED))
 def test_wrong_rule_is_flagged(name):
     check, argument, only = W.EXPECTED[name]
@@ -34,6 +36,7 @@ def test_wrong_rule_is_flagged(name):
         assert f"argument {argument}" in msg
 
 
+@needs_hijax
 @pytest.mark.parametrize("name", [r.name for r in W.RIGHT])
 def test_correct_twins_pass(name):
     report = jr.check(name, registry=W.RIGHT, seeds=2)
@@ -46,6 +49,7 @@ def test_correct_twins_pass(name):
     assert {r.dtype for r in report.results} == {"float32", "float64"}
 
 
+@needs_hijax
 def test_report_names_everything_and_reproduces():
     report = jr.check(
         "factor_of_two", registry=W.WRONG, seeds=[5], dtypes=("float64",), transforms=("jit",)
@@ -126,6 +130,7 @@ def _sym_cotangent_rule():
     return apply_spd, lambda S: S @ v
 
 
+@needs_hijax
 def test_structured_input_checked_on_its_subspace():
     f, ref = _sym_cotangent_rule()
     ok = jr.check(f, reference=ref, inputs={"S": I.spd(3)}, seeds=2)

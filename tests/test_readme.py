@@ -4,6 +4,7 @@ import os
 import re
 
 import pytest
+from conftest import needs_hijax
 
 README = os.path.join(os.path.dirname(__file__), "..", "README.md")
 
@@ -13,6 +14,7 @@ def _blocks():
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
+@needs_hijax
 def test_one_screen_example_runs():
     code = _blocks()[0]
     ns: dict = {}

@@ -144,7 +144,8 @@ def test_lstsq_finite_where_jax_gradient_is_nan(x64):
         g = jax.grad(loss)(A)
         assert np.all(np.isfinite(g))
         np.testing.assert_allclose(g, jax.grad(ref)(A), rtol=1e-10, atol=1e-12)
-        assert not np.all(np.isfinite(jax.grad(jax_loss)(A)))  # JAX's own: NaN here
+        if jax.__version__ == "0.10.2":  # measured there; newer JAX may change
+            assert not np.all(np.isfinite(jax.grad(jax_loss)(A)))  # JAX's own: NaN here
         np.testing.assert_allclose(jax.hessian(loss)(A), jax.hessian(ref)(A), rtol=1e-8, atol=1e-10)
 
 
@@ -216,3 +217,45 @@ def test_input_validation_messages():
         sylvester(jnp.eye(2), jnp.eye(3), jnp.ones((3, 2)))
     with pytest.raises(ValueError, match=r"lyapunov: Q must have the shape of A"):
         lyapunov(jnp.eye(2), jnp.ones((3, 3)))
+
+
+def _staged_cases():
+    from jaxrules.rules.matrix_equations import _kron_sylvester
+
+    rng = _rng(7)
+    A = jnp.asarray(rng.standard_normal((4, 4)) + 3 * np.eye(4))
+    b = jnp.asarray(rng.standard_normal(4))
+    T = jnp.asarray(rng.standard_normal((6, 4)))
+    bt = jnp.asarray(rng.standard_normal(6))
+    St = jr.inputs.stable(4)(jax.random.key(0), "float64")
+    B = jr.inputs.stable(3)(jax.random.key(1), "float64")
+    C = jr.inputs.general((4, 3))(jax.random.key(2), "float64")
+    s = lambda y: jnp.sum(jnp.sin(y))
+    return [
+        ("linear_solve", lambda A: s(linear_solve(A, b)), lambda A: s(jnp.linalg.solve(A, b)), A),
+        ("inv", lambda A: s(inv(A)), lambda A: s(jnp.linalg.inv(A)), A),
+        ("logdet", lambda A: jnp.sin(logdet(A)), lambda A: jnp.sin(jnp.linalg.slogdet(A)[1]), A),
+        ("lstsq", lambda A: s(lstsq(A, bt)), lambda A: s(jnp.linalg.solve(A.T @ A, A.T @ bt)), T),
+        ("sylvester", lambda A: s(sylvester(A, B, C)), lambda A: s(_kron_sylvester(A, B, C)), St),
+        (
+            "lyapunov",
+            lambda A: s(lyapunov(A, C @ C.T)),
+            lambda A: s(_kron_sylvester(A, A.T, -C @ C.T)),
+            St,
+        ),
+    ]
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_second_order_right_however_jax_reaches_the_rule(case, x64):
+    # Staged by jit before differentiation (the low backend: JAX transposes the JVP rule), or
+    # differentiated directly (the VJP rule): the Hessian is the reference's either way.
+    name, f, ref, arg = _staged_cases()[case]
+    H = jax.hessian(ref)(arg)
+    for how in (
+        jax.hessian(f),
+        jax.hessian(jax.jit(f)),
+        jax.jacrev(jax.grad(jax.jit(f))),
+        jax.jacfwd(jax.jacfwd(jax.jit(f))),
+    ):
+        np.testing.assert_allclose(how(arg), H, rtol=1e-8, atol=1e-10, err_msg=name)

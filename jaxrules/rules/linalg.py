@@ -4,17 +4,22 @@ least squares.
 Notation: primal :math:`x`, tangent :math:`\dot x`, cotangent :math:`\bar x`,
 :math:`\langle A, B\rangle = \operatorname{tr}(A^\top B)`.
 
-**Reusing factorisations at every order.** The solves factor :math:`A` once, in the forward
-pass, and both rules reuse the factors. To stay differentiable to any order, the pattern is that
-of ``jax.lax.custom_linear_solve``: the factors enter a private rule (``_solve``,
-``_inv``, ...) as *nondiff* arguments under ``stop_gradient``, while :math:`A` itself enters
-as a dynamic argument. Every rule expresses its derivative through :math:`A` (differentiable
-products) and through further calls of these private rules with the same factors — never
-through the factors directly — so JAX differentiates the rules again with the same rules, and
-no derivative order refactorises or differentiates through a factorisation.
+**Reusing factorisations at every order.** The solves factor :math:`A` once, on a stopped copy,
+and both rules reuse the factors. Inside the rules, every solve with :math:`A` is a
+``jax.lax.custom_linear_solve`` (:func:`_solve_with`): a differentiable matvec
+(:math:`x \mapsto Ax`, closing over :math:`A`) and factored ``solve``/``transpose_solve``
+functions that are never differentiated. So a rule's derivative is expressed through
+:math:`A` and through solves that JAX knows how to differentiate *and transpose* at every
+order. That matters: if a rule called itself instead, then wherever JAX transposes a rule
+rather than calling its VJP (a function staged by ``jit`` before differentiation reached it, or
+a JAX without hijax), it would transpose the factor-based primal, and the second derivative
+would miss the factors' dependence on :math:`A` — a silent error the checker catches in that
+configuration.
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -194,6 +199,19 @@ def _outer(u, v):
     return jnp.outer(u, v) if u.ndim == 1 else u @ v.T
 
 
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _solve_with(A, b, factors, assume, trans):
+    """``op(A)⁻¹ b`` with the factors of A, differentiable and transposable at every order."""
+    A = _structure(A, assume) if assume in ("lower", "upper") else A
+    matvec = (lambda x: A.T @ x) if trans else (lambda x: A @ x)
+    return jax.lax.custom_linear_solve(
+        matvec,
+        b,
+        lambda _, rhs: _apply(factors, rhs, assume, trans),
+        lambda _, rhs: _apply(factors, rhs, assume, 1 - trans),
+    )
+
+
 @jr.custom_vjp(static_argnames=("assume", "trans"), nondiff_argnames=("factors",))
 def _solve(A, b, factors, *, assume, trans):
     # x = op(A)⁻¹ b, op(A) = A (trans=0) or Aᵀ (trans=1), using factors of A.
@@ -204,7 +222,7 @@ def _solve_jvp(primals, tangents, *, assume, trans):
     # op(A) x = b  ⇒  op(A) ẋ = ḃ − op(Ȧ) x.
     A, b, factors = primals
     dA, db, _ = tangents
-    x = _solve(A, b, factors, assume=assume, trans=trans)
+    x = _solve_with(A, b, factors, assume, trans)
     rhs = None if db is None else db
     if dA is not None:
         dA = _structure(dA, assume)
@@ -212,11 +230,11 @@ def _solve_jvp(primals, tangents, *, assume, trans):
         rhs = t if rhs is None else rhs + t
     if rhs is None:
         return x, None
-    return x, _solve(A, rhs, factors, assume=assume, trans=trans)
+    return x, _solve_with(A, rhs, factors, assume, trans)
 
 
 def _solve_fwd(A, b, factors, *, assume, trans):
-    x = _solve(A, b, factors, assume=assume, trans=trans)  # differentiable: the rule itself
+    x = _solve_with(A, b, factors, assume, trans)  # differentiable: a residual of the VJP
     return x, (A, factors, x)
 
 
@@ -224,7 +242,7 @@ def _solve_bwd(res, x_bar, *, assume, trans):
     # ⟨x̄, ẋ⟩ = ⟨x̄, op(A)⁻¹(ḃ − op(Ȧ)x)⟩ = ⟨w, ḃ⟩ − ⟨w, op(Ȧ) x⟩ with op(A)ᵀ w = x̄:
     # b̄ = w, and Ā = −w xᵀ (trans=0) or −x wᵀ (trans=1).
     A, factors, x = res
-    w = _solve(A, x_bar, factors, assume=assume, trans=1 - trans)
+    w = _solve_with(A, x_bar, factors, assume, 1 - trans)
     A_bar = -(_outer(x, w) if trans else _outer(w, x))
     return _structure(A_bar, assume), w, None
 
@@ -314,6 +332,10 @@ jr.register(
 
 
 # -- inverse ---------------------------------------------------------------------------------------
+def _inv_with(A, factors):
+    return _solve_with(A, jnp.eye(A.shape[0], dtype=A.dtype), factors, "gen", 0)
+
+
 @jr.custom_vjp(nondiff_argnames=("factors",))
 def _inv(A, factors):
     return _lu_solve(factors, jnp.eye(A.shape[0], dtype=A.dtype), 0)
@@ -323,7 +345,7 @@ def _inv_jvp(primals, tangents):
     # A Y = I  ⇒  Ȧ Y + A Ẏ = 0  ⇒  Ẏ = −Y Ȧ Y (two matrix products, no solve).
     A, factors = primals
     dA, _ = tangents
-    Y = _inv(A, factors)
+    Y = _inv_with(A, factors)
     return Y, -(Y @ dA @ Y)
 
 
@@ -333,7 +355,7 @@ def _inv_bwd(Y, Y_bar):
 
 
 def _inv_fwd(A, factors):
-    Y = _inv(A, factors)  # through the rule, so that the residual is differentiable
+    Y = _inv_with(A, factors)  # differentiable, so that the residual is
     return Y, Y
 
 
@@ -396,13 +418,13 @@ def _logdet_jvp(primals, tangents):
     # d log|det A| = tr(A⁻¹ Ȧ), with A⁻¹ Ȧ from the same factors.
     A, factors = primals
     dA, _ = tangents
-    return _logdet(A, factors), jnp.trace(_solve(A, dA, factors, assume="gen", trans=0))
+    return _logdet(A, factors), jnp.trace(_solve_with(A, dA, factors, "gen", 0))
 
 
 def _logdet_bwd(res, g):
     # ⟨ȳ, tr(A⁻¹Ȧ)⟩ = ⟨ȳ A⁻ᵀ, Ȧ⟩; A⁻ᵀ through the inverse rule (differentiable again).
     A, factors = res
-    return g * _inv(A, factors).T, None
+    return g * _inv_with(A, factors).T, None
 
 
 _logdet.defjvp(_logdet_jvp)
@@ -478,6 +500,17 @@ jr.register(
 
 
 # -- least squares -----------------------------------------------------------------------------------
+@jax.jit
+def _gram_with(A, v, R):
+    """``(AᵀA)⁻¹ v`` through ``custom_linear_solve`` (symmetric operator, factor R)."""
+    return jax.lax.custom_linear_solve(
+        lambda z: A.T @ (A @ z),
+        v,
+        lambda _, rhs: jsl.solve_triangular(R, jsl.solve_triangular(R, rhs, trans=1), lower=False),
+        symmetric=True,
+    )
+
+
 @jr.custom_vjp(nondiff_argnames=("R",))
 def _gram(A, v, R):
     # z = (AᵀA)⁻¹ v = R⁻¹ R⁻ᵀ v with A = QR (semi-normal equations; only R is needed).
@@ -488,28 +521,42 @@ def _gram_jvp(primals, tangents):
     # G = (AᵀA)⁻¹, z = G v: ż = G(v̇ − (ȦᵀA + AᵀȦ) z).
     A, v, R = primals
     dA, dv, _ = tangents
-    z = _gram(A, v, R)
+    z = _gram_with(A, v, R)
     rhs = None if dv is None else dv
     if dA is not None:
         t = -(dA.T @ (A @ z) + A.T @ (dA @ z))
         rhs = t if rhs is None else rhs + t
-    return z, None if rhs is None else _gram(A, rhs, R)
+    return z, None if rhs is None else _gram_with(A, rhs, R)
 
 
 def _gram_fwd(A, v, R):
-    z = _gram(A, v, R)
+    z = _gram_with(A, v, R)
     return z, (A, R, z)
 
 
 def _gram_bwd(res, z_bar):
     # u = G z̄ (G symmetric): v̄ = u, Ā = −(A z) uᵀ − (A u) zᵀ.
     A, R, z = res
-    u = _gram(A, z_bar, R)
+    u = _gram_with(A, z_bar, R)
     return -(_outer(A @ z, u) + _outer(A @ u, z)), u, None
 
 
 _gram.defjvp(_gram_jvp, symbolic_zeros=True)
 _gram.defvjp(_gram_fwd, _gram_bwd)
+
+
+@jax.jit
+def _ls_with(A, b, Q, R):
+    """The least-squares solution: the QR value, with the derivatives of ``G Aᵀ b``.
+
+    ``G Aᵀ b`` (``G = (AᵀA)⁻¹`` through :func:`_gram_with`) is the same map in exact arithmetic
+    and is differentiable and transposable at every order; its value would square the
+    condition number, so the value is the QR solution's: ``sg(x_qr) + g − sg(g)``.
+    """
+    sg = jax.lax.stop_gradient
+    x_qr = jsl.solve_triangular(R, Q.T @ sg(b), lower=False)
+    g = _gram_with(A, A.T @ b, R)
+    return sg(x_qr) + (g - sg(g))
 
 
 @jr.custom_vjp(nondiff_argnames=("Q", "R"))
@@ -521,7 +568,7 @@ def _ls_jvp(primals, tangents):
     # AᵀA ẋ = Ȧᵀ r + Aᵀ(ḃ − Ȧ x), r = b − A x:  ẋ = G Ȧᵀ r + lstsq(A, ḃ − Ȧ x).
     A, b, Q, R = primals
     dA, db, _, _ = tangents
-    x = _ls(A, b, Q, R)
+    x = _ls_with(A, b, Q, R)
     if dA is None and db is None:
         return x, None
     c = jnp.zeros_like(b) if db is None else db
@@ -529,20 +576,20 @@ def _ls_jvp(primals, tangents):
     if dA is not None:
         r = b - A @ x
         c = c - dA @ x
-        dx = _gram(A, dA.T @ r, R)
-    t = _ls(A, c, Q, R)
+        dx = _gram_with(A, dA.T @ r, R)
+    t = _gram_with(A, A.T @ c, R)
     return x, t if dx is None else dx + t
 
 
 def _ls_fwd(A, b, Q, R):
-    x = _ls(A, b, Q, R)
+    x = _ls_with(A, b, Q, R)
     return x, (A, b, R, x)
 
 
 def _ls_bwd(res, x_bar):
     # w = G x̄: b̄ = A w, Ā = r wᵀ − (A w) xᵀ.
     A, b, R, x = res
-    w = _gram(A, x_bar, R)
+    w = _gram_with(A, x_bar, R)
     Aw = A @ w
     return _outer(b - A @ x, w) - _outer(Aw, x), Aw, None, None
 

@@ -16,8 +16,9 @@ with :math:`L^*(W) = A^\top W + W B^\top = \bar X`, so :math:`\bar C = W`,
 :math:`\bar A = -W X^\top`, :math:`\bar B = -X^\top W`. Transposing the adjoint equation gives
 :math:`B W^\top + W^\top A = \bar X^\top`: a Sylvester equation in :math:`(B, A)`, solved
 with the *same* Schur factors, swapped. As in :mod:`jaxrules.rules.linalg`, the factors
-enter as nondiff arguments under ``stop_gradient`` and the derivatives are expressed through
-:math:`A, B` and the rule itself, so every order reuses the one factorisation.
+enter as nondiff arguments, computed on stopped copies, and the rules solve through
+``jax.lax.custom_linear_solve`` with the operator :math:`X \mapsto AX + XB` and the factored
+solves, so every order reuses the one factorisation and is right however JAX reaches it.
 
 For Lyapunov, :math:`B = A^\top = U S^H U^H` (``A`` real): one Schur decomposition serves
 both sides, with :math:`S^H` lower triangular (columns solved last to first).
@@ -107,8 +108,19 @@ def _sylvester(A, B, C, fa, fb, *, s_lower, t_lower):
     return _solve_factored(C, *fa, *fb, s_lower=s_lower, t_lower=t_lower)
 
 
+@functools.partial(jax.jit, static_argnums=(5,))
 def _syl(A, B, C, fa, fb, flags):
-    return _sylvester(A, B, C, fa, fb, s_lower=flags[0], t_lower=flags[1])
+    """``X`` with ``AX + XB = C``, through ``custom_linear_solve``: the operator
+    ``X ↦ AX + XB`` is differentiated (closing over A and B), the factored solves never are,
+    and the transpose solve (``AᵀW + WBᵀ = X̄  ⇔  B Wᵀ + Wᵀ A = X̄ᵀ``) reuses the factors,
+    swapped. Differentiable and transposable at every order, in every backend."""
+    s_lower, t_lower = flags
+    return jax.lax.custom_linear_solve(
+        lambda X: A @ X + X @ B,
+        C,
+        lambda _, rhs: _solve_factored(rhs, *fa, *fb, s_lower=s_lower, t_lower=t_lower),
+        lambda _, rhs: _solve_factored(rhs.T, *fb, *fa, s_lower=t_lower, t_lower=s_lower).T,
+    )
 
 
 def _sylvester_jvp(primals, tangents, *, s_lower, t_lower):
