@@ -336,6 +336,22 @@ def _zero_ct(x):
     return np.zeros(jnp.shape(x), jax.dtypes.float0)
 
 
+def _map_directions(fn, Vs, Ws, K):
+    """``fn(v, w)`` for each of the K directions, stacked along a leading axis.
+
+    A ``lax.map`` (compiled once, run K times) when every cotangent is a float array; a
+    Python loop otherwise (float0 cotangents of integer outputs cannot be mapped over).
+    """
+    if all(getattr(W, "dtype", None) != jax.dtypes.float0 for W in Ws):
+        return jax.lax.map(lambda vw: fn(vw[0], vw[1]), (list(Vs), list(Ws)))
+    outs = [fn([V[k] for V in Vs], [W[k] for W in Ws]) for k in range(K)]
+    return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *outs)
+
+
+def _split(stacked, K):
+    return [jax.tree_util.tree_map(lambda a, k=k: a[k], stacked) for k in range(K)]
+
+
 def _stacked(fn, K):
     """Loop over K directions inside one traced function (for jit and the witnesses)."""
 
@@ -634,11 +650,11 @@ def _evaluate(transform, F, xs, fixed, Vs, Ws, K, order, jitted, seed, acc):
         fn = jitted.get((transform, parts))
         if fn is None:
             if transform == "jit":
+                # lax.map over the directions: a loop, compiled once (not unrolled K times).
                 fn = jax.jit(
-                    lambda xs, fixed, Vs, Ws: [
-                        one(xs, fixed, [V[k] for V in Vs], [W[k] for W in Ws], parts)
-                        for k in range(K)
-                    ]
+                    lambda xs, fixed, Vs, Ws: _map_directions(
+                        lambda v, w: one(xs, fixed, v, w, parts), Vs, Ws, K
+                    )
                 )
             else:  # vmap over directions, with the point broadcast (so the rule is batched)
                 fn = jax.jit(
@@ -648,7 +664,7 @@ def _evaluate(transform, F, xs, fixed, Vs, Ws, K, order, jitted, seed, acc):
                 )
             jitted[(transform, parts)] = fn
         if transform == "jit":
-            return fn(xs, fixed, Vs, Ws)
+            return _split(fn(xs, fixed, Vs, Ws), K)
         xb = [jnp.broadcast_to(x, (K, *jnp.shape(x))) for x in xs]
         batched = fn(xb, fixed, Vs, Ws)
         return [jax.tree_util.tree_map(lambda a, k=k: a[k], batched) for k in range(K)]
@@ -698,11 +714,12 @@ def _witnesses(rec, layout, xs, fixed, Vs, Ws, K, order, ref_fns, dtype):
     F_ref = layout.function(rec.reference)
 
     def both(xs, fixed, Vs, Ws):
-        fwd = _stacked(lambda xs, fixed, v: _forward(F_ref, xs, fixed, v, order), K)(xs, fixed, Vs)
-        rev = _stacked(lambda xs, fixed, w, v: _reverse(F_ref, xs, fixed, w, v, order), K)(
-            xs, fixed, Ws, Vs
-        )
-        return [dict(f, **r) for f, r in zip(fwd, rev)]
+        def one(v, w):
+            return dict(
+                _forward(F_ref, xs, fixed, v, order), **_reverse(F_ref, xs, fixed, w, v, order)
+            )
+
+        return _split(_map_directions(one, Vs, Ws, K), K)
 
     calib = None
     if jnp.dtype(dtype).itemsize < 8:  # in float64 the calibration is the witness itself

@@ -53,7 +53,7 @@ def _tri_sylvester(S, s_lower, T, t_lower, F):
     if t_lower:
         return _tri_sylvester(S, s_lower, T[::-1, ::-1], False, F[:, ::-1])[:, ::-1]
     n, m = F.shape
-    b = _BLOCK
+    b = min(_BLOCK, m)
     nb = -(-m // b)
     mp = nb * b
     # Pad to whole blocks: the extra columns have zero right-hand side and a shift larger than
