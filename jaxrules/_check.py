@@ -352,15 +352,6 @@ def _split(stacked, K):
     return [jax.tree_util.tree_map(lambda a, k=k: a[k], stacked) for k in range(K)]
 
 
-def _stacked(fn, K):
-    """Loop over K directions inside one traced function (for jit and the witnesses)."""
-
-    def run(xs, fixed, *dirs):
-        return [fn(xs, fixed, *[[a[k] for a in d] for d in dirs]) for k in range(K)]
-
-    return run
-
-
 # -- comparison ----------------------------------------------------------------------------------
 def _norm(x) -> float:
     return float(np.linalg.norm(np.ravel(np.asarray(x, np.float64))))
