@@ -28,6 +28,7 @@ How a call runs:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import inspect
@@ -53,6 +54,9 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 _SymbolicZero = jax.custom_derivatives.SymbolicZero
+
+#: How many specialisations (call signatures) each rule keeps.
+_CACHE_SIZE = 512
 
 #: Which backends :class:`CustomRule` may use; tests switch hijax off to test the fallback.
 _use_hijax = [_hijax.AVAILABLE]
@@ -143,7 +147,9 @@ class CustomRule(Generic[_P, _R]):
         self.fwd_rule: Callable | None = None
         self.bwd_rule: Callable | None = None
         self.vjp_symbolic_zeros = False
-        self._cache: dict[Any, _Specialization] = {}
+        # Specialisations, least recently used first; bounded, since a fresh closure per call
+        # (a new lambda each time) makes a new key.
+        self._cache: collections.OrderedDict[Any, _Specialization] = collections.OrderedDict()
         functools.update_wrapper(self, fn)
 
     # -- defining rules ------------------------------------------------------------------------
@@ -219,6 +225,10 @@ class CustomRule(Generic[_P, _R]):
         if spec is None:
             spec = _Specialization(self, static, treedef, leaves)
             self._cache[key] = spec
+            if len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
         try:
             return spec.call(leaves)
         except jax.errors.UnexpectedTracerError as e:

@@ -545,3 +545,15 @@ def test_eval_shape_is_cached_per_signature():
     assert len(calls) - first == 2  # each call runs the primal once, and traces nothing more
     f(jnp.ones(4))  # a new shape: one eval_shape trace plus the call
     assert len(calls) - first == 4
+
+
+def test_specialisation_cache_is_bounded(monkeypatch):
+    from jaxrules import _custom
+
+    monkeypatch.setattr(_custom, "_CACHE_SIZE", 4)
+    f = _apply("jvp")
+    x = jnp.array([1.0, 2.0])
+    for i in range(10):  # a fresh closure each call: a new key each time
+        p = jnp.array(float(i))
+        np.testing.assert_allclose(f(lambda x, p=p: x * p, x), (x * i) ** 2)
+    assert len(f._cache) == 4

@@ -20,6 +20,7 @@ from .linalg import quadratic_form as quadratic_form
 from .linalg import slogdet as slogdet
 from .matrix_equations import lyapunov as lyapunov
 from .matrix_equations import sylvester as sylvester
+from .qp import eq_qp as eq_qp
 
 
 class _CallableModule(_types.ModuleType):
