@@ -9,8 +9,8 @@ arrays found in its closure cells, defaults, ``functools.partial`` arguments and
 as ordinary inputs and get derivatives like any other; a rule differentiates through the
 callable with ``jax.jvp``/``jax.vjp`` as with any pytree argument.
 
-A callable that closes over no array is returned unchanged (it is then a pytree leaf with no
-array inside, i.e. static).
+A callable that closes over no array becomes a ``Closure`` with no leaves: static, part of
+the cache key by identity.
 """
 
 from __future__ import annotations
@@ -79,6 +79,8 @@ class Closure:
 
     # -- behaviour -----------------------------------------------------------------------
     def rebuild(self):
+        if self.kind == "static":
+            return self.template
         parts = jax.tree_util.tree_map(
             lambda p: p.value if isinstance(p, _Opaque) else p,
             self.parts,
@@ -167,6 +169,13 @@ def convert(fn: Any) -> Any:
     """Closure-convert ``fn`` if it captures arrays; otherwise return it unchanged."""
     out, _ = _convert(fn, 0, set())
     return out
+
+
+def as_pytree(fn: Any) -> Closure:
+    """``fn`` as a pytree: its captured arrays are the leaves; none (a static callable) if it
+    captures no array."""
+    out, found = _convert(fn, 0, set())
+    return out if found else Closure("static", fn, ())
 
 
 def captures_arrays(fn: Any) -> bool:

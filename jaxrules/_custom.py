@@ -281,13 +281,8 @@ class CustomRule(Generic[_P, _R]):
                 if isinstance(x, (bool, int, float, complex)):
                     return jnp.asarray(x)
                 if callable(x):
-                    c = _closure.convert(x)
-                    if isinstance(c, _closure.Closure):
-                        return c
-                    raise TypeError(
-                        f"{self.name}: argument {n!r} is a callable that captures no array; "
-                        f"declare it static (static_argnames=({n!r},)) so it is not traced."
-                    )
+                    # Its captured arrays become traced leaves; with none, it is static.
+                    return _closure.as_pytree(x)
                 raise TypeError(
                     f"{self.name}: argument {n!r} got a {type(x).__name__}, which JAX cannot "
                     "trace. Pass arrays (or pytrees of arrays), or declare it static with "

@@ -300,14 +300,17 @@ def test_closure_over_traced_arrays_gets_derivatives(flavour, capture):
     np.testing.assert_allclose(t, t_ref, rtol=1e-5)
 
 
-def test_callable_without_arrays_must_be_static():
-    f = _apply("jvp")
-    with pytest.raises(
-        TypeError,
-        match=r"square_of: argument 'F' is a callable that captures no"
-        r" array; declare it static",
-    ):
-        f(jnp.sin, jnp.ones(2))
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_callable_without_arrays_is_static(flavour):
+    skip_vjp_only_forward(flavour)
+    f = _apply(flavour)
+    x = jnp.array([0.3, -1.2])
+    np.testing.assert_allclose(f(jnp.sin, x), jnp.sin(x) ** 2, rtol=1e-6)
+    g = jax.grad(lambda x: f(jnp.sin, x).sum())(x)
+    np.testing.assert_allclose(g, 2 * jnp.sin(x) * jnp.cos(x), rtol=1e-6)
+    _, t = jax.jvp(lambda x: f(jnp.tanh, x), (x,), (jnp.ones(2),))
+    np.testing.assert_allclose(t, 2 * jnp.tanh(x) * (1 - jnp.tanh(x) ** 2), rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(lambda x: f(jnp.sin, x))(x), jnp.sin(x) ** 2, rtol=1e-6)
 
 
 def test_static_callable_closing_over_tracer_is_an_error():
