@@ -825,62 +825,33 @@ def _compare_all(
             continue
         if not no_reference:
             w, c = want[k], calib[k]
-            if "out" in g:
+            n_in = len(labels)
+            io = [(i, o) for i in range(n_in) for o in range(n_out)]
+            outs = [(None, o) for o in range(n_out)]
+            ins = [(i, None) for i in range(n_in)]
+            # (check, keys (argument, output), getter, compare after projection?)
+            specs = [
+                ("primal", outs, lambda d, key: d["out"][key[1]], False),
+                ("jvp", io, lambda d, key: d["jvp"][key[0]][key[1]], False),
+                ("vjp", io, lambda d, key: d["vjp"][key[1]][key[0]], True),
+                ("hvp", ins, lambda d, key: d["hvp"][key[0]], True),
+                ("jvp_jvp", outs, lambda d, key: d["jvp_jvp"][key[1]], False),
+            ]
+            for check, keys, get, projected in specs:
+                field = "out" if check == "primal" else check
+                if field not in g or (check in ("hvp", "jvp_jvp") and order < 2):
+                    continue
+                got_, want_, calib_ = ({key: get(d, key) for key in keys} for d in (g, w, c))
                 acc.compare(
                     transform,
-                    "primal",
+                    check,
                     seed,
-                    {(None, o): g["out"][o] for o in range(n_out)},
-                    {(None, o): w["out"][o] for o in range(n_out)},
-                    {(None, o): c["out"][o] for o in range(n_out)},
-                    lambda key: None,
-                    lambda key: out_label(key[1]),
-                )
-            if "jvp" in g:
-                acc.compare(
-                    transform,
-                    "jvp",
-                    seed,
-                    {(i, o): g["jvp"][i][o] for i in range(len(labels)) for o in range(n_out)},
-                    {(i, o): w["jvp"][i][o] for i in range(len(labels)) for o in range(n_out)},
-                    {(i, o): c["jvp"][i][o] for i in range(len(labels)) for o in range(n_out)},
-                    lambda key: labels[key[0]],
-                    lambda key: out_label(key[1]),
-                )
-            if "vjp" in g:
-                acc.compare(
-                    transform,
-                    "vjp",
-                    seed,
-                    {(i, o): g["vjp"][o][i] for i in range(len(labels)) for o in range(n_out)},
-                    {(i, o): w["vjp"][o][i] for i in range(len(labels)) for o in range(n_out)},
-                    {(i, o): c["vjp"][o][i] for i in range(len(labels)) for o in range(n_out)},
-                    lambda key: labels[key[0]],
-                    lambda key: out_label(key[1]),
-                    proj={(i, o): proj_in[i] for i in range(len(labels)) for o in range(n_out)},
-                )
-            if order >= 2 and "hvp" in g:
-                acc.compare(
-                    transform,
-                    "hvp",
-                    seed,
-                    {(i, None): g["hvp"][i] for i in range(len(labels))},
-                    {(i, None): w["hvp"][i] for i in range(len(labels))},
-                    {(i, None): c["hvp"][i] for i in range(len(labels))},
-                    lambda key: labels[key[0]],
-                    lambda key: None,
-                    proj={(i, None): proj_in[i] for i in range(len(labels))},
-                )
-            if order >= 2 and "jvp_jvp" in g:
-                acc.compare(
-                    transform,
-                    "jvp_jvp",
-                    seed,
-                    {(None, o): g["jvp_jvp"][o] for o in range(n_out)},
-                    {(None, o): w["jvp_jvp"][o] for o in range(n_out)},
-                    {(None, o): c["jvp_jvp"][o] for o in range(n_out)},
-                    lambda key: None,
-                    lambda key: out_label(key[1]),
+                    got_,
+                    want_,
+                    calib_,
+                    lambda key: None if key[0] is None else labels[key[0]],
+                    lambda key: None if key[1] is None else out_label(key[1]),
+                    proj={key: proj_in[key[0]] for key in keys} if projected else None,
                 )
         elif "jvp" in g and transform == "eager":
             # No reference: JVPs against central differences of the rule's primal, in float64.
