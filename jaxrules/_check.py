@@ -52,7 +52,6 @@ CALIBRATION = 30.0
 ZERO_FRACTION = 1e-2
 FD_RTOL = {"float64": 1e-7}
 TRANSFORMS = ("eager", "jit", "vmap")
-CHECKS = ("structure", "primal", "jvp", "vjp", "consistency", "rule_ran", "hvp", "jvp_jvp")
 _MISSING = object()
 
 
@@ -133,17 +132,18 @@ class CheckReport:
     def __bool__(self) -> bool:
         return self.passed
 
+    @property
+    def worst_ratio(self) -> float:
+        """The largest error/tolerance among the checks that produced a number."""
+        return worst_ratio(self.results)
+
     def summary(self) -> str:
         rows: dict[tuple, list[CheckResult]] = {}
         for r in self.results:
             rows.setdefault((r.rule, r.case, r.dtype, r.transform), []).append(r)
         out = ["rule                 case  dtype    transform  checks  worst err/tol  status"]
         for (rule, case, dtype, tr), rs in rows.items():
-            worst = (
-                max((x.error / x.tol if x.tol else 0.0) for x in rs if not x.message)
-                if any(not x.message for x in rs)
-                else float("nan")
-            )
+            worst = worst_ratio(rs)
             ok = all(x.passed for x in rs)
             out.append(
                 f"{rule:<20} {case:>4}  {dtype:<8} {tr:<10} {len(rs):>6}  {worst:>13.3g}  "
@@ -156,6 +156,11 @@ class CheckReport:
         if not self.passed:
             s += "\n\n" + self.failure_text()
         return s
+
+
+def worst_ratio(results: Sequence[CheckResult]) -> float:
+    """Largest error/tolerance over ``results`` that are numbers (not raised errors); 0 if none."""
+    return max((r.error / r.tol for r in results if not r.message and r.tol), default=0.0)
 
 
 # -- the rule under test ------------------------------------------------------------------------

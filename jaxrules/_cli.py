@@ -95,10 +95,8 @@ def _cmd_check(a) -> int:
     print()
     print(f"{'rule':<24}{'checks':>8}{'failed':>8}  {'worst err/tol':>14}  status")
     for r, rep in zip(rules, reports):
-        vals = [x.error / x.tol for x in rep.results if not x.message and x.tol]
-        worst = max(vals) if vals else 0.0
         print(
-            f"{r.name:<24}{len(rep.results):>8}{len(rep.failures):>8}  {worst:>14.3g}  "
+            f"{r.name:<24}{len(rep.results):>8}{len(rep.failures):>8}  {rep.worst_ratio:>14.3g}  "
             f"{'PASS' if rep.passed else 'FAIL'}"
         )
     print(f"\n{len(rules) - failed} passed, {failed} failed ({time.perf_counter() - t0:.1f}s)")
