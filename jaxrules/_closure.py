@@ -32,19 +32,52 @@ def is_array(x: Any) -> bool:
     )
 
 
+_SIMPLE = (int, float, complex, str, bytes, bool, type(None), type, np.dtype)
+
+
+def _key(value: Any, depth: int = 0) -> Any:
+    """A structural key for a static value: equal keys mean interchangeable values.
+
+    Plain values compare by value; functions by their code, globals and (recursively) their
+    captured values and defaults, so that ``lambda x: x - a`` created afresh on every call (as
+    users write it) is the same static structure each time and hits every cache; anything else
+    by identity.
+    """
+    if isinstance(value, _SIMPLE):
+        return (type(value), value)
+    if depth < _MAX_DEPTH and isinstance(value, tuple):
+        return (tuple, tuple(_key(v, depth + 1) for v in value))
+    if depth < _MAX_DEPTH and isinstance(value, types.FunctionType):
+        try:
+            cells = tuple(_key(c.cell_contents, depth + 1) for c in value.__closure__ or ())
+        except ValueError:  # an empty cell
+            return ("id", id(value))
+        return (
+            "function",
+            value.__code__,
+            id(value.__globals__),
+            cells,
+            _key(value.__defaults__, depth + 1),
+            _key(tuple(sorted((value.__kwdefaults__ or {}).items())), depth + 1),
+        )
+    return ("id", id(value))
+
+
 class _Opaque:
-    """Wraps a non-array value in the static part of a Closure; compares by identity."""
+    """Wraps a non-array value in the static part of a Closure; compares structurally
+    (:func:`_key`), and keeps the value alive so that identity keys stay valid."""
 
-    __slots__ = ("value",)
+    __slots__ = ("key", "value")
 
-    def __init__(self, value):
+    def __init__(self, value, key=None):
         self.value = value
+        self.key = _key(value) if key is None else key
 
     def __eq__(self, other):
-        return isinstance(other, _Opaque) and other.value is self.value
+        return isinstance(other, _Opaque) and other.key == self.key
 
     def __hash__(self):
-        return id(self.value)
+        return hash(self.key)
 
 
 @jax.tree_util.register_pytree_node_class
@@ -68,7 +101,17 @@ class Closure:
         )
         arrays = [x for x in leaves if not isinstance(x, _Opaque)]
         statics = tuple(x if isinstance(x, _Opaque) else None for x in leaves)
-        return arrays, (self.kind, _Opaque(self.template), treedef, statics)
+        return arrays, (self.kind, _Opaque(self.template, self._template_key()), treedef, statics)
+
+    def _template_key(self):
+        # The captured values are in ``parts`` (compared there); the template itself only
+        # contributes what ``rebuild`` takes from it.
+        t = self.template
+        if self.kind == "function":
+            return ("function", t.__code__, id(t.__globals__), t.__name__)
+        if self.kind == "static":
+            return _key(t)
+        return (self.kind,)
 
     @classmethod
     def tree_unflatten(cls, aux, children):

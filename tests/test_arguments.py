@@ -555,8 +555,22 @@ def test_specialisation_cache_is_bounded(monkeypatch):
 
     monkeypatch.setattr(_custom, "_CACHE_SIZE", 4)
     f = _apply("jvp")
-    x = jnp.array([1.0, 2.0])
-    for i in range(10):  # a fresh closure each call: a new key each time
-        p = jnp.array(float(i))
-        np.testing.assert_allclose(f(lambda x, p=p: x * p, x), (x * i) ** 2)
+    for i in range(10):  # a new shape each call: a new key each time
+        x = jnp.arange(1.0, i + 2.0)
+        np.testing.assert_allclose(f(lambda x: x * 2.0, x), (x * 2.0) ** 2)
     assert len(f._cache) == 4
+
+
+def test_fresh_closures_of_one_code_share_a_specialisation():
+    # Users write `lambda x: x * p` anew on every call; its static part compares by code and
+    # captured non-array values, so the rule is specialised (traced) once, not once per call.
+    f = _apply("jvp")
+    x = jnp.array([1.0, 2.0])
+    for i in range(5):
+        p = jnp.array(float(i))
+        np.testing.assert_allclose(f(lambda x: x * p, x), (x * i) ** 2)
+        np.testing.assert_allclose(f(lambda x, k=3: x * p + k, x), (x * i + 3) ** 2)
+    assert len(f._cache) == 2
+    # A different captured static value is a different function: a new specialisation.
+    f(lambda x, k=4: x * 1.0 + k, x)
+    assert len(f._cache) == 3

@@ -10,6 +10,13 @@ import types as _types
 
 from .._registry import rules as _list_rules
 from .elementwise import sin_product as sin_product
+from .implicit import Solution as Solution
+from .implicit import SolverError as SolverError
+from .implicit import argmin as argmin
+from .implicit import fixed_point as fixed_point
+from .implicit import iterate as iterate
+from .implicit import newton as newton
+from .implicit import root as root
 from .linalg import inv as inv
 from .linalg import linear_solve as linear_solve
 from .linalg import logdet as logdet

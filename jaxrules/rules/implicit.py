@@ -1,0 +1,694 @@
+r"""Implicit differentiation: roots, fixed points and minimisers, never through the iterations.
+
+Every problem here is a root :math:`x^\star(p)` of a residual :math:`R(x, p) = 0`:
+
+=====================  =============================================  =========================
+function               residual :math:`R(x, p)`                       :math:`\partial_x R`
+=====================  =============================================  =========================
+``root(F, ...)``       :math:`F(x, p)`                                the Jacobian of F
+``fixed_point(T,...)`` :math:`T(x, p) - x`                            :math:`\partial_x T - I`
+``argmin(f, ...)``     :math:`\nabla_x f(x, p)`                       the Hessian (symmetric)
+=====================  =============================================  =========================
+
+**Implicit function theorem.** Differentiating :math:`R(x^\star(p), p) = 0` gives
+:math:`\partial_x R\,\dot x + \partial_p R\,\dot p = 0`, so
+
+* **JVP:** solve :math:`\partial_x R\,\dot x = -\partial_p R\,\dot p` — the right-hand side is
+  one JVP of :math:`R` in :math:`p` at the solution;
+* **VJP:** from :math:`\langle \bar x, \dot x\rangle
+  = -\langle \bar x, (\partial_x R)^{-1}\partial_p R\,\dot p\rangle`: solve
+  :math:`(\partial_x R)^\top u = \bar x`, then :math:`\bar p = -(\partial_p R)^\top u` — one VJP
+  of :math:`R` in :math:`p`. For ``argmin`` the Hessian is symmetric and one factorisation
+  serves both.
+
+"Parameters" :math:`p` are the explicit ``*params`` *and the arrays the user's function closes
+over*: jaxrules turns a function that captures arrays into a pytree (its captured arrays are
+leaves), so ``lambda x: x - a`` written inside ``jit`` or ``grad`` gets the derivative with
+respect to ``a`` — no leaked tracer, no silent zero. The initial guess ``x0`` is declared a
+*zero* argument: the solution does not depend on it, so its derivative is exactly zero.
+
+The solver's iterations are never differentiated: memory does not grow with the number of
+steps, and any solver works (the default is Newton with a backtracking line search; pass your
+own as ``solver``). The linear system of the derivative is solved
+
+* ``"lu"`` (the default up to 1000 unknowns): the dense Jacobian (:math:`n` JVPs of
+  :math:`R`), LU-factored once per rule application, on a stopped copy;
+* ``"gmres"`` / ``"cg"`` (the default above; ``cg`` for ``argmin``): matrix-free on JVPs of
+  :math:`R`, iterated to a relative residual of :math:`100\,\varepsilon` of the dtype.
+
+Inside the rules the solves are ``jax.lax.custom_linear_solve`` with the operator
+:math:`v \mapsto \partial_x R\,v` (a JVP of :math:`R`, differentiable) and the factored or
+iterative solve (never differentiated), and the solution is taken from the rule itself: so the
+rules differentiate again, to any order.
+
+**Failure is visible.** The result is a :class:`Solution` with ``converged``, ``steps`` and
+``residual``. Where the solver did not converge (``‖R(x)‖∞ > tol·max(1, ‖R(x0)‖∞)`` or a
+non-finite value), or where :math:`\partial_x R` is singular at the solution (an LU pivot below
+:math:`n\varepsilon` times the largest, or an iterative solve that ends above
+:math:`\sqrt\varepsilon` relative residual), **the derivatives are NaN**, never a silently
+wrong number. With ``throw=True`` such a failure raises :class:`SolverError` at run time, also
+under ``jit`` (through ``jax.debug.callback``; compiled code raises it wrapped in a
+``jax.errors.JaxRuntimeError``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+import jax.scipy.sparse.linalg as jssl
+from jax.flatten_util import ravel_pytree
+
+import jaxrules as jr
+from jaxrules import inputs
+
+from ._failure import SolverError, error_if
+
+__all__ = ["Solution", "SolverError", "argmin", "fixed_point", "iterate", "newton", "root"]
+
+_KINDS = ("root", "fixed_point", "argmin")
+_LINEAR = ("auto", "lu", "gmres", "cg")
+#: Above this many unknowns, ``linear_solver="auto"`` goes matrix-free.
+DENSE_MAX = 1000
+
+
+class Solution(NamedTuple):
+    """The result of :func:`root`, :func:`fixed_point` and :func:`argmin` (a pytree).
+
+    **Fields:** ``value`` (the solution, same structure as ``x0``; differentiable),
+    ``converged`` (bool: the residual test passed and everything is finite), ``steps`` (int32:
+    the solver's iterations; ``-1`` for a user solver, which does not report them), and
+    ``residual`` (``‖R(value)‖∞``, a diagnostic without derivative).
+    """
+
+    value: Any
+    converged: jax.Array
+    steps: jax.Array
+    residual: jax.Array
+
+
+# -- the residual of each kind of problem ---------------------------------------------------------
+def _residual(kind: str, fn: Callable, params: tuple) -> Callable:
+    """``x ↦ R(x, params)`` on the pytree ``x``."""
+    if kind == "root":
+        return lambda x: fn(x, *params)
+    if kind == "fixed_point":
+        return lambda x: jax.tree_util.tree_map(jnp.subtract, fn(x, *params), x)
+    return jax.grad(lambda x: fn(x, *params))
+
+
+def _flat(R: Callable, unravel: Callable) -> Callable:
+    return lambda xf: ravel_pytree(R(unravel(xf)))[0]
+
+
+def _eps(dtype) -> float:
+    return float(jnp.finfo(dtype).eps)
+
+
+# -- the default solver: Newton with a backtracking line search --------------------------------
+def newton(
+    fn: Callable,
+    x0: Any,
+    *,
+    kind: str = "root",
+    tol: float | None = None,
+    max_steps: int = 50,
+    linear_solver: str = "auto",
+) -> tuple[Any, jax.Array]:
+    r"""Newton's method on the residual of ``kind`` (see the module), returning ``(x, steps)``.
+
+    Direction :math:`d = -(\partial_x R)^{-1} R` (dense LU up to :data:`DENSE_MAX` unknowns,
+    GMRES/CG beyond); step :math:`t \in \{1, \tfrac12, \dots\}` by Armijo backtracking on the
+    merit :math:`\tfrac12\|R\|^2` (on :math:`f` itself for ``argmin``, falling back to the
+    steepest descent where the Newton direction does not descend). Stops when a step is below
+    ``tol·(1 + ‖x‖∞)`` (default :math:`\varepsilon^{3/4}`: the next step would be at rounding
+    level) or after ``max_steps``. ``fn`` is the problem's function of ``x`` alone (``F``,
+    ``T`` or ``f`` with the parameters bound).
+    """
+    x0f, unravel = ravel_pytree(x0)
+    dtype = x0f.dtype
+    n = x0f.size
+    tol = _eps(dtype) ** 0.75 if tol is None else tol
+    R = _flat(_residual(kind, lambda x: fn(x), ()), unravel)
+    method = _pick(linear_solver, n, kind)
+    f = (lambda xf: fn(unravel(xf))) if kind == "argmin" else None
+
+    def merit(xf, r):
+        return f(xf) if f is not None else 0.5 * jnp.vdot(r, r)
+
+    def direction(xf, r):
+        if method == "lu":
+            return jnp.linalg.solve(jax.jacfwd(R)(xf), -r)
+        mv = lambda v: jax.jvp(R, (xf,), (v,))[1]
+        solver = jssl.cg if method == "cg" else jssl.gmres
+        return solver(mv, -r, tol=_eps(dtype) ** 0.5, maxiter=4 * n)[0]
+
+    def body(state):
+        xf, r, m, k, _ = state
+        d = direction(xf, r)
+        d_ok = jnp.all(jnp.isfinite(d))
+        d = jnp.where(d_ok, d, -r if f is not None else jnp.zeros_like(d))
+        if f is not None:  # descent on f: Newton if it descends, else the gradient
+            slope = jnp.vdot(r, d)
+            d = jnp.where(slope < 0, d, -r)
+            slope = jnp.where(slope < 0, slope, -jnp.vdot(r, r))
+        else:  # ∇(½‖R‖²)ᵀd = Rᵀ J d = −‖R‖²
+            slope = -2.0 * m
+
+        def trial(t):
+            x_new = xf + t * d
+            r_new = R(x_new)
+            return x_new, r_new, merit(x_new, r_new)
+
+        def ls_cond(s):
+            t, (_, _, m_new), j = s
+            armijo = m_new <= m + 1e-4 * t * slope
+            return ~(armijo & jnp.isfinite(m_new)) & (j < 40)
+
+        def ls_body(s):
+            t, _, j = s
+            return t / 2, trial(t / 2), j + 1
+
+        t, (x_new, r_new, m_new), _ = jax.lax.while_loop(
+            ls_cond, ls_body, (jnp.ones((), dtype), trial(jnp.ones((), dtype)), 0)
+        )
+        ok = jnp.isfinite(m_new) & d_ok
+        step = jnp.max(jnp.abs(t * d), initial=0.0)
+        done = ~ok | (step <= tol * (1 + jnp.max(jnp.abs(xf), initial=0.0)))
+        done = done | jnp.all(r_new == 0)
+        x_new = jnp.where(ok, x_new, xf)
+        r_new = jnp.where(ok, r_new, r)
+        m_new = jnp.where(ok, m_new, m)
+        return x_new, r_new, m_new, k + 1, done
+
+    def cond(state):
+        *_, k, done = state
+        return (~done) & (k < max_steps)
+
+    r0 = R(x0f)
+    init = (x0f, r0, merit(x0f, r0), jnp.zeros((), jnp.int32), jnp.all(r0 == 0))
+    xf, *_, steps, _ = jax.lax.while_loop(cond, body, init)
+    return unravel(xf), steps
+
+
+def _pick(linear_solver: str, n: int, kind: str) -> str:
+    if linear_solver != "auto":
+        return linear_solver
+    if n <= DENSE_MAX:
+        return "lu"
+    return "cg" if kind == "argmin" else "gmres"
+
+
+# -- linear solves with ∂ₓR inside the rules ------------------------------------------------------
+class _Linear(NamedTuple):
+    """∂ₓR at the solution: the differentiable operator and the factors (or the method)."""
+
+    matvec: Callable  # v ↦ ∂ₓR v, differentiable (a JVP of R)
+    method: str
+    factors: Any  # LU factors (stopped) for "lu", else None
+    ok: jax.Array  # False where ∂ₓR is singular (LU) — iterative solves check afterwards
+    symmetric: bool
+
+
+def _linearise(R: Callable, xf, method: str, symmetric: bool) -> _Linear:
+    matvec = lambda v: jax.jvp(R, (xf,), (v,))[1]
+    if method != "lu":
+        return _Linear(matvec, method, None, jnp.ones((), bool), symmetric)
+    J = jax.lax.stop_gradient(jax.jacfwd(R)(xf))
+    lu, piv = jsl.lu_factor(J)
+    pivots = jnp.abs(jnp.diagonal(lu))
+    big = jnp.max(pivots, initial=0.0)
+    ok = jnp.all(jnp.isfinite(lu)) & (jnp.min(pivots) > xf.size * _eps(xf.dtype) * big)
+    return _Linear(matvec, "lu", (lu, piv), ok, symmetric)
+
+
+def _iterative(method: str, dtype):
+    tol = 100 * _eps(dtype)
+    if method == "cg":
+        return lambda mv, b: jssl.cg(mv, b, tol=tol, atol=0.0, maxiter=10 * b.size)[0]
+    if method == "gmres":
+        return lambda mv, b: jssl.gmres(
+            mv, b, tol=tol, atol=0.0, restart=min(b.size, 50), maxiter=10 * b.size
+        )[0]
+    raise ValueError(f"unknown linear solver {method!r}; expected one of {_LINEAR}.")
+
+
+def _solve(lin: _Linear, b, *, transpose: bool):
+    """Solve ``∂ₓR z = b`` (``transpose=False``) or ``∂ₓRᵀ z = b``; return ``(z, ok)``."""
+    if lin.method == "lu":
+        solve = lambda _, rhs: jsl.lu_solve(lin.factors, rhs, trans=0)
+        tsolve = lambda _, rhs: jsl.lu_solve(lin.factors, rhs, trans=1)
+    else:
+        solve = tsolve = _iterative(lin.method, b.dtype)
+    matvec = lin.matvec
+    if transpose and not lin.symmetric:
+        matvec = jax.linear_transpose(lin.matvec, b)
+        matvec = (lambda mt: lambda v: mt(v)[0])(matvec)
+        solve, tsolve = tsolve, solve
+    z = jax.lax.custom_linear_solve(
+        matvec, b, solve, None if lin.symmetric else tsolve, symmetric=lin.symmetric
+    )
+    if lin.method == "lu":
+        return z, lin.ok
+    # An iterative solve reports failure through its residual (rounding allows ~cond·ε).
+    zs, bs = jax.lax.stop_gradient((z, b))
+    res = jnp.linalg.norm(jax.lax.stop_gradient(matvec(zs)) - bs)
+    ok = jnp.isfinite(res) & (res <= _eps(b.dtype) ** 0.5 * jnp.linalg.norm(bs))
+    return z, ok
+
+
+def _nan_unless(ok, tree):
+    return jax.tree_util.tree_map(lambda t: jnp.where(ok, t, jnp.nan), tree)
+
+
+# -- the rule ----------------------------------------------------------------------------------
+_STATIC = ("kind", "solver", "tol", "max_steps", "linear_solver", "throw")
+
+
+# The rule's functions are compiled once per problem structure (the user's function is a pytree
+# whose static part compares by code, so a fresh ``lambda`` per call hits the cache): eagerly,
+# the solver's loops would otherwise be re-traced and re-compiled on every call.
+_jit = functools.partial(jax.jit, static_argnames=_STATIC)
+
+
+@jr.custom_vjp(static_argnames=_STATIC, zero_argnames=("x0",))
+def _implicit(fn, x0, params, *, kind, solver, tol, max_steps, linear_solver, throw):
+    """``(x*, converged, steps, residual)``: solve, then test the residual."""
+    return _solve_and_test(
+        fn,
+        x0,
+        params,
+        kind=kind,
+        solver=solver,
+        tol=tol,
+        max_steps=max_steps,
+        linear_solver=linear_solver,
+        throw=throw,
+    )
+
+
+@_jit
+def _solve_and_test(fn, x0, params, *, kind, solver, tol, max_steps, linear_solver, throw):
+    if solver is None:
+        x, steps = newton(
+            lambda x: fn(x, *params),
+            x0,
+            kind=kind,
+            max_steps=max_steps,
+            linear_solver=linear_solver,
+        )
+    else:
+        x, steps = solver(lambda x: fn(x, *params), x0), jnp.asarray(-1, jnp.int32)
+    R = _residual(kind, fn, params)
+    res = _inf_norm(R(x))
+    res0 = _inf_norm(R(x0))
+    dtype = ravel_pytree(x0)[0].dtype
+    rtol = _eps(dtype) ** 0.5 if tol is None else tol
+    finite = jnp.all(jnp.isfinite(ravel_pytree(x)[0]))
+    converged = finite & jnp.isfinite(res) & (res <= rtol * jnp.maximum(1.0, res0))
+    return x, converged, steps, res
+
+
+def _inf_norm(tree):
+    flat = ravel_pytree(tree)[0]
+    return jnp.max(jnp.abs(flat), initial=0.0)
+
+
+def _setup(fn, x, params, kind, linear_solver):
+    """∂ₓR at ``x`` (as :class:`_Linear`) and the map from flat vectors back to pytrees."""
+    xf, unravel = ravel_pytree(x)
+    Rf = _flat(_residual(kind, fn, params), unravel)
+    method = _pick(linear_solver, xf.size, kind)
+    return _linearise(Rf, xf, method, symmetric=(kind == "argmin")), unravel
+
+
+def _report(ok, converged, throw, kind, what):
+    if throw:
+        error_if(
+            ~ok & converged,
+            f"{kind}: the derivative's linear system is singular or was not solved ({what}): "
+            "∂ₓR is not invertible at the solution, so the solution is not a differentiable "
+            "function of the parameters there.",
+        )
+
+
+def _implicit_jvp(primals, tangents, **static):
+    return _jvp(*primals, *tangents, **static)
+
+
+@_jit
+def _jvp(fn, x0, params, dfn, _, dparams, *, kind, linear_solver, throw, **static):
+    out = _implicit(fn, x0, params, kind=kind, linear_solver=linear_solver, throw=throw, **static)
+    x, converged = out[0], out[1]
+    lin, unravel = _setup(fn, x, params, kind, linear_solver)
+    # ∂ₓR ẋ = −(∂ₚR ṗ + ∂_fn R ḟn): one JVP of R in everything but x.
+    _, rhs = jax.jvp(
+        lambda fn, params: ravel_pytree(_residual(kind, fn, params)(x))[0],
+        (fn, params),
+        (dfn, dparams),
+    )
+    dx, ok = _solve(lin, -rhs, transpose=False)
+    _report(ok, converged, throw, kind, "JVP")
+    dx = _nan_unless(ok & converged, unravel(dx))
+    return out, (dx, None, None, None)
+
+
+@_jit
+def _implicit_fwd(fn, x0, params, **static):
+    out = _implicit(fn, x0, params, **static)
+    return out, (fn, params, out[0], out[1])
+
+
+def _implicit_bwd(res, cts, **static):
+    return _bwd(*res, cts[0], **static)
+
+
+@_jit
+def _bwd(fn, params, x, converged, x_bar, *, kind, linear_solver, throw, **static):
+    lin, _ = _setup(fn, x, params, kind, linear_solver)
+    # ∂ₓRᵀ u = x̄, then (f̄n, p̄) = −(∂_(fn,p) R)ᵀ u: one VJP of R in everything but x.
+    u, ok = _solve(lin, ravel_pytree(x_bar)[0], transpose=True)
+    _report(ok, converged, throw, kind, "VJP")
+    _, vjp = jax.vjp(lambda fn, params: ravel_pytree(_residual(kind, fn, params)(x))[0], fn, params)
+    fn_bar, params_bar = vjp(-u)
+    fn_bar, params_bar = _nan_unless(ok & converged, (fn_bar, params_bar))
+    return fn_bar, None, params_bar
+
+
+_implicit.defjvp(_implicit_jvp)
+_implicit.defvjp(_implicit_fwd, _implicit_bwd)
+
+
+# -- public functions --------------------------------------------------------------------------
+def _run(kind, fn, x0, params, *, solver, tol, max_steps, linear_solver, throw) -> Solution:
+    if not callable(fn):
+        raise TypeError(f"{kind}: the first argument must be a function, got {type(fn).__name__}.")
+    if solver is not None and not callable(solver):
+        raise TypeError(
+            f"{kind}: solver must be None (Newton) or a function solver(fn, x0) -> x, got "
+            f"{type(solver).__name__}."
+        )
+    if linear_solver not in _LINEAR:
+        raise ValueError(f"{kind}: linear_solver must be one of {_LINEAR}, got {linear_solver!r}.")
+    leaves = jax.tree_util.tree_leaves(x0)
+    dtypes = {jnp.result_type(leaf) for leaf in leaves}
+    if not leaves or len(dtypes) != 1 or not jnp.issubdtype(dtypes.pop(), jnp.floating):
+        raise TypeError(
+            f"{kind}: x0 must be a pytree of floating-point arrays of one dtype, got "
+            f"{jax.tree_util.tree_map(lambda v: jax.typeof(v).str_short(), x0)}. Cast it, e.g. "
+            "jnp.asarray(x0, jnp.float32)."
+        )
+    x0 = jax.tree_util.tree_map(jnp.asarray, x0)
+    params = tuple(params)
+    want = jax.tree_util.tree_structure(x0), [jax.typeof(v) for v in jax.tree_util.tree_leaves(x0)]
+    if kind != "argmin":
+        got = jax.eval_shape(lambda x: fn(x, *params), x0)
+        got = (
+            jax.tree_util.tree_structure(got),
+            [jax.ShapeDtypeStruct(v.shape, v.dtype) for v in jax.tree_util.tree_leaves(got)],
+        )
+        if got[0] != want[0] or [(a.shape, a.dtype) for a in got[1]] != [
+            (a.shape, a.dtype) for a in want[1]
+        ]:
+            name = "F" if kind == "root" else "T"
+            raise ValueError(
+                f"{kind}: {name}(x0, *params) must return the same structure, shapes and dtypes "
+                f"as x0 ({want[0]} {[a.str_short() for a in want[1]]}), got {got[0]} "
+                f"{[f'{a.dtype}{list(a.shape)}' for a in got[1]]}."
+            )
+    else:
+        out = jax.eval_shape(lambda x: fn(x, *params), x0)
+        if jax.tree_util.tree_structure(out).num_leaves != 1 or out.shape != ():
+            raise ValueError(f"{kind}: f(x0, *params) must return a scalar, got {out}.")
+    x, converged, steps, residual = _implicit(
+        fn,
+        x0,
+        params,
+        kind=kind,
+        solver=solver,
+        tol=tol,
+        max_steps=max_steps,
+        linear_solver=linear_solver,
+        throw=throw,
+    )
+    if throw:
+        error_if(
+            ~converged,
+            f"{kind}: the solver did not converge: ‖R(x)‖∞ = {{}} after {{}} steps "
+            "(steps = -1: a user solver). Raise max_steps, start nearer, loosen tol, or check "
+            "that a solution exists.",
+            residual,
+            steps,
+        )
+    return Solution(x, converged, steps, residual)
+
+
+_DOC_OPTIONS = r"""
+    **Keyword arguments:** ``solver`` — ``None`` for :func:`newton`, or your own
+    ``solver(fn, x0) -> x`` (static; ``fn`` is the problem's function of ``x`` with the
+    parameters bound; it runs without derivatives and is never differentiated); ``tol`` —
+    the convergence test ``‖R(x)‖∞ ≤ tol·max(1, ‖R(x0)‖∞)`` (default :math:`\sqrt\varepsilon`
+    of the dtype); ``max_steps`` (Newton); ``linear_solver`` — ``"auto"``, ``"lu"``,
+    ``"gmres"`` or ``"cg"`` for the derivative's linear system (see the module); ``throw`` —
+    raise :class:`SolverError` at run time on failure instead of only flagging it.
+
+    **Returns:** a :class:`Solution`. Derivatives are NaN where ``converged`` is false or where
+    the Jacobian is singular at the solution.
+"""
+
+
+def root(
+    F: Callable,
+    x0: Any,
+    *params: Any,
+    solver: Callable | None = None,
+    tol: float | None = None,
+    max_steps: int = 50,
+    linear_solver: str = "auto",
+    throw: bool = False,
+) -> Solution:
+    (
+        r"""Solve :math:`F(x, p) = 0` for :math:`x` and differentiate the solution implicitly.
+
+    :math:`\dot x = -(\partial_x F)^{-1}\partial_p F\,\dot p`,
+    :math:`\bar p = -(\partial_p F)^\top (\partial_x F)^{-\top}\bar x`.
+
+    **Arguments:** ``F(x, *params)`` returns a pytree like ``x`` (it may close over arrays,
+    which are differentiated like ``params``); ``x0`` the initial guess (a pytree of floating
+    arrays; its derivative is exactly zero); ``params`` any pytrees.
+    """
+        + _DOC_OPTIONS
+        + r"""
+    >>> import jax, jax.numpy as jnp
+    >>> from jaxrules.rules import root
+    >>> cube_root = lambda a: root(lambda x, a: x**3 - a, jnp.ones(()), a).value
+    >>> round(float(cube_root(8.0)), 6), round(float(jax.grad(cube_root)(8.0)), 6)
+    (2.0, 0.083333)
+    """
+    )
+    return _run(
+        "root",
+        F,
+        x0,
+        params,
+        solver=solver,
+        tol=tol,
+        max_steps=max_steps,
+        linear_solver=linear_solver,
+        throw=throw,
+    )
+
+
+def fixed_point(
+    T: Callable,
+    x0: Any,
+    *params: Any,
+    solver: Callable | None = None,
+    tol: float | None = None,
+    max_steps: int = 50,
+    linear_solver: str = "auto",
+    throw: bool = False,
+) -> Solution:
+    (
+        r"""Find :math:`x = T(x, p)` and differentiate it implicitly (the root of
+    :math:`T(x, p) - x`): :math:`(I - \partial_x T)\,\dot x = \partial_p T\,\dot p`.
+
+    **Arguments:** as :func:`root`, with ``T(x, *params)`` returning a pytree like ``x``.
+    The default solver is Newton on :math:`T(x) - x`; pass e.g. ``solver=iterate`` for plain
+    iteration of a contraction.
+    """
+        + _DOC_OPTIONS
+        + r"""
+    >>> import jax, jax.numpy as jnp
+    >>> from jaxrules.rules import fixed_point
+    >>> x = lambda a: fixed_point(lambda x, a: jnp.cos(a * x), jnp.zeros(()), a).value
+    >>> round(float(x(1.0)), 6)  # the Dottie number
+    0.739085
+    """
+    )
+    return _run(
+        "fixed_point",
+        T,
+        x0,
+        params,
+        solver=solver,
+        tol=tol,
+        max_steps=max_steps,
+        linear_solver=linear_solver,
+        throw=throw,
+    )
+
+
+def argmin(
+    f: Callable,
+    x0: Any,
+    *params: Any,
+    solver: Callable | None = None,
+    tol: float | None = None,
+    max_steps: int = 50,
+    linear_solver: str = "auto",
+    throw: bool = False,
+) -> Solution:
+    (
+        r"""Minimise :math:`f(x, p)` over :math:`x` and differentiate the minimiser implicitly
+    (the root of :math:`\nabla_x f`): :math:`H\dot x = -\partial_p\nabla_x f\,\dot p` with the
+    Hessian :math:`H` (symmetric: one factorisation, or CG, serves both modes).
+
+    **Arguments:** as :func:`root`, with ``f(x, *params)`` returning a scalar. The default
+    solver is Newton on :math:`\nabla f` with an Armijo line search on :math:`f`; any
+    minimiser works (gradient descent, L-BFGS, ...) as ``solver(f, x0) -> x``. The result is a
+    local minimiser (a stationary point, where the Hessian is nonsingular).
+    """
+        + _DOC_OPTIONS
+        + r"""
+    >>> import jax, jax.numpy as jnp
+    >>> from jaxrules.rules import argmin
+    >>> ridge = lambda lam: argmin(lambda w, lam: (w - 3.0) ** 2 + lam * w**2, 0.0, lam).value
+    >>> round(float(ridge(1.0)), 6), round(float(jax.grad(ridge)(1.0)), 6)  # 3/(1+λ), −3/(1+λ)²
+    (1.5, -0.75)
+    """
+    )
+    return _run(
+        "argmin",
+        f,
+        x0,
+        params,
+        solver=solver,
+        tol=tol,
+        max_steps=max_steps,
+        linear_solver=linear_solver,
+        throw=throw,
+    )
+
+
+def iterate(fn: Callable, x0: Any, *, steps: int = 200) -> Any:
+    """Plain fixed-point iteration :math:`x \\leftarrow T(x)`, ``steps`` times: a solver for
+    :func:`fixed_point` (``solver=functools.partial(iterate, steps=...)``)."""
+    return jax.lax.fori_loop(0, steps, lambda _, x: fn(x), x0)
+
+
+# -- registered examples: the machinery checked against unrolled solvers --------------------------
+# Each is a small problem built on root / fixed_point / argmin, with a plain-JAX reference that
+# differentiates through a converged unrolled solver (Newton, or plain iteration). They cover a
+# pytree state, parameters passed explicitly *and* captured by the user's function, and all three
+# kinds. Inputs are general (non-symmetric W, generic b, c).
+
+
+def _system(x, W, b, c):
+    # F(u, v) = (u + ½ tanh(W u) + 0.1 Σv − b,  v³ + v − c ⊙ u[:2]); ∂ₓF is invertible for
+    # ‖W‖₂ ≤ 1 (I + ½ D W with ‖½ D W‖ ≤ ½, plus a small coupling).
+    u, v = x
+    return (u + 0.5 * jnp.tanh(W @ u) + 0.1 * jnp.sum(v) - b, v**3 + v - c * u[:2])
+
+
+def root_system(W, b, c):
+    """A two-block nonlinear system solved by :func:`root`; ``c`` is captured by the closure."""
+    x0 = (jnp.zeros_like(b), jnp.zeros_like(c))
+    return root(lambda x, W, b: _system(x, W, b, c), x0, W, b).value
+
+
+def _unrolled_newton(R, x0, steps=30):
+    x0f, unravel = ravel_pytree(x0)
+    Rf = _flat(R, unravel)
+
+    def body(_, xf):
+        return xf - jnp.linalg.solve(jax.jacfwd(Rf)(xf), Rf(xf))
+
+    return unravel(jax.lax.fori_loop(0, steps, body, x0f))
+
+
+def _root_system_ref(W, b, c):
+    x0 = (jnp.zeros_like(b), jnp.zeros_like(c))
+    return _unrolled_newton(lambda x: _system(x, W, b, c), x0)
+
+
+def _root_system_inputs(key, dtype):
+    kw, kb, kc = jax.random.split(key, 3)
+    return {
+        "W": inputs.general((3, 3), scale=3**-0.5)(kw, dtype),  # ‖W‖₂ = 1
+        "b": inputs.general((3,))(kb, dtype),
+        "c": inputs.general((2,))(kc, dtype),
+    }
+
+
+jr.register(
+    "root",
+    reference=_root_system_ref,
+    inputs=_root_system_inputs,
+    order=2,
+    tags=("implicit",),
+)(root_system)
+
+
+def fixed_point_tanh(W, b):
+    r"""The equilibrium :math:`x = \tanh(Wx + b)` of a contraction (:math:`\|W\|_2 < 1`),
+    found by :func:`fixed_point` (a deep-equilibrium layer)."""
+    return fixed_point(lambda x, W, b: jnp.tanh(W @ x + b), jnp.zeros_like(b), W, b).value
+
+
+def _fixed_point_ref(W, b):
+    # Plain iteration, unrolled: a contraction by 0.8 converges to rounding in 200 steps, and so
+    # does the derivative of the iterate.
+    return jax.lax.fori_loop(0, 200, lambda _, x: jnp.tanh(W @ x + b), jnp.zeros_like(b))
+
+
+jr.register(
+    "fixed_point",
+    reference=_fixed_point_ref,
+    inputs={"W": inputs.general((4, 4), scale=0.8 / 2), "b": inputs.general((4,))},  # ‖W‖₂=0.8
+    order=2,
+    tags=("implicit",),
+)(fixed_point_tanh)
+
+
+def _logistic(w, X, y, lam):
+    # Ridge-regularised logistic loss; y may be any real (soft labels) — smooth in every input.
+    z = X @ w
+    return jnp.mean(jnp.logaddexp(0.0, z) - y * z) + 0.5 * lam * jnp.vdot(w, w)
+
+
+def logistic_ridge(X, y, lam):
+    """Ridge-regularised logistic regression weights, found by :func:`argmin`."""
+    return argmin(_logistic, jnp.zeros(X.shape[1], X.dtype), X, y, lam).value
+
+
+def _logistic_ridge_ref(X, y, lam):
+    w0 = jnp.zeros(X.shape[1], X.dtype)
+    return _unrolled_newton(jax.grad(lambda w: _logistic(w, X, y, lam)), w0)
+
+
+jr.register(
+    "argmin",
+    reference=_logistic_ridge_ref,
+    inputs={
+        "X": inputs.general((8, 3)),
+        "y": lambda key, dtype: jax.random.uniform(key, (8,), dtype),  # soft labels in (0, 1)
+        "lam": inputs.positive(()),
+    },
+    order=2,
+    tags=("implicit",),
+)(logistic_ridge)
