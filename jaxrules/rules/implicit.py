@@ -424,17 +424,26 @@ def _run(kind, fn, x0, params, *, solver, tol, max_steps, linear_solver, throw) 
         out = jax.eval_shape(lambda x: fn(x, *params), x0)
         if jax.tree_util.tree_structure(out).num_leaves != 1 or out.shape != ():
             raise ValueError(f"{kind}: f(x0, *params) must return a scalar, got {out}.")
-    x, converged, steps, residual = _implicit(
-        fn,
-        x0,
-        params,
-        kind=kind,
-        solver=solver,
-        tol=tol,
-        max_steps=max_steps,
-        linear_solver=linear_solver,
-        throw=throw,
-    )
+    try:
+        x, converged, steps, residual = _implicit(
+            fn,
+            x0,
+            params,
+            kind=kind,
+            solver=solver,
+            tol=tol,
+            max_steps=max_steps,
+            linear_solver=linear_solver,
+            throw=throw,
+        )
+    except jax.errors.UnexpectedTracerError as e:
+        name = {"root": "F", "fixed_point": "T", "argmin": "f"}[kind]
+        raise jax.errors.UnexpectedTracerError(
+            f"{kind}: {name} uses a traced array that jaxrules cannot see, so it cannot be "
+            "differentiated: it is hidden inside a jax.jit-compiled function or an object that "
+            f"is not a pytree. Pass that array explicitly, as one of {kind}(..., *params), or "
+            "capture it in a plain Python function or functools.partial."
+        ) from e
     if throw:
         error_if(
             ~converged,

@@ -1,0 +1,257 @@
+"""root / fixed_point / argmin: accuracy, closures, pytrees, solvers, failure reporting."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxrules as jr
+from jaxrules.rules import Solution, SolverError, argmin, fixed_point, iterate, root
+from jaxrules.rules import implicit as im
+
+
+def _logistic_data(key, m=40, d=5, dtype=jnp.float64):
+    kx, ky, kv = jax.random.split(key, 3)
+    X = jax.random.normal(kx, (m, d), dtype)
+    w_true = jax.random.normal(kv, (d,), dtype)
+    y = (X @ w_true + 0.5 * jax.random.normal(ky, (m,), dtype) > 0).astype(dtype)
+    return X, y
+
+
+def _val_loss(w, X, y):
+    z = X @ w
+    return jnp.mean(jnp.logaddexp(0.0, z) - y * z)
+
+
+def _converged_reference_grad(X, y, lam, Xv, yv):
+    """d val_loss(w*(lam, X)) / d(lam, X) by the implicit function theorem, written out in
+    plain JAX with dense matrices (Newton-converged w*)."""
+    f = lambda w, X, lam: im._logistic(w, X, y, lam)
+    w = jnp.zeros(X.shape[1], X.dtype)
+    for _ in range(30):
+        w = w - jnp.linalg.solve(jax.hessian(f)(w, X, lam), jax.grad(f)(w, X, lam))
+    H = jax.hessian(f)(w, X, lam)
+    g = jax.grad(_val_loss)(w, Xv, yv)
+    u = jnp.linalg.solve(H, g)
+    _, vjp = jax.vjp(lambda X, lam: jax.grad(f)(w, X, lam), X, lam)
+    dX, dlam = vjp(-u)
+    return dlam, dX
+
+
+@pytest.mark.parametrize("linear_solver", ["lu", "cg"])
+def test_argmin_gradient_matches_converged_reference_to_1e10(linear_solver):
+    with jax.enable_x64():
+        X, y = _logistic_data(jax.random.key(0))
+        Xv, yv = _logistic_data(jax.random.key(1))
+        lam = jnp.asarray(1e-2)
+
+        def loss(lam, X):
+            w = argmin(im._logistic, jnp.zeros(5), X, y, lam, linear_solver=linear_solver)
+            return _val_loss(w.value, Xv, yv)
+
+        got = jax.grad(loss, (0, 1))(lam, X)
+        want = _converged_reference_grad(X, y, lam, Xv, yv)
+        for g, w in zip(got, want):
+            rel = float(jnp.linalg.norm(g - w) / jnp.linalg.norm(w))
+            assert rel <= 1e-10, rel
+        # forward mode agrees with reverse mode
+        _, t = jax.jvp(loss, (lam, X), (jnp.ones(()), jnp.zeros_like(X)))
+        np.testing.assert_allclose(t, got[0], rtol=1e-10)
+
+
+@pytest.mark.parametrize("linear_solver", ["lu", "gmres"])
+def test_root_gradient_matches_unrolled_newton_to_1e10(linear_solver):
+    with jax.enable_x64():
+        kw = im._root_system_inputs(jax.random.key(3), "float64")
+        W, b, c = kw["W"], kw["b"], kw["c"]
+
+        def solve(W, b, c):
+            x0 = (jnp.zeros(3), jnp.zeros(2))
+            F = lambda x, W, b: im._system(x, W, b, c)
+            return root(F, x0, W, b, linear_solver=linear_solver).value
+
+        loss = lambda f: lambda W, b, c: sum(jnp.sum(jnp.sin(t)) for t in f(W, b, c))
+        got = jax.grad(loss(solve), (0, 1, 2))(W, b, c)
+        want = jax.grad(loss(im._root_system_ref), (0, 1, 2))(W, b, c)
+        for g, w in zip(got, want):
+            assert float(jnp.linalg.norm(g - w) / jnp.linalg.norm(w)) <= 1e-10
+
+
+def test_fixed_point_with_iteration_solver_and_pytree_params():
+    with jax.enable_x64():
+        kw = {"W": jr.inputs.general((4, 4), scale=0.4), "b": jr.inputs.general((4,))}
+        W, b = (kw[k](jax.random.key(i), "float64") for i, k in enumerate(kw))
+        T = lambda x, p: jnp.tanh(p["W"] @ x + p["b"])
+        solver = functools.partial(iterate, steps=300)
+
+        def loss(p, solver):
+            sol = fixed_point(T, jnp.zeros(4), p, solver=solver)
+            return jnp.sum(sol.value**2), sol
+
+        p = {"W": W, "b": b}
+        (g_newton, sol_n) = jax.grad(loss, has_aux=True)(p, None)
+        (g_iter, sol_i) = jax.grad(loss, has_aux=True)(p, solver)
+        g_ref = jax.grad(lambda p: jnp.sum(im._fixed_point_ref(p["W"], p["b"]) ** 2))(p)
+        assert int(sol_i.steps) == -1 and int(sol_n.steps) > 0
+        assert bool(sol_i.converged) and bool(sol_n.converged)
+        for g in (g_newton, g_iter):
+            for k in p:
+                np.testing.assert_allclose(g[k], g_ref[k], rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("capture", ["lambda", "nested", "partial", "inside_jit"])
+def test_closed_over_arrays_get_derivatives(capture):
+    """F closing over traced arrays: the same derivatives as passing them explicitly."""
+    a0, b0 = jnp.array([1.5, 2.0, 3.0]), jnp.array(0.7)
+
+    def explicit(a, b):
+        return root(lambda x, a, b: x**3 + b * x - a, jnp.ones(3), a, b).value
+
+    def captured(a, b):
+        if capture == "lambda":
+            F = lambda x: x**3 + b * x - a
+        elif capture == "nested":
+            shift = lambda x: b * x - a
+            F = lambda x: x**3 + shift(x)
+        elif capture == "partial":
+            F = functools.partial(lambda x, a, b: x**3 + b * x - a, a=a, b=b)
+        else:
+            F = jax.jit(lambda x: x**3 + b * x - a)  # a jitted closure is not convertible
+            F = lambda x, F=F: F(x)
+        return root(F, jnp.ones(3)).value
+
+    want = jax.jacrev(explicit, (0, 1))(a0, b0)
+    if capture == "inside_jit":
+        with pytest.raises(
+            Exception,
+            match=r"root: F uses a traced array that jaxrules cannot see.*Pass that array explicitly",
+        ):
+            jax.jacrev(captured, (0, 1))(a0, b0)
+        return
+    for transform in (jax.jacrev, jax.jacfwd):
+        got = transform(captured, (0, 1))(a0, b0)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-5)
+    got = jax.jit(jax.jacrev(captured, (0, 1)))(a0, b0)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5)
+
+
+def test_vmap_and_hessian():
+    cube_root = lambda a: root(lambda x, a: x**3 - a, jnp.ones(()), a).value
+    a = jnp.array([8.0, 27.0, 2.0])
+    np.testing.assert_allclose(jax.vmap(cube_root)(a), a ** (1 / 3), rtol=1e-6)
+    np.testing.assert_allclose(jax.vmap(jax.grad(cube_root))(a), a ** (-2 / 3) / 3, rtol=1e-5)
+    np.testing.assert_allclose(
+        jax.vmap(jax.hessian(cube_root))(a), -2 / 9 * a ** (-5 / 3), rtol=1e-4
+    )
+
+
+def test_argmin_with_user_gradient_descent_solver():
+    X, y = _logistic_data(jax.random.key(0), dtype=jnp.float32)
+
+    def gd(f, w0, steps=2000, lr=1.0):
+        return jax.lax.fori_loop(0, steps, lambda _, w: w - lr * jax.grad(f)(w), w0)
+
+    sol_gd = argmin(im._logistic, jnp.zeros(5), X, y, 0.1, solver=gd)
+    sol_nt = argmin(im._logistic, jnp.zeros(5), X, y, 0.1)
+    assert bool(sol_gd.converged) and bool(sol_nt.converged)
+    np.testing.assert_allclose(sol_gd.value, sol_nt.value, rtol=1e-4, atol=1e-5)
+    g = jax.grad(lambda lam: argmin(im._logistic, jnp.zeros(5), X, y, lam, solver=gd).value.sum())
+    h = jax.grad(lambda lam: argmin(im._logistic, jnp.zeros(5), X, y, lam).value.sum())
+    np.testing.assert_allclose(g(0.1), h(0.1), rtol=1e-3)
+
+
+# -- failure is visible ---------------------------------------------------------------------------
+def _cube_root(a, **kw):
+    return root(lambda x, a: x**3 - a, jnp.ones(()), a, **kw)
+
+
+def test_non_convergence_is_flagged_and_derivatives_are_nan():
+    sol = _cube_root(1000.0, max_steps=2)
+    assert isinstance(sol, Solution)
+    assert not bool(sol.converged) and int(sol.steps) == 2 and float(sol.residual) > 1.0
+    g = jax.grad(lambda a: _cube_root(a, max_steps=2).value)(1000.0)
+    assert np.isnan(g)
+    _, t = jax.jvp(lambda a: _cube_root(a, max_steps=2).value, (1000.0,), (1.0,))
+    assert np.isnan(t)
+    # and converged: finite
+    assert np.isfinite(jax.grad(lambda a: _cube_root(a).value)(1000.0))
+
+
+def test_throw_raises_eagerly_and_under_jit():
+    with pytest.raises(SolverError, match=r"root: the solver did not converge.*after 2 steps"):
+        _cube_root(1000.0, max_steps=2, throw=True)
+    f = jax.jit(lambda a: _cube_root(a, max_steps=2, throw=True).value)
+    with pytest.raises(RuntimeError, match=r"root: the solver did not converge"):
+        jax.block_until_ready(f(1000.0))
+    with pytest.raises(RuntimeError, match=r"root: the solver did not converge"):
+        jax.block_until_ready(jax.jit(jax.grad(lambda a: f(a)))(1000.0))
+    # no error where it converges, under vmap too
+    ok = jax.jit(jax.vmap(lambda a: _cube_root(a, throw=True).value))(jnp.array([8.0, 27.0]))
+    np.testing.assert_allclose(ok, [2.0, 3.0], rtol=1e-6)
+
+
+def _exact_solver(fn, x0):
+    del fn
+    return jnp.full_like(x0, 0.5)  # the root of the singular system below at a = 1
+
+
+def _singular(a, throw=False):
+    # F(x) = (x₀ + x₁ − a, 2x₀ + 2x₁ − 2a): every point of x₀ + x₁ = a is a root, ∂ₓF singular.
+    F = lambda x, a: jnp.stack([x[0] + x[1] - a, 2 * x[0] + 2 * x[1] - 2 * a])
+    return root(F, jnp.zeros(2), a, solver=_exact_solver, throw=throw)
+
+
+def test_singular_jacobian_gives_nan_derivatives_or_an_error():
+    sol = _singular(1.0)
+    assert bool(sol.converged)  # the primal is a root...
+    g = jax.grad(lambda a: _singular(a).value.sum())(1.0)
+    assert np.isnan(g)  # ...but not a differentiable function of a
+    _, t = jax.jvp(lambda a: _singular(a).value, (1.0,), (1.0,))
+    assert np.all(np.isnan(t))
+    with pytest.raises(RuntimeError, match=r"root: the derivative's linear system is singular"):
+        jax.block_until_ready(jax.grad(lambda a: _singular(a, throw=True).value.sum())(1.0))
+
+
+def test_memory_does_not_grow_with_solver_steps():
+    X, y = _logistic_data(jax.random.key(0), m=200, d=20, dtype=jnp.float32)
+
+    def gd(steps):
+        return lambda f, w0: jax.lax.fori_loop(0, steps, lambda _, w: w - 0.5 * jax.grad(f)(w), w0)
+
+    def temp_bytes(loss):
+        c = jax.jit(jax.grad(loss)).lower(jnp.asarray(0.1)).compile()
+        return c.memory_analysis().temp_size_in_bytes
+
+    def implicit(steps):
+        return lambda lam: argmin(
+            im._logistic, jnp.zeros(20), X, y, lam, solver=gd(steps), tol=1.0
+        ).value.sum()
+
+    def unrolled(steps):
+        f = lambda w, lam: im._logistic(w, X, y, lam)
+        return lambda lam: gd(steps)(lambda w: f(w, lam), jnp.zeros(20)).sum()
+
+    mem = [temp_bytes(implicit(s)) for s in (10, 100, 1000)]
+    assert mem[0] == mem[1] == mem[2], mem
+    unr = [temp_bytes(unrolled(s)) for s in (10, 100)]
+    assert unr[1] > 5 * unr[0] and unr[1] > 5 * mem[1], (unr, mem)
+
+
+# -- bad input ----------------------------------------------------------------------------------
+def test_bad_inputs_have_clear_errors():
+    with pytest.raises(ValueError, match=r"root: F\(x0, \*params\) must return the same structure"):
+        root(lambda x: x[:2], jnp.ones(3))
+    with pytest.raises(TypeError, match=r"root: x0 must be a pytree of floating-point arrays"):
+        root(lambda x: x, jnp.ones(3, jnp.int32))
+    with pytest.raises(TypeError, match=r"fixed_point: the first argument must be a function"):
+        fixed_point(3.0, jnp.ones(3))
+    with pytest.raises(ValueError, match=r"argmin: linear_solver must be one of"):
+        argmin(lambda x: jnp.sum(x**2), jnp.ones(3), linear_solver="qr")
+    with pytest.raises(ValueError, match=r"argmin: f\(x0, \*params\) must return a scalar"):
+        argmin(lambda x: x**2, jnp.ones(3))
+    with pytest.raises(TypeError, match=r"root: solver must be None \(Newton\) or a function"):
+        root(lambda x: x, jnp.ones(3), solver="newton")
