@@ -255,3 +255,20 @@ def test_bad_inputs_have_clear_errors():
         argmin(lambda x: x**2, jnp.ones(3))
     with pytest.raises(TypeError, match=r"root: solver must be None \(Newton\) or a function"):
         root(lambda x: x, jnp.ones(3), solver="newton")
+
+
+def test_solver_may_close_over_traced_arrays():
+    # A step size computed from the data inside the differentiated function: the solver is a
+    # zero argument (the solution does not depend on it), so this neither leaks nor errors.
+    X, y = _logistic_data(jax.random.key(2), dtype=jnp.float32)
+
+    def loss(X, lam):
+        lr = 1.0 / (jnp.linalg.norm(X, 2) ** 2 / (4 * X.shape[0]) + lam)
+        gd = lambda f, w0: jax.lax.fori_loop(0, 3000, lambda _, w: w - lr * jax.grad(f)(w), w0)
+        return argmin(im._logistic, jnp.zeros(5), X, y, lam, solver=gd).value.sum()
+
+    want = jax.grad(lambda X, lam: argmin(im._logistic, jnp.zeros(5), X, y, lam).value.sum(),
+                    (0, 1))(X, 0.1)
+    got = jax.jit(jax.grad(loss, (0, 1)))(X, 0.1)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=2e-3, atol=1e-5)

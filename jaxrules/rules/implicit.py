@@ -266,7 +266,7 @@ def _nan_unless(ok, tree):
 
 
 # -- the rule ----------------------------------------------------------------------------------
-_STATIC = ("kind", "solver", "tol", "max_steps", "linear_solver", "throw")
+_STATIC = ("kind", "tol", "max_steps", "linear_solver", "throw")
 
 
 # The rule's functions are compiled once per problem structure (the user's function is a pytree
@@ -275,15 +275,17 @@ _STATIC = ("kind", "solver", "tol", "max_steps", "linear_solver", "throw")
 _jit = functools.partial(jax.jit, static_argnames=_STATIC)
 
 
-@jr.custom_vjp(static_argnames=_STATIC, zero_argnames=("x0",))
-def _implicit(fn, x0, params, *, kind, solver, tol, max_steps, linear_solver, throw):
+# ``x0`` and ``solver`` are *zero* arguments: the solution depends on neither (a solver may
+# close over arrays, even traced ones, e.g. a step size computed from the data).
+@jr.custom_vjp(static_argnames=_STATIC, zero_argnames=("x0", "solver"))
+def _implicit(fn, x0, params, solver, *, kind, tol, max_steps, linear_solver, throw):
     """``(x*, converged, steps, residual)``: solve, then test the residual."""
     return _solve_and_test(
         fn,
         x0,
         params,
+        solver,
         kind=kind,
-        solver=solver,
         tol=tol,
         max_steps=max_steps,
         linear_solver=linear_solver,
@@ -292,7 +294,7 @@ def _implicit(fn, x0, params, *, kind, solver, tol, max_steps, linear_solver, th
 
 
 @_jit
-def _solve_and_test(fn, x0, params, *, kind, solver, tol, max_steps, linear_solver, throw):
+def _solve_and_test(fn, x0, params, solver, *, kind, tol, max_steps, linear_solver, throw):
     if solver is None:
         x, steps = newton(
             lambda x: fn(x, *params),
@@ -341,8 +343,10 @@ def _implicit_jvp(primals, tangents, **static):
 
 
 @_jit
-def _jvp(fn, x0, params, dfn, _, dparams, *, kind, linear_solver, throw, **static):
-    out = _implicit(fn, x0, params, kind=kind, linear_solver=linear_solver, throw=throw, **static)
+def _jvp(fn, x0, params, solver, dfn, _, dparams, __, *, kind, linear_solver, throw, **static):
+    out = _implicit(
+        fn, x0, params, solver, kind=kind, linear_solver=linear_solver, throw=throw, **static
+    )
     x, converged = out[0], out[1]
     lin, unravel = _setup(fn, x, params, kind, linear_solver)
     # ∂ₓR ẋ = −(∂ₚR ṗ + ∂_fn R ḟn): one JVP of R in everything but x.
@@ -358,8 +362,8 @@ def _jvp(fn, x0, params, dfn, _, dparams, *, kind, linear_solver, throw, **stati
 
 
 @_jit
-def _implicit_fwd(fn, x0, params, **static):
-    out = _implicit(fn, x0, params, **static)
+def _implicit_fwd(fn, x0, params, solver, **static):
+    out = _implicit(fn, x0, params, solver, **static)
     return out, (fn, params, out[0], out[1])
 
 
@@ -376,7 +380,7 @@ def _bwd(fn, params, x, converged, x_bar, *, kind, linear_solver, throw, **stati
     _, vjp = jax.vjp(lambda fn, params: ravel_pytree(_residual(kind, fn, params)(x))[0], fn, params)
     fn_bar, params_bar = vjp(-u)
     fn_bar, params_bar = _nan_unless(ok & converged, (fn_bar, params_bar))
-    return fn_bar, None, params_bar
+    return fn_bar, None, params_bar, None
 
 
 _implicit.defjvp(_implicit_jvp)
@@ -429,8 +433,8 @@ def _run(kind, fn, x0, params, *, solver, tol, max_steps, linear_solver, throw) 
             fn,
             x0,
             params,
+            solver,
             kind=kind,
-            solver=solver,
             tol=tol,
             max_steps=max_steps,
             linear_solver=linear_solver,
@@ -458,7 +462,7 @@ def _run(kind, fn, x0, params, *, solver, tol, max_steps, linear_solver, throw) 
 
 _DOC_OPTIONS = r"""
     **Keyword arguments:** ``solver`` — ``None`` for :func:`newton`, or your own
-    ``solver(fn, x0) -> x`` (static; ``fn`` is the problem's function of ``x`` with the
+    ``solver(fn, x0) -> x`` (it may close over arrays: its derivative is zero; ``fn`` is the problem's function of ``x`` with the
     parameters bound; it runs without derivatives and is never differentiated); ``tol`` —
     the convergence test ``‖R(x)‖∞ ≤ tol·max(1, ‖R(x0)‖∞)`` (default :math:`\sqrt\varepsilon`
     of the dtype); ``max_steps`` (Newton); ``linear_solver`` — ``"auto"``, ``"lu"``,
