@@ -84,8 +84,14 @@ def methods(y, Xv, yv, lr, steps=STEPS):
     def ours(linear_solver):
         def loss(lam, X):
             sol = argmin(
-                train_loss, jnp.zeros(D, X.dtype), X, y, lam, solver=gd(steps, lr),
-                linear_solver=linear_solver, tol=1.0,  # converged or not, differentiate
+                train_loss,
+                jnp.zeros(D, X.dtype),
+                X,
+                y,
+                lam,
+                solver=gd(steps, lr),
+                linear_solver=linear_solver,
+                tol=1.0,  # converged or not, differentiate
             )
             return val_loss(sol.value, Xv, yv)
 
@@ -98,7 +104,11 @@ def methods(y, Xv, yv, lr, steps=STEPS):
 
         def jaxopt_loss(lam, X):
             solver = jaxopt.GradientDescent(
-                fun=train_loss, stepsize=lr, maxiter=steps, tol=0.0, acceleration=False,
+                fun=train_loss,
+                stepsize=lr,
+                maxiter=steps,
+                tol=0.0,
+                acceleration=False,
                 implicit_diff=True,
             )
             w = solver.run(jnp.zeros(D, X.dtype), X, y, lam).params
@@ -114,7 +124,10 @@ def methods(y, Xv, yv, lr, steps=STEPS):
             sol = optx.minimise(
                 lambda w, args: train_loss(w, *args),
                 optx.GradientDescent(learning_rate=lr, rtol=0.0, atol=0.0),
-                jnp.zeros(D, X.dtype), (X, y, lam), max_steps=steps, throw=False,
+                jnp.zeros(D, X.dtype),
+                (X, y, lam),
+                max_steps=steps,
+                throw=False,
                 adjoint=optx.ImplicitAdjoint(),
             )
             return val_loss(sol.value, Xv, yv)
@@ -175,16 +188,22 @@ def run(pairs: int, curve_steps=(100, 200, 500, 1000)):
     _, t_p, ratio, spread = _timing.interleaved_ratio(
         lambda: base(lam, X), lambda: primal(lam, X), pairs=pairs
     )
-    rows.append({"method": "primal only (no gradient)", "ms": 1e3 * t_p, "speedup": ratio,
-                 "speedup_range": spread, "temp_bytes": temp_bytes(fns["unrolled"], lam, X),
-                 "err_f32": float("nan"), "err_f64": float("nan")})
+    rows.append(
+        {
+            "method": "primal only (no gradient)",
+            "ms": 1e3 * t_p,
+            "speedup": ratio,
+            "speedup_range": spread,
+            "temp_bytes": temp_bytes(fns["unrolled"], lam, X),
+            "err_f32": float("nan"),
+            "err_f64": float("nan"),
+        }
+    )
     with jax.enable_x64():
         X64, y64, Xv64, yv64 = (jnp.asarray(np.asarray(a), jnp.float64) for a in (X, y, Xv, yv))
         fns64 = methods(y64, Xv64, yv64, lr)
         for name, f in fns64.items():
-            by[name]["err_f64"] = rel_err(
-                jax.jit(jax.grad(f, (0, 1)))(jnp.asarray(LAM), X64), ref
-            )
+            by[name]["err_f64"] = rel_err(jax.jit(jax.grad(f, (0, 1)))(jnp.asarray(LAM), X64), ref)
     curve = {}
     for steps in curve_steps:
         fs = methods(y, Xv, yv, lr, steps=steps)
@@ -241,8 +260,9 @@ def plot(res, path):
     names = list(res["memory_curve"][next(iter(res["memory_curve"]))])
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     for n in names:
-        ax.plot(steps, [res["memory_curve"][s][n] / 2**20 for s in res["memory_curve"]], "o-",
-                label=n)
+        ax.plot(
+            steps, [res["memory_curve"][s][n] / 2**20 for s in res["memory_curve"]], "o-", label=n
+        )
     ax.set_xlabel("gradient-descent steps")
     ax.set_ylabel("XLA temporary memory (MiB)")
     ax.set_yscale("log")

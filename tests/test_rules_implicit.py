@@ -267,8 +267,9 @@ def test_solver_may_close_over_traced_arrays():
         gd = lambda f, w0: jax.lax.fori_loop(0, 3000, lambda _, w: w - lr * jax.grad(f)(w), w0)
         return argmin(im._logistic, jnp.zeros(5), X, y, lam, solver=gd).value.sum()
 
-    want = jax.grad(lambda X, lam: argmin(im._logistic, jnp.zeros(5), X, y, lam).value.sum(),
-                    (0, 1))(X, 0.1)
+    want = jax.grad(
+        lambda X, lam: argmin(im._logistic, jnp.zeros(5), X, y, lam).value.sum(), (0, 1)
+    )(X, 0.1)
     got = jax.jit(jax.grad(loss, (0, 1)))(X, 0.1)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=2e-3, atol=1e-5)

@@ -10,6 +10,7 @@ import scipy.linalg as sl
 
 import jaxrules as jr
 from jaxrules.rules import (
+    discrete_lyapunov,
     inv,
     linear_solve,
     logdet,
@@ -61,6 +62,7 @@ def test_every_registered_rule_is_in_the_library_checks():
         "lstsq_orthonormal",
         "sylvester",
         "lyapunov",
+        "discrete_lyapunov",
         "matvec",
         "matvec_fixed",
         "quadratic_form",
@@ -89,6 +91,11 @@ def test_matrix_equations_reuse_their_schur_factors():
     assert _count(jax.hessian(f, 0), A, B, C, names=["schur"])["schur"] == 2
     g = lambda A, Q: jnp.sum(lyapunov(A, Q) ** 2)
     assert _count(jax.grad(g, (0, 1)), A, C @ C.T, names=["schur"])["schur"] == 1
+    d = lambda A, Q: jnp.sum(discrete_lyapunov(A, Q) ** 2)
+    Ad = 0.3 * A
+    for fn in (d, jax.grad(d, (0, 1)), jax.hessian(d, 0)):
+        counts = _count(fn, Ad, C @ C.T, names=["schur", "lu"])
+        assert counts["schur"] == 1 and counts["lu"] == 1, counts
 
 
 def test_batched_right_hand_sides_and_vmap(x64):
@@ -174,6 +181,12 @@ def test_sylvester_and_lyapunov_match_scipy(n, x64):
     np.testing.assert_allclose(
         P, sl.solve_continuous_lyapunov(np.asarray(A), -np.asarray(Q)), rtol=1e-8, atol=1e-10
     )
+    # discrete: a non-normal A with spectral radius 0.9
+    Ad = jr.inputs.general((n, n), scale=0.9 / np.sqrt(n))(jax.random.key(n + 2), "float64")
+    Xd = discrete_lyapunov(Ad, Q)
+    np.testing.assert_allclose(
+        Xd, sl.solve_discrete_lyapunov(np.asarray(Ad), np.asarray(Q)), rtol=1e-8, atol=1e-10
+    )
 
 
 def test_sylvester_derivatives_wrt_A_and_B_where_jax_has_none(x64):
@@ -217,10 +230,14 @@ def test_input_validation_messages():
         sylvester(jnp.eye(2), jnp.eye(3), jnp.ones((3, 2)))
     with pytest.raises(ValueError, match=r"lyapunov: Q must have the shape of A"):
         lyapunov(jnp.eye(2), jnp.ones((3, 3)))
+    with pytest.raises(ValueError, match=r"discrete_lyapunov: Q must have the shape of A"):
+        discrete_lyapunov(jnp.eye(2), jnp.ones((3, 3)))
+    with pytest.raises(ValueError, match=r"discrete_lyapunov: A must be a square matrix"):
+        discrete_lyapunov(jnp.ones((2, 3)), jnp.ones((2, 3)))
 
 
 def _staged_cases():
-    from jaxrules.rules.matrix_equations import _kron_sylvester
+    from jaxrules.rules.matrix_equations import _kron_stein, _kron_sylvester
 
     rng = _rng(7)
     A = jnp.asarray(rng.standard_normal((4, 4)) + 3 * np.eye(4))
@@ -243,10 +260,16 @@ def _staged_cases():
             lambda A: s(_kron_sylvester(A, A.T, -C @ C.T)),
             St,
         ),
+        (
+            "discrete_lyapunov",
+            lambda A: s(discrete_lyapunov(A, C @ C.T)),
+            lambda A: s(_kron_stein(A, C @ C.T)),
+            0.2 * St,
+        ),
     ]
 
 
-@pytest.mark.parametrize("case", range(6))
+@pytest.mark.parametrize("case", range(7))
 def test_second_order_right_however_jax_reaches_the_rule(case, x64):
     # Staged by jit before differentiation (the low backend: JAX transposes the JVP rule), or
     # differentiated directly (the VJP rule): the Hessian is the reference's either way.

@@ -25,6 +25,7 @@ from .linalg import matvec as matvec
 from .linalg import matvec_fixed as matvec_fixed
 from .linalg import quadratic_form as quadratic_form
 from .linalg import slogdet as slogdet
+from .matrix_equations import discrete_lyapunov as discrete_lyapunov
 from .matrix_equations import lyapunov as lyapunov
 from .matrix_equations import sylvester as sylvester
 from .qp import eq_qp as eq_qp
