@@ -158,7 +158,7 @@ def rel_err(got, want):
 
 
 def temp_bytes(fn, *args):
-    return int(jax.jit(fn).lower(*args).compile().memory_analysis().temp_size_in_bytes)
+    return _timing.temp_bytes(jax.jit(fn).lower(*args).compile())
 
 
 def run(pairs: int, curve_steps=(100, 200, 500, 1000)):

@@ -7,6 +7,9 @@ True
 """
 
 from . import inputs as inputs
+from ._bench import BenchmarkReport as BenchmarkReport
+from ._bench import BenchRow as BenchRow
+from ._bench import benchmark as benchmark
 from ._check import CheckReport as CheckReport
 from ._check import CheckResult as CheckResult
 from ._check import check as check

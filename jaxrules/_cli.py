@@ -1,4 +1,4 @@
-"""The ``jaxrules`` command line: ``list`` and ``check``."""
+"""The ``jaxrules`` command line: ``list``, ``check`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -106,6 +106,63 @@ def _cmd_check(a) -> int:
     return 1 if failed else 0
 
 
+def _cmd_bench(a) -> int:
+    import jaxrules as jr
+
+    rules = _rules(a.modules, a.rule, a.tag)
+    if a.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise SystemExit(
+                "jaxrules bench: --plot needs matplotlib: pip install 'jaxrules[bench]'"
+            ) from None
+    t0 = time.perf_counter()
+    reports = []
+    for i, r in enumerate(rules, 1):
+        progress = lambda msg, i=i: print(
+            f"[{i}/{len(rules)}] {msg} ({time.perf_counter() - t0:.0f}s)",
+            file=sys.stderr,
+            flush=True,
+        )
+        sizes = a.sizes if a.sizes else None
+        if sizes is None and not r.bench_sizes:
+            progress(f"{r.name}: no bench_inputs, benchmarking its example inputs")
+        rep = jr.benchmark(r, sizes=sizes, dtype=a.dtype, pairs=a.pairs, progress=progress)
+        reports.append(rep)
+        print(f"\n{rep}\n", flush=True)
+    if len(reports) > 1:
+        print("Summary:")
+        for rep in reports:
+            print("  " + rep.summary())
+    if a.json:
+        import json
+
+        with open(a.json, "w") as fh:
+            json.dump([rep.to_dict() for rep in reports], fh, indent=1)
+    if a.plot:
+        _plot(reports, a.plot)
+    return 0
+
+
+def _plot(reports, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(reports)
+    cols = min(k, 3)
+    rows = -(-k // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), squeeze=False)
+    for ax, rep in zip(axes.ravel(), reports):
+        rep.plot(ax=ax)
+    for ax in axes.ravel()[k:]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="jaxrules", description="Check and benchmark JAX custom differentiation rules."
@@ -132,6 +189,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--jobs", type=int, default=None, help="rules checked in parallel (default: cores)"
     )
     sp.set_defaults(func=_cmd_check)
+
+    sp = sub.add_parser("bench", help="time rules against JAX differentiating their references")
+    common(sp)
+    sp.add_argument("--sizes", type=int, nargs="+", help="problem sizes n (default: per rule)")
+    sp.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    sp.add_argument("--pairs", type=int, default=5, help="interleaved pairs per cell (5)")
+    sp.add_argument("--json", default=None, help="write the results to this JSON file")
+    sp.add_argument("--plot", default=None, help="write a plot of time against size (PNG)")
+    sp.set_defaults(func=_cmd_bench)
 
     a = p.parse_args(argv)
     return a.func(a)

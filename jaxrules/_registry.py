@@ -27,7 +27,11 @@ class Rule:
     - ``rtol``/``atol``: tolerance overrides for the checker; ``order``: the highest
       derivative order the rule supports; ``tags``; ``module``/``qualname``: where defined;
     - ``projectors``: per-parameter tangent projectors for structured arguments (taken from
-      structured generators unless given).
+      structured generators unless given);
+    - ``bench_inputs``: ``n -> inputs`` (same forms as ``inputs``) giving arguments of size
+      ``n`` for :func:`jaxrules.benchmark`; ``bench_sizes``: its default sizes;
+      ``bench_reference``: what the benchmark compares against, where the checker's reference
+      does not scale (e.g. a Kronecker-product solve); defaults to ``reference``.
     """
 
     name: str
@@ -43,16 +47,31 @@ class Rule:
     qualname: str = ""
     projectors: Mapping[str, Callable] = dataclasses.field(default_factory=dict)
     doc: str = ""
+    bench_inputs: Callable[[int], InputSpec] | None = None
+    bench_sizes: tuple[int, ...] = ()
+    bench_reference: Callable | None = None
 
     @property
     def identity(self) -> tuple[str, str]:
         return (self.module, self.qualname)
 
-    def draw(self, key, dtype, case: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Example arguments (static values of ``case`` included) as a dict by parameter name."""
+    def draw(
+        self, key, dtype, case: Mapping[str, Any] | None = None, *, size: int | None = None
+    ) -> dict[str, Any]:
+        """Example arguments (static values of ``case`` included) as a dict by parameter name;
+        with ``size``, the benchmark's arguments of that size (``bench_inputs``)."""
         case = dict(case or {})
-        if callable(self.inputs) and not isinstance(self.inputs, Mapping):
-            args = self.inputs(key, dtype)
+        spec = self.inputs
+        if size is not None:
+            if self.bench_inputs is None:
+                raise ValueError(
+                    f"rule {self.name!r} has no bench_inputs, so it cannot be benchmarked at "
+                    f"size {size}. Register it with bench_inputs=lambda n: {{...}}, or "
+                    "benchmark its example inputs (sizes=None)."
+                )
+            spec = self.bench_inputs(size)
+        if callable(spec) and not isinstance(spec, Mapping):
+            args = spec(key, dtype)
             if not isinstance(args, Mapping):
                 raise TypeError(
                     f"rule {self.name!r}: its joint input generator must return a dict of "
@@ -60,8 +79,8 @@ class Rule:
                 )
             args = dict(args)
         else:
-            keys = jax.random.split(key, max(len(self.inputs), 1))
-            args = {n: g(k, dtype) for (n, g), k in zip(self.inputs.items(), keys)}
+            keys = jax.random.split(key, max(len(spec), 1))
+            args = {n: g(k, dtype) for (n, g), k in zip(spec.items(), keys)}
         args.update(case)
         return args
 
@@ -150,6 +169,9 @@ def make_rule(
     order: int = 1,
     tags: Sequence[str] = (),
     projectors: Mapping[str, Callable] | None = None,
+    bench_inputs: Callable[[int], InputSpec] | None = None,
+    bench_sizes: Sequence[int] = (),
+    bench_reference: Callable | None = None,
 ) -> Rule:
     target = fn.fn if isinstance(fn, CustomRule) else fn
     name = name or getattr(target, "__name__", None)
@@ -181,6 +203,9 @@ def make_rule(
                     f"(key, dtype) -> value such as jr.inputs.general((3,)), got "
                     f"{type(g).__name__}."
                 )
+    for what, f in (("bench_inputs", bench_inputs), ("bench_reference", bench_reference)):
+        if f is not None and not callable(f):
+            raise TypeError(f"register({name!r}): {what} must be callable, got {type(f).__name__}.")
     if not isinstance(order, int) or order < 1:
         raise ValueError(f"register({name!r}): order must be an int >= 1, got {order!r}.")
     cases_t = tuple(dict(c) for c in (cases or ({},)))
@@ -198,6 +223,9 @@ def make_rule(
         qualname=getattr(target, "__qualname__", name),
         projectors=dict(projectors or {}),
         doc=inspect.getdoc(target) or "",
+        bench_inputs=bench_inputs,
+        bench_sizes=tuple(int(n) for n in bench_sizes),
+        bench_reference=bench_reference,
     )
 
 
@@ -208,8 +236,8 @@ def register(name: str | None = None, **options) -> Callable[[Callable], Callabl
     """Register a rule in the default registry, with its reference and example inputs.
 
     **Arguments:** ``name`` (defaults to the function's), and keywords ``reference``,
-    ``inputs``, ``cases``, ``rtol``, ``atol``, ``order``, ``tags``, ``projectors`` (see
-    :class:`Rule`).
+    ``inputs``, ``cases``, ``rtol``, ``atol``, ``order``, ``tags``, ``projectors``,
+    ``bench_inputs``, ``bench_sizes``, ``bench_reference`` (see :class:`Rule`).
 
     >>> import jax.numpy as jnp, jaxrules as jr
     >>> @jr.register("doc_square", reference=lambda x: x * x,

@@ -27,6 +27,8 @@ __all__ = ["sin_product"]
     "sin_product",
     reference=lambda x, y: jnp.sin(x) * y,
     inputs={"x": inputs.general((5,)), "y": inputs.general((5,))},
+    bench_inputs=lambda n: {"x": inputs.general((n,)), "y": inputs.general((n,))},
+    bench_sizes=(1_000, 100_000, 1_000_000),
     order=2,
     tags=("elementwise",),
 )

@@ -648,12 +648,26 @@ def _root_system_inputs(key, dtype):
     }
 
 
+def _root_system_bench(n):
+    def draw(key, dtype):
+        kw, kb = jax.random.split(key)
+        return {
+            **_root_system_inputs(key, dtype),
+            "W": inputs.general((n, n), scale=n**-0.5)(kw, dtype),
+            "b": inputs.general((n,))(kb, dtype),
+        }
+
+    return draw
+
+
 jr.register(
     "root",
     reference=_root_system_ref,
     inputs=_root_system_inputs,
     order=2,
     tags=("implicit",),
+    bench_inputs=_root_system_bench,
+    bench_sizes=(10, 50, 200),
 )(root_system)
 
 
@@ -673,6 +687,11 @@ jr.register(
     "fixed_point",
     reference=_fixed_point_ref,
     inputs={"W": inputs.general((4, 4), scale=0.8 / 2), "b": inputs.general((4,))},  # ‖W‖₂=0.8
+    bench_inputs=lambda n: {
+        "W": inputs.general((n, n), scale=0.8 / n**0.5),
+        "b": inputs.general((n,)),
+    },
+    bench_sizes=(10, 100, 500),
     order=2,
     tags=("implicit",),
 )(fixed_point_tanh)
@@ -702,6 +721,12 @@ jr.register(
         "y": lambda key, dtype: jax.random.uniform(key, (8,), dtype),  # soft labels in (0, 1)
         "lam": inputs.positive(()),
     },
+    bench_inputs=lambda n: {
+        "X": inputs.general((4 * n, n)),
+        "y": lambda key, dtype: jax.random.uniform(key, (4 * n,), dtype),
+        "lam": inputs.positive(()),
+    },
+    bench_sizes=(10, 50, 200),
     order=2,
     tags=("implicit",),
 )(logistic_ridge)

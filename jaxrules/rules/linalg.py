@@ -302,6 +302,8 @@ jr.register(
     reference=_solve_ref,
     inputs={"A": inputs.general((5, 5)), "b": inputs.general((5,))},
     cases=[{"assume": "gen"}],
+    bench_inputs=lambda n: {"A": inputs.general((n, n)), "b": inputs.general((n,))},
+    bench_sizes=(100, 500, 1000),
     order=2,
     tags=("linalg",),
 )(linear_solve)
@@ -310,6 +312,9 @@ jr.register(
     reference=_solve_ref,
     inputs={"A": inputs.spd(5), "b": inputs.general((5, 2))},
     cases=[{"assume": "pos"}],
+    bench_inputs=lambda n: {"A": inputs.spd(n), "b": inputs.general((n,))},
+    bench_sizes=(100, 500, 1000),
+    bench_reference=lambda A, b, assume: jsl.cho_solve(jsl.cho_factor(A), b),
     order=2,
     tags=("linalg",),
 )(linear_solve)
@@ -318,6 +323,9 @@ jr.register(
     reference=_solve_ref,
     inputs={"A": inputs.lower(5), "b": inputs.general((5,))},
     cases=[{"assume": "lower"}],
+    bench_inputs=lambda n: {"A": inputs.lower(n), "b": inputs.general((n,))},
+    bench_sizes=(100, 500, 1000),
+    bench_reference=lambda A, b, assume: jsl.solve_triangular(A, b, lower=True),
     order=2,
     tags=("linalg",),
 )(linear_solve)
@@ -326,6 +334,9 @@ jr.register(
     reference=_solve_ref,
     inputs={"A": inputs.upper(5), "b": inputs.general((5, 3))},
     cases=[{"assume": "upper"}],
+    bench_inputs=lambda n: {"A": inputs.upper(n), "b": inputs.general((n,))},
+    bench_sizes=(100, 500, 1000),
+    bench_reference=lambda A, b, assume: jsl.solve_triangular(A, b, lower=False),
     order=2,
     tags=("linalg",),
 )(linear_solve)
@@ -390,6 +401,8 @@ jr.register(
     "inv",
     reference=jnp.linalg.inv,
     inputs={"A": inputs.general((5, 5))},
+    bench_inputs=lambda n: {"A": inputs.general((n, n))},
+    bench_sizes=(100, 500, 1000),
     order=2,
     tags=("linalg",),
 )(inv)
@@ -464,6 +477,8 @@ jr.register(
     "logdet",
     reference=lambda A: jnp.linalg.slogdet(A)[1],
     inputs={"A": inputs.general((5, 5))},
+    bench_inputs=lambda n: {"A": inputs.general((n, n))},
+    bench_sizes=(100, 500, 1000),
     order=2,
     tags=("linalg",),
 )(logdet)
@@ -471,6 +486,8 @@ jr.register(
     "slogdet",
     reference=lambda A: tuple(jnp.linalg.slogdet(A)),
     inputs={"A": inputs.general((5, 5))},
+    bench_inputs=lambda n: {"A": inputs.general((n, n))},
+    bench_sizes=(100, 500, 1000),
     order=2,
     tags=("linalg",),
 )(slogdet)
@@ -480,6 +497,8 @@ jr.register(
     "matvec",
     reference=lambda A, x: A @ x,
     inputs={"A": inputs.general((4, 5)), "x": inputs.general((5,))},
+    bench_inputs=lambda n: {"A": inputs.general((n, n)), "x": inputs.general((n,))},
+    bench_sizes=(100, 1000, 4000),
     order=2,
     tags=("linalg",),
 )(matvec)
@@ -487,6 +506,8 @@ jr.register(
     "matvec_fixed",
     reference=lambda A, x: A @ x,
     inputs={"A": inputs.general((4, 5)), "x": inputs.general((5,))},
+    bench_inputs=lambda n: {"A": inputs.general((n, n)), "x": inputs.general((n,))},
+    bench_sizes=(100, 1000, 4000),
     order=2,
     tags=("linalg",),
 )(matvec_fixed)
@@ -494,6 +515,8 @@ jr.register(
     "quadratic_form",
     reference=lambda x, Q: 0.5 * x @ Q @ x,
     inputs={"x": inputs.general((5,)), "Q": inputs.general((5, 5))},
+    bench_inputs=lambda n: {"x": inputs.general((n,)), "Q": inputs.general((n, n))},
+    bench_sizes=(100, 1000, 4000),
     order=2,
     tags=("linalg",),
 )(quadratic_form)
@@ -657,6 +680,9 @@ jr.register(
     "lstsq",
     reference=_lstsq_ref,
     inputs={"A": inputs.general((7, 4)), "b": inputs.general((7,))},
+    bench_inputs=lambda n: {"A": inputs.general((2 * n, n)), "b": inputs.general((2 * n,))},
+    bench_sizes=(100, 500, 1000),
+    bench_reference=lambda A, b: jnp.linalg.lstsq(A, b)[0],
     order=2,
     tags=("linalg",),
 )(lstsq)

@@ -376,6 +376,13 @@ jr.register(
     "sylvester",
     reference=_kron_sylvester,
     inputs={"A": inputs.stable(4), "B": inputs.stable(3), "C": inputs.general((4, 3))},
+    # Against the Kronecker-product solve (an n²×n² system: small n only).
+    bench_inputs=lambda n: {
+        "A": inputs.stable(n),
+        "B": inputs.stable(n),
+        "C": inputs.general((n, n)),
+    },
+    bench_sizes=(8, 16, 32),
     order=2,
     tags=("matrix_equations",),
 )(sylvester)
@@ -383,6 +390,8 @@ jr.register(
     "lyapunov",
     reference=lambda A, Q: _kron_sylvester(A, A.T, -Q),
     inputs={"A": inputs.stable(4), "Q": inputs.general((4, 4))},
+    bench_inputs=lambda n: {"A": inputs.stable(n), "Q": inputs.general((n, n))},
+    bench_sizes=(8, 16, 32),
     order=2,
     tags=("matrix_equations",),
 )(lyapunov)
@@ -391,6 +400,11 @@ jr.register(
     reference=_kron_stein,
     # ‖A‖₂ = 0.8: spectral radius below 1, non-normal, non-symmetric.
     inputs={"A": inputs.general((4, 4), scale=0.8 / 2), "Q": inputs.general((4, 4))},
+    bench_inputs=lambda n: {
+        "A": inputs.general((n, n), scale=0.8 / n**0.5),
+        "Q": inputs.general((n, n)),
+    },
+    bench_sizes=(8, 16, 32),
     order=2,
     tags=("matrix_equations",),
 )(discrete_lyapunov)

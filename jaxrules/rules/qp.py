@@ -34,6 +34,8 @@ solves go through ``jax.lax.custom_linear_solve`` with the operator
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
@@ -161,18 +163,18 @@ def _eq_qp_ref(Q, c, A, b):
     return z[:n], z[n:]
 
 
-def _qp_inputs(key, dtype):
+def _qp_inputs(key, dtype, n=5, m=2):
     # Q symmetric and indefinite, but positive definite on the null space of A:
     # Q = S − AᵀA with S positive definite (on null(A), xᵀQx = xᵀSx > 0).
     kq, ka, kc, kb = jax.random.split(key, 4)
-    A = inputs.general((2, 5))(ka, dtype)
-    S = inputs.spd(5, cond=4.0)(kq, dtype)
+    A = inputs.general((m, n))(ka, dtype)
+    S = inputs.spd(n, cond=4.0)(kq, dtype)
     Q = S - A.T @ A
     return {
         "Q": Q,
-        "c": inputs.general((5,))(kc, dtype),
+        "c": inputs.general((n,))(kc, dtype),
         "A": A,
-        "b": inputs.general((2,))(kb, dtype),
+        "b": inputs.general((m,))(kb, dtype),
     }
 
 
@@ -180,6 +182,8 @@ jr.register(
     "eq_qp",
     reference=_eq_qp_ref,
     inputs=_qp_inputs,
+    bench_inputs=lambda n: functools.partial(_qp_inputs, n=n, m=n // 4),
+    bench_sizes=(40, 200, 800),
     projectors={"Q": lambda M: 0.5 * (M + M.T)},
     order=2,
     tags=("qp", "implicit"),
