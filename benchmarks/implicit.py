@@ -42,14 +42,14 @@ from jaxrules.rules import argmin
 M, D, LAM, STEPS = 2000, 200, 1e-2, 500
 
 
-def data(dtype):
+def data(dtype, m=M, d=D):
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((M, D))
-    w_true = rng.standard_normal(D) / np.sqrt(D)
-    y = (X @ w_true + 0.3 * rng.standard_normal(M) > 0).astype(float)
-    Xv = rng.standard_normal((M // 4, D))
+    X = rng.standard_normal((m, d))
+    w_true = rng.standard_normal(d) / np.sqrt(d)
+    y = (X @ w_true + 0.3 * rng.standard_normal(m) > 0).astype(float)
+    Xv = rng.standard_normal((m // 4, d))
     yv = (Xv @ w_true > 0).astype(float)
-    L = np.linalg.norm(X, 2) ** 2 / (4 * M) + LAM
+    L = np.linalg.norm(X, 2) ** 2 / (4 * m) + LAM
     cast = lambda a: jnp.asarray(a, dtype)
     return cast(X), cast(y), cast(Xv), cast(yv), float(1.0 / L)
 
@@ -76,7 +76,7 @@ def methods(y, Xv, yv, lr, steps=STEPS):
     out = {}
 
     def unrolled(lam, X):
-        w = gd(steps, lr)(lambda w: train_loss(w, X, y, lam), jnp.zeros(D, X.dtype))
+        w = gd(steps, lr)(lambda w: train_loss(w, X, y, lam), jnp.zeros(X.shape[1], X.dtype))
         return val_loss(w, Xv, yv)
 
     out["unrolled"] = unrolled
@@ -85,7 +85,7 @@ def methods(y, Xv, yv, lr, steps=STEPS):
         def loss(lam, X):
             sol = argmin(
                 train_loss,
-                jnp.zeros(D, X.dtype),
+                jnp.zeros(X.shape[1], X.dtype),
                 X,
                 y,
                 lam,
@@ -111,7 +111,7 @@ def methods(y, Xv, yv, lr, steps=STEPS):
                 acceleration=False,
                 implicit_diff=True,
             )
-            w = solver.run(jnp.zeros(D, X.dtype), X, y, lam).params
+            w = solver.run(jnp.zeros(X.shape[1], X.dtype), X, y, lam).params
             return val_loss(w, Xv, yv)
 
         out["jaxopt"] = jaxopt_loss
@@ -124,7 +124,7 @@ def methods(y, Xv, yv, lr, steps=STEPS):
             sol = optx.minimise(
                 lambda w, args: train_loss(w, *args),
                 optx.GradientDescent(learning_rate=lr, rtol=0.0, atol=0.0),
-                jnp.zeros(D, X.dtype),
+                jnp.zeros(X.shape[1], X.dtype),
                 (X, y, lam),
                 max_steps=steps,
                 throw=False,
@@ -144,7 +144,7 @@ def reference_grad(X, y, Xv, yv):
         X, y, Xv, yv = (jnp.asarray(np.asarray(a), jnp.float64) for a in (X, y, Xv, yv))
         lam = jnp.asarray(LAM, jnp.float64)
         f = lambda w, X, lam: train_loss(w, X, y, lam)
-        w = jnp.zeros(D, jnp.float64)
+        w = jnp.zeros(X.shape[1], jnp.float64)
         for _ in range(30):
             w = w - jnp.linalg.solve(jax.hessian(f)(w, X, lam), jax.grad(f)(w, X, lam))
         u = jnp.linalg.solve(jax.hessian(f)(w, X, lam), jax.grad(val_loss)(w, Xv, yv))
@@ -161,13 +161,13 @@ def temp_bytes(fn, *args):
     return _timing.temp_bytes(jax.jit(fn).lower(*args).compile())
 
 
-def run(pairs: int, curve_steps=(100, 200, 500, 1000)):
-    X, y, Xv, yv, lr = data(jnp.float32)
+def run(pairs: int, curve_steps=(100, 200, 500, 1000), m=M, d=D, steps=STEPS):
+    X, y, Xv, yv, lr = data(jnp.float32, m, d)
     lam = jnp.asarray(LAM, jnp.float32)
     ref = reference_grad(X, y, Xv, yv)
-    fns = methods(y, Xv, yv, lr)
+    fns = methods(y, Xv, yv, lr, steps)
     grads = {k: jax.jit(jax.grad(f, (0, 1))) for k, f in fns.items()}
-    w_end = gd(STEPS, lr)(lambda w: train_loss(w, X, y, lam), jnp.zeros(D))
+    w_end = gd(steps, lr)(lambda w: train_loss(w, X, y, lam), jnp.zeros(d))
     gnorm = float(jnp.linalg.norm(jax.grad(train_loss)(w_end, X, y, lam)))
     rows = []
     base = grads["unrolled"]
@@ -201,16 +201,16 @@ def run(pairs: int, curve_steps=(100, 200, 500, 1000)):
     )
     with jax.enable_x64():
         X64, y64, Xv64, yv64 = (jnp.asarray(np.asarray(a), jnp.float64) for a in (X, y, Xv, yv))
-        fns64 = methods(y64, Xv64, yv64, lr)
+        fns64 = methods(y64, Xv64, yv64, lr, steps)
         for name, f in fns64.items():
             by[name]["err_f64"] = rel_err(jax.jit(jax.grad(f, (0, 1)))(jnp.asarray(LAM), X64), ref)
     curve = {}
-    for steps in curve_steps:
-        fs = methods(y, Xv, yv, lr, steps=steps)
-        curve[steps] = {k: temp_bytes(jax.grad(f, (0, 1)), lam, X) for k, f in fs.items()}
+    for n_steps in curve_steps:
+        fs = methods(y, Xv, yv, lr, steps=n_steps)
+        curve[n_steps] = {k: temp_bytes(jax.grad(f, (0, 1)), lam, X) for k, f in fs.items()}
     return {
         "machine": _timing.machine(),
-        "problem": {"m": M, "d": D, "lam": LAM, "steps": STEPS, "grad_norm_at_end": gnorm},
+        "problem": {"m": m, "d": d, "lam": LAM, "steps": steps, "grad_norm_at_end": gnorm},
         "rows": rows,
         "memory_curve": curve,
     }

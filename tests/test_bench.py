@@ -127,3 +127,33 @@ def test_cli_bench_table_json_and_plot(tmp_path):
     assert [d["rule"] for d in data] == ["inv", "logdet"]
     if plot:
         assert (tmp_path / "bench.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_benchmarks_run_smoke_and_readme_update(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = os.path.join(root, "benchmarks", "run.py")
+    r = subprocess.run(
+        [sys.executable, script, "--smoke", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for section in ("library", "peers", "implicit", "matrix_equations", "overhead"):
+        data = json.loads((tmp_path / f"{section}.json").read_text())
+        assert data["machine"] and data["data"]
+    summary = (tmp_path / "summary.md").read_text()
+    assert summary.startswith("Machine: ") and "#### Library" in summary
+    # The README section between the markers is replaced, the rest kept.
+    sys.path.insert(0, os.path.dirname(script))
+    try:
+        import run as bench_run
+    finally:
+        sys.path.pop(0)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{bench_run.START}\nold\n{bench_run.END}\noutro\n")
+    bench_run.update_readme(summary, str(readme))
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
+    assert "#### Library" in text

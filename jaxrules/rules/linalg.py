@@ -42,6 +42,12 @@ __all__ = [
 _ASSUME = ("gen", "pos", "lower", "upper")
 
 
+def _tdot(A, v):
+    """``Aᵀ v`` as one contraction over A's first axis: ``A.T @ v`` makes XLA on CPU copy a
+    transposed A before a matrix-vector product (2.5× slower at n = 4000, measured)."""
+    return jnp.tensordot(A, v, axes=([0], [0]))
+
+
 # -- matvec --------------------------------------------------------------------------------------
 @jr.custom_vjp
 def matvec(A, x):
@@ -76,7 +82,7 @@ def _matvec_jvp(primals, tangents):
 matvec.defjvp(_matvec_jvp, symbolic_zeros=True)
 matvec.defvjp(
     lambda A, x: (A @ x, (A, x)),
-    lambda res, g: (jnp.outer(g, res[1]), res[0].T @ g),
+    lambda res, g: (jnp.outer(g, res[1]), _tdot(res[0], g)),
 )
 
 
@@ -140,7 +146,7 @@ quadratic_form.defjvp(_qf_jvp, symbolic_zeros=True)
 quadratic_form.defvjp(
     lambda x, Q: (0.5 * x @ (Q @ x), (x, Q)),
     lambda res, g: (
-        0.5 * (res[1] @ res[0] + res[1].T @ res[0]) * g,
+        0.5 * (res[1] @ res[0] + _tdot(res[1], res[0])) * g,
         0.5 * g * jnp.outer(res[0], res[0]),
     ),
 )
@@ -203,7 +209,7 @@ def _outer(u, v):
 def _solve_with(A, b, factors, assume, trans):
     """``op(A)⁻¹ b`` with the factors of A, differentiable and transposable at every order."""
     A = _structure(A, assume) if assume in ("lower", "upper") else A
-    matvec = (lambda x: A.T @ x) if trans else (lambda x: A @ x)
+    matvec = (lambda x: _tdot(A, x)) if trans else (lambda x: A @ x)
     return jax.lax.custom_linear_solve(
         matvec,
         b,
@@ -527,7 +533,7 @@ jr.register(
 def _gram_with(A, v, R):
     """``(AᵀA)⁻¹ v`` through ``custom_linear_solve`` (symmetric operator, factor R)."""
     return jax.lax.custom_linear_solve(
-        lambda z: A.T @ (A @ z),
+        lambda z: _tdot(A, A @ z),
         v,
         lambda _, rhs: jsl.solve_triangular(R, jsl.solve_triangular(R, rhs, trans=1), lower=False),
         symmetric=True,
@@ -547,7 +553,7 @@ def _gram_jvp(primals, tangents):
     z = _gram_with(A, v, R)
     rhs = None if dv is None else dv
     if dA is not None:
-        t = -(dA.T @ (A @ z) + A.T @ (dA @ z))
+        t = -(_tdot(dA, A @ z) + _tdot(A, dA @ z))
         rhs = t if rhs is None else rhs + t
     return z, None if rhs is None else _gram_with(A, rhs, R)
 
@@ -577,14 +583,14 @@ def _ls_with(A, b, Q, R):
     condition number, so the value is the QR solution's: ``sg(x_qr) + g − sg(g)``.
     """
     sg = jax.lax.stop_gradient
-    x_qr = jsl.solve_triangular(R, Q.T @ sg(b), lower=False)
-    g = _gram_with(A, A.T @ b, R)
+    x_qr = jsl.solve_triangular(R, _tdot(Q, sg(b)), lower=False)
+    g = _gram_with(A, _tdot(A, b), R)
     return sg(x_qr) + (g - sg(g))
 
 
 @jr.custom_vjp(nondiff_argnames=("Q", "R"))
 def _ls(A, b, Q, R):
-    return jsl.solve_triangular(R, Q.T @ b, lower=False)
+    return jsl.solve_triangular(R, _tdot(Q, b), lower=False)
 
 
 def _ls_jvp(primals, tangents):
@@ -599,8 +605,8 @@ def _ls_jvp(primals, tangents):
     if dA is not None:
         r = b - A @ x
         c = c - dA @ x
-        dx = _gram_with(A, dA.T @ r, R)
-    t = _gram_with(A, A.T @ c, R)
+        dx = _gram_with(A, _tdot(dA, r), R)
+    t = _gram_with(A, _tdot(A, c), R)
     return x, t if dx is None else dx + t
 
 

@@ -61,7 +61,7 @@ def _kkt_solve(Q, A, r, factors):
 
     def matvec(z):
         x, lam = z[:n], z[n:]
-        return jnp.concatenate([Q @ x + A.T @ lam, A @ x])
+        return jnp.concatenate([Q @ x + lam @ A, A @ x])
 
     solve = lambda _, rhs: jsl.lu_solve(factors, rhs)
     return jax.lax.custom_linear_solve(matvec, r, solve, symmetric=True)
@@ -90,7 +90,7 @@ def _eq_qp_jvp(primals, tangents):
     if dc is not None:
         top = top - dc
     if dA is not None:
-        top = top - dA.T @ lam
+        top = top - lam @ dA
         bottom = bottom - dA @ x
     if db is not None:
         bottom = bottom + db

@@ -1,0 +1,250 @@
+"""All benchmarks, one entry point: the library against JAX's own differentiation and its peers.
+
+Sections (each writes ``benchmarks/results/<section>[_<tag>].json``):
+
+- ``library``: :func:`jaxrules.benchmark` on every built-in rule at its default sizes —
+  primal, JVP and VJP against JAX differentiating the rule's reference, time and memory;
+- ``peers``: ``linear_solve``'s gradient against ``jnp.linalg.solve`` and lineax
+  (``lx.linear_solve`` with ``lx.LU()``) on the same systems;
+- ``implicit``: ``argmin`` against unrolled gradient descent, jaxopt and optimistix
+  (``benchmarks/implicit.py``);
+- ``matrix_equations``: Sylvester / Lyapunov primal and gradient against JAX's
+  ``solve_sylvester`` and SciPy (``benchmarks/linalg.py``; CPU only: JAX's Schur is);
+- ``overhead``: the decorators against raw ``jax.custom_jvp``/``custom_vjp``
+  (``benchmarks/overhead.py``).
+
+Then ``benchmarks/results/summary[_<tag>].md`` collects the tables with the machine they ran
+on, and ``--update-readme`` copies it into the README between the markers
+``<!-- benchmarks:start -->`` / ``<!-- benchmarks:end -->`` (``benchmarks-<tag>`` with a tag;
+the README's tables are generated, never typed). Peers that are not installed (the ``bench`` extra) are skipped and say so.
+
+Run: ``python benchmarks/run.py [--only SECTION ...] [--pairs 5] [--tag gpu] [--smoke]
+[--update-readme]``. ``--smoke`` runs every code path at tiny sizes with one pair (tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _timing
+
+import jaxrules as jr
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+README = os.path.join(os.path.dirname(HERE), "README.md")
+START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+
+
+def markers(tag: str = "") -> tuple[str, str]:
+    """The README markers of the generated section (one pair per tag: CPU, gpu, ...)."""
+    if not tag:
+        return START, END
+    return f"<!-- benchmarks-{tag}:start -->", f"<!-- benchmarks-{tag}:end -->"
+
+
+SECTIONS = ("library", "peers", "implicit", "matrix_equations", "overhead")
+
+
+def _r(ratio, spread):
+    return f"{ratio:.2f} ({spread[0]:.2f}–{spread[1]:.2f})"
+
+
+# -- library: every rule against JAX differentiating its reference -------------------------------
+def library(pairs, smoke):
+    reports = []
+    for rule in jr.rules(module="jaxrules.rules"):
+        if rule.bench_inputs is None:
+            continue  # a variant registered for the checker only (e.g. lstsq_orthonormal)
+        if jax.default_backend() != "cpu" and "matrix_equations" in rule.tags:
+            continue  # JAX's Schur decomposition lowers on CPU only
+        sizes = [4] if smoke else None
+        print(f"  library: {rule.name}", file=sys.stderr, flush=True)
+        reports.append(jr.benchmark(rule, sizes=sizes, pairs=pairs))
+    data = [r.to_dict() for r in reports]
+    lines = [
+        "Every built-in rule against JAX differentiating its registered reference (`jr.benchmark`, "
+        f"float32, {pairs} interleaved pairs; rule / reference, median and range; the largest "
+        "benchmarked size of each rule; `jaxrules bench --rule NAME` for all sizes):",
+        "",
+        "| rule | n | primal | JVP | VJP | VJP temp memory: rule / reference | verdict (VJP) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for rep in reports:
+        n = max((r.size for r in rep.rows if r.size is not None), default=None)
+        by = {r.mode: r for r in rep.rows if r.size == n}
+
+        def cell(mode, by=by):
+            r = by.get(mode)
+            if r is None or r.ratio is None:
+                return "–"
+            return _r(r.ratio, r.ratio_range)
+
+        v = by.get("vjp")
+        mem = "–"
+        if v is not None and v.rule_bytes and v.ref_bytes:
+            mem = f"{v.rule_bytes / v.ref_bytes:.2f}"
+        verdict = v.verdict + (f" ({v.note})" if v is not None and v.note else "") if v else "–"
+        lines.append(
+            f"| `{rep.rule}` | {n if n is not None else 'example'} | {cell('primal')} | "
+            f"{cell('jvp')} | {cell('vjp')} | {mem} | {verdict} |"
+        )
+    return data, "\n".join(lines)
+
+
+# -- peers: linear solve against jnp.linalg.solve and lineax -------------------------------------
+def peers(pairs, smoke):
+    from jaxrules.rules import linear_solve
+
+    solvers = {"jnp.linalg.solve": jnp.linalg.solve}
+    try:
+        import lineax as lx
+
+        solvers["lineax LU"] = lambda A, b: (
+            lx.linear_solve(lx.MatrixLinearOperator(A), b, solver=lx.LU()).value
+        )
+    except ImportError:
+        print("  peers: lineax not installed, skipped", file=sys.stderr)
+    rows = []
+    sizes = [8] if smoke else [100, 500, 1000]
+    for n in sizes:
+        rng = np.random.default_rng(n)
+        A = jnp.asarray(rng.standard_normal((n, n)) + np.sqrt(n) * np.eye(n), jnp.float32)
+        b = jnp.asarray(rng.standard_normal(n), jnp.float32)
+        w = jnp.asarray(rng.standard_normal(n), jnp.float32)
+
+        def grad_of(f):
+            return jax.jit(jax.grad(lambda A, b: jnp.vdot(w, f(A, b)), (0, 1)))
+
+        ours = grad_of(linear_solve)
+        for name, f in solvers.items():
+            theirs = grad_of(f)
+            t_o, t_t, ratio, spread = _timing.interleaved_ratio(
+                lambda: ours(A, b), lambda: theirs(A, b), pairs=pairs
+            )
+            err = max(
+                float(jnp.max(jnp.abs(x - y)) / jnp.max(jnp.abs(y)))
+                for x, y in zip(ours(A, b), theirs(A, b))
+            )
+            rows.append(
+                dict(
+                    n=n,
+                    peer=name,
+                    ours_ms=t_o * 1e3,
+                    peer_ms=t_t * 1e3,
+                    ratio=ratio,
+                    spread=spread,
+                    max_rel_diff=err,
+                )
+            )
+    lines = [
+        "`linear_solve`'s gradient (of ⟨w, x⟩ w.r.t. A and b, float32) against its peers on the "
+        f"same systems ({pairs} interleaved pairs; ours / peer):",
+        "",
+        "| n | peer | ours ms | peer ms | ours / peer | max rel. difference |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['n']} | {r['peer']} | {r['ours_ms']:.3g} | {r['peer_ms']:.3g} | "
+            f"{_r(r['ratio'], r['spread'])} | {r['max_rel_diff']:.1e} |"
+        )
+    return rows, "\n".join(lines)
+
+
+# -- the scripts ------------------------------------------------------------------------------
+def implicit(pairs, smoke):
+    import implicit as bench
+
+    if smoke:
+        res = bench.run(pairs, curve_steps=(5, 10), m=40, d=5, steps=10)
+    else:
+        res = bench.run(pairs)
+    return res, bench.markdown(res)
+
+
+def matrix_equations(pairs, smoke):
+    import linalg
+
+    if jax.default_backend() != "cpu":
+        return None, ""
+    rules = ["sylvester", "lyapunov", "discrete_lyapunov"]
+    sizes = [4] if smoke else [100, 200]
+    dtypes = ["float64"] if smoke else ["float64", "float32"]
+    rows = linalg.run(sizes, dtypes, pairs, rules)
+    return rows, (
+        "Matrix equations (`benchmarks/linalg.py`): primal against JAX's `solve_sylvester` and "
+        "SciPy; JAX cannot differentiate its own with respect to A or B.\n\n"
+        + linalg.HEADER
+        + "\n"
+        + "\n".join(linalg._fmt(r) for r in rows)
+    )
+
+
+def overhead(pairs, smoke):
+    import overhead as bench
+
+    rows = bench.run(n=8 if smoke else 1000, pairs=pairs)
+    return rows, (
+        "Decorator overhead: the same rule on jaxrules and on raw `jax.custom_jvp`/`custom_vjp` "
+        f"(`z = sin(x)·y`, n = {8 if smoke else 1000}):\n\n" + bench.table(rows)
+    )
+
+
+def update_readme(summary: str, path: str = README, tag: str = "") -> None:
+    start, end = markers(tag)
+    text = open(path).read()
+    if start not in text or end not in text:
+        raise SystemExit(f"run.py: {path} has no {start} ... {end} markers")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    with open(path, "w") as fh:
+        fh.write(head + start + "\n" + summary.strip() + "\n" + end + tail)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    ap.add_argument("--pairs", type=int, default=5)
+    ap.add_argument("--tag", default="", help="suffix for the result files (e.g. gpu)")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, one pair: code paths only")
+    ap.add_argument("--out", default=RESULTS, help="results folder")
+    ap.add_argument("--update-readme", action="store_true")
+    a = ap.parse_args(argv)
+    pairs = 1 if a.smoke else a.pairs
+    suffix = f"_{a.tag}" if a.tag else ""
+    os.makedirs(a.out, exist_ok=True)
+    machine = _timing.machine()
+    parts = [
+        f"Machine: {machine}. Generated by `python benchmarks/run.py` on "
+        f"{time.strftime('%Y-%m-%d')}."
+    ]
+    for name in a.only:
+        t0 = time.perf_counter()
+        print(f"== {name}", file=sys.stderr, flush=True)
+        data, text = globals()[name](pairs, a.smoke)
+        if data is None:
+            print(f"  {name}: skipped on {jax.default_backend()}", file=sys.stderr)
+            continue
+        with open(os.path.join(a.out, f"{name}{suffix}.json"), "w") as fh:
+            json.dump({"machine": machine, "data": data}, fh, indent=1, default=str)
+        parts.append(f"#### {name.replace('_', ' ').capitalize()}\n\n{text}")
+        print(text + f"\n({time.perf_counter() - t0:.0f}s)\n", flush=True)
+    summary = "\n\n".join(parts) + "\n"
+    with open(os.path.join(a.out, f"summary{suffix}.md"), "w") as fh:
+        fh.write(summary)
+    if a.update_readme:
+        update_readme(summary, tag=a.tag)
+
+
+if __name__ == "__main__":
+    main()
