@@ -106,7 +106,9 @@ class _RulePrimitive(_VJPHiPrimitive):  # type: ignore[misc,valid-type]
         size = axis_data.size
         fns = _vmap_fns(self.fns, axes, size)
         in_avals = tuple(jax.typeof(a) for a in args)
-        return _RulePrimitive(fns, in_avals, out_avals(fns.primal, *args))(*args), 0
+        out = _RulePrimitive(fns, in_avals, out_avals(fns.primal, *args))(*args)
+        # One batch dimension per output leaf (a bare 0 fails for tuple outputs).
+        return out, jax.tree_util.tree_map(lambda _: 0, out)
 
 
 def _vmap_fns(fns: Fns, axes: tuple, size: int) -> Fns:

@@ -28,6 +28,9 @@ TRANSFORMS = {
     "vmap_grad": lambda f, A, x: jax.vmap(jax.grad(_loss(f), 1), (None, 0))(
         A, jnp.stack([x, 2 * x])
     ),
+    "grad_vmap": lambda f, A, x: jax.grad(
+        lambda A, x: jnp.sum(jnp.tanh(jax.vmap(f, (None, 0))(A, jnp.stack([x, 2 * x])))), (0, 1)
+    )(A, x),
     "jit_grad": lambda f, A, x: jax.jit(jax.grad(_loss(f), (0, 1)))(A, x),
     "checkpoint": lambda f, A, x: jax.grad(jax.checkpoint(_loss(f)), (0, 1))(A, x),
     "scan": lambda f, A, x: jax.grad(
@@ -167,3 +170,44 @@ def test_staged_before_differentiation(A, x):
     # Differentiation inside jit sees the rule directly: the VJP rule.
     g = jax.jit(jax.grad(lambda x: both(A, x).sum()))(x)
     np.testing.assert_allclose(g, 3.0 * jnp.cos(x) * (A.T @ jnp.ones(3)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_tuple_outputs_under_vmap_inside_grad(flavour):
+    # A rule with two outputs, batched inside a differentiated function: the batching rule
+    # must give one batch dimension per output (a regression: it returned a bare 0).
+    import jaxrules as jr
+
+    skip_vjp_only_forward(flavour)
+
+    @jr.custom_vjp
+    def two(a, b):
+        return a * b, jnp.sin(a) + b
+
+    def jvp(p, t):
+        (a, b), (da, db) = p, t
+        return two(a, b), (da * b + a * db, jnp.cos(a) * da + db)
+
+    def fwd(a, b):
+        return two(a, b), (a, b)
+
+    def bwd(res, cts):
+        (a, b), (u, v) = res, cts
+        return u * b + jnp.cos(a) * v, u * a + v
+
+    if flavour in ("jvp", "both"):
+        two.defjvp(jvp)
+    if flavour in ("vjp", "both"):
+        two.defvjp(fwd, bwd)
+    ref = lambda a, b: (a * b, jnp.sin(a) + b)
+    a, bs = jnp.array([0.3, -1.2]), jnp.array([[1.0, 2.0], [0.5, -0.5], [3.0, 1.0]])
+
+    def loss(f):
+        return lambda a: sum(jnp.sum(o**2) for o in jax.vmap(f, (None, 0))(a, bs))
+
+    assert_tree_close(jax.grad(loss(two))(a), jax.grad(loss(ref))(a))
+    assert_tree_close(jax.jit(jax.grad(loss(two)))(a), jax.grad(loss(ref))(a))
+    assert_tree_close(
+        jax.jacrev(lambda a: jax.vmap(two, (None, 0))(a, bs))(a),
+        jax.jacrev(lambda a: jax.vmap(ref, (None, 0))(a, bs))(a),
+    )
