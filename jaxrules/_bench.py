@@ -203,6 +203,17 @@ class BenchmarkReport:
             "rows": [dataclasses.asdict(r) for r in self.rows],
         }
 
+    @classmethod
+    def from_dict(cls, d: dict) -> BenchmarkReport:
+        """The inverse of :meth:`to_dict` (e.g. to re-tabulate saved results)."""
+        rows = []
+        for r in d["rows"]:
+            r = dict(r)
+            if r.get("ratio_range") is not None:
+                r["ratio_range"] = tuple(r["ratio_range"])
+            rows.append(BenchRow(**r))
+        return cls(d["rule"], d["dtype"], d["pairs"], d["machine"], rows)
+
     def to_json(self, path: str) -> None:
         with open(path, "w") as fh:
             json.dump(self.to_dict(), fh, indent=1)

@@ -273,3 +273,50 @@ def test_solver_may_close_over_traced_arrays():
     got = jax.jit(jax.grad(loss, (0, 1)))(X, 0.1)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=2e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("linear_solver", ["lu", "cg", "gmres"])
+@pytest.mark.parametrize("backend", ["default", "no_hijax"])
+def test_every_route_to_the_derivative(linear_solver, backend, request):
+    """grad, grad of a jitted function (JAX transposes the JVP rule there), jacfwd and
+    jit(grad): the same derivative with each linear solver, with and without hijax."""
+    if backend == "no_hijax":
+        request.getfixturevalue("no_hijax")
+    with jax.enable_x64():
+        X, y = _logistic_data(jax.random.key(4), m=30, d=4)
+        f = lambda w, X, lam: im._logistic(w, X, y, lam)
+        loss = lambda lam, X: jnp.sum(
+            jnp.sin(argmin(f, jnp.zeros(4), X, lam, linear_solver=linear_solver).value)
+        )
+        ref = lambda lam, X: jnp.sum(
+            jnp.sin(im._unrolled_newton(jax.grad(lambda w: f(w, X, lam)), jnp.zeros(4)))
+        )
+        lam = jnp.asarray(0.3)
+        want = jax.grad(ref, (0, 1))(lam, X)
+        routes = {
+            "grad": jax.grad(loss, (0, 1)),
+            "grad_of_jit": jax.grad(jax.jit(loss), (0, 1)),
+            "jit_of_grad": jax.jit(jax.grad(loss, (0, 1))),
+            "jacfwd": jax.jacfwd(loss, (0, 1)),
+        }
+        for name, fn in routes.items():
+            got = fn(lam, X)
+            for g, w in zip(got, want):
+                np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_iterative_solve_failure_is_nan_or_an_error():
+    # ∂ₓF singular and x₀ alone not determined by a (only x₀ + x₁ is): the adjoint system
+    # ∂ₓFᵀu = e₀ is inconsistent, GMRES cannot solve it; NaN, or the run-time error. (For
+    # x₀ + x₁ it is consistent and GMRES rightly returns d/da = 1; LU refuses both.)
+    sol = lambda a, throw=False: root(
+        lambda x, a: jnp.stack([x[0] + x[1] - a, 2 * x[0] + 2 * x[1] - 2 * a]),
+        jnp.zeros(2),
+        a,
+        solver=_exact_solver,
+        linear_solver="gmres",
+        throw=throw,
+    ).value[0]
+    assert np.isnan(jax.grad(sol)(1.0))
+    with pytest.raises(RuntimeError, match=r"root: the derivative's linear system is singular"):
+        jax.block_until_ready(jax.grad(lambda a: sol(a, True))(1.0))

@@ -226,24 +226,41 @@ def _linearise(R: Callable, xf, method: str, symmetric: bool) -> _Linear:
     return _Linear(matvec, "lu", (lu, piv), ok, symmetric)
 
 
-def _iterative(method: str, dtype):
+def _iterative(method: str, dtype, on_failure: Callable):
+    """The matrix-free solve, for ``custom_linear_solve``: iterate to 100ε relative residual;
+    a solve that ends above √ε (rounding allows ~cond·ε) is a failure, reported by
+    ``on_failure(ok)`` and returned as NaN. The check sits *inside* the solve, which JAX never
+    differentiates or transposes (it calls the transpose solve instead): outside, it would make
+    the tangent map nonlinear in the tangent."""
     tol = 100 * _eps(dtype)
     if method == "cg":
-        return lambda mv, b: jssl.cg(mv, b, tol=tol, atol=0.0, maxiter=10 * b.size)[0]
-    if method == "gmres":
-        return lambda mv, b: jssl.gmres(
+        base = lambda mv, b: jssl.cg(mv, b, tol=tol, atol=0.0, maxiter=10 * b.size)[0]
+    elif method == "gmres":
+        base = lambda mv, b: jssl.gmres(
             mv, b, tol=tol, atol=0.0, restart=min(b.size, 50), maxiter=10 * b.size
         )[0]
-    raise ValueError(f"unknown linear solver {method!r}; expected one of {_LINEAR}.")
+    else:
+        raise ValueError(f"unknown linear solver {method!r}; expected one of {_LINEAR}.")
+
+    def solve(mv, b):
+        z = base(mv, b)
+        res = jnp.linalg.norm(mv(z) - b)
+        ok = jnp.isfinite(res) & (res <= _eps(dtype) ** 0.5 * jnp.linalg.norm(b))
+        on_failure(ok)
+        return z * jnp.where(ok, 1.0, jnp.nan).astype(z.dtype)
+
+    return solve
 
 
-def _solve(lin: _Linear, b, *, transpose: bool):
-    """Solve ``∂ₓR z = b`` (``transpose=False``) or ``∂ₓRᵀ z = b``; return ``(z, ok)``."""
+def _solve(lin: _Linear, b, *, transpose: bool, on_failure: Callable):
+    """Solve ``∂ₓR z = b`` (``transpose=False``) or ``∂ₓRᵀ z = b``; return ``(z, ok)``, where
+    ``ok`` depends on the operator only (a singular LU); an iterative solve's failure is
+    reported from inside the solve (:func:`_iterative`) and gives NaN."""
     if lin.method == "lu":
         solve = lambda _, rhs: jsl.lu_solve(lin.factors, rhs, trans=0)
         tsolve = lambda _, rhs: jsl.lu_solve(lin.factors, rhs, trans=1)
     else:
-        solve = tsolve = _iterative(lin.method, b.dtype)
+        solve = tsolve = _iterative(lin.method, b.dtype, on_failure)
     matvec = lin.matvec
     if transpose and not lin.symmetric:
         matvec = jax.linear_transpose(lin.matvec, b)
@@ -253,16 +270,19 @@ def _solve(lin: _Linear, b, *, transpose: bool):
         matvec, b, solve, None if lin.symmetric else tsolve, symmetric=lin.symmetric
     )
     if lin.method == "lu":
-        return z, lin.ok
-    # An iterative solve reports failure through its residual (rounding allows ~cond·ε).
-    zs, bs = jax.lax.stop_gradient((z, b))
-    res = jnp.linalg.norm(jax.lax.stop_gradient(matvec(zs)) - bs)
-    ok = jnp.isfinite(res) & (res <= _eps(b.dtype) ** 0.5 * jnp.linalg.norm(bs))
-    return z, ok
+        on_failure(lin.ok)
+    return z, lin.ok
 
 
 def _nan_unless(ok, tree):
-    return jax.tree_util.tree_map(lambda t: jnp.where(ok, t, jnp.nan), tree)
+    # A multiplicative mask keeps the tangent map linear (``jnp.where(ok, t, nan)`` is not,
+    # and JAX cannot transpose it where it transposes a JVP rule instead of calling the VJP).
+    def mask(t):
+        if not jnp.issubdtype(jnp.result_type(t), jnp.inexact):
+            return t
+        return t * jnp.where(ok, 1.0, jnp.nan).astype(jnp.result_type(t))
+
+    return jax.tree_util.tree_map(mask, tree)
 
 
 # -- the rule ----------------------------------------------------------------------------------
@@ -328,14 +348,20 @@ def _setup(fn, x, params, kind, linear_solver):
     return _linearise(Rf, xf, method, symmetric=(kind == "argmin")), unravel
 
 
-def _report(ok, converged, throw, kind, what):
-    if throw:
-        error_if(
-            ~ok & converged,
-            f"{kind}: the derivative's linear system is singular or was not solved ({what}): "
-            "∂ₓR is not invertible at the solution, so the solution is not a differentiable "
-            "function of the parameters there.",
-        )
+def _reporter(converged, throw, kind, what) -> Callable:
+    """``on_failure(ok)`` for :func:`_solve`: with ``throw``, a run-time error where the
+    derivative's linear system failed at a converged solution."""
+
+    def on_failure(ok):
+        if throw:
+            error_if(
+                ~ok & converged,
+                f"{kind}: the derivative's linear system is singular or was not solved "
+                f"({what}): ∂ₓR is not invertible at the solution, so the solution is not a "
+                "differentiable function of the parameters there.",
+            )
+
+    return on_failure
 
 
 def _implicit_jvp(primals, tangents, **static):
@@ -355,8 +381,7 @@ def _jvp(fn, x0, params, solver, dfn, _, dparams, __, *, kind, linear_solver, th
         (fn, params),
         (dfn, dparams),
     )
-    dx, ok = _solve(lin, -rhs, transpose=False)
-    _report(ok, converged, throw, kind, "JVP")
+    dx, ok = _solve(lin, -rhs, transpose=False, on_failure=_reporter(converged, throw, kind, "JVP"))
     dx = _nan_unless(ok & converged, unravel(dx))
     return out, (dx, None, None, None)
 
@@ -375,8 +400,12 @@ def _implicit_bwd(res, cts, **static):
 def _bwd(fn, params, x, converged, x_bar, *, kind, linear_solver, throw, **static):
     lin, _ = _setup(fn, x, params, kind, linear_solver)
     # ∂ₓRᵀ u = x̄, then (f̄n, p̄) = −(∂_(fn,p) R)ᵀ u: one VJP of R in everything but x.
-    u, ok = _solve(lin, ravel_pytree(x_bar)[0], transpose=True)
-    _report(ok, converged, throw, kind, "VJP")
+    u, ok = _solve(
+        lin,
+        ravel_pytree(x_bar)[0],
+        transpose=True,
+        on_failure=_reporter(converged, throw, kind, "VJP"),
+    )
     _, vjp = jax.vjp(lambda fn, params: ravel_pytree(_residual(kind, fn, params)(x))[0], fn, params)
     fn_bar, params_bar = vjp(-u)
     fn_bar, params_bar = _nan_unless(ok & converged, (fn_bar, params_bar))
