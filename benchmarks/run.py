@@ -149,8 +149,14 @@ def peers(pairs, smoke):
                     ratio=ratio,
                     spread=spread,
                     max_rel_diff=err,
+                    pairs=pairs,
                 )
             )
+    return rows
+
+
+def peers_md(rows) -> str:
+    pairs = rows[0].get("pairs", 7) if rows else 0
     lines = [
         "`linear_solve`'s gradient (of ⟨w, x⟩ w.r.t. A and b, float32) against its peers on the "
         f"same systems ({pairs} interleaved pairs; ours / peer):",

@@ -478,13 +478,13 @@ def _run(kind, fn, x0, params, *, solver, tol, max_steps, linear_solver, throw) 
             "capture it in a plain Python function or functools.partial."
         ) from e
     if throw:
+        tol_text = "√ε of the dtype" if tol is None else repr(tol)
         error_if(
             ~converged,
-            f"{kind}: the solver did not converge: ‖R(x)‖∞ = {{}} after {{}} steps "
-            "(steps = -1: a user solver). Raise max_steps, start nearer, loosen tol, or check "
-            "that a solution exists.",
-            residual,
-            steps,
+            f"{kind}: the solver did not converge: ‖R(x)‖∞ > tol·max(1, ‖R(x0)‖∞) with tol = "
+            f"{tol_text}, or a non-finite value (max_steps = {max_steps}; the residual and step "
+            "count are in the Solution returned with throw=False). Raise max_steps, start "
+            "nearer, loosen tol, or check that a solution exists.",
         )
     return Solution(x, converged, steps, residual)
 
