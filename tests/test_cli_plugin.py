@@ -101,3 +101,21 @@ def test_plugin_is_cheap_when_unused(tmp_path):
         timeout=120,
     )
     assert "--jaxrules=MODULE[,MODULE]" in r.stdout
+
+
+def test_cli_check_with_a_persistent_compilation_cache(tmp_path):
+    cache = tmp_path / "cache"
+    args = ("check", "--rule", "sin_product", "--seeds", "1", "--transform", "jit")
+    r = run(sys.executable, "-m", "jaxrules", *args, "--cache-dir", str(cache))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert cache.is_dir() and any(cache.iterdir())  # compiled programs were stored
+    env_run = subprocess.run(
+        [sys.executable, "-m", "jaxrules", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=HERE,
+        env=dict(os.environ, JAXRULES_CACHE_DIR=str(tmp_path / "env_cache")),
+    )
+    assert env_run.returncode == 0, env_run.stdout + env_run.stderr
+    assert any((tmp_path / "env_cache").iterdir())
