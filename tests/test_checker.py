@@ -73,10 +73,11 @@ def test_report_names_everything_and_reproduces():
 
 
 def test_builtin_library_passes():
-    # One seed, under jit, both dtypes, every order (`jaxrules check` runs all transforms and
-    # three seeds; the slow tier sweeps 20).
+    # One seed, float32 (the dtype whose tolerances are tightest relative to rounding), under
+    # jit, every order. `jaxrules check` runs both dtypes, all transforms and three seeds; the
+    # slow tier sweeps 20 seeds.
     for rule in jr.rules(module="jaxrules.rules"):
-        jr.check(rule.name, seeds=1, transforms=("jit",)).raise_if_failed()
+        jr.check(rule.name, seeds=1, dtypes=("float32",), transforms=("jit",)).raise_if_failed()
 
 
 def test_unregistered_function_audit_jax_builtin():
