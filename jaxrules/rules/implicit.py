@@ -164,10 +164,19 @@ def newton(
             r_new = R(x_new)
             return x_new, r_new, merit(x_new, r_new)
 
+        eps = _eps(dtype)
+
         def ls_cond(s):
-            t, (_, _, m_new), j = s
-            armijo = m_new <= m + 1e-4 * t * slope
-            return ~(armijo & jnp.isfinite(m_new)) & (j < 40)
+            t, (_, r_new, m_new), j = s
+            accept = m_new <= m + 1e-4 * t * slope  # Armijo
+            if f is not None:
+                # Near the minimum f changes below its rounding (float32: |Δf| < ε|f|) and
+                # Armijo cannot see progress; accept a step that does not raise f beyond
+                # rounding and shrinks the gradient.
+                flat = m_new <= m + 10 * eps * jnp.abs(m)
+                shrinks = jnp.vdot(r_new, r_new) <= (1 - 1e-4 * t) * jnp.vdot(r, r)
+                accept = accept | (flat & shrinks)
+            return ~(accept & jnp.isfinite(m_new)) & (j < 40)
 
         def ls_body(s):
             t, _, j = s
