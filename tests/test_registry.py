@@ -206,3 +206,32 @@ def test_projectors():
     g.defjvp(lambda p, t: (p[0] @ p[1], t[0] @ p[1] + p[0] @ t[1]))
     reg.register("g", reference=None, inputs={"S": inputs.spd(3), "x": inputs.general(3)})(g)
     assert reg.get("g").projector("S") is not None and reg.get("g").projector("x") is None
+
+
+def test_every_library_rule_has_a_docstring_with_a_runnable_example():
+    # (The examples run as doctests in CI; this guards against a docstring that is not one,
+    # e.g. an expression that builds a string instead of a literal.)
+    import jaxrules.rules as R
+
+    names = [
+        "sin_product",
+        "matvec",
+        "matvec_fixed",
+        "quadratic_form",
+        "linear_solve",
+        "inv",
+        "logdet",
+        "slogdet",
+        "lstsq",
+        "sylvester",
+        "lyapunov",
+        "discrete_lyapunov",
+        "eq_qp",
+        "root",
+        "fixed_point",
+        "argmin",
+    ]
+    for name in names:
+        fn = getattr(R, name)
+        doc = getattr(fn, "__doc__", None) or getattr(getattr(fn, "fn", None), "__doc__", "")
+        assert doc and ">>>" in doc, name

@@ -500,8 +500,9 @@ def _run(kind, fn, x0, params, *, solver, tol, max_steps, linear_solver, throw) 
 
 _DOC_OPTIONS = r"""
     **Keyword arguments:** ``solver`` — ``None`` for :func:`newton`, or your own
-    ``solver(fn, x0) -> x`` (it may close over arrays: its derivative is zero; ``fn`` is the problem's function of ``x`` with the
-    parameters bound; it runs without derivatives and is never differentiated); ``tol`` —
+    ``solver(fn, x0) -> x`` (``fn`` is the problem's function of ``x`` with the parameters
+    bound; the solver runs without derivatives, is never differentiated, and may close over
+    arrays: its derivative is zero); ``tol`` —
     the convergence test ``‖R(x)‖∞ ≤ tol·max(1, ‖R(x0)‖∞)`` (default :math:`\sqrt\varepsilon`
     of the dtype); ``max_steps`` (Newton); ``linear_solver`` — ``"auto"``, ``"lu"``,
     ``"gmres"`` or ``"cg"`` for the derivative's linear system (see the module); ``throw`` —
@@ -522,8 +523,7 @@ def root(
     linear_solver: str = "auto",
     throw: bool = False,
 ) -> Solution:
-    (
-        r"""Solve :math:`F(x, p) = 0` for :math:`x` and differentiate the solution implicitly.
+    r"""Solve :math:`F(x, p) = 0` for :math:`x` and differentiate the solution implicitly.
 
     :math:`\dot x = -(\partial_x F)^{-1}\partial_p F\,\dot p`,
     :math:`\bar p = -(\partial_p F)^\top (\partial_x F)^{-\top}\bar x`.
@@ -531,16 +531,14 @@ def root(
     **Arguments:** ``F(x, *params)`` returns a pytree like ``x`` (it may close over arrays,
     which are differentiated like ``params``); ``x0`` the initial guess (a pytree of floating
     arrays; its derivative is exactly zero); ``params`` any pytrees.
-    """
-        + _DOC_OPTIONS
-        + r"""
+    <options>
+
     >>> import jax, jax.numpy as jnp
     >>> from jaxrules.rules import root
     >>> cube_root = lambda a: root(lambda x, a: x**3 - a, jnp.ones(()), a).value
     >>> round(float(cube_root(8.0)), 6), round(float(jax.grad(cube_root)(8.0)), 6)
     (2.0, 0.083333)
     """
-    )
     return _run(
         "root",
         F,
@@ -564,23 +562,20 @@ def fixed_point(
     linear_solver: str = "auto",
     throw: bool = False,
 ) -> Solution:
-    (
-        r"""Find :math:`x = T(x, p)` and differentiate it implicitly (the root of
+    r"""Find :math:`x = T(x, p)` and differentiate it implicitly (the root of
     :math:`T(x, p) - x`): :math:`(I - \partial_x T)\,\dot x = \partial_p T\,\dot p`.
 
     **Arguments:** as :func:`root`, with ``T(x, *params)`` returning a pytree like ``x``.
     The default solver is Newton on :math:`T(x) - x`; pass e.g. ``solver=iterate`` for plain
     iteration of a contraction.
-    """
-        + _DOC_OPTIONS
-        + r"""
+    <options>
+
     >>> import jax, jax.numpy as jnp
     >>> from jaxrules.rules import fixed_point
     >>> x = lambda a: fixed_point(lambda x, a: jnp.cos(a * x), jnp.zeros(()), a).value
     >>> round(float(x(1.0)), 6)  # the Dottie number
     0.739085
     """
-    )
     return _run(
         "fixed_point",
         T,
@@ -604,8 +599,7 @@ def argmin(
     linear_solver: str = "auto",
     throw: bool = False,
 ) -> Solution:
-    (
-        r"""Minimise :math:`f(x, p)` over :math:`x` and differentiate the minimiser implicitly
+    r"""Minimise :math:`f(x, p)` over :math:`x` and differentiate the minimiser implicitly
     (the root of :math:`\nabla_x f`): :math:`H\dot x = -\partial_p\nabla_x f\,\dot p` with the
     Hessian :math:`H` (symmetric: one factorisation, or CG, serves both modes).
 
@@ -613,16 +607,14 @@ def argmin(
     solver is Newton on :math:`\nabla f` with an Armijo line search on :math:`f`; any
     minimiser works (gradient descent, L-BFGS, ...) as ``solver(f, x0) -> x``. The result is a
     local minimiser (a stationary point, where the Hessian is nonsingular).
-    """
-        + _DOC_OPTIONS
-        + r"""
+    <options>
+
     >>> import jax, jax.numpy as jnp
     >>> from jaxrules.rules import argmin
     >>> ridge = lambda lam: argmin(lambda w, lam: (w - 3.0) ** 2 + lam * w**2, 0.0, lam).value
     >>> round(float(ridge(1.0)), 6), round(float(jax.grad(ridge)(1.0)), 6)  # 3/(1+λ), −3/(1+λ)²
     (1.5, -0.75)
     """
-    )
     return _run(
         "argmin",
         f,
@@ -634,6 +626,12 @@ def argmin(
         linear_solver=linear_solver,
         throw=throw,
     )
+
+
+# The keyword arguments are documented once and spliced into the three docstrings.
+for _fn in (root, fixed_point, argmin):
+    _fn.__doc__ = _fn.__doc__.replace("    <options>\n", _DOC_OPTIONS)
+del _fn
 
 
 def iterate(fn: Callable, x0: Any, *, steps: int = 200) -> Any:
