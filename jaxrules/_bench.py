@@ -256,14 +256,9 @@ class BenchmarkReport:
 
 # -- the benchmark -----------------------------------------------------------------------------
 def _resolve(rule, registry: Registry | None) -> Rule:
-    if isinstance(rule, Rule):
-        return rule
-    reg = registry if registry is not None else default_registry
-    if isinstance(rule, str):
-        return reg.get(rule)
-    for r in reg.rules():
-        if r.fn is rule:
-            return r
+    rec = (registry if registry is not None else default_registry).lookup(rule)
+    if rec is not None:
+        return rec
     raise TypeError(
         f"benchmark: expected a registered rule (its name, the function or the Rule), got "
         f"{getattr(rule, '__name__', type(rule).__name__)!r}, which is not registered. "

@@ -167,14 +167,12 @@ def worst_ratio(results: Sequence[CheckResult]) -> float:
 def _resolve(rule, reference, inputs, cases, registry) -> tuple[Rule, bool]:
     """The rule record, and whether it promises a jaxrules rule (so 'rule_ran' applies)."""
     reg = registry or default_registry
-    if isinstance(rule, Rule):
-        rec = rule
-    elif isinstance(rule, str):
-        rec = reg.get(rule)
+    if isinstance(rule, (Rule, str)):
+        rec = reg.lookup(rule)
     elif callable(rule):
-        found = [r for r in reg if r.fn is rule]
-        if found and reference is _MISSING and inputs is None:
-            rec = found[0]
+        found = reg.lookup(rule)
+        if found is not None and reference is _MISSING and inputs is None:
+            rec = found
         else:
             if inputs is None:
                 raise TypeError(

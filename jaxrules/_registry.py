@@ -135,6 +135,15 @@ class Registry:
                 "that defines it first."
             ) from None
 
+    def lookup(self, rule: Any) -> Rule | None:
+        """The record for a :class:`Rule`, a registered name (``KeyError`` if unknown) or a
+        registered function; ``None`` for a function that is not registered."""
+        if isinstance(rule, Rule):
+            return rule
+        if isinstance(rule, str):
+            return self.get(rule)
+        return next((r for r in self._rules.values() if r.fn is rule), None)
+
     def rules(
         self, tag: str | None = None, module: str | Sequence[str] | None = None
     ) -> list[Rule]:

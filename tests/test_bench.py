@@ -34,9 +34,10 @@ def test_benchmark_rows_table_and_summary():
 
 
 def test_benchmark_float64_example_inputs_and_modes():
+    # Default sizes: the registration's bench_sizes; without them, the example inputs.
     rep = jr.benchmark("sin_product", sizes=None, pairs=1, dtype="float64", modes=("vjp",))
-    # sin_product has bench sizes; ask for the example inputs explicitly via a Rule without them
-    assert {r.mode for r in rep.rows} == {"vjp"}
+    assert rep.dtype == "float64" and {r.mode for r in rep.rows} == {"vjp"}
+    assert [r.size for r in rep.rows] == list(jr.get("sin_product").bench_sizes)
     reg = jr.Registry()
     reg.register("plain", reference=lambda x: x**3, inputs={"x": jr.inputs.general((3,))})(
         lambda x: x**3

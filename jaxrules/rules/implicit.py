@@ -133,7 +133,7 @@ def newton(
     dtype = x0f.dtype
     n = x0f.size
     tol = _eps(dtype) ** 0.75 if tol is None else tol
-    R = _flat(_residual(kind, lambda x: fn(x), ()), unravel)
+    R = _flat(_residual(kind, fn, ()), unravel)
     method = _pick(linear_solver, n, kind)
     f = (lambda xf: fn(unravel(xf))) if kind == "argmin" else None
 

@@ -42,6 +42,25 @@ __all__ = [
 _ASSUME = ("gen", "pos", "lower", "upper")
 
 
+#: Registration options shared by the rules of one square matrix ``A`` (inv, logdet, slogdet)
+#: and by the two matrix-vector products.
+_ONE_SQUARE = dict(
+    inputs={"A": inputs.general((5, 5))},
+    bench_inputs=lambda n: {"A": inputs.general((n, n))},
+    bench_sizes=(100, 500, 1000),
+    order=2,
+    tags=("linalg",),
+)
+_MATVEC = dict(
+    reference=lambda A, x: A @ x,
+    inputs={"A": inputs.general((4, 5)), "x": inputs.general((5,))},
+    bench_inputs=lambda n: {"A": inputs.general((n, n)), "x": inputs.general((n,))},
+    bench_sizes=(100, 1000, 4000),
+    order=2,
+    tags=("linalg",),
+)
+
+
 def _tdot(A, v):
     """``Aᵀ v`` as one contraction over A's first axis: ``A.T @ v`` makes XLA on CPU copy a
     transposed A before a matrix-vector product (2.5× slower at n = 4000, measured)."""
@@ -403,15 +422,7 @@ def _check_square(name, A):
         raise ValueError(f"{name}: A must be a square matrix, got shape {jnp.shape(A)}.")
 
 
-jr.register(
-    "inv",
-    reference=jnp.linalg.inv,
-    inputs={"A": inputs.general((5, 5))},
-    bench_inputs=lambda n: {"A": inputs.general((n, n))},
-    bench_sizes=(100, 500, 1000),
-    order=2,
-    tags=("linalg",),
-)(inv)
+jr.register("inv", reference=jnp.linalg.inv, **_ONE_SQUARE)(inv)
 
 
 # -- log-determinant -------------------------------------------------------------------------------
@@ -479,44 +490,12 @@ def slogdet(A):
     return _lu_sign(factors), _logdet(A, factors)
 
 
-jr.register(
-    "logdet",
-    reference=lambda A: jnp.linalg.slogdet(A)[1],
-    inputs={"A": inputs.general((5, 5))},
-    bench_inputs=lambda n: {"A": inputs.general((n, n))},
-    bench_sizes=(100, 500, 1000),
-    order=2,
-    tags=("linalg",),
-)(logdet)
-jr.register(
-    "slogdet",
-    reference=lambda A: tuple(jnp.linalg.slogdet(A)),
-    inputs={"A": inputs.general((5, 5))},
-    bench_inputs=lambda n: {"A": inputs.general((n, n))},
-    bench_sizes=(100, 500, 1000),
-    order=2,
-    tags=("linalg",),
-)(slogdet)
+jr.register("logdet", reference=lambda A: jnp.linalg.slogdet(A)[1], **_ONE_SQUARE)(logdet)
+jr.register("slogdet", reference=lambda A: tuple(jnp.linalg.slogdet(A)), **_ONE_SQUARE)(slogdet)
 
 
-jr.register(
-    "matvec",
-    reference=lambda A, x: A @ x,
-    inputs={"A": inputs.general((4, 5)), "x": inputs.general((5,))},
-    bench_inputs=lambda n: {"A": inputs.general((n, n)), "x": inputs.general((n,))},
-    bench_sizes=(100, 1000, 4000),
-    order=2,
-    tags=("linalg",),
-)(matvec)
-jr.register(
-    "matvec_fixed",
-    reference=lambda A, x: A @ x,
-    inputs={"A": inputs.general((4, 5)), "x": inputs.general((5,))},
-    bench_inputs=lambda n: {"A": inputs.general((n, n)), "x": inputs.general((n,))},
-    bench_sizes=(100, 1000, 4000),
-    order=2,
-    tags=("linalg",),
-)(matvec_fixed)
+jr.register("matvec", **_MATVEC)(matvec)
+jr.register("matvec_fixed", **_MATVEC)(matvec_fixed)
 jr.register(
     "quadratic_form",
     reference=lambda x, Q: 0.5 * x @ Q @ x,
