@@ -189,6 +189,34 @@ def test_sylvester_and_lyapunov_match_scipy(n, x64):
     )
 
 
+@pytest.mark.parametrize("n", [1, 7, 9, 17, 70])
+@pytest.mark.parametrize("lower", [False, True])
+def test_triangular_lyapunov_solver_matches_the_general_one(n, lower, x64):
+    # The Lyapunov solver splits F into Hermitian parts and solves only triangles, in blocks:
+    # sizes below, at and across block widths; either triangle; a non-Hermitian F.
+    from jaxrules.rules import matrix_equations as me
+
+    rng = _rng(n)
+    # Off-diagonal scaled by 1/√n: random triangular matrices are otherwise exponentially
+    # ill-conditioned in n, and the comparison would measure that, not the solver.
+    S = np.triu(rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n))) / np.sqrt(n)
+    S[np.diag_indices(n)] = -1.0 - rng.random(n) + 1j * rng.standard_normal(n)  # stable
+    S = jnp.asarray(S.T if lower else S)
+    F = jnp.asarray(rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n)))
+    Y = me._tri_lyapunov(S, lower, F)
+    np.testing.assert_allclose(S @ Y + Y @ S.conj().T, F, atol=1e-11)
+    Y_ref = me._tri_sylvester(S, lower, S.conj().T, not lower, F)
+    np.testing.assert_allclose(Y, Y_ref, rtol=1e-11, atol=1e-12)
+
+
+def test_lyapunov_of_symmetric_q_is_symmetric(x64):
+    A = jr.inputs.stable(60)(jax.random.key(3), "float64")
+    Q = jr.inputs.spd(60)(jax.random.key(4), "float64")
+    P = lyapunov(A, Q)
+    np.testing.assert_allclose(P, P.T, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(A @ P + P @ A.T, -Q, atol=1e-10)
+
+
 def test_sylvester_derivatives_wrt_A_and_B_where_jax_has_none(x64):
     A = jr.inputs.stable(4)(jax.random.key(0), "float64")
     B = jr.inputs.stable(3)(jax.random.key(1), "float64")

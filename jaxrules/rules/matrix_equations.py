@@ -88,6 +88,53 @@ def _tri_sylvester(S, s_lower, T, t_lower, F):
     return Y[:, :m]
 
 
+_LYAP_BLOCKS = 8
+
+
+def _tri_lyapunov(S, s_lower, F):
+    """Solve ``S Y + Y Sᴴ = F`` for triangular ``S`` (n×n): the Lyapunov case of
+    :func:`_tri_sylvester`, in about half its work.
+
+    The operator ``𝓛(Y) = S Y + Y Sᴴ`` commutes with conjugate transposition,
+    ``𝓛(Yᴴ) = 𝓛(Y)ᴴ``, so it maps Hermitian matrices to Hermitian ones. Split
+    ``F = H + iK`` with ``H = (F + Fᴴ)/2``, ``K = (F − Fᴴ)/2i`` both Hermitian; then
+    ``Y = Y_H + i Y_K`` with ``𝓛(Y_H) = H``, ``𝓛(Y_K) = K``, both Hermitian, solved together
+    (two right-hand sides per triangular solve, one pass over ``S``). A Hermitian solution is
+    known from its upper triangle: with the columns taken last to first in blocks
+    ``J = [c₀, c₁)`` (``Sᴴ`` is lower triangular), rows ``≥ c₁`` of block ``J`` are the
+    conjugates of rows already solved, so block ``J`` only solves the leading
+    ``c₁ × c₁`` problem
+    ``S₁₁ Y_J + Y_J (Sᴴ)_JJ = F[:c₁, J] − S[:c₁, c₁:] Y[c₁:, J] − Y[:c₁, c₁:] (Sᴴ)[c₁:, J]``
+    (matrix products for the known parts, :func:`_tri_sylvester` for the rest). Triangular
+    solves of average size ~ n/√3 instead of n: at n = 200, 3.6 ms instead of 6.1 (float32).
+    The blocks are unrolled (at most ``_LYAP_BLOCKS``), each with static sizes.
+    """
+    if s_lower:  # J S J is upper triangular for the reversal J: solve for J Y J.
+        return _tri_lyapunov(S[::-1, ::-1], False, F[::-1, ::-1])[::-1, ::-1]
+    n = S.shape[0]
+    T = S.conj().T
+    Fh = F.conj().T
+    G = jnp.stack([(F + Fh) / 2, (F - Fh) / 2j])
+    Y = jnp.zeros_like(G)
+    # Block widths: multiples of _BLOCK (the column loop pads to them), at most _LYAP_BLOCKS
+    # blocks, the narrowest (the remainder) first in the column order, i.e. solved last.
+    w = _BLOCK * -(-n // (_BLOCK * _LYAP_BLOCKS))
+    cuts = [0] + list(range(n % w or w, n + 1, w))
+    c1_of = []  # for each column, the end of its block: rows below it are filled by symmetry
+    for c0, c1 in zip(cuts[:-1], cuts[1:]):
+        c1_of += [c1] * (c1 - c0)
+    for c0, c1 in reversed(list(zip(cuts[:-1], cuts[1:]))):
+        R = G[:, :c1, c0:c1]
+        if c1 < n:
+            below = jnp.conj(jnp.swapaxes(Y[:, c0:c1, c1:], 1, 2))  # Y[c₁:, J] = Y[J, c₁:]ᴴ
+            R = R - S[:c1, c1:] @ below - Y[:, :c1, c1:] @ T[c1:, c0:c1]
+        solve = lambda r: _tri_sylvester(S[:c1, :c1], False, T[c0:c1, c0:c1], True, r)
+        Y = Y.at[:, :c1, c0:c1].set(jax.vmap(solve)(R))
+    solved = jnp.arange(n)[:, None] < jnp.asarray(c1_of)[None, :]
+    Y = jnp.where(solved, Y, jnp.conj(jnp.swapaxes(Y, 1, 2)))
+    return Y[0] + 1j * Y[1]
+
+
 def _rotate_rows(X, rot, *, adjoint):
     """``G X`` (or ``Gᴴ X``) for the block-diagonal rotation ``G`` of :func:`_schur`: row ``i``
     mixes only with its partner ``p(i)``, ``(G X)[i] = g[i] X[i] + h[i] X[p(i)]``."""
@@ -107,31 +154,35 @@ def _rotate_cols(X, rot, *, adjoint):
     return X * g[None, :] + X[:, part] * h[None, :]
 
 
-@functools.partial(jax.jit, static_argnames=("s_lower", "t_lower"))
-def _solve_factored(C, fa, fb, *, s_lower, t_lower):
+@functools.partial(jax.jit, static_argnames=("s_lower", "t_lower", "lyap"))
+def _solve_factored(C, fa, fb, *, s_lower, t_lower, lyap):
     """``X`` with ``AX + XB = C`` from the factors ``fa = (Z, S, rot)`` of ``A`` and ``fb`` of
     ``B`` (see :func:`_schur`: ``A = U S Uᴴ`` with ``U = Z Gᴴ``, ``Z`` real orthogonal).
 
     ``F = Uᴴ C V = G (Zᵀ C Z_B) G_Bᴴ`` and ``X = U Y Vᴴ = Z Re(Gᴴ Y G_B) Z_Bᵀ`` (``X`` is
     real): four *real* matrix products and four O(n²) rotation passes, instead of complex
     products with ``U`` (each four times the work of a real one). Jitted so that eager calls
-    compile the column loop once per shape, not once per call.
+    compile the column loop once per shape, not once per call. ``lyap``: ``fb`` is ``fa``
+    with ``T = Sᴴ`` (a Lyapunov-type equation, solved by :func:`_tri_lyapunov`).
     """
     Za, S, ra = fa
     Zb, T, rb = fb
     F = _rotate_cols(_rotate_rows((Za.T @ C) @ Zb, ra, adjoint=False), rb, adjoint=True)
-    Y = _tri_sylvester(S, s_lower, T, t_lower, F.astype(S.dtype))
+    F = F.astype(S.dtype)
+    Y = _tri_lyapunov(S, s_lower, F) if lyap else _tri_sylvester(S, s_lower, T, t_lower, F)
     Y = _rotate_cols(_rotate_rows(Y, ra, adjoint=True), rb, adjoint=False)
     return (Za @ Y.real.astype(C.dtype)) @ Zb.T
 
 
 @jr.custom_vjp(
-    static_argnames=("s_lower", "t_lower"), nondiff_argnames=("fa", "fb"), allow_complex=True
+    static_argnames=("s_lower", "t_lower", "lyap"),
+    nondiff_argnames=("fa", "fb"),
+    allow_complex=True,
 )
-def _sylvester(A, B, C, fa, fb, *, s_lower, t_lower):
+def _sylvester(A, B, C, fa, fb, *, s_lower, t_lower, lyap=False):
     # fa = (Z, S, rot) with A = U S Uᴴ (see _schur); fb likewise for B; the flags say which of
-    # S, T are lower (rather than upper) triangular.
-    return _solve_factored(C, fa, fb, s_lower=s_lower, t_lower=t_lower)
+    # S, T are lower (rather than upper) triangular, and whether fb is fa with T = Sᴴ.
+    return _solve_factored(C, fa, fb, s_lower=s_lower, t_lower=t_lower, lyap=lyap)
 
 
 @functools.partial(jax.jit, static_argnums=(5,))
@@ -140,19 +191,21 @@ def _syl(A, B, C, fa, fb, flags):
     ``X ↦ AX + XB`` is differentiated (closing over A and B), the factored solves never are,
     and the transpose solve (``AᵀW + WBᵀ = X̄  ⇔  B Wᵀ + Wᵀ A = X̄ᵀ``) reuses the factors,
     swapped. Differentiable and transposable at every order, in every backend."""
-    s_lower, t_lower = flags
+    s_lower, t_lower, lyap = flags
+    solve = functools.partial(_solve_factored, s_lower=s_lower, t_lower=t_lower, lyap=lyap)
+    solve_t = functools.partial(_solve_factored, s_lower=t_lower, t_lower=s_lower, lyap=lyap)
     return jax.lax.custom_linear_solve(
         lambda X: A @ X + X @ B,
         C,
-        lambda _, rhs: _solve_factored(rhs, fa, fb, s_lower=s_lower, t_lower=t_lower),
-        lambda _, rhs: _solve_factored(rhs.T, fb, fa, s_lower=t_lower, t_lower=s_lower).T,
+        lambda _, rhs: solve(rhs, fa, fb),
+        lambda _, rhs: solve_t(rhs.T, fb, fa).T,
     )
 
 
-def _sylvester_jvp(primals, tangents, *, s_lower, t_lower):
+def _sylvester_jvp(primals, tangents, *, s_lower, t_lower, lyap=False):
     A, B, C, fa, fb = primals
     dA, dB, dC, _, _ = tangents
-    flags = (s_lower, t_lower)
+    flags = (s_lower, t_lower, lyap)
     X = _syl(A, B, C, fa, fb, flags)
     rhs = dC
     if dA is not None:
@@ -162,15 +215,15 @@ def _sylvester_jvp(primals, tangents, *, s_lower, t_lower):
     return X, None if rhs is None else _syl(A, B, rhs, fa, fb, flags)
 
 
-def _sylvester_fwd(A, B, C, fa, fb, *, s_lower, t_lower):
-    X = _syl(A, B, C, fa, fb, (s_lower, t_lower))
+def _sylvester_fwd(A, B, C, fa, fb, *, s_lower, t_lower, lyap=False):
+    X = _syl(A, B, C, fa, fb, (s_lower, t_lower, lyap))
     return X, (A, B, fa, fb, X)
 
 
-def _sylvester_bwd(res, X_bar, *, s_lower, t_lower):
+def _sylvester_bwd(res, X_bar, *, s_lower, t_lower, lyap=False):
     A, B, fa, fb, X = res
     # Aᵀ W + W Bᵀ = X̄  ⇔  B Wᵀ + Wᵀ A = X̄ᵀ: the same factors, swapped.
-    W = _syl(B, A, X_bar.T, fb, fa, (t_lower, s_lower)).T
+    W = _syl(B, A, X_bar.T, fb, fa, (t_lower, s_lower, lyap)).T
     return -(W @ X.T), -(X.T @ W), W, None, None
 
 
@@ -281,7 +334,7 @@ def lyapunov(A, Q):
     Z, S, rot = _schur(A)
     # A = U S Uᴴ and, A being real, Aᵀ = Aᴴ = U Sᴴ Uᴴ with Sᴴ lower triangular.
     fa, fat = (Z, S, rot), (Z, S.conj().T, rot)
-    return _sylvester(A, A.T, -Q, fa, fat, s_lower=False, t_lower=True)
+    return _sylvester(A, A.T, -Q, fa, fat, s_lower=False, t_lower=True, lyap=True)
 
 
 # -- discrete Lyapunov (Stein) -------------------------------------------------------------------
@@ -307,8 +360,8 @@ def _stein_factored(R, P, Z, S, rot, *, trans):
     rhs = 0.5 * (P.T @ R @ P if trans else P @ R @ P.T)
     f, fh = (Z, S, rot), (Z, S.conj().T, rot)
     if trans:
-        return _solve_factored(rhs, fh, f, s_lower=True, t_lower=False)
-    return _solve_factored(rhs, f, fh, s_lower=False, t_lower=True)
+        return _solve_factored(rhs, fh, f, s_lower=True, t_lower=False, lyap=True)
+    return _solve_factored(rhs, f, fh, s_lower=False, t_lower=True, lyap=True)
 
 
 @functools.partial(jax.jit, static_argnames=("trans",))
