@@ -113,6 +113,31 @@ def test_batched_right_hand_sides_and_vmap(x64):
     np.testing.assert_allclose(g, g_ref, rtol=1e-9)
 
 
+@pytest.mark.parametrize("solves_on", [("cpu",), ()], ids=["solves", "products"])
+def test_inverse_rules_both_implementations(solves_on, monkeypatch, x64):
+    # inv's rules solve with the LU factors on CPU and multiply by the inverse elsewhere
+    # (lax.platform_dependent). CI has only a CPU: switching the CPU to the products path
+    # runs the GPU path here. Both must agree with JAX at first and second order, and the
+    # compiled gradient must show which path ran (LAPACK triangular solves: 2 primal + 4).
+    from jaxrules.rules import linalg
+
+    monkeypatch.setattr(linalg, "_SOLVES_ON", solves_on)
+    rng = _rng(7)
+    A = jnp.asarray(rng.standard_normal((6, 6)) + 3 * np.eye(6))
+    W = jnp.asarray(rng.standard_normal((6, 6)))
+    loss = lambda f: lambda A: jnp.sum(W * jnp.sin(f(A)))
+    g, g_ref = jax.grad(loss(inv))(A), jax.grad(loss(jnp.linalg.inv))(A)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-10, atol=1e-12)
+    T = jnp.asarray(rng.standard_normal((6, 6)))
+    d, d_ref = jax.jvp(inv, (A,), (T,))[1], jax.jvp(jnp.linalg.inv, (A,), (T,))[1]
+    np.testing.assert_allclose(d, d_ref, rtol=1e-10)
+    H = jax.jvp(jax.grad(loss(inv)), (A,), (T,))[1]
+    H_ref = jax.jvp(jax.grad(loss(jnp.linalg.inv)), (A,), (T,))[1]
+    np.testing.assert_allclose(H, H_ref, rtol=1e-9, atol=1e-11)
+    hlo = jax.jit(jax.grad(loss(inv))).lower(A).compile().as_text()
+    assert hlo.count('custom_call_target="lapack_dtrsm_ffi"') == (6 if solves_on else 2)
+
+
 def test_singular_inputs_are_non_finite_never_silently_finite(x64):
     S = jnp.array([[1.0, 2.0], [2.0, 4.0]])  # exactly singular
     b = jnp.array([1.0, 1.0])

@@ -377,22 +377,54 @@ def _inv(A, factors):
     return _lu_solve(factors, jnp.eye(A.shape[0], dtype=A.dtype), 0)
 
 
+_SOLVES_ON = ("cpu",)  # platforms where _sandwich solves rather than multiplies
+
+
+def _sandwich(A, factors, Y, M, trans):
+    """``−op(A)⁻¹ M op(A)⁻¹`` with ``op(A) = A`` (``trans=0``) or ``Aᵀ``, given ``Y = A⁻¹``;
+    differentiable in ``A``, ``Y`` and ``M`` (second order goes through it).
+
+    Two ways, the same 4n³ flops: two matrix products with ``Y``, or four triangular solves with
+    the LU factors (``M op(A)⁻¹ = (op(A)⁻ᵀ Mᵀ)ᵀ``, then ``op(A)⁻¹`` of that). On GPU products are
+    the fast path (the VJP is 0.82× JAX's on an H200). On CPU JAX runs the solves in LAPACK and
+    the products in XLA, and measured on a 2-core x86 the four solves beat the two products by
+    25–35% at n ≥ 500 (XLA's products run right after the factorisation's LAPACK calls, whose
+    worker threads still hold the cores); ``lax.platform_dependent`` picks per platform when
+    the computation is lowered.
+    """
+
+    def solves(A, Y, M):
+        Z = _solve_with(A, M.T, factors, "gen", 1 - trans).T
+        return -_solve_with(A, Z, factors, "gen", trans)
+
+    def products(A, Y, M):
+        Y = Y.T if trans else Y
+        return -(Y @ M @ Y)
+
+    return jax.lax.platform_dependent(
+        A, Y, M, default=products, **{platform: solves for platform in _SOLVES_ON}
+    )
+
+
 def _inv_jvp(primals, tangents):
-    # A Y = I  ⇒  Ȧ Y + A Ẏ = 0  ⇒  Ẏ = −Y Ȧ Y (two matrix products, no solve).
+    # A Y = I  ⇒  Ȧ Y + A Ẏ = 0  ⇒  Ẏ = −A⁻¹ Ȧ A⁻¹ = −Y Ȧ Y (no new factorisation).
     A, factors = primals
     dA, _ = tangents
     Y = _inv_with(A, factors)
-    return Y, -(Y @ dA @ Y)
+    return Y, _sandwich(A, factors, Y, dA, 0)
 
 
-def _inv_bwd(Y, Y_bar):
-    # ⟨Ȳ, −Y Ȧ Y⟩ = ⟨−Yᵀ Ȳ Yᵀ, Ȧ⟩.
-    return -(Y.T @ Y_bar @ Y.T), None
+def _inv_bwd(res, Y_bar):
+    # ⟨Ȳ, −A⁻¹ Ȧ A⁻¹⟩ = ⟨−A⁻ᵀ Ȳ A⁻ᵀ, Ȧ⟩.
+    A, Y, factors = res
+    return _sandwich(A, factors, Y, Y_bar, 1), None
 
 
 def _inv_fwd(A, factors):
-    Y = _inv_with(A, factors)  # differentiable, so that the residual is
-    return Y, Y
+    # Y is differentiable in A (through the solve's operator), and so is the residual, for
+    # second order.
+    Y = _inv_with(A, factors)
+    return Y, (A, Y, factors)
 
 
 _inv.defjvp(_inv_jvp)
@@ -400,11 +432,12 @@ _inv.defvjp(_inv_fwd, _inv_bwd)
 
 
 def inv(A):
-    r"""Matrix inverse :math:`Y = A^{-1}` (LU), with rules that are matrix products only.
+    r"""Matrix inverse :math:`Y = A^{-1}` (LU), with rules that need no new factorisation.
 
-    JVP: :math:`\dot Y = -Y\dot A Y`. VJP: :math:`\bar A = -Y^\top \bar Y Y^\top`. Both reuse
-    :math:`Y` itself, so the gradient costs two matrix products on top of the primal
-    (``jnp.linalg.inv``'s gradient solves with the LU factors instead).
+    JVP: :math:`\dot Y = -Y\dot A Y`. VJP: :math:`\bar A = -Y^\top \bar Y Y^\top`. Each is
+    4n³ flops on top of the primal: two matrix products with :math:`Y` on GPU/TPU, four
+    triangular solves with the primal's LU factors on CPU, whichever was measured faster there
+    (``jnp.linalg.inv``'s gradient does two solves and a product).
 
     Singular ``A``: non-finite output, as ``jnp.linalg.inv``.
 

@@ -27,6 +27,7 @@ both sides, with :math:`S^H` lower triangular (columns solved last to first).
 from __future__ import annotations
 
 import functools
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -119,11 +120,11 @@ def _tri_lyapunov(S, s_lower, F):
     # Block widths: multiples of _BLOCK (the column loop pads to them), at most _LYAP_BLOCKS
     # blocks, the narrowest (the remainder) first in the column order, i.e. solved last.
     w = _BLOCK * -(-n // (_BLOCK * _LYAP_BLOCKS))
-    cuts = [0] + list(range(n % w or w, n + 1, w))
+    cuts = [0, *range(n % w or w, n + 1, w)]
     c1_of = []  # for each column, the end of its block: rows below it are filled by symmetry
-    for c0, c1 in zip(cuts[:-1], cuts[1:]):
+    for c0, c1 in itertools.pairwise(cuts):
         c1_of += [c1] * (c1 - c0)
-    for c0, c1 in reversed(list(zip(cuts[:-1], cuts[1:]))):
+    for c0, c1 in reversed(list(itertools.pairwise(cuts))):
         R = G[:, :c1, c0:c1]
         if c1 < n:
             below = jnp.conj(jnp.swapaxes(Y[:, c0:c1, c1:], 1, 2))  # Y[c₁:, J] = Y[J, c₁:]ᴴ
