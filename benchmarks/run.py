@@ -8,6 +8,9 @@ Sections (each writes ``benchmarks/results/<section>[_<tag>].json``):
   (``lx.linear_solve`` with ``lx.LU()``) on the same systems;
 - ``implicit``: ``argmin`` against unrolled gradient descent, jaxopt and optimistix
   (``benchmarks/implicit.py``);
+- ``linalg``: ``linear_solve``, ``inv``, ``logdet``, ``lstsq`` against JAX's own functions at
+  n = 100, 500, 1000 in float64 and float32: gradient / primal, gradient and JVP against JAX's
+  (``benchmarks/linalg.py``);
 - ``matrix_equations``: Sylvester / Lyapunov primal and gradient against JAX's
   ``solve_sylvester`` and SciPy (``benchmarks/linalg.py``; CPU only: JAX's Schur is);
 - ``overhead``: the decorators against raw ``jax.custom_jvp``/``custom_vjp``
@@ -52,7 +55,7 @@ def markers(tag: str = "") -> tuple[str, str]:
     return f"<!-- benchmarks-{tag}:start -->", f"<!-- benchmarks-{tag}:end -->"
 
 
-SECTIONS = ("library", "peers", "implicit", "matrix_equations", "overhead")
+SECTIONS = ("library", "peers", "implicit", "linalg", "matrix_equations", "overhead")
 
 
 def _r(ratio, spread):
@@ -185,6 +188,27 @@ def implicit_md(res) -> str:
     import implicit as bench
 
     return bench.markdown(res)
+
+
+def linalg(pairs, smoke):
+    import linalg as bench
+
+    sizes = [4] if smoke else [100, 500, 1000]
+    dtypes = ["float64"] if smoke else ["float64", "float32"]
+    return bench.run(sizes, dtypes, pairs, ["linear_solve", "inv", "logdet", "lstsq"])
+
+
+def linalg_md(rows) -> str:
+    import linalg as bench
+
+    return (
+        "Dense linear algebra (`benchmarks/linalg.py`): each rule against JAX's own function "
+        "(`jnp.linalg.solve`, `inv`, `slogdet`, `lstsq`), gradient of ⟨w, f⟩ with respect to "
+        "every input; ratios are ours / JAX's.\n\n"
+        + bench.HEADER
+        + "\n"
+        + "\n".join(bench._fmt(r) for r in rows)
+    )
 
 
 def matrix_equations(pairs, smoke):
