@@ -21,7 +21,11 @@ enter as nondiff arguments, computed on stopped copies, and the rules solve thro
 solves, so every order reuses the one factorisation and is right however JAX reaches it.
 
 For Lyapunov, :math:`B = A^\top = U S^H U^H` (``A`` real): one Schur decomposition serves
-both sides, with :math:`S^H` lower triangular (columns solved last to first).
+both sides, with :math:`S^H` lower triangular (columns solved last to first). The operator
+:math:`Y \mapsto SY + YS^H` maps Hermitian matrices to Hermitian ones, so the right-hand side is
+split into two Hermitian parts and only triangles are solved (:func:`_tri_lyapunov`, about half
+the work of the general sweep). Changes of basis use the real Schur vectors and the block
+rotations separately (:func:`_solve_factored`): real matrix products only.
 """
 
 from __future__ import annotations
