@@ -152,6 +152,14 @@ def test_singular_inputs_are_non_finite_never_silently_finite(x64):
     # Sylvester without a unique solution: A and -B share the eigenvalue 1.
     X = sylvester(jnp.array([[1.0, 0.0], [0.0, 2.0]]), jnp.array([[-1.0]]), jnp.ones((2, 1)))
     assert not np.all(np.isfinite(X))
+    # Lyapunov: eigenvalues 1 and -1 sum to zero (the Hermitian-split solver too); discrete:
+    # eigenvalues 2 and 1/2 multiply to one. Triangular, non-diagonal A, so that the Schur form
+    # holds the exact eigenvalues (a similar dense A rounds them: then the output is finite but
+    # amplified by 1/sep, ~1e14 here, as documented).
+    U = jnp.array([[0.0, 0.5, 0.2], [0.0, 0.0, 0.3], [0.0, 0.0, 0.0]])
+    for fn, eigs in ((lyapunov, [1.0, -1.0, -3.0]), (discrete_lyapunov, [2.0, 0.5, 0.1])):
+        A = U + jnp.diag(jnp.array(eigs))
+        assert not np.all(np.isfinite(fn(A, jnp.eye(3) + jnp.ones((3, 3))))), fn.__name__
 
 
 def test_ill_conditioned_solve_loses_digits_like_jax(x64):
