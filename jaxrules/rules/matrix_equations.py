@@ -51,8 +51,9 @@ def _tri_sylvester(S, s_lower, T, t_lower, F):
 
     Column by column, ``(S + t_jj I) y_j = f_j − Σ_{k<j} t_kj y_k`` (for upper ``T``), in
     blocks of ``_BLOCK`` columns: within a block the coupling is a small matrix-vector
-    product, and each finished block updates the remaining right-hand sides with one matrix
-    product. The shifted matrix ``S + t_jj I`` is carried and only its diagonal updated.
+    product (written as a sum so that XLA fuses it with the slicing: a ``dot`` there was one
+    more kernel launch per column, ~7% of the sweep), and each finished block updates the
+    remaining right-hand sides with one matrix product. The shifted matrix ``S + t_jj I`` is carried and only its diagonal updated.
     A lower ``T`` is handled by reversing the column order (then it is upper).
     """
     if t_lower:
@@ -79,7 +80,7 @@ def _tri_sylvester(S, s_lower, T, t_lower, F):
             Yb, M, shift = c
             t = Tb[jj, jj]
             M = M.at[diag, diag].add(t - shift)
-            y = jsl.solve_triangular(M, Rb[:, jj] - Yb @ Tb[:, jj], lower=s_lower)
+            y = jsl.solve_triangular(M, Rb[:, jj] - jnp.sum(Yb * Tb[:, jj], axis=1), lower=s_lower)
             return Yb.at[:, jj].set(y), M, t
 
         Yb, M, shift = jax.lax.fori_loop(0, b, column, (jnp.zeros((n, b), F.dtype), M, shift))
