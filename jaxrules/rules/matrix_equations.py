@@ -53,7 +53,8 @@ def _tri_sylvester(S, s_lower, T, t_lower, F):
     blocks of ``_BLOCK`` columns: within a block the coupling is a small matrix-vector
     product (written as a sum so that XLA fuses it with the slicing: a ``dot`` there was one
     more kernel launch per column, ~7% of the sweep), and each finished block updates the
-    remaining right-hand sides with one matrix product. The shifted matrix ``S + t_jj I`` is carried and only its diagonal updated.
+    remaining right-hand sides with one matrix product. The shifted matrix ``S + t_jj I`` is
+    carried and only its diagonal updated.
     A lower ``T`` is handled by reversing the column order (then it is upper).
     """
     if t_lower:
