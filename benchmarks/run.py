@@ -190,47 +190,47 @@ def implicit_md(res) -> str:
     return bench.markdown(res)
 
 
-def linalg(pairs, smoke):
+def _linalg_rows(rules, sizes, pairs, smoke):
+    """``benchmarks/linalg.py`` on ``rules``: float64 and float32 (float64 at n = 4 if smoke)."""
     import linalg as bench
 
-    sizes = [4] if smoke else [100, 500, 1000]
-    dtypes = ["float64"] if smoke else ["float64", "float32"]
-    return bench.run(sizes, dtypes, pairs, ["linear_solve", "inv", "logdet", "lstsq"])
+    if smoke:
+        return bench.run([4], ["float64"], pairs, rules)
+    return bench.run(sizes, ["float64", "float32"], pairs, rules)
+
+
+def _linalg_md(intro, rows) -> str:
+    import linalg as bench
+
+    return intro + "\n\n" + bench.HEADER + "\n" + "\n".join(bench._fmt(r) for r in rows)
+
+
+def linalg(pairs, smoke):
+    rules = ["linear_solve", "inv", "logdet", "lstsq"]
+    return _linalg_rows(rules, [100, 500, 1000], pairs, smoke)
 
 
 def linalg_md(rows) -> str:
-    import linalg as bench
-
-    return (
+    return _linalg_md(
         "Dense linear algebra (`benchmarks/linalg.py`): each rule against JAX's own function "
         "(`jnp.linalg.solve`, `inv`, `slogdet`, `lstsq`), gradient of ⟨w, f⟩ with respect to "
-        "every input; ratios are ours / JAX's.\n\n"
-        + bench.HEADER
-        + "\n"
-        + "\n".join(bench._fmt(r) for r in rows)
+        "every input; ratios are ours / JAX's.",
+        rows,
     )
 
 
 def matrix_equations(pairs, smoke):
-    import linalg
-
     if jax.default_backend() != "cpu":
         return None
     rules = ["sylvester", "lyapunov", "discrete_lyapunov"]
-    sizes = [4] if smoke else [100, 200]
-    dtypes = ["float64"] if smoke else ["float64", "float32"]
-    return linalg.run(sizes, dtypes, pairs, rules)
+    return _linalg_rows(rules, [100, 200], pairs, smoke)
 
 
 def matrix_equations_md(rows) -> str:
-    import linalg
-
-    return (
+    return _linalg_md(
         "Matrix equations (`benchmarks/linalg.py`): primal against JAX's `solve_sylvester` and "
-        "SciPy; JAX cannot differentiate its own with respect to A or B.\n\n"
-        + linalg.HEADER
-        + "\n"
-        + "\n".join(linalg._fmt(r) for r in rows)
+        "SciPy; JAX cannot differentiate its own with respect to A or B.",
+        rows,
     )
 
 
