@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _custom, _witness
+from . import _backend, _custom, _witness
 from ._errors import RuleCheckError, keystr
 from ._registry import Rule, default_registry, make_rule
 from ._signature import call_original, make_argspec
@@ -667,7 +667,7 @@ def _evaluate(transform, F, xs, fixed, Vs, Ws, K, order, jitted, seed, acc):
     # Without hijax, a rule with both a JVP and a VJP rule runs its JVP rule in both modes;
     # check each rule in its own mode by forcing the backend per part.
     # (Second order then runs as JAX runs it there: through the JVP rule.)
-    separate = not _custom._use_hijax[0]
+    separate = not _backend.hijax_enabled()
     all_parts = ("forward", "reverse", "hvp") if order >= 2 else ("forward", "reverse")
     res = None
     if not separate:
@@ -687,7 +687,7 @@ def _evaluate(transform, F, xs, fixed, Vs, Ws, K, order, jitted, seed, acc):
                 else ((part, "hvp") if part == "reverse" and order >= 2 else (part,))
             )
             try:
-                with _custom.force_backend(force):
+                with _backend.force_backend(force):
                     part_res = run(parts)
             except Exception as e:
                 check = {"forward": "jvp", "reverse": "vjp", "hvp": "hvp"}[part]
@@ -780,7 +780,7 @@ def _check_rule_ran(F, xs, fixed, dirs, acc, seed):
         ),
     ):
         try:
-            with _custom.record_rule_calls() as log:
+            with _backend.record_rule_calls() as log:
                 fn()
         except Exception:
             continue  # reported by the jvp/vjp checks

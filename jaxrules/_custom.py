@@ -29,10 +29,8 @@ How a call runs:
 from __future__ import annotations
 
 import collections
-import contextlib
 import functools
 import inspect
-import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
@@ -40,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _closure, _hijax
+from . import _backend, _closure, _hijax
 from ._errors import describe, keystr
 from ._signature import ArgSpec, bind, call_form, call_original, make_argspec
 from ._validate import check_tree
@@ -57,47 +55,6 @@ _SymbolicZero = jax.custom_derivatives.SymbolicZero
 
 #: How many specialisations (call signatures) each rule keeps.
 _CACHE_SIZE = 512
-
-#: Which backends :class:`CustomRule` may use; tests switch hijax off to test the fallback.
-_use_hijax = [_hijax.AVAILABLE]
-
-#: The checker, where hijax is missing, forces each mode's own rule: ``custom_jvp`` (the JVP
-#: rule) for forward-mode checks and ``custom_vjp`` (the VJP rule) for reverse-mode ones.
-_forced = threading.local()
-
-
-@contextlib.contextmanager
-def force_backend(backend: str | None):
-    """Inside the block, rules that have the matching rule use ``backend`` (checker only)."""
-    old = getattr(_forced, "backend", None)
-    _forced.backend = backend
-    try:
-        yield
-    finally:
-        _forced.backend = old
-
-
-#: While the checker records, every rule invocation (at trace time) is logged here
-#: (per thread: the CLI checks rules in parallel).
-_rule_log = threading.local()
-
-
-@contextlib.contextmanager
-def record_rule_calls():
-    """Log ``(rule name, "jvp" | "fwd" | "bwd")`` for each rule JAX invokes inside the block."""
-    old = getattr(_rule_log, "log", None)
-    _rule_log.log = []
-    try:
-        yield _rule_log.log
-    finally:
-        _rule_log.log = old
-
-
-def _record(name: str, what: str) -> None:
-    log = getattr(_rule_log, "log", None)
-    if log is not None:
-        log.append((name, what))
-
 
 def _is_none(x):
     return x is None
@@ -198,16 +155,7 @@ class CustomRule(Generic[_P, _R]):
     @property
     def backend(self) -> str:
         """Which JAX mechanism carries the rules: ``custom_jvp``, ``custom_vjp`` or ``hijax``."""
-        forced = getattr(_forced, "backend", None)
-        if forced == "custom_vjp" and self.has_vjp:
-            return "custom_vjp"
-        if forced == "custom_jvp" and self.has_jvp:
-            return "custom_jvp"
-        if self.has_vjp and _use_hijax[0]:
-            return "hijax"
-        if self.has_jvp:
-            return "custom_jvp"
-        return "custom_vjp"
+        return _backend.select(self.has_jvp, self.has_vjp)
 
     # -- calling -------------------------------------------------------------------------------
     def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
@@ -220,7 +168,7 @@ class CustomRule(Generic[_P, _R]):
         static_key = self._static_key(static)
         traced = self._prepare_traced(traced)
         leaves, treedef = jax.tree_util.tree_flatten(traced)
-        key = (treedef, static_key, tuple(map(_leaf_key, leaves)), self.backend)
+        key = (treedef, static_key, tuple(map(_leaf_key, leaves)), self.backend, _backend.bind_always())
         spec = self._cache.get(key)
         if spec is None:
             spec = _Specialization(self, static, treedef, leaves)
@@ -231,7 +179,14 @@ class CustomRule(Generic[_P, _R]):
             self._cache.move_to_end(key)
         try:
             return spec.call(leaves)
-        except jax.errors.UnexpectedTracerError as e:
+        except (jax.errors.UnexpectedTracerError, TypeError) as e:
+            # A leaked tracer: JAX says so with UnexpectedTracerError, or (JAX 0.12, when the
+            # tracer reaches a staged jaxpr as a constant) "No constant handler for type:
+            # <...Tracer>".
+            if not isinstance(e, jax.errors.UnexpectedTracerError) and not (
+                "No constant handler for type" in str(e) and "Tracer" in str(e)
+            ):
+                raise
             raise jax.errors.UnexpectedTracerError(
                 f"{self.name}: a rule or the function closes over a traced value it does not "
                 "receive as an argument. Pass every array the rules use as an argument of "
@@ -346,6 +301,7 @@ class _Specialization:
             self.out_avals,
         )
         self.out_leaf_structs, self.out_tree = jax.tree_util.tree_flatten(self.out_struct)
+        self.t_out_avals = jax.tree_util.tree_map(lambda a: a.to_tangent_aval(), self.out_avals)
         self._fn = self._build()
 
     # -- flat functions ------------------------------------------------------------------------
@@ -367,7 +323,7 @@ class _Specialization:
 
     def jvp(self, xs, ts):
         """Flat JVP: ``ts`` leaves are arrays or ``None`` (zero)."""
-        _record(self.name, "jvp")
+        _backend.record(self.name, "jvp")
         self._check_nondiff([t is not None for t in ts], "forward")
         rule = self.rule
         if rule.jvp_rule is None:
@@ -416,6 +372,9 @@ class _Specialization:
         # The JVP of a VJP-only rule: bwd(res, ·) is linear in the output cotangent and is the
         # transpose of the JVP at this point, so the JVP is its transpose.
         out, res = self.fwd(xs, tuple(t is not None for t in ts))
+        return out, self._tangent_by_transposition(xs, res, ts)
+
+    def _tangent_by_transposition(self, xs, res, ts):
         diff = [
             i for i, (k, t) in enumerate(zip(self.kinds, ts)) if k == "dynamic" and t is not None
         ]
@@ -443,10 +402,10 @@ class _Specialization:
             ) from e
         it = iter(t_float)
         t_out = [next(it) if f else None for f in float_out]
-        return out, self._complete_tangent_out(self.out_tree.unflatten(t_out), "tangent")
+        return self._complete_tangent_out(self.out_tree.unflatten(t_out), "tangent")
 
     def fwd(self, xs, nonzeros):
-        _record(self.name, "fwd")
+        _backend.record(self.name, "fwd")
         self._check_nondiff(nonzeros, "reverse")
         rule = self.rule
         spec = rule.argspec
@@ -470,7 +429,7 @@ class _Specialization:
 
     def bwd(self, res, ct, symbolic: bool | None = None):
         """Flat VJP backward: ``ct`` is the output cotangent tree (``None`` leaves = zero)."""
-        _record(self.name, "bwd")
+        _backend.record(self.name, "bwd")
         rule = self.rule
         sym = rule.vjp_symbolic_zeros if symbolic is None else symbolic
         ct_leaves = (
@@ -528,18 +487,82 @@ class _Specialization:
         if backend != "hijax":
             return self._build_low(backend)
         low = self._build_low("custom_jvp" if self.rule.has_jvp else "custom_vjp")
-        fns = _hijax.Fns(self.name, self.primal, self.jvp, self.fwd, self.bwd)
+        fns = _hijax.Fns(
+            self.name, self.primal, self.jvp, self.fwd, self.bwd, self.jvp_keeping_vjp
+        )
+
+        if _backend.bind_always():
+            # JAX >= 0.12: staging the primitive is free, so it is bound on every call and
+            # jit/scan/cond/checkpoint before differentiation do not change which rule runs.
+            return lambda xs: _hijax.bind(fns, tuple(xs), self.out_avals)
+        low = self._build_staged()
 
         def call(xs):
-            # The hijax primitive only where differentiation sees it now: a jaxpr that stages
-            # a hijax primitive makes jax.jit re-trace on every call (JAX 0.10), so primal
-            # evaluation, vmap and staging (jit, scan, checkpoint) bind the low form. See
-            # the README, "How it works".
+            # Before JAX 0.12 a jaxpr that stages a hijax primitive makes jax.jit lower it
+            # again on every call, so the primitive is bound only where differentiation sees
+            # it now; primal evaluation, vmap and staging (jit, scan, checkpoint) bind the low
+            # form (_build_staged), which keeps both modes when differentiated later. See the
+            # README, "Compatibility".
             if _hijax.under_autodiff(xs):
                 return _hijax.bind(fns, tuple(xs), self.out_avals)
             return low(xs)
 
         return call
+
+    def jvp_keeping_vjp(self, xs, ts):
+        """Forward mode whose tangent, if JAX transposes it later, transposes to the VJP rule.
+
+        Runs the VJP forward rule and returns the tangent through a linear hijax primitive
+        (:func:`jaxrules._hijax.bind_linear`): evaluated, it is the JVP rule's tangent (or the
+        transpose of the VJP rule); transposed, it is the VJP rule. Used where JAX differentiates
+        a staged rule with its JVP first (``jit``/``scan`` before JAX 0.12, ``checkpoint``),
+        so that reverse mode still runs the VJP rule. The forward rule's work is unused in
+        forward mode and removed by XLA (this only runs while tracing a compiled function).
+        """
+        nz = [i for i, t in enumerate(ts) if t is not None]
+        out, res = self.fwd(xs, tuple(t is not None for t in ts))
+
+        def full(ts_nz):
+            it = iter(ts_nz)
+            return tuple(next(it) if t is not None else None for t in ts)
+
+        # The primitive sees flat leaves only (residuals may hold closures and other pytrees).
+        r_leaves, r_tree = jax.tree_util.tree_flatten((xs, res))
+
+        def apply(r, ts_nz):
+            xs_, res_ = r_tree.unflatten(r)
+            if self.rule.jvp_rule is not None:
+                return self.jvp(xs_, full(ts_nz))[1]
+            return self._tangent_by_transposition(xs_, res_, full(ts_nz))
+
+        def transpose(r, ct):
+            cts = self.bwd(r_tree.unflatten(r)[1], ct)
+            return [cts[i] for i in nz]
+
+        fns = _hijax.LinFns(self.name, apply, transpose)
+        t_out = _hijax.bind_linear(fns, tuple(r_leaves), tuple(ts[i] for i in nz), self.t_out_avals)
+        return out, t_out
+
+    def _build_staged(self) -> Callable:
+        """The form staged where differentiation does not see the rule yet (JAX < 0.12).
+
+        A ``custom_jvp`` of the primal whose JVP rule runs the VJP forward rule and returns
+        the tangent through a linear hijax primitive (:func:`jaxrules._hijax.bind_linear`):
+        evaluated (forward mode) it is the JVP rule's tangent, or the transpose of the VJP
+        rule; transposed (reverse mode) it is the VJP rule. Only differentiation traces the
+        JVP rule, so ``jit`` of the primal stages a plain ``custom_jvp_call`` (no hijax
+        primitive, no per-call cost); the forward rule's unused work is removed by XLA in
+        forward mode (this form only runs inside a staged, compiled function).
+        """
+        primal = _flat_function(self.primal, len(self.in_structs))
+        cj = jax.custom_jvp(primal)
+
+        def jvp_rule(primals, tangents):
+            ts = [None if isinstance(t, _SymbolicZero) else t for t in tangents]
+            return self.jvp_keeping_vjp(tuple(primals), ts)
+
+        cj.defjvp(jvp_rule, symbolic_zeros=True)
+        return lambda xs: cj(*xs)
 
     def _build_low(self, backend: str) -> Callable:
         # A plain function with a ready-made signature: JAX inspects it on every call.

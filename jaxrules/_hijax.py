@@ -3,12 +3,12 @@
 JAX cannot attach a JVP rule *and* a VJP rule to one function: ``custom_jvp`` gets reverse mode
 only by transposing its JVP, ``custom_vjp`` has no forward mode. ``VJPHiPrimitive`` (JAX >= 0.8)
 carries ``jvp``, ``vjp_fwd``/``vjp_bwd_retval`` and a batching rule on one object, which is
-exactly what a function with both rules needs.
+exactly what a function with both rules needs. JAX 0.11.2 renamed the class ``HiPrim`` (same
+members); it is resolved here by either name.
 
 This module is the only place that touches that API. :data:`AVAILABLE` says whether it is
-present; when it is not, :mod:`jaxrules._custom` falls back to ``jax.custom_jvp`` (a function
-with a JVP rule then uses it for both modes) or ``jax.custom_vjp`` (a VJP-only function then
-has no forward mode and says so). Both paths are tested.
+present; :mod:`jaxrules._backend` decides, per JAX version, when to bind it and what to fall
+back to without it. Both paths are tested.
 
 The primitive's batching rule is our own rather than hijax's ``VmapOf``: ``VmapOf.jvp`` batches
 the primal output even when only the tangents are batched (``jacfwd``), which fails. Ours
@@ -26,17 +26,35 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-try:  # pragma: no cover - depends on the installed JAX
-    if os.environ.get("JAXRULES_DISABLE_HIJAX"):
-        raise ImportError("disabled by JAXRULES_DISABLE_HIJAX")
-    from jax.experimental.hijax import VJPHiPrimitive as _VJPHiPrimitive
-    from jax.experimental.hijax import Zero as _Zero
+#: The names the hijax primitive class has had: ``VJPHiPrimitive`` (JAX 0.8 - 0.11.0), ``HiPrim``
+#: (JAX 0.11.2 onwards; same members). A future rename is one more entry here.
+CLASS_NAMES = ("HiPrim", "VJPHiPrimitive")
 
-    AVAILABLE = True
-except ImportError:  # pragma: no cover
-    _VJPHiPrimitive = object  # type: ignore[assignment,misc]
-    _Zero = ()  # type: ignore[assignment]
-    AVAILABLE = False
+
+def _resolve() -> tuple[Any, Any, str, str]:
+    """``(class, Zero, class name, why unavailable)`` for the installed JAX."""
+    if os.environ.get("JAXRULES_DISABLE_HIJAX"):
+        return object, (), "", "disabled by JAXRULES_DISABLE_HIJAX"
+    try:
+        from jax.experimental import hijax
+    except ImportError as e:  # pragma: no cover - depends on the installed JAX
+        return object, (), "", f"jax.experimental.hijax cannot be imported ({e})"
+    zero = getattr(hijax, "Zero", None)
+    for name in CLASS_NAMES:
+        cls = getattr(hijax, name, None)
+        if isinstance(cls, type) and zero is not None:
+            return cls, zero, name, ""
+    return (  # pragma: no cover - depends on the installed JAX
+        object,
+        (),
+        "",
+        f"jax.experimental.hijax has none of {CLASS_NAMES} (or no Zero)",
+    )
+
+
+_VJPHiPrimitive, _Zero, CLASS_NAME, UNAVAILABLE_REASON = _resolve()
+#: Whether the hijax primitive class was found (under any known name) and not disabled.
+AVAILABLE = bool(CLASS_NAME)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -47,6 +65,10 @@ class Fns:
     - ``jvp(xs, ts) -> (out, t_out)``
     - ``fwd(xs, nonzeros) -> (out, residuals)``
     - ``bwd(residuals, ct_out) -> per-leaf cotangents``
+    - ``jvp_traced(xs, ts) -> (out, t_out)``: forward mode where the tangent may be transposed
+      later (``checkpoint`` stages the primitive's JVP, then transposes it): the tangent goes
+      through :func:`bind_linear`, whose transpose is ``bwd``. ``None`` where ``jvp`` already
+      is the whole rule (no VJP rule to keep).
     """
 
     name: str
@@ -54,6 +76,7 @@ class Fns:
     jvp: Callable
     fwd: Callable
     bwd: Callable
+    jvp_traced: Callable | None = None
 
 
 def _none_if_zero(t):
@@ -78,7 +101,11 @@ class _RulePrimitive(_VJPHiPrimitive):  # type: ignore[misc,valid-type]
 
     # forward mode
     def jvp(self, primals, tangents):
-        return self.fns.jvp(tuple(primals), tuple(_none_if_zero(t) for t in tangents))
+        ts = tuple(_none_if_zero(t) for t in tangents)
+        traced = any(isinstance(x, jax.core.Tracer) for x in (*primals, *ts))
+        if self.fns.jvp_traced is not None and traced:
+            return self.fns.jvp_traced(tuple(primals), ts)
+        return self.fns.jvp(tuple(primals), ts)
 
     def lin(self, nzs_in, *xs):
         return self.fns.primal(*xs), xs
@@ -117,16 +144,22 @@ def _vmap_fns(fns: Fns, axes: tuple, size: int) -> Fns:
     def primal(*xs):
         return vm(fns.primal, axes)(*xs)
 
-    def jvp(xs, ts):
-        nz = tuple(t is not None for t in ts)
-        t_axes = tuple(a for a, n in zip(axes, nz) if n)
+    def batched_jvp(jvp_fn):
+        def jvp(xs, ts):
+            nz = tuple(t is not None for t in ts)
+            t_axes = tuple(a for a, n in zip(axes, nz) if n)
 
-        def one(xs_, ts_nz):
-            it = iter(ts_nz)
-            return fns.jvp(xs_, tuple(next(it) if n else None for n in nz))
+            def one(xs_, ts_nz):
+                it = iter(ts_nz)
+                return jvp_fn(xs_, tuple(next(it) if n else None for n in nz))
 
-        ts_nz = tuple(t for t, n in zip(ts, nz) if n)
-        return vm(one, (axes, t_axes))(xs, ts_nz)
+            ts_nz = tuple(t for t, n in zip(ts, nz) if n)
+            return vm(one, (axes, t_axes))(xs, ts_nz)
+
+        return jvp
+
+    jvp = batched_jvp(fns.jvp)
+    jvp_traced = None if fns.jvp_traced is None else batched_jvp(fns.jvp_traced)
 
     def fwd(xs, nonzeros):
         return vm(lambda *xs_: fns.fwd(xs_, nonzeros), axes)(*xs)
@@ -142,7 +175,114 @@ def _vmap_fns(fns: Fns, axes: tuple, size: int) -> Fns:
         cts = vm(one, (0, 0))(res, tuple(c for c, n in zip(ct_leaves, nz) if n))
         return tuple(c if (c is None or a == 0) else jnp.sum(c, axis=0) for c, a in zip(cts, axes))
 
-    return Fns(fns.name, primal, jvp, fwd, bwd)
+    return Fns(fns.name, primal, jvp, fwd, bwd, jvp_traced)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LinFns:
+    """A map ``t_out = L(res, ts)``, linear in ``ts``, given by both of its directions.
+
+    - ``apply(res, ts) -> t_out``: the map itself (forward mode evaluates it);
+    - ``transpose(res, ct) -> cts``: its transpose, one entry per ``ts`` leaf (``None`` = 0).
+    """
+
+    name: str
+    apply: Callable
+    transpose: Callable
+
+
+class _LinearPrimitive(_VJPHiPrimitive):  # type: ignore[misc,valid-type]
+    """The tangent of a staged rule (JAX < 0.12, see :mod:`jaxrules._backend`).
+
+    A ``custom_jvp`` staged under ``jit`` before differentiation returns its tangent through
+    this primitive: evaluating it (forward mode) runs the forward tangent map (the JVP rule, or
+    the transpose of the VJP rule), transposing it (reverse mode) runs the VJP rule. So a rule
+    staged before differentiation keeps both of its modes, as when differentiation sees it
+    directly.
+    """
+
+    def __init__(self, fns: LinFns, in_avals: tuple, out_aval: Any):
+        self.in_avals = in_avals
+        self.out_aval = out_aval
+        self.params = dict(lin=fns)
+        super().__init__()
+
+    def expand(self, res, ts):
+        return self.lin.apply(res, ts)
+
+    def transpose(self, ct, res, accums):
+        ct = jax.tree_util.tree_map(_none_if_zero, ct, is_leaf=lambda t: isinstance(t, _Zero))
+        cts = self.lin.transpose(res, ct)
+        for acc, c in zip(accums, cts):
+            if c is not None and hasattr(acc, "accum"):
+                acc.accum(c)
+
+    # derivatives with respect to the residuals too (higher orders): through ``apply``
+    def jvp(self, primals, tangents):
+        tangents = jax.tree_util.tree_map(
+            lambda p, t: jnp.zeros_like(p) if isinstance(t, _Zero) else t,
+            primals,
+            tangents,
+            is_leaf=lambda t: isinstance(t, _Zero),
+        )
+        return jax.jvp(self.lin.apply, tuple(primals), tuple(tangents))
+
+    def vjp_fwd(self, nzs_in, res, ts):
+        return self.lin.apply(res, ts), (res, ts)
+
+    def vjp_bwd_retval(self, saved, ct):
+        ct = jax.tree_util.tree_map(
+            lambda c, a: jnp.zeros(a.shape, a.dtype) if isinstance(c, _Zero) else c,
+            ct,
+            self.out_aval,
+            is_leaf=lambda t: isinstance(t, _Zero),
+        )
+        return jax.vjp(self.lin.apply, *saved)[1](ct)
+
+    def batch(self, axis_data, args, dims):
+        res, ts = args  # flat tuples of arrays
+        r_leaves, t_leaves = list(res), list(ts)
+        r_dims, t_dims = list(dims[0]), list(dims[1])
+        if all(d is None for d in r_dims + t_dims):
+            out = self(res, ts)
+            return out, jax.tree_util.tree_map(lambda _: None, out)
+        front = lambda a, d: a if d is None else jnp.moveaxis(a, d, 0)
+        r_leaves = [front(a, d) for a, d in zip(r_leaves, r_dims)]
+        t_leaves = [front(a, d) for a, d in zip(t_leaves, t_dims)]
+        raxes = tuple(None if d is None else 0 for d in r_dims)
+        taxes = tuple(None if d is None else 0 for d in t_dims)
+        res, ts = tuple(r_leaves), tuple(t_leaves)
+        size = axis_data.size
+        lin = self.lin
+
+        def apply(r, t):
+            return jax.vmap(lin.apply, (raxes, taxes), 0, axis_size=size)(r, t)
+
+        def transpose(r, ct):
+            def one(r_, c_):
+                return tuple(lin.transpose(r_, c_))
+
+            cts = jax.vmap(one, (raxes, 0), 0, axis_size=size)(r, ct)
+            # A cotangent for an unbatched tangent sums over the batch.
+            return [
+                c if (c is None or a == 0) else jnp.sum(c, axis=0) for c, a in zip(cts, taxes)
+            ]
+
+        fns = LinFns(lin.name, apply, transpose)
+        out_aval = out_avals(apply, res, ts)
+        out = _LinearPrimitive(fns, (_typeof_tree(res), _typeof_tree(ts)), out_aval)(res, ts)
+        return out, jax.tree_util.tree_map(lambda _: 0, out)
+
+
+def _typeof_tree(tree):
+    return jax.tree_util.tree_map(jax.typeof, tree)
+
+
+def bind_linear(fns: LinFns, res: tuple, ts: tuple, out_aval: Any) -> Any:
+    """``fns.apply(res, ts)``, linear in ``ts``, whose transpose is ``fns.transpose``
+    (``res`` and ``ts``: flat tuples of arrays)."""
+    prim = _LinearPrimitive(fns, (_typeof_tree(res), _typeof_tree(tuple(ts))), out_aval)
+    return prim(res, tuple(ts))
 
 
 _AD_TRACERS = ("JVPTracer", "LinearizeTracer")

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 import jaxrules as jr
-from jaxrules import _custom, _hijax
+from jaxrules import _backend, _hijax
 
 #: Tests of semantics that need the hijax backend (forward mode of VJP-only rules, the VJP rule
 #: used in reverse mode when both exist) are skipped where it is unavailable (JAX >= 0.11 moved
 #: the API); the fallback's own behaviour is tested with the ``no_hijax`` fixture.
 needs_hijax = pytest.mark.skipif(
-    not _hijax.AVAILABLE, reason="needs jax.experimental.hijax.VJPHiPrimitive"
+    not _hijax.AVAILABLE, reason="needs jax.experimental.hijax (HiPrim / VJPHiPrimitive)"
 )
 
 
@@ -66,12 +66,8 @@ def x():
 @pytest.fixture
 def no_hijax():
     """Run a test with the fallback backends (as on a JAX without hijax)."""
-    old = _custom._use_hijax[0]
-    _custom._use_hijax[0] = False
-    try:
+    with _backend.use_hijax(False):
         yield
-    finally:
-        _custom._use_hijax[0] = old
 
 
 def assert_tree_close(a, b, rtol=1e-5, atol=1e-5):

@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 from conftest import assert_tree_close, make_matsin, matsin_ref, needs_hijax, skip_vjp_only_forward
 
+import jaxrules as jr
+from jaxrules import _backend
+
 FLAVOURS = ["jvp", "vjp", "both"]
 
 
@@ -149,27 +152,107 @@ def test_jit_caches_functions_that_use_a_rule(flavour, A, x):
     assert len(traces) == 2
 
 
+# Staged before differentiation: jit (scan, cond, checkpoint) traced the rule before AD reached
+# it. In both binding modes (always: JAX >= 0.12; the staged low form: before) each mode still
+# uses its own rule: scaled rules show which one ran.
+STAGERS = {
+    "jit": jax.jit,
+    "checkpoint": jax.checkpoint,
+    "cond": lambda h: lambda x: jax.lax.cond(True, h, lambda x: h(x) * 0.0, x),
+    "scan": lambda h: lambda x: jax.lax.scan(lambda c, _: (c, h(x)), 0.0, None, length=1)[1][0],
+}
+
+
+# Binding on every call is the default (and tested) from JAX 0.12 on; the staged low form is
+# the default before and stays tested on every version.
+BIND_MODES = ["bind_under_autodiff"] + (
+    ["bind_always"] if _backend.JAX_VERSION >= _backend.CHEAP_STAGING_FROM else []
+)
+
+
+@pytest.fixture(params=BIND_MODES)
+def bind_mode(request):
+    with _backend.use_hijax(True, bind_always=request.param == "bind_always"):
+        yield request.param
+
+
 @needs_hijax
-def test_staged_before_differentiation(A, x):
-    # Differentiating a function that jit (scan, checkpoint, ...) staged before AD reached it:
-    # a VJP-only rule keeps reverse mode (its VJP rule); a rule with both uses its JVP rule.
-    vjp_only = make_matsin("vjp", vjp_scale=3.0)
-    g = jax.grad(jax.jit(lambda x: vjp_only(A, x).sum()))(x)
-    np.testing.assert_allclose(g, 3.0 * jnp.cos(x) * (A.T @ jnp.ones(3)), rtol=1e-5)
-    # Forward mode of a VJP-only rule staged before jvp reached it: JAX's custom_vjp error
-    # (documented); jvp applied inside the staged function works.
-    with pytest.raises(
-        TypeError, match=r"can't apply forward-mode autodiff \(jvp\) to a custom_vjp"
+@pytest.mark.parametrize("stager", list(STAGERS))
+@pytest.mark.parametrize("flavour, fwd_scale, rev_scale", [("vjp", 3.0, 3.0), ("both", 2.0, 3.0)])
+def test_staged_before_differentiation(stager, flavour, fwd_scale, rev_scale, A, x, bind_mode):
+    f = make_matsin(flavour, jvp_scale=2.0, vjp_scale=3.0)
+    h = STAGERS[stager](lambda x: f(A, x))
+    base = A * jnp.cos(x)
+    _, t = jax.jvp(h, (x,), (x,))
+    np.testing.assert_allclose(t, fwd_scale * base @ x, rtol=1e-5)
+    np.testing.assert_allclose(jax.jacfwd(h)(x), fwd_scale * base, rtol=1e-5)
+    np.testing.assert_allclose(jax.jacrev(h)(x), rev_scale * base, rtol=1e-5)
+    g = jax.grad(lambda x: h(x).sum())(x)
+    np.testing.assert_allclose(g, rev_scale * base.sum(0), rtol=1e-5)
+    g2 = jax.vmap(jax.grad(lambda x: h(x).sum()))(jnp.stack([x, x]))
+    np.testing.assert_allclose(g2, rev_scale * jnp.stack([base.sum(0)] * 2), rtol=1e-5)
+    # Second order of a correctly scaled rule (scale 1) against plain JAX.
+    f1 = make_matsin(flavour)
+    h1 = STAGERS[stager](lambda x: jnp.tanh(f1(A, x)))
+    href = STAGERS[stager](lambda x: jnp.tanh(matsin_ref(A, x)))
+    assert_tree_close(jax.hessian(lambda x: h1(x).sum())(x), jax.hessian(lambda x: href(x).sum())(x))
+    assert_tree_close(
+        jax.jacrev(jax.jacrev(h1))(x), jax.jacrev(jax.jacrev(href))(x), rtol=1e-4, atol=1e-5
+    )
+    assert_tree_close(
+        jax.jacfwd(jax.jacfwd(h1))(x), jax.jacfwd(jax.jacfwd(href))(x), rtol=1e-4, atol=1e-5
+    )
+
+
+@needs_hijax
+def test_staged_jitted_function_traces_once(A, x, bind_mode):
+    # jit(jvp(jit(f))) of a VJP-only rule: the staged tangent is evaluated each call, no
+    # re-tracing of the user's function.
+    traces = []
+
+    def model(x):
+        traces.append(1)
+        return make_matsin("vjp")(A, x)
+
+    inner = jax.jit(model)
+    outer = jax.jit(lambda x: jax.jvp(inner, (x,), (x,))[1])
+    for _ in range(3):
+        outer(x).block_until_ready()
+    assert len(traces) == 1
+
+
+@needs_hijax
+def test_staged_rules_that_jax_cannot_transpose(A, x, bind_mode):
+    # A JVP rule with a while_loop (not transposable): staged, reverse mode still uses the VJP
+    # rule; a VJP rule with a while_loop: staged, forward mode raises jaxrules' error.
+    def loop(v):
+        return jax.lax.while_loop(lambda c: c[0] < 2, lambda c: (c[0] + 1, c[1] * 1.0), (0, v))[1]
+
+    @jr.custom_vjp
+    def both(x):
+        return jnp.sin(x)
+
+    both.defjvp(lambda p, t: (jnp.sin(p[0]), loop(jnp.cos(p[0]) * t[0])))
+    both.defvjp(lambda x: (jnp.sin(x), x), lambda r, g: (jnp.cos(r) * g,))
+    g = jax.grad(jax.jit(lambda x: both(x).sum()))(x)
+    np.testing.assert_allclose(g, jnp.cos(x), rtol=1e-6)
+    np.testing.assert_allclose(jax.jvp(jax.jit(both), (x,), (x,))[1], jnp.cos(x) * x, rtol=1e-6)
+
+    @jr.custom_vjp
+    def vjp_only(x):
+        return jnp.sin(x)
+
+    vjp_only.defvjp(lambda x: (jnp.sin(x), x), lambda r, g: (loop(jnp.cos(r) * g),))
+    g = jax.grad(jax.jit(lambda x: vjp_only(x).sum()))(x)
+    np.testing.assert_allclose(g, jnp.cos(x), rtol=1e-6)
+    for run in (
+        lambda: jax.jvp(jax.jit(vjp_only), (x,), (x,)),
+        lambda: jax.jacfwd(jax.jit(vjp_only))(x),
     ):
-        jax.jvp(jax.jit(lambda x: vjp_only(A, x)), (x,), (x,))
-    _, t = jax.jit(lambda x: jax.jvp(lambda x: vjp_only(A, x), (x,), (x,)))(x)
-    np.testing.assert_allclose(t, 3.0 * (A @ (jnp.cos(x) * x)), rtol=1e-5)
-    both = make_matsin("both", jvp_scale=2.0, vjp_scale=3.0)
-    g = jax.grad(jax.jit(lambda x: both(A, x).sum()))(x)
-    np.testing.assert_allclose(g, 2.0 * jnp.cos(x) * (A.T @ jnp.ones(3)), rtol=1e-5)
-    # Differentiation inside jit sees the rule directly: the VJP rule.
-    g = jax.jit(jax.grad(lambda x: both(A, x).sum()))(x)
-    np.testing.assert_allclose(g, 3.0 * jnp.cos(x) * (A.T @ jnp.ones(3)), rtol=1e-5)
+        with pytest.raises(
+            NotImplementedError, match=r"vjp_only: forward mode .*transpose of its VJP rule.*defjvp"
+        ):
+            run()
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)

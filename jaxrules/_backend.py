@@ -1,0 +1,172 @@
+"""Which JAX mechanism carries a rule, on the JAX in use: the one place that decides.
+
+Everything that depends on the installed JAX version lives here (the experimental API itself is
+in :mod:`jaxrules._hijax`), so that a JAX release that renames or changes something touches
+this layer only:
+
+- :data:`JAX_VERSION`, parsed once;
+- whether the hijax primitive is available (:data:`jaxrules._hijax.AVAILABLE`, under any of
+  its known class names) and, if not, a one-time :class:`FallbackWarning` that names the JAX
+  version and what is lost — never a silent degradation;
+- *when* to bind it (:func:`bind_always`): on JAX >= 0.12 staging a hijax primitive costs
+  nothing extra (a jitted one-op call: 4.9 µs with or without it, measured on 0.12.0.1), so it
+  is bound on every call and ``jit``/``scan``/``cond``/``checkpoint`` before differentiation do
+  not change which rule runs. Before 0.12 a jaxpr that stages one makes ``jax.jit`` lower it
+  again on every call (70-128 µs per call on 0.10.2-0.11.2), so there it is bound only where
+  differentiation sees the rule directly, and a plain ``jax.custom_jvp``/``custom_vjp`` (the
+  "low form") is staged otherwise. ``JAXRULES_HIJAX_BIND=always|autodiff`` overrides the
+  version gate (for measurements);
+- :func:`select`: the backend of a rule (``hijax``, ``custom_jvp`` or ``custom_vjp``) from the
+  rules it has;
+- the checker's and the tests' hooks: :func:`force_backend`, :func:`record_rule_calls`,
+  :func:`use_hijax`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+import warnings
+from collections.abc import Iterator
+
+import jax
+
+from . import _hijax
+
+
+def _parse_version(v: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", v.split("+")[0])[:3])
+
+
+#: The installed JAX version, e.g. ``(0, 12, 0)``.
+JAX_VERSION: tuple[int, ...] = _parse_version(jax.__version__)
+
+#: The oldest JAX this project supports (and tests in CI).
+MIN_JAX = (0, 10, 2)
+
+#: From this JAX on, staging a hijax primitive under ``jit`` is as cheap as staging a plain
+#: ``custom_vjp`` (measured: benchmarks/overhead.py, README "Compatibility").
+CHEAP_STAGING_FROM = (0, 12)
+
+
+class FallbackWarning(UserWarning):
+    """jaxrules runs without the hijax primitive: some rules lose a mode (see the message)."""
+
+
+class _State(threading.local):
+    def __init__(self):
+        self.forced: str | None = None
+        self.log: list | None = None
+
+
+_state = _State()
+# Process-wide switches (tests flip them to exercise every path).
+_switches = {"use_hijax": _hijax.AVAILABLE, "bind_always": None}
+_warned = [False]
+
+
+def bind_always() -> bool:
+    """Whether rules bind the hijax primitive on every call (not only under differentiation)."""
+    if _switches["bind_always"] is not None:
+        return bool(_switches["bind_always"])
+    env = os.environ.get("JAXRULES_HIJAX_BIND", "").strip().lower()
+    if env in ("always", "autodiff"):
+        return env == "always"
+    return JAX_VERSION >= CHEAP_STAGING_FROM
+
+
+def hijax_enabled() -> bool:
+    return bool(_switches["use_hijax"])
+
+
+@contextlib.contextmanager
+def use_hijax(enabled: bool = True, *, bind_always: bool | None = None) -> Iterator[None]:
+    """Inside the block, rules use (or do not use) the hijax primitive; tests only.
+
+    ``bind_always`` overrides the version gate of :func:`bind_always` as well.
+    """
+    if enabled and not _hijax.AVAILABLE:
+        raise RuntimeError(f"hijax is unavailable: {_hijax.UNAVAILABLE_REASON}")
+    old = dict(_switches)
+    _switches["use_hijax"] = enabled
+    if bind_always is not None:
+        _switches["bind_always"] = bind_always
+    try:
+        yield
+    finally:
+        _switches.update(old)
+
+
+def _warn_fallback() -> None:
+    if _warned[0] or _hijax.AVAILABLE:
+        return
+    _warned[0] = True
+    warnings.warn(
+        f"jaxrules: running without jax.experimental.hijax on JAX {jax.__version__} "
+        f"({_hijax.UNAVAILABLE_REASON}). What is lost: a rule with only a VJP rule has no "
+        "forward mode (jvp, jacfwd raise an error naming the rule), and a rule with both a JVP "
+        "and a VJP rule uses its JVP rule in both modes. Every JAX from "
+        f"{'.'.join(map(str, MIN_JAX))} on has the primitive; unset JAXRULES_DISABLE_HIJAX "
+        "unless you are testing this fallback, and report a JAX release that lacks it.",
+        FallbackWarning,
+        stacklevel=4,
+    )
+
+
+def select(has_jvp: bool, has_vjp: bool) -> str:
+    """The backend of a rule with these rules: ``hijax``, ``custom_jvp`` or ``custom_vjp``."""
+    forced = _state.forced
+    if forced == "custom_vjp" and has_vjp:
+        return "custom_vjp"
+    if forced == "custom_jvp" and has_jvp:
+        return "custom_jvp"
+    if has_vjp:
+        if _switches["use_hijax"]:
+            return "hijax"
+        if forced is None:
+            _warn_fallback()
+    return "custom_jvp" if has_jvp else "custom_vjp"
+
+
+@contextlib.contextmanager
+def force_backend(backend: str | None) -> Iterator[None]:
+    """Inside the block, rules that have the matching rule use ``backend`` (checker only).
+
+    Without hijax, the checker forces each mode's own rule: ``custom_jvp`` (the JVP rule) for
+    forward-mode checks and ``custom_vjp`` (the VJP rule) for reverse-mode ones.
+    """
+    old = _state.forced
+    _state.forced = backend
+    try:
+        yield
+    finally:
+        _state.forced = old
+
+
+@contextlib.contextmanager
+def record_rule_calls() -> Iterator[list]:
+    """Log ``(rule name, "jvp" | "fwd" | "bwd")`` for each rule JAX invokes inside the block
+    (at trace time; per thread: the CLI checks rules in parallel)."""
+    old = _state.log
+    _state.log = []
+    try:
+        yield _state.log
+    finally:
+        _state.log = old
+
+
+def record(name: str, what: str) -> None:
+    if _state.log is not None:
+        _state.log.append((name, what))
+
+
+def describe() -> dict:
+    """What this JAX gives jaxrules (for ``jaxrules info`` and bug reports)."""
+    return {
+        "jax": jax.__version__,
+        "hijax": _hijax.CLASS_NAME or None,
+        "hijax_unavailable_reason": _hijax.UNAVAILABLE_REASON or None,
+        "bind": ("always" if bind_always() else "under autodiff") if hijax_enabled() else None,
+    }
