@@ -7,6 +7,7 @@ True
 """
 
 from . import inputs as inputs
+from ._backend import FallbackWarning as FallbackWarning
 from ._bench import BenchmarkReport as BenchmarkReport
 from ._bench import BenchRow as BenchRow
 from ._bench import benchmark as benchmark

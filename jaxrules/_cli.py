@@ -218,8 +218,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     sp.add_argument("--plot", default=None, help="write a plot of time against size (PNG)")
     sp.set_defaults(func=_cmd_bench)
 
+    sp = sub.add_parser("info", help="the JAX in use and what jaxrules does on it")
+    sp.set_defaults(func=_cmd_info)
+
     a = p.parse_args(argv)
     return a.func(a)
+
+
+def _cmd_info(a) -> int:
+    from . import _backend
+
+    info = _backend.describe()
+    print(f"jax {info['jax']}")
+    if info["hijax"]:
+        print(f"hijax primitive: jax.experimental.hijax.{info['hijax']}")
+        print(f"bound: {info['bind']} (README, Compatibility)")
+    else:
+        print(f"hijax primitive: unavailable ({info['hijax_unavailable_reason']})")
+        print(
+            "fallback: VJP-only rules have no forward mode; rules with both rules use the JVP "
+            "rule in both modes"
+        )
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -56,6 +56,7 @@ _SymbolicZero = jax.custom_derivatives.SymbolicZero
 #: How many specialisations (call signatures) each rule keeps.
 _CACHE_SIZE = 512
 
+
 def _is_none(x):
     return x is None
 
@@ -168,7 +169,13 @@ class CustomRule(Generic[_P, _R]):
         static_key = self._static_key(static)
         traced = self._prepare_traced(traced)
         leaves, treedef = jax.tree_util.tree_flatten(traced)
-        key = (treedef, static_key, tuple(map(_leaf_key, leaves)), self.backend, _backend.bind_always())
+        key = (
+            treedef,
+            static_key,
+            tuple(map(_leaf_key, leaves)),
+            self.backend,
+            _backend.bind_always(),
+        )
         spec = self._cache.get(key)
         if spec is None:
             spec = _Specialization(self, static, treedef, leaves)
@@ -487,9 +494,7 @@ class _Specialization:
         if backend != "hijax":
             return self._build_low(backend)
         low = self._build_low("custom_jvp" if self.rule.has_jvp else "custom_vjp")
-        fns = _hijax.Fns(
-            self.name, self.primal, self.jvp, self.fwd, self.bwd, self.jvp_keeping_vjp
-        )
+        fns = _hijax.Fns(self.name, self.primal, self.jvp, self.fwd, self.bwd, self.jvp_keeping_vjp)
 
         if _backend.bind_always():
             # JAX >= 0.12: staging the primitive is free, so it is bound on every call and

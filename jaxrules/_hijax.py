@@ -219,16 +219,30 @@ class _LinearPrimitive(_VJPHiPrimitive):  # type: ignore[misc,valid-type]
 
     # derivatives with respect to the residuals too (higher orders): through ``apply``
     def jvp(self, primals, tangents):
-        tangents = jax.tree_util.tree_map(
-            lambda p, t: jnp.zeros_like(p) if isinstance(t, _Zero) else t,
-            primals,
-            tangents,
-            is_leaf=lambda t: isinstance(t, _Zero),
-        )
-        return jax.jvp(self.lin.apply, tuple(primals), tuple(tangents))
+        # Only perturbed inputs are differentiated: the others stay symbolic zeros (a rule
+        # that apply calls may refuse a perturbed nondiff argument).
+        flat_p, tree = jax.tree_util.tree_flatten(tuple(primals))
+        flat_t = tree.flatten_up_to(tuple(tangents))
+        nz = [not isinstance(t, _Zero) and _inexact(p) for p, t in zip(flat_p, flat_t)]
+
+        def f(*nz_vals):
+            it = iter(nz_vals)
+            return self.lin.apply(
+                *tree.unflatten([next(it) if n else p for p, n in zip(flat_p, nz)])
+            )
+
+        pick = lambda xs: tuple(x for x, n in zip(xs, nz) if n)
+        return jax.jvp(f, pick(flat_p), pick(flat_t))
 
     def vjp_fwd(self, nzs_in, res, ts):
-        return self.lin.apply(res, ts), (res, ts)
+        flat = (*res, *ts)
+        nzs = (*nzs_in[0], *nzs_in[1])
+        # Which inputs are perturbed travels in the residuals' structure (dict keys).
+        saved = (
+            {i: x for i, (x, n) in enumerate(zip(flat, nzs)) if n and _inexact(x)},
+            {i: x for i, (x, n) in enumerate(zip(flat, nzs)) if not (n and _inexact(x))},
+        )
+        return self.lin.apply(res, ts), saved
 
     def vjp_bwd_retval(self, saved, ct):
         ct = jax.tree_util.tree_map(
@@ -237,7 +251,22 @@ class _LinearPrimitive(_VJPHiPrimitive):  # type: ignore[misc,valid-type]
             self.out_aval,
             is_leaf=lambda t: isinstance(t, _Zero),
         )
-        return jax.vjp(self.lin.apply, *saved)[1](ct)
+        nz, z = saved
+        n = len(nz) + len(z)
+        keys = sorted(nz)
+        n_res = len(self.in_avals[0])
+
+        def f(*vals):
+            full = dict(z)
+            full.update(zip(keys, vals))
+            flat = [full[i] for i in range(n)]
+            return self.lin.apply(tuple(flat[:n_res]), tuple(flat[n_res:]))
+
+        cts = jax.vjp(f, *(nz[k] for k in keys))[1](ct)
+        out = [None] * n
+        for k, c in zip(keys, cts):
+            out[k] = c
+        return tuple(out[:n_res]), tuple(out[n_res:])
 
     def batch(self, axis_data, args, dims):
         res, ts = args  # flat tuples of arrays
@@ -264,14 +293,16 @@ class _LinearPrimitive(_VJPHiPrimitive):  # type: ignore[misc,valid-type]
 
             cts = jax.vmap(one, (raxes, 0), 0, axis_size=size)(r, ct)
             # A cotangent for an unbatched tangent sums over the batch.
-            return [
-                c if (c is None or a == 0) else jnp.sum(c, axis=0) for c, a in zip(cts, taxes)
-            ]
+            return [c if (c is None or a == 0) else jnp.sum(c, axis=0) for c, a in zip(cts, taxes)]
 
         fns = LinFns(lin.name, apply, transpose)
         out_aval = out_avals(apply, res, ts)
         out = _LinearPrimitive(fns, (_typeof_tree(res), _typeof_tree(ts)), out_aval)(res, ts)
         return out, jax.tree_util.tree_map(lambda _: 0, out)
+
+
+def _inexact(x) -> bool:
+    return jnp.issubdtype(jnp.result_type(x), jnp.inexact)
 
 
 def _typeof_tree(tree):

@@ -195,7 +195,9 @@ def test_staged_before_differentiation(stager, flavour, fwd_scale, rev_scale, A,
     f1 = make_matsin(flavour)
     h1 = STAGERS[stager](lambda x: jnp.tanh(f1(A, x)))
     href = STAGERS[stager](lambda x: jnp.tanh(matsin_ref(A, x)))
-    assert_tree_close(jax.hessian(lambda x: h1(x).sum())(x), jax.hessian(lambda x: href(x).sum())(x))
+    assert_tree_close(
+        jax.hessian(lambda x: h1(x).sum())(x), jax.hessian(lambda x: href(x).sum())(x)
+    )
     assert_tree_close(
         jax.jacrev(jax.jacrev(h1))(x), jax.jacrev(jax.jacrev(href))(x), rtol=1e-4, atol=1e-5
     )
