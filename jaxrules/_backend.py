@@ -162,6 +162,25 @@ def record(name: str, what: str) -> None:
         _state.log.append((name, what))
 
 
+def all_concrete(tracers) -> bool:
+    """Whether every tracer wraps a concrete value (eager ``jax.grad``/``jax.jvp`` outside
+    ``jit``), so that the rule can run on values as JAX runs a ``custom_jvp`` rule there.
+
+    ``Tracer.to_concrete_value`` (JAX 0.4.36 - 0.12 at least) answers it; where it is missing,
+    every tracer counts as abstract (the rule is traced, as under ``jit``).
+    """
+    for t in tracers:
+        get = getattr(t, "to_concrete_value", None)
+        if get is None:
+            return False
+        try:
+            if get() is None:
+                return False
+        except Exception:
+            return False
+    return True
+
+
 def describe() -> dict:
     """What this JAX gives jaxrules (for ``jaxrules info`` and bug reports)."""
     return {

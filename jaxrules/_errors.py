@@ -29,7 +29,7 @@ def describe(x: Any) -> str:
 
 def short_aval(shape: tuple[int, ...], dtype: Any) -> str:
     try:
-        name = np.dtype(dtype).name
+        name = "float0" if dtype == jax.dtypes.float0 else np.dtype(dtype).name
     except TypeError:
         name = str(dtype)
     abbrev = {

@@ -52,8 +52,8 @@ def test_names_must_be_strings_and_options_known():
         def f(x, y):
             return x
 
-    with pytest.raises(TypeError, match=r"unknown option 'nondiff_argnums'"):
-        jr.custom_jvp(nondiff_argnums=(0,))
+    with pytest.raises(TypeError, match=r"unknown option 'nondiff_argnum'"):
+        jr.custom_jvp(nondiff_argnum=(0,))
 
 
 def test_no_rule_defined_is_an_error():
@@ -343,7 +343,8 @@ def test_rule_closing_over_tracer_is_an_error():
 
 # -- integers, complex, Python scalars --------------------------------------------------------
 @pytest.mark.parametrize("flavour", FLAVOURS)
-def test_integer_arguments_get_none_tangents(flavour):
+def test_integer_arguments_get_float0_tangents(flavour):
+    # As in JAX: an integer argument's tangent is float0 zeros (None with zeros_as_none=True).
     skip_vjp_only_forward(flavour)
 
     @jr.custom_jvp
@@ -352,7 +353,7 @@ def test_integer_arguments_get_none_tangents(flavour):
 
     def jvp(p, t):
         (x, n), (dx, dn) = p, t
-        assert dn is None
+        assert dn.dtype == jax.dtypes.float0 and dn.shape == n.shape
         return x**n, n * x ** (n - 1) * dx
 
     def fwd(x, n):
@@ -410,7 +411,7 @@ def test_python_scalars(flavour):
     assert float(s(1.0)) == pytest.approx(np.sin(1.0), rel=1e-6)
 
 
-# -- symbolic zeros ---------------------------------------------------------------------------
+# -- zeros as None (jaxrules' own convention; JAX's SymbolicZero: test_dropin_conventions) -
 @pytest.mark.parametrize("symbolic", [False, True])
 def test_unperturbed_inputs_zeros_or_none(symbolic):
     seen = []
@@ -426,7 +427,7 @@ def test_unperturbed_inputs_zeros_or_none(symbolic):
         dy = 0.0 if dy is None else dy
         return x * y, dx * y + x * dy
 
-    f.defjvp(jvp, symbolic_zeros=symbolic)
+    f.defjvp(jvp, zeros_as_none=symbolic)
     x, y = jnp.array([1.0, 2.0]), jnp.array([3.0, 4.0])
     _, t = jax.jvp(lambda x: f(x, y), (x,), (jnp.ones(2),))
     np.testing.assert_allclose(t, y)
@@ -453,7 +454,7 @@ def test_vjp_symbolic_zero_cotangents(symbolic):
             out = out - jnp.sin(x) * gc
         return (out,)
 
-    two.defvjp(lambda x: (two(x), x), bwd, symbolic_zeros=symbolic)
+    two.defvjp(lambda x: (two(x), x), bwd, zeros_as_none=symbolic)
     x = jnp.array([0.3, 0.4])
     np.testing.assert_allclose(jax.grad(lambda x: two(x)[0].sum())(x), jnp.cos(x), rtol=1e-6)
     assert seen[-1] == (False, symbolic)
@@ -532,22 +533,27 @@ def test_var_positional_parameters():
     assert [float(v) for v in g] == [2.0, 2.0, 2.0]
 
 
-def test_eval_shape_is_cached_per_signature():
+def test_primal_runs_once_per_call_and_trace():
+    # As with jax.custom_jvp: an eager call runs the function once; a trace runs it once (its
+    # jaxpr is then the primal, and the output avals come from it: no second trace).
     calls = []
 
-    @jr.custom_jvp
+    @jr.custom_vjp
     def f(x):
         calls.append(1)
         return jnp.sin(x)
 
     f.defjvp(lambda p, t: (jnp.sin(p[0]), jnp.cos(p[0]) * t[0]))
-    f(jnp.ones(3))
-    first = len(calls)
-    f(jnp.ones(3))
-    f(jnp.ones(3))
-    assert len(calls) - first == 2  # each call runs the primal once, and traces nothing more
-    f(jnp.ones(4))  # a new shape: one eval_shape trace plus the call
-    assert len(calls) - first == 4
+    f.defvjp(lambda x: (jnp.sin(x), x), lambda x, g: (jnp.cos(x) * g,))
+    for _ in range(3):
+        f(jnp.ones(3))
+    assert len(calls) == 3
+    jax.jit(f)(jnp.ones(3))
+    assert len(calls) == 4
+    jax.jit(f)(jnp.ones(4))  # a new shape: one trace
+    assert len(calls) == 5
+    jax.jit(jax.grad(lambda x: f(x).sum()))(jnp.ones(5))
+    assert len(calls) == 6
 
 
 def test_specialisation_cache_is_bounded(monkeypatch):
@@ -555,9 +561,10 @@ def test_specialisation_cache_is_bounded(monkeypatch):
 
     monkeypatch.setattr(_custom, "_CACHE_SIZE", 4)
     f = _apply("jvp")
-    for i in range(10):  # a new shape each call: a new key each time
+    for i in range(10):  # a new shape each call: a new key each time (traced: under jvp)
         x = jnp.arange(1.0, i + 2.0)
-        np.testing.assert_allclose(f(lambda x: x * 2.0, x), (x * 2.0) ** 2)
+        out = jax.jvp(lambda x: f(lambda x: x * 2.0, x), (x,), (x,))[0]
+        np.testing.assert_allclose(out, (x * 2.0) ** 2)
     assert len(f._cache) == 4
 
 
@@ -566,11 +573,12 @@ def test_fresh_closures_of_one_code_share_a_specialisation():
     # captured non-array values, so the rule is specialised (traced) once, not once per call.
     f = _apply("jvp")
     x = jnp.array([1.0, 2.0])
+    jvp = lambda g: jax.jvp(g, (x,), (x,))[0]
     for i in range(5):
         p = jnp.array(float(i))
-        np.testing.assert_allclose(f(lambda x: x * p, x), (x * i) ** 2)
-        np.testing.assert_allclose(f(lambda x, k=3: x * p + k, x), (x * i + 3) ** 2)
+        np.testing.assert_allclose(jvp(lambda x: f(lambda x: x * p, x)), (x * i) ** 2)
+        np.testing.assert_allclose(jvp(lambda x: f(lambda x, k=3: x * p + k, x)), (x * i + 3) ** 2)
     assert len(f._cache) == 2
     # A different captured static value is a different function: a new specialisation.
-    f(lambda x, k=4: x * 1.0 + k, x)
+    jvp(lambda x: f(lambda x, k=4: x * 1.0 + k, x))
     assert len(f._cache) == 3

@@ -19,6 +19,9 @@ X = jnp.array([0.1, 0.2, 0.3])
 
 
 def test_jvp_wrong_primal_structure():
+    # Traced (here by jit), the rule's primal output is compared with the function's. On
+    # concrete values (eager jax.jvp) the function is not run, as in JAX: a rule is checked
+    # against itself there (tangent vs its primal), and against the function by jr.check.
     f = _pair()
     f.defjvp(lambda p, t: ((jnp.sin(p[0]), p[0].sum(), p[0]), None))
     with pytest.raises(
@@ -26,7 +29,7 @@ def test_jvp_wrong_primal_structure():
         match=r"pair: the JVP rule's primal output has the wrong tree "
         r"structure.(.|\n)*expected: PyTreeDef\(\{'a'",
     ):
-        jax.jvp(f, (X,), (X,))
+        jax.jit(lambda x: jax.jvp(f, (x,), (x,)))(X)
 
 
 def test_jvp_wrong_tangent_shape_names_path():
@@ -82,7 +85,7 @@ def test_fwd_wrong_primal_dtype():
         match=r"f: the VJP forward rule's primal output at <root> has "
         r"the wrong shape or dtype: expected f32\[3\], got i32\[3\]",
     ):
-        jax.grad(lambda x: f(x).sum())(X)
+        jax.jit(jax.grad(lambda x: f(x).sum()))(X)
 
 
 def test_bwd_wrong_cotangent_shape_names_argument():

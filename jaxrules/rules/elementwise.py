@@ -86,5 +86,5 @@ def _unbroadcast(g, shape):
     return jnp.sum(g, axis=axes, keepdims=True) if axes else g
 
 
-sin_product.defjvp(_sin_product_jvp, symbolic_zeros=True)
+sin_product.defjvp(_sin_product_jvp, zeros_as_none=True)
 sin_product.defvjp(_sin_product_fwd, _sin_product_bwd)

@@ -98,7 +98,7 @@ def _matvec_jvp(primals, tangents):
     return y, dy
 
 
-matvec.defjvp(_matvec_jvp, symbolic_zeros=True)
+matvec.defjvp(_matvec_jvp, zeros_as_none=True)
 matvec.defvjp(
     lambda A, x: (A @ x, (A, x)),
     lambda res, g: (jnp.outer(g, res[1]), _tdot(res[0], g)),
@@ -161,7 +161,7 @@ def _qf_jvp(primals, tangents):
     return y, dy
 
 
-quadratic_form.defjvp(_qf_jvp, symbolic_zeros=True)
+quadratic_form.defjvp(_qf_jvp, zeros_as_none=True)
 quadratic_form.defvjp(
     lambda x, Q: (0.5 * x @ (Q @ x), (x, Q)),
     lambda res, g: (
@@ -272,7 +272,7 @@ def _solve_bwd(res, x_bar, *, assume, trans):
     return _structure(A_bar, assume), w, None
 
 
-_solve.defjvp(_solve_jvp, symbolic_zeros=True)
+_solve.defjvp(_solve_jvp, zeros_as_none=True)
 _solve.defvjp(_solve_fwd, _solve_bwd)
 
 
@@ -582,7 +582,7 @@ def _gram_bwd(res, z_bar):
     return -(_outer(A @ z, u) + _outer(A @ u, z)), u, None
 
 
-_gram.defjvp(_gram_jvp, symbolic_zeros=True)
+_gram.defjvp(_gram_jvp, zeros_as_none=True)
 _gram.defvjp(_gram_fwd, _gram_bwd)
 
 
@@ -635,7 +635,7 @@ def _ls_bwd(res, x_bar):
     return _outer(b - A @ x, w) - _outer(Aw, x), Aw, None, None
 
 
-_ls.defjvp(_ls_jvp, symbolic_zeros=True)
+_ls.defjvp(_ls_jvp, zeros_as_none=True)
 _ls.defvjp(_ls_fwd, _ls_bwd)
 
 

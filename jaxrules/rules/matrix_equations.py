@@ -234,7 +234,7 @@ def _sylvester_bwd(res, X_bar, *, s_lower, t_lower, lyap=False):
     return -(W @ X.T), -(X.T @ W), W, None, None
 
 
-_sylvester.defjvp(_sylvester_jvp, symbolic_zeros=True)
+_sylvester.defjvp(_sylvester_jvp, zeros_as_none=True)
 _sylvester.defvjp(_sylvester_fwd, _sylvester_bwd)
 
 
@@ -417,7 +417,7 @@ def _discrete_lyapunov_bwd(res, X_bar):
     return -(W @ A @ X.T + W.T @ A @ X), -W, None
 
 
-_discrete_lyapunov.defjvp(_discrete_lyapunov_jvp, symbolic_zeros=True)
+_discrete_lyapunov.defjvp(_discrete_lyapunov_jvp, zeros_as_none=True)
 _discrete_lyapunov.defvjp(_discrete_lyapunov_fwd, _discrete_lyapunov_bwd)
 
 
