@@ -8,14 +8,16 @@ this layer only:
 - whether the hijax primitive is available (:data:`jaxrules._hijax.AVAILABLE`, under any of
   its known class names) and, if not, a one-time :class:`FallbackWarning` that names the JAX
   version and what is lost — never a silent degradation;
-- *when* to bind it (:func:`bind_always`): on JAX >= 0.12 staging a hijax primitive costs
-  nothing extra (a jitted one-op call: 4.9 µs with or without it, measured on 0.12.0.1), so it
-  is bound on every call and ``jit``/``scan``/``cond``/``checkpoint`` before differentiation do
-  not change which rule runs. Before 0.12 a jaxpr that stages one makes ``jax.jit`` lower it
-  again on every call (70-128 µs per call on 0.10.2-0.11.2), so there it is bound only where
-  differentiation sees the rule directly, and a plain ``jax.custom_jvp``/``custom_vjp`` (the
-  "low form") is staged otherwise. ``JAXRULES_HIJAX_BIND=always|autodiff`` overrides the
-  version gate (for measurements);
+- *how* a rule with a VJP rule is bound (:func:`direct_under_autodiff`). Everywhere: the
+  *staged form*, a ``jax.custom_jvp`` of the primal whose JVP rule returns its tangent through
+  a linear hijax primitive (evaluated: the JVP rule; transposed: the VJP rule), so that every
+  transformation — ``jit``, ``scan``, ``cond``, ``checkpoint`` before differentiation
+  included — runs each mode's own rule. Before JAX 0.12, where differentiation reaches the call
+  directly, the full rule primitive is bound instead: there a jaxpr that stages a hijax
+  primitive makes ``jax.jit`` lower it again on every call (70-128 µs per call on
+  0.10.2-0.11.2, measured), and the direct binding keeps the linear primitive out of jitted
+  forward-mode code. JAX 0.12 lowers such jaxprs once (4.9 µs, as without), so there the staged
+  form is used throughout. ``JAXRULES_HIJAX_BIND=direct|staged`` overrides the version gate;
 - :func:`select`: the backend of a rule (``hijax``, ``custom_jvp`` or ``custom_vjp``) from the
   rules it has;
 - the checker's and the tests' hooks: :func:`force_backend`, :func:`record_rule_calls`,
@@ -50,6 +52,8 @@ MIN_JAX = (0, 10, 2)
 #: ``custom_vjp`` (measured: benchmarks/overhead.py, README "Compatibility").
 CHEAP_STAGING_FROM = (0, 12)
 
+_BIND_ENV = "JAXRULES_HIJAX_BIND"
+
 
 class FallbackWarning(UserWarning):
     """jaxrules runs without the hijax primitive: some rules lose a mode (see the message)."""
@@ -63,18 +67,19 @@ class _State(threading.local):
 
 _state = _State()
 # Process-wide switches (tests flip them to exercise every path).
-_switches = {"use_hijax": _hijax.AVAILABLE, "bind_always": None}
+_switches = {"use_hijax": _hijax.AVAILABLE, "direct": None}
 _warned = [False]
 
 
-def bind_always() -> bool:
-    """Whether rules bind the hijax primitive on every call (not only under differentiation)."""
-    if _switches["bind_always"] is not None:
-        return bool(_switches["bind_always"])
-    env = os.environ.get("JAXRULES_HIJAX_BIND", "").strip().lower()
-    if env in ("always", "autodiff"):
-        return env == "always"
-    return JAX_VERSION >= CHEAP_STAGING_FROM
+def direct_under_autodiff() -> bool:
+    """Whether a call that differentiation reaches directly binds the full rule primitive
+    (JAX < 0.12) rather than the staged form (see the module docstring)."""
+    if _switches["direct"] is not None:
+        return bool(_switches["direct"])
+    env = os.environ.get(_BIND_ENV, "").strip().lower()
+    if env in ("direct", "staged"):
+        return env == "direct"
+    return JAX_VERSION < CHEAP_STAGING_FROM
 
 
 def hijax_enabled() -> bool:
@@ -82,17 +87,17 @@ def hijax_enabled() -> bool:
 
 
 @contextlib.contextmanager
-def use_hijax(enabled: bool = True, *, bind_always: bool | None = None) -> Iterator[None]:
-    """Inside the block, rules use (or do not use) the hijax primitive; tests only.
+def use_hijax(enabled: bool = True, *, direct: bool | None = None) -> Iterator[None]:
+    """Inside the block, rules use (or do not use) the hijax primitives; tests only.
 
-    ``bind_always`` overrides the version gate of :func:`bind_always` as well.
+    ``direct`` overrides the version gate of :func:`direct_under_autodiff` as well.
     """
     if enabled and not _hijax.AVAILABLE:
         raise RuntimeError(f"hijax is unavailable: {_hijax.UNAVAILABLE_REASON}")
     old = dict(_switches)
     _switches["use_hijax"] = enabled
-    if bind_always is not None:
-        _switches["bind_always"] = bind_always
+    if direct is not None:
+        _switches["direct"] = direct
     try:
         yield
     finally:
@@ -187,5 +192,9 @@ def describe() -> dict:
         "jax": jax.__version__,
         "hijax": _hijax.CLASS_NAME or None,
         "hijax_unavailable_reason": _hijax.UNAVAILABLE_REASON or None,
-        "bind": ("always" if bind_always() else "under autodiff") if hijax_enabled() else None,
+        "bind": (
+            ("direct under autodiff, staged elsewhere" if direct_under_autodiff() else "staged")
+            if hijax_enabled()
+            else None
+        ),
     }

@@ -210,7 +210,7 @@ class CustomRule(Generic[_P, _R]):
             static_key,
             tuple(map(_leaf_key, leaves)),
             self.backend,
-            _backend.bind_always(),
+            _backend.direct_under_autodiff(),
             concrete,
         )
         with self._lock:

@@ -65,10 +65,6 @@ class Fns:
     - ``jvp(xs, ts) -> (out, t_out)``
     - ``fwd(xs, nonzeros) -> (out, residuals)``
     - ``bwd(residuals, ct_out) -> per-leaf cotangents``
-    - ``jvp_traced(xs, ts) -> (out, t_out)``: forward mode where the tangent may be transposed
-      later (``checkpoint`` stages the primitive's JVP, then transposes it): the tangent goes
-      through :func:`bind_linear`, whose transpose is ``bwd``. ``None`` where ``jvp`` already
-      is the whole rule (no VJP rule to keep).
     """
 
     name: str
@@ -76,7 +72,6 @@ class Fns:
     jvp: Callable
     fwd: Callable
     bwd: Callable
-    jvp_traced: Callable | None = None
 
 
 def _none_if_zero(t):
@@ -101,11 +96,7 @@ class _RulePrimitive(_VJPHiPrimitive):  # type: ignore[misc,valid-type]
 
     # forward mode
     def jvp(self, primals, tangents):
-        ts = tuple(_none_if_zero(t) for t in tangents)
-        traced = any(isinstance(x, jax.core.Tracer) for x in (*primals, *ts))
-        if self.fns.jvp_traced is not None and traced:
-            return self.fns.jvp_traced(tuple(primals), ts)
-        return self.fns.jvp(tuple(primals), ts)
+        return self.fns.jvp(tuple(primals), tuple(_none_if_zero(t) for t in tangents))
 
     def lin(self, nzs_in, *xs):
         return self.fns.primal(*xs), xs
@@ -159,7 +150,6 @@ def _vmap_fns(fns: Fns, axes: tuple, size: int) -> Fns:
         return jvp
 
     jvp = batched_jvp(fns.jvp)
-    jvp_traced = None if fns.jvp_traced is None else batched_jvp(fns.jvp_traced)
 
     def fwd(xs, nonzeros):
         return vm(lambda *xs_: fns.fwd(xs_, nonzeros), axes)(*xs)
@@ -175,7 +165,7 @@ def _vmap_fns(fns: Fns, axes: tuple, size: int) -> Fns:
         cts = vm(one, (0, 0))(res, tuple(c for c, n in zip(ct_leaves, nz) if n))
         return tuple(c if (c is None or a == 0) else jnp.sum(c, axis=0) for c, a in zip(cts, axes))
 
-    return Fns(fns.name, primal, jvp, fwd, bwd, jvp_traced)
+    return Fns(fns.name, primal, jvp, fwd, bwd)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -97,17 +97,22 @@ class Specialization:
         self.traced_structs = treedef.unflatten(self.in_structs)
         self._jaxpr = None  # the primal's ClosedJaxpr, once traced
         self._out = None  # output avals, once known
+        if not concrete:
+            # Traced with the leaves' own avals (sharding, varying manual axes included).
+            self._trace(leaves)
         self._fn = self._build()
 
     # -- outputs, found lazily -------------------------------------------------------------
-    def _trace(self) -> None:
+    def _trace(self, leaves=None) -> None:
         """Trace the Python primal once; its jaxpr then serves as the primal."""
-        if self._jaxpr is None:
-            closed, shapes = jax.make_jaxpr(self._python_primal, return_shape=True)(
-                *self.in_structs
-            )
+        closed, shapes = jax.make_jaxpr(self._python_primal, return_shape=True)(
+            *(self.in_structs if leaves is None else leaves)
+        )
+        # A function closing over traced values (a vmapped value, as JAX allows) keeps its
+        # Python body: those tracers belong to the enclosing transformation's scope.
+        if not any(isinstance(c, jax.core.Tracer) for c in closed.consts):
             self._jaxpr = closed
-            self._set_out(jax.tree_util.tree_structure(shapes).unflatten(closed.out_avals))
+        self._set_out(jax.tree_util.tree_structure(shapes).unflatten(closed.out_avals))
 
     def _set_out(self, avals) -> None:
         struct = jax.tree_util.tree_map(
@@ -329,33 +334,18 @@ class Specialization:
         backend = self.rule.backend
         if backend != "hijax":
             return self._build_low(backend)
-        if self.concrete:
-            # Eager differentiation on concrete values: JAX runs a custom_jvp's rule on them,
-            # with no abstract trace (Python control flow on values works, as in JAX).
-            return self._build_staged()
-        always = _backend.bind_always()
-        fns = _hijax.Fns(
-            self.name,
-            self.primal,
-            self.jvp,
-            self.fwd,
-            self.bwd,
-            # Bound on every call, the primitive's JVP may be staged and transposed later
-            # (checkpoint); bound only under autodiff (JAX < 0.12), it never is.
-            self.jvp_keeping_vjp if always else None,
-        )
-        if always:
-            # JAX >= 0.12: staging the primitive is free, so it is bound on every call and
-            # jit/scan/cond/checkpoint before differentiation do not change which rule runs.
-            return lambda xs: _hijax.bind(fns, tuple(xs), self.out_avals)
         staged = self._build_staged()
+        if self.concrete or not _backend.direct_under_autodiff():
+            # The staged form throughout (JAX >= 0.12, and eager differentiation on concrete
+            # values, where JAX runs a custom_jvp's rule on the values).
+            return staged
+        fns = _hijax.Fns(self.name, self.primal, self.jvp, self.fwd, self.bwd)
 
         def call(xs):
-            # Before JAX 0.12 a jaxpr that stages a hijax primitive makes jax.jit lower it
-            # again on every call, so the primitive is bound only where differentiation sees
-            # it now; primal evaluation, vmap and staging (jit, scan, checkpoint) bind the
-            # staged form, which keeps both modes when differentiated later. See the README,
-            # "Compatibility".
+            # JAX < 0.12: where differentiation reaches the call now, the full rule primitive
+            # (a staged linear primitive would make jax.jit lower the jaxpr again on every
+            # call); elsewhere (primal, vmap, jit, scan, checkpoint) the staged form, which
+            # keeps both modes when differentiated later. README, "Compatibility".
             if _hijax.under_autodiff(xs):
                 return _hijax.bind(fns, tuple(xs), self.out_avals)
             return staged(xs)

@@ -42,11 +42,11 @@ def test_version_parsing(text, want):
 
 def test_bind_gate(monkeypatch):
     monkeypatch.delenv("JAXRULES_HIJAX_BIND", raising=False)
-    assert _backend.bind_always() == (_backend.JAX_VERSION >= (0, 12))
-    monkeypatch.setenv("JAXRULES_HIJAX_BIND", "autodiff")
-    assert not _backend.bind_always()
-    monkeypatch.setenv("JAXRULES_HIJAX_BIND", "always")
-    assert _backend.bind_always()
+    assert _backend.direct_under_autodiff() == (_backend.JAX_VERSION < (0, 12))
+    monkeypatch.setenv("JAXRULES_HIJAX_BIND", "staged")
+    assert not _backend.direct_under_autodiff()
+    monkeypatch.setenv("JAXRULES_HIJAX_BIND", "direct")
+    assert _backend.direct_under_autodiff()
 
 
 def test_select_and_force():
@@ -79,7 +79,7 @@ def test_info_names_the_version():
     assert info["jax"] == jax.__version__
     if _hijax.AVAILABLE:
         assert info["hijax"] in _hijax.CLASS_NAMES
-        assert info["bind"] in ("always", "under autodiff")
+        assert info["bind"] in ("staged", "direct under autodiff, staged elsewhere")
 
 
 FALLBACK = textwrap.dedent(

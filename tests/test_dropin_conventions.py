@@ -417,3 +417,87 @@ def test_primal_runs_once_per_eager_call(which):
 
     want, got = _both(make, run)
     assert got == want
+
+
+# -- every convention under every transform ----------------------------------------------------
+def _prog_nondiff_vjp(deco):
+    _, custom_vjp = deco
+
+    @functools.partial(custom_vjp, nondiff_argnums=(0,))
+    def f(scale, x):
+        return scale * jnp.sin(x)
+
+    f.defvjp(lambda s, x: (s * jnp.sin(x), x), lambda s, x, g: (s * jnp.cos(x) * g,))
+    return lambda x: f(2.0, x)
+
+
+def _prog_defjvps(deco):
+    custom_jvp, _ = deco
+
+    @custom_jvp
+    def f(x, y):
+        return jnp.sin(x) * y
+
+    f.defjvps(lambda t, o, x, y: jnp.cos(x) * t * y, lambda t, o, x, y: jnp.sin(x) * t)
+    return lambda x: f(x, x + 1.0)
+
+
+def _prog_symbolic_vjp(deco):
+    _, custom_vjp = deco
+
+    @custom_vjp
+    def f(x, y):
+        return x * y
+
+    def fwd(x, y):
+        return x.value * y.value, (x.value, y.value)
+
+    def bwd(res, g):
+        x, y = res
+        return g * y, (g * x) if not isinstance(g, jax.custom_derivatives.SymbolicZero) else None
+
+    f.defvjp(fwd, bwd, symbolic_zeros=True)
+    return lambda x: f(x, jnp.cos(x))
+
+
+def _prog_int_input(deco):
+    _, custom_vjp = deco
+
+    @custom_vjp
+    def f(x, n):
+        return x * n
+
+    f.defvjp(lambda x, n: (x * n, n), lambda n, g: (g * n, jnp.zeros_like(n)))
+    return lambda x: f(x, jnp.array(3))
+
+
+PROGRAMS = {
+    "nondiff_argnums": _prog_nondiff_vjp,
+    "defjvps": _prog_defjvps,
+    "symbolic_zeros": _prog_symbolic_vjp,
+    "int_input": _prog_int_input,
+}
+
+DIFF = {
+    "grad": lambda h: jax.grad(lambda x: jnp.sum(jnp.tanh(h(x))))(jnp.array(0.7)),
+    "jit_grad": lambda h: jax.jit(jax.grad(lambda x: jnp.sum(jnp.tanh(h(x)))))(jnp.array(0.7)),
+    "vmap_grad": lambda h: jax.vmap(jax.grad(lambda x: jnp.tanh(h(x))))(jnp.linspace(0.1, 1, 3)),
+    "checkpoint": lambda h: jax.grad(jax.checkpoint(lambda x: jnp.tanh(h(x))))(0.7),
+    "scan": lambda h: jax.grad(
+        lambda x: jax.lax.scan(lambda c, _: (jnp.tanh(h(c)), None), x, None, length=3)[0]
+    )(0.7),
+    "vmap": lambda h: jax.vmap(h)(jnp.linspace(0.1, 1.0, 3)),
+}
+
+
+@pytest.mark.parametrize("transform", list(DIFF))
+@pytest.mark.parametrize("program", list(PROGRAMS))
+def test_conventions_under_transforms(program, transform):
+    assert_same(_both(PROGRAMS[program], DIFF[transform]), rtol=2e-6)
+
+
+def test_defjvps_with_nondiff_argnums_is_refused_as_in_jax():
+    for custom_jvp in (jax.custom_jvp, jr.custom_jvp):
+        f = functools.partial(custom_jvp, nondiff_argnums=(0,))(lambda a, x: a * x)
+        with pytest.raises(TypeError, match="defjvps"):
+            f.defjvps(lambda t, o, a, x: a * t)

@@ -153,8 +153,7 @@ def test_jit_caches_functions_that_use_a_rule(flavour, A, x):
 
 
 # Staged before differentiation: jit (scan, cond, checkpoint) traced the rule before AD reached
-# it. In both binding modes (always: JAX >= 0.12; the staged low form: before) each mode still
-# uses its own rule: scaled rules show which one ran.
+# it. In both binding modes each mode still uses its own rule: scaled rules show which one ran.
 STAGERS = {
     "jit": jax.jit,
     "checkpoint": jax.checkpoint,
@@ -163,16 +162,12 @@ STAGERS = {
 }
 
 
-# Binding on every call is the default (and tested) from JAX 0.12 on; the staged low form is
-# the default before and stays tested on every version.
-BIND_MODES = ["bind_under_autodiff"] + (
-    ["bind_always"] if _backend.JAX_VERSION >= _backend.CHEAP_STAGING_FROM else []
-)
-
-
-@pytest.fixture(params=BIND_MODES)
+# Both ways of binding (the staged form throughout, the default from JAX 0.12; the full
+# primitive where differentiation reaches the call directly, the default before), on every
+# version.
+@pytest.fixture(params=["staged", "direct"])
 def bind_mode(request):
-    with _backend.use_hijax(True, bind_always=request.param == "bind_always"):
+    with _backend.use_hijax(True, direct=request.param == "direct"):
         yield request.param
 
 
