@@ -16,6 +16,7 @@ the cache key by identity.
 from __future__ import annotations
 
 import functools
+import itertools
 import types
 from typing import Any
 
@@ -32,35 +33,93 @@ def is_array(x: Any) -> bool:
     )
 
 
-_SIMPLE = (int, float, complex, str, bytes, bool, type(None), type, np.dtype)
+_SIMPLE = (int, float, complex, str, bytes, bool, type(None), np.dtype)
+
+#: Keys of values whose state may change between calls without changing their identity (a
+#: dict, a list, an object with attributes): unique per conversion, so never a cache hit.
+_fresh = itertools.count()
+
+
+class _Ident:
+    """An identity key that keeps its value alive (so that its id is never reused)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __eq__(self, other):
+        return isinstance(other, _Ident) and other.value is self.value
+
+    def __hash__(self):
+        return id(self.value)
+
+
+def _immutable_by_identity(value: Any) -> bool:
+    """Values whose behaviour cannot change while they live: modules, classes, builtins, JAX
+    arrays, and callables that JAX or NumPy define (``jnp.sin``, a ``jax.jit`` function)."""
+    if isinstance(value, (types.ModuleType, type, types.BuiltinFunctionType, jax.Array)):
+        return True
+    mod = getattr(type(value), "__module__", "") or ""
+    return callable(value) and mod.split(".")[0] in ("jax", "jaxlib", "numpy")
+
+
+def _global_names(code: types.CodeType) -> set[str]:
+    names = set(code.co_names)
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            names |= _global_names(c)
+    return names
+
+
+def _code_key(fn: types.FunctionType, depth: int = 0) -> tuple:
+    """A function's code and the values of the globals that code reads."""
+    g = fn.__globals__
+    names = sorted(n for n in _global_names(fn.__code__) if n in g)
+    return (fn.__code__, id(g), tuple((n, _key(g[n], depth + 1)) for n in names))
 
 
 def _key(value: Any, depth: int = 0) -> Any:
     """A structural key for a static value: equal keys mean interchangeable values.
 
-    Plain values compare by value; functions by their code, globals and (recursively) their
-    captured values and defaults, so that ``lambda x: x - a`` created afresh on every call (as
-    users write it) is the same static structure each time and hits every cache; anything else
-    by identity.
+    Plain values compare by type and value; functions by their code, the values of the globals
+    their code reads and (recursively) their captured values and defaults, so that
+    ``lambda x: x - a`` created afresh on every call (as users write it) is the same static
+    structure each time and hits every cache; modules, classes, builtins and JAX's functions
+    by identity. Anything whose state can change without its identity changing — a dict, a
+    list, a NumPy array, an object — gets a key of its own, so that a cache never returns a
+    value computed with its old state (as ``jax.jit`` re-traces a fresh function).
     """
     if isinstance(value, _SIMPLE):
         return (type(value), value)
-    if depth < _MAX_DEPTH and isinstance(value, tuple):
-        return (tuple, tuple(_key(v, depth + 1) for v in value))
-    if depth < _MAX_DEPTH and isinstance(value, types.FunctionType):
+    if _immutable_by_identity(value):
+        return ("ident", _Ident(value))
+    if depth < _MAX_DEPTH and isinstance(value, (tuple, frozenset)):
+        items = value if isinstance(value, tuple) else sorted(value, key=repr)
+        return (type(value), tuple(_key(v, depth + 1) for v in items))
+    if depth < _MAX_DEPTH and isinstance(value, functools.partial):
+        kw = tuple(sorted(value.keywords.items()))
+        return (
+            "partial",
+            _key(value.func, depth + 1),
+            _key(value.args, depth + 1),
+            _key(kw, depth + 1),
+        )
+    if isinstance(value, types.FunctionType) and depth >= _MAX_DEPTH:
+        return ("ident", _Ident(value))  # deep (or recursive through its globals)
+    if isinstance(value, types.FunctionType):
         try:
             cells = tuple(_key(c.cell_contents, depth + 1) for c in value.__closure__ or ())
         except ValueError:  # an empty cell
-            return ("id", id(value))
+            return ("fresh", next(_fresh))
         return (
             "function",
-            value.__code__,
-            id(value.__globals__),
+            *_code_key(value, depth),
             cells,
             _key(value.__defaults__, depth + 1),
             _key(tuple(sorted((value.__kwdefaults__ or {}).items())), depth + 1),
         )
-    return ("id", id(value))
+    return ("fresh", next(_fresh))
 
 
 class _Opaque:
@@ -89,10 +148,12 @@ class Closure:
     respect to the captured arrays.
     """
 
-    def __init__(self, kind: str, template: Any, parts: Any):
+    def __init__(self, kind: str, template: Any, parts: Any, tkey: Any = None):
         self.kind = kind  # "function" | "partial" | "method"
         self.template = template
         self.parts = parts  # a pytree of arrays, nested Closures and _Opaque values
+        # Computed once: flattening the same Closure twice must give equal tree structures.
+        self._tkey = self._template_key() if tkey is None else tkey
 
     # -- pytree --------------------------------------------------------------------------
     def tree_flatten(self):
@@ -101,14 +162,16 @@ class Closure:
         )
         arrays = [x for x in leaves if not isinstance(x, _Opaque)]
         statics = tuple(x if isinstance(x, _Opaque) else None for x in leaves)
-        return arrays, (self.kind, _Opaque(self.template, self._template_key()), treedef, statics)
+        return arrays, (self.kind, _Opaque(self.template, self._tkey), treedef, statics)
 
     def _template_key(self):
         # The captured values are in ``parts`` (compared there); the template itself only
         # contributes what ``rebuild`` takes from it.
         t = self.template
         if self.kind == "function":
-            return ("function", t.__code__, id(t.__globals__), t.__name__)
+            # The code, and the values of the globals it reads (the captured values are in
+            # ``parts``): a changed global is a different function.
+            return ("function", t.__name__, *_code_key(t))
         if self.kind == "static":
             return _key(t)
         return (self.kind,)
@@ -118,7 +181,9 @@ class Closure:
         kind, template, treedef, statics = aux
         it = iter(children)
         leaves = [next(it) if s is None else s for s in statics]
-        return cls(kind, template.value, jax.tree_util.tree_unflatten(treedef, leaves))
+        return cls(
+            kind, template.value, jax.tree_util.tree_unflatten(treedef, leaves), template.key
+        )
 
     # -- behaviour -----------------------------------------------------------------------
     def rebuild(self):
