@@ -72,7 +72,10 @@ def test_report_names_everything_and_reproduces():
     assert "FAIL" in str(report)
 
 
+@pytest.mark.slow
 def test_builtin_library_passes():
+    # Slow tier: `jaxrules check` (the README's main job, run by .ci/run on every JAX leg)
+    # checks the whole library more thoroughly; this is the float32-under-jit pass of it.
     # One seed, float32 (the dtype whose tolerances are tightest relative to rounding), under
     # jit, every order. `jaxrules check` runs both dtypes, all transforms and three seeds; the
     # slow tier sweeps 20 seeds.
