@@ -344,3 +344,34 @@ def test_second_order_right_however_jax_reaches_the_rule(case, x64):
         jax.jacfwd(jax.jacfwd(jax.jit(f))),
     ):
         np.testing.assert_allclose(how(arg), H, rtol=1e-8, atol=1e-10, err_msg=name)
+
+
+# -- complex and empty inputs (issue 15) -----------------------------------------------------
+@pytest.mark.parametrize(
+    "name, call",
+    [
+        ("sylvester", lambda A, C: sylvester(A, A.T, C)),
+        ("lyapunov", lambda A, C: lyapunov(A, C)),
+        ("discrete_lyapunov", lambda A, C: discrete_lyapunov(0.3 * A, C)),
+    ],
+)
+def test_matrix_equations_refuse_complex_input(name, call):
+    # They used to drop imaginary parts silently (residual 2.0 where SciPy's is 1e-16).
+    A = jnp.array([[-2.0, 1.0], [0.5, -3.0]]) * (1 + 0.5j)
+    C = jnp.eye(2, dtype=jnp.complex64)
+    with pytest.raises(TypeError, match=rf"{name}: A is complex.*real matrices only"):
+        call(A, C)
+
+
+@pytest.mark.parametrize(
+    "call, shape",
+    [
+        (lambda: sylvester(jnp.zeros((0, 0)), jnp.zeros((0, 0)), jnp.zeros((0, 0))), (0, 0)),
+        (lambda: sylvester(jnp.zeros((0, 0)), -jnp.eye(2), jnp.zeros((0, 2))), (0, 2)),
+        (lambda: lyapunov(jnp.zeros((0, 0)), jnp.zeros((0, 0))), (0, 0)),
+        (lambda: discrete_lyapunov(jnp.zeros((0, 0)), jnp.zeros((0, 0))), (0, 0)),
+    ],
+)
+def test_matrix_equations_on_empty_inputs(call, shape):
+    # They used to raise ZeroDivisionError; empty in, empty out, as jnp.
+    assert call().shape == shape

@@ -292,6 +292,17 @@ def _square(name, what, M):
         raise ValueError(f"{name}: {what} must be a square matrix, got shape {jnp.shape(M)}.")
 
 
+def _real(name, **arrays):
+    """Complex input is refused (it used to lose its imaginary part silently)."""
+    for what, M in arrays.items():
+        if jnp.issubdtype(jnp.result_type(M), jnp.complexfloating):
+            raise TypeError(
+                f"{name}: {what} is complex ({jnp.result_type(M)}); {name} supports real "
+                "matrices only so far. Use jax.scipy.linalg.solve_sylvester for complex "
+                "matrices, or split the equation into real and imaginary parts."
+            )
+
+
 def sylvester(A, B, C):
     r"""Solve the Sylvester equation :math:`AX + XB = C` (:math:`A` n×n, :math:`B` m×m).
 
@@ -311,11 +322,14 @@ def sylvester(A, B, C):
     """
     _square("sylvester", "A", A)
     _square("sylvester", "B", B)
+    _real("sylvester", A=A, B=B, C=C)
     if jnp.shape(C) != (A.shape[0], B.shape[0]):
         raise ValueError(
             f"sylvester: C must have shape {(A.shape[0], B.shape[0])} (rows of A, columns of "
             f"B), got {jnp.shape(C)}."
         )
+    if C.size == 0:  # nothing to solve (an empty A or B), as jnp on empty arrays
+        return jnp.zeros(C.shape, jnp.result_type(A, B, C))
     return _sylvester(A, B, C, _schur(A), _schur(B), s_lower=False, t_lower=False)
 
 
@@ -339,8 +353,11 @@ def lyapunov(A, Q):
     True
     """
     _square("lyapunov", "A", A)
+    _real("lyapunov", A=A, Q=Q)
     if jnp.shape(Q) != A.shape:
         raise ValueError(f"lyapunov: Q must have the shape of A {A.shape}, got {jnp.shape(Q)}.")
+    if A.size == 0:
+        return jnp.zeros(A.shape, jnp.result_type(A, Q))
     Z, S, rot = _schur(A)
     # A = U S Uᴴ and, A being real, Aᵀ = Aᴴ = U Sᴴ Uᴴ with Sᴴ lower triangular.
     fa, fat = (Z, S, rot), (Z, S.conj().T, rot)
@@ -442,10 +459,13 @@ def discrete_lyapunov(A, Q):
     True
     """
     _square("discrete_lyapunov", "A", A)
+    _real("discrete_lyapunov", A=A, Q=Q)
     if jnp.shape(Q) != A.shape:
         raise ValueError(
             f"discrete_lyapunov: Q must have the shape of A {A.shape}, got {jnp.shape(Q)}."
         )
+    if A.size == 0:
+        return jnp.zeros(A.shape, jnp.result_type(A, Q))
     As = jax.lax.stop_gradient(A)
     eye = jnp.eye(A.shape[0], dtype=A.dtype)
     M = jnp.linalg.solve(As + eye, As - eye)
