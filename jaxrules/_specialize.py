@@ -185,23 +185,29 @@ class Specialization:
         primals = self.treedef.unflatten(xs)
         tangents = self.treedef.unflatten(user_ts)
         res = rule.jvp_rule(primals, tangents, **self.static)
+        out, t_out = self._primal_pair(res, "JVP rule", "tangent_out")
+        return out, self._complete_tangent_out(t_out, "the JVP rule's tangent output")
+
+    def _primal_pair(self, res, what: str, second: str):
+        """Check that a rule returned ``(primal_out, second)`` with the function's output."""
         if not (isinstance(res, (tuple, list)) and len(res) == 2):
+            length = f" of length {len(res)}" if isinstance(res, (tuple, list)) else ""
             raise TypeError(
-                f"{self.name}: the JVP rule must return a pair (primal_out, tangent_out), got "
-                f"{describe(res)}{'' if not isinstance(res, (tuple, list)) else f' of length {len(res)}'}."
+                f"{self.name}: the {what} must return a pair (primal_out, {second}), got "
+                f"{describe(res)}{length}."
             )
-        out, t_out = res
+        out, other = res
         if self.concrete:
             self.observe(out)
         check_tree(
             self.name,
-            "the JVP rule's primal output",
+            f"the {what}'s primal output",
             self.out_struct,
             out,
             allow_none=False,
             tangent=False,
         )
-        return out, self._complete_tangent_out(t_out, "the JVP rule's tangent output")
+        return out, other
 
     def _complete_tangent_out(self, t_out, what):
         t_out = _symbolic_to_none(t_out)
@@ -264,22 +270,7 @@ class Specialization:
             ]
         pos, kw = call_form(spec, self.treedef.unflatten(xs), self.static)
         res = rule.fwd_rule(*pos, **kw)
-        if not (isinstance(res, (tuple, list)) and len(res) == 2):
-            raise TypeError(
-                f"{self.name}: the VJP forward rule must return a pair (primal_out, residuals), "
-                f"got {describe(res)}."
-            )
-        out, residuals = res
-        if self.concrete:
-            self.observe(out)
-        check_tree(
-            self.name,
-            "the VJP forward rule's primal output",
-            self.out_struct,
-            out,
-            allow_none=False,
-            tangent=False,
-        )
+        out, residuals = self._primal_pair(res, "VJP forward rule", "residuals")
         return out, residuals
 
     def bwd(self, res, ct, symbolic: bool | None = None):
