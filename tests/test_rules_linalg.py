@@ -375,3 +375,10 @@ def test_matrix_equations_refuse_complex_input(name, call):
 def test_matrix_equations_on_empty_inputs(call, shape):
     # They used to raise ZeroDivisionError; empty in, empty out, as jnp.
     assert call().shape == shape
+
+
+def test_lstsq_with_no_unknowns_is_empty_as_jnp():
+    # A (3, 0) matrix: jnp.linalg.lstsq returns an empty solution (this failed in a reduction).
+    A, b = jnp.zeros((3, 0)), jnp.ones(3)
+    assert lstsq(A, b).shape == jnp.linalg.lstsq(A, b)[0].shape == (0,)
+    assert lstsq(A, jnp.ones((3, 2))).shape == (0, 2)

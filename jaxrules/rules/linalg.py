@@ -673,6 +673,8 @@ def lstsq(A, b):
             f"lstsq: b must have shape ({A.shape[0]},) or ({A.shape[0]}, k) to match A "
             f"{A.shape}, got {jnp.shape(b)}."
         )
+    if A.shape[1] == 0:  # no unknowns: an empty solution, as jnp.linalg.lstsq
+        return jnp.zeros((0, *jnp.shape(b)[1:]), jnp.result_type(A, b))
     Q, R = jnp.linalg.qr(jax.lax.stop_gradient(A), mode="reduced")
     # Rank deficiency to working precision would give huge finite numbers from the triangular
     # solves; make it visible instead: NaN in the solution and every derivative.
