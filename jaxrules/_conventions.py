@@ -139,7 +139,7 @@ class JaxNondiff:
             args = unwrap(args)
             out, res = user_fwd(*args, **static)
             # JAX hands the nondiff arguments to bwd as well: keep them with the residuals.
-            nd = [a.value if hasattr(a, "perturbed") else a for a in (args[i] for i in self.nd_idx)]
+            nd = [args[i] for i in self.nd_idx]
             return out, (_wrap_static(nd), res)
 
         return fwd

@@ -50,8 +50,6 @@ except ImportError:  # pragma: no cover
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
-_SymbolicZero = jax.custom_derivatives.SymbolicZero
-CustomVJPPrimal = jax.custom_derivatives.CustomVJPPrimal
 
 #: How many specialisations (call signatures) each rule keeps.
 _CACHE_SIZE = 512

@@ -31,10 +31,6 @@ _SymbolicZero = jax.custom_derivatives.SymbolicZero
 CustomVJPPrimal = jax.custom_derivatives.CustomVJPPrimal
 
 
-def _is_none(x):
-    return x is None
-
-
 def _zero(x, mode: str):
     """A zero tangent/cotangent for ``x`` (an array or a ShapeDtypeStruct) in a rule's mode."""
     if mode == "none":
@@ -264,9 +260,10 @@ class Specialization:
         rule = self.rule
         spec = rule.argspec
         if rule.vjp_zeros == "jax":  # JAX's spelling: CustomVJPPrimal(value, perturbed)
+            # (not for nondiff arguments, which JAX passes as they are)
             xs = [
-                CustomVJPPrimal(x, bool(nz)) if k in ("dynamic", "int") else x
-                for x, k, nz in zip(xs, self.kinds, nonzeros)
+                x if n in spec.nondiff or k == "zero" else CustomVJPPrimal(x, bool(nz))
+                for x, k, nz, n in zip(xs, self.kinds, nonzeros, self.leaf_param)
             ]
         pos, kw = call_form(spec, self.treedef.unflatten(xs), self.static)
         res = rule.fwd_rule(*pos, **kw)
@@ -387,32 +384,28 @@ class Specialization:
         evaluated (forward mode) it is the JVP rule's tangent, or the transpose of the VJP
         rule; transposed (reverse mode) it is the VJP rule. Only differentiation traces the
         JVP rule, so ``jit`` of the primal stages a plain ``custom_jvp_call`` (no hijax
-        primitive, no per-call cost); the forward rule's unused work is removed by XLA in
-        forward mode (this form only runs inside a staged, compiled function).
+        primitive, no per-call cost). In forward mode the forward rule's unused work is removed
+        by XLA, and on concrete tangents the JVP rule runs alone (:meth:`jvp_keeping_vjp`).
         """
-        primal = _flat_function(self.primal, len(self.in_structs))
-        cj = jax.custom_jvp(primal)
+        return self._custom_jvp(self.jvp_keeping_vjp)
+
+    def _custom_jvp(self, flat_jvp: Callable) -> Callable:
+        """``jax.custom_jvp`` of the flat primal whose rule is ``flat_jvp(xs, ts)`` (``None``
+        for JAX's symbolic zeros)."""
+        cj = jax.custom_jvp(_flat_function(self.primal, len(self.in_structs)))
 
         def jvp_rule(primals, tangents):
             ts = [None if isinstance(t, _SymbolicZero) else t for t in tangents]
-            return self.jvp_keeping_vjp(tuple(primals), ts)
+            return flat_jvp(tuple(primals), ts)
 
         cj.defjvp(jvp_rule, symbolic_zeros=True)
         return lambda xs: cj(*xs)
 
     def _build_low(self, backend: str) -> Callable:
         # A plain function with a ready-made signature: JAX inspects it on every call.
-        primal = _flat_function(self.primal, len(self.in_structs))
         if backend == "custom_jvp":
-            cj = jax.custom_jvp(primal)
-
-            def jvp_rule(primals, tangents):
-                ts = [None if isinstance(t, _SymbolicZero) else t for t in tangents]
-                return self.jvp(tuple(primals), ts)
-
-            cj.defjvp(jvp_rule, symbolic_zeros=True)
-            return lambda xs: cj(*xs)
-        cv = jax.custom_vjp(primal)
+            return self._custom_jvp(self.jvp)
+        cv = jax.custom_vjp(_flat_function(self.primal, len(self.in_structs)))
 
         def fwd_rule(*xs):
             vals = tuple(x.value for x in xs)

@@ -501,3 +501,22 @@ def test_defjvps_with_nondiff_argnums_is_refused_as_in_jax():
         f = functools.partial(custom_jvp, nondiff_argnums=(0,))(lambda a, x: a * x)
         with pytest.raises(TypeError, match="defjvps"):
             f.defjvps(lambda t, o, a, x: a * t)
+
+
+def test_nondiff_int_array_reaches_fwd_plain_with_symbolic_zeros():
+    def make(deco):
+        _, custom_vjp = deco
+
+        @functools.partial(custom_vjp, nondiff_argnums=(0,))
+        def f(n, x):
+            return x * n
+
+        def fwd(n, x):
+            assert not hasattr(n, "perturbed")  # JAX passes nondiff arguments as they are
+            return x.value * n, n
+
+        f.defvjp(fwd, lambda n, res, g: (g * res,), symbolic_zeros=True)
+        return f
+
+    n = jnp.array(3)
+    assert_same(_both(make, lambda f: jax.grad(lambda x: f(n, x))(2.0)))
