@@ -24,6 +24,14 @@ def _rules(modules: Sequence[str], names: Sequence[str] | None, tag: str | None)
         except ImportError as e:
             raise SystemExit(f"jaxrules: cannot import module {m!r}: {e}") from None
     rules = jr.rules(tag=tag, module=tuple(mods))
+    if not rules:
+        where = f"with tag {tag!r} " if tag else ""
+        known = sorted({t for r in jr.rules(module=tuple(mods)) for t in r.tags})
+        hint = f" (tags there: {', '.join(known)})" if tag and known else ""
+        raise SystemExit(
+            f"jaxrules: no rules {where}are registered in {', '.join(mods)}{hint}; nothing to "
+            "do. Rules are registered with @jr.register(...) in the module you name."
+        )
     if names:
         known = {r.name: r for r in rules}
         missing = [n for n in names if n not in known]
@@ -113,10 +121,22 @@ def _cmd_check(a) -> int:
             f"{r.name:<24}{len(rep.results):>8}{len(rep.failures):>8}  {rep.worst_ratio:>14.3g}  "
             f"{'PASS' if rep.passed else 'FAIL'}"
         )
-    print(f"\n{len(rules) - failed} passed, {failed} failed ({time.perf_counter() - t0:.1f}s)")
+    wall = time.perf_counter() - t0
+    overlap = f"; {jobs} rules at a time, so per-rule times overlap" if jobs > 1 else ""
+    print(f"\n{len(rules) - failed} passed, {failed} failed ({wall:.1f}s wall{overlap})")
+    if reports and reports[0].coverage is not None:
+        c = reports[0].coverage
+        order = f"order {a.order}" if a.order else "each rule at its declared order"
+        print(
+            f"covered: dtypes {', '.join(c.dtypes)}; transforms {', '.join(c.transforms)}; "
+            f"seeds {list(c.seeds)}; {order}; every registered case "
+            f"({sum(len(r.cases) for r in rules)} in all)"
+        )
     for rep in reports:
         if not rep.passed:
             print("\n" + rep.failure_text())
+        elif rep.notes:
+            print(f"\nnote ({rep.notes[0].rule}): {rep.notes[0].note}")
     return 1 if failed else 0
 
 
@@ -177,6 +197,16 @@ def _plot(reports, path: str) -> None:
     fig.savefig(path, dpi=110)
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {n}")
+    return n
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="jaxrules", description="Check and benchmark JAX custom differentiation rules."
@@ -197,8 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sp.add_argument("--dtype", action="append", choices=["float64", "float32"])
     sp.add_argument("--transform", action="append", choices=["eager", "jit", "vmap"])
     sp.add_argument("--seed", action="append", type=int, help="a seed to check (repeatable)")
-    sp.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
-    sp.add_argument("--order", type=int, default=None, help="highest order to check")
+    sp.add_argument("--seeds", type=_positive, default=3, help="number of seeds (default 3)")
+    sp.add_argument("--order", type=_positive, default=None, help="highest order to check")
     sp.add_argument(
         "--jobs", type=int, default=None, help="rules checked in parallel (default: cores)"
     )

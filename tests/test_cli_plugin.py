@@ -48,8 +48,9 @@ def test_cli_checks_rules_defined_in_module_and_fails():
         "float32",
     )
     assert r.returncode == 1
-    assert "plugin_bad_exp" in r.stdout and "vjp (argument x, output out)" in r.stdout
-    assert "reproduce: jr.check('plugin_bad_exp'" in r.stdout
+    assert "plugin_bad_exp — argument x, output out: " in r.stdout and "vjp" in r.stdout
+    assert "import plugin_rules.bad  # registers 'plugin_bad_exp'" in r.stdout
+    assert "jr.check('plugin_bad_exp', dtypes=('float32',)" in r.stdout
 
 
 def test_cli_errors():
@@ -57,6 +58,14 @@ def test_cli_errors():
     assert r.returncode != 0 and "cannot import module 'no_such_module_xyz'" in r.stderr
     r = run(sys.executable, "-m", "jaxrules", "check", "--rule", "nope")
     assert r.returncode != 0 and "no rule named 'nope'" in r.stderr
+    # Nothing to check is an error, never a pass.
+    r = run(sys.executable, "-m", "jaxrules", "check", "plugin_rules")  # a package, no rules
+    assert r.returncode != 0 and "no rules are registered in plugin_rules" in r.stderr
+    r = run(sys.executable, "-m", "jaxrules", "check", "--tag", "no-such-tag")
+    assert r.returncode != 0 and "no rules with tag 'no-such-tag'" in r.stderr
+    for bad in (("--order", "0"), ("--seeds", "0")):
+        r = run(sys.executable, "-m", "jaxrules", "check", *bad)
+        assert r.returncode == 2 and "expected a whole number >= 1" in r.stderr
 
 
 def test_pytest_plugin_items():

@@ -159,7 +159,14 @@ def _scale_cos_vmap(axis_size, in_batched, x, t):
     return jnp.broadcast_to(out, x.shape), True
 
 
-wrong("wrong_only_under_vmap", "jvp", "x", only=("vmap",), reference=jnp.sin, inputs={"x": vec})(
+wrong(
+    "wrong_only_under_vmap",
+    "jvp",
+    "x",
+    only=("vmap", "vmap(directions)"),
+    reference=jnp.sin,
+    inputs={"x": vec},
+)(
     _rule(
         _sin,
         lambda p, t: (jnp.sin(p[0]), _scale_cos(p[0], t[0])),
@@ -304,6 +311,96 @@ wrong("jvp_right_vjp_wrong_in_both_mode", "vjp", "x", reference=_sumsq, inputs={
         lambda x, g: (x * g,),
     )
 )
+
+# -- holes closed in the checker's second version (each was passed by the first) ----------------
+# A fwd that returns a wrong primal (the function body is right): value_and_grad is wrong.
+wrong("fwd_wrong_primal", "vjp_primal", None, **SP, order=2)(
+    _rule(
+        _sinprod,
+        None,
+        lambda x, y: (jnp.sin(x) * y + 1e-2, (x, y)),
+        _sinprod_bwd,
+    )
+)
+# A JVP rule with a wrong primal and a right tangent: jax.jvp and linearize are wrong.
+wrong("jvp_wrong_primal", "jvp_primal", None, **SP)(
+    _rule(_sinprod, lambda p, t: (_sinprod(*p) * 1.01, _sinprod_jvp(p, t)[1]))
+)
+
+
+def _sincos_jvp(p, t):
+    return _sincos(p[0]), (jnp.cos(p[0]) * t[0], -jnp.sin(p[0]) * t[0])
+
+
+def _none_branch_bwd(x, g):
+    gs, gc = g
+    if gc is None:  # wrong only when the second output's cotangent is a symbolic zero
+        return (2 * jnp.cos(x) * gs,)
+    if gs is None:
+        return (-jnp.sin(x) * gc,)
+    return (jnp.cos(x) * gs - jnp.sin(x) * gc,)
+
+
+_sincos_none = jr.custom_vjp(_sincos)
+_sincos_none.defjvp(_sincos_jvp)
+_sincos_none.defvjp(lambda x: (_sincos(x), x), _none_branch_bwd, zeros_as_none=True)
+wrong("wrong_when_a_cotangent_is_none", "vjp", "x", reference=_sincos, inputs={"x": vec})(
+    _sincos_none
+)
+# A bwd that is not linear in the cotangent: a cross term between the two outputs'
+# cotangents, invisible when they are passed one at a time.
+wrong("bwd_not_linear", "vjp_linear", "x", reference=_sincos, inputs={"x": vec})(
+    _rule(
+        _sincos,
+        _sincos_jvp,
+        lambda x: (_sincos(x), x),
+        lambda x, g: (jnp.cos(x) * g[0] - jnp.sin(x) * g[1] + 0.1 * g[0] * g[1],),
+    )
+)
+
+
+def _batching_bug(bad):
+    """``cos(x)·t`` with a batching rule that is wrong for one pattern ``bad`` of
+    (x batched, t batched) only."""
+
+    @jax.custom_batching.custom_vmap
+    def op(x, t):
+        return jnp.cos(x) * t
+
+    @op.def_vmap
+    def _(axis_size, in_batched, x, t):
+        x = x if in_batched[0] else jnp.broadcast_to(x, (axis_size, *x.shape))
+        t = t if in_batched[1] else jnp.broadcast_to(t, (axis_size, *t.shape))
+        out = jnp.cos(x) * t
+        return (-out if tuple(in_batched) == bad else out), True
+
+    return op
+
+
+_pb = _batching_bug((False, True))
+wrong(
+    "wrong_only_point_unbatched",
+    "jvp",
+    "x",
+    only=("vmap(directions)",),
+    reference=jnp.sin,
+    inputs={"x": vec},
+)(  # jacfwd's pattern: the point unbatched, the tangents batched
+    _rule(_sin, lambda p, t: (jnp.sin(p[0]), _pb(p[0], t[0])), lambda x: (jnp.sin(x), x),
+          lambda x, g: (jnp.cos(x) * g,))
+)  # fmt: skip
+_pp = _batching_bug((True, False))
+wrong(
+    "wrong_only_cotangent_unbatched",
+    "vjp",
+    "x",
+    only=("vmap(point)",),
+    reference=jnp.sin,
+    inputs={"x": vec},
+)(  # vmap(grad(f))'s pattern: the point batched, the cotangent unbatched
+    _rule(_sin, lambda p, t: (jnp.sin(p[0]), jnp.cos(p[0]) * t[0]), lambda x: (jnp.sin(x), x),
+          lambda x, g: (_pp(x, g),))
+)  # fmt: skip
 
 # The correct twins of the linear-algebra mistakes, for false-positive counts.
 RIGHT.register("quadratic_form", reference=_quad, inputs={"x": vec, "Q": mat}, order=2)(

@@ -1,0 +1,279 @@
+"""Comparing the rule's quantities at one point with the witnesses, check by check."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _witness
+from .._registry import Rule
+from ._layout import Layout
+from ._programs import ReferencePrograms
+from ._quantities import CHECKS, Check
+from ._report import CheckResult, Recipe, badness
+from ._tolerance import (
+    FD_RTOL,
+    allowed,
+    denominator,
+    noise,
+    noise_points,
+    norm,
+    note,
+    relative,
+)
+
+
+def upcast(x):
+    if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.inexact):
+        return np.asarray(x, np.float64)
+    return x
+
+
+def up_tree(t):
+    return jax.tree_util.tree_map(lambda a: jnp.asarray(upcast(a)), t)
+
+
+@dataclasses.dataclass
+class Point:
+    """Everything about one drawn point of one (rule, case, dtype): the leaves, the
+    directions, the witnesses (computed once) and the calibration (computed on demand)."""
+
+    rec: Rule
+    case_idx: int
+    case: Mapping[str, Any]
+    dtype: str
+    seed: int
+    order: int
+    floor: float
+    atol: float | None
+    layout: Layout
+    xs: list
+    fixed: list
+    D: dict  # stacked directions {"v", "v2", "w", "w2"}: lists of (K, ...) arrays
+    K: int
+    n_out: int
+    refs: ReferencePrograms | None
+    want: list[dict] | None = None
+    _calib: list[dict] | None = None
+    _noise: list[list[dict]] | None = None
+    _fd: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def float64(self) -> bool:
+        return jnp.dtype(self.dtype).itemsize >= 8
+
+    def witness(self) -> None:
+        if self.refs is not None:
+            with jax.enable_x64(True):
+                self.want = self.refs.run(
+                    "64", up_tree(self.xs), up_tree(self.fixed), up_tree(self.D)
+                )
+
+    def calibration(self) -> list[dict]:
+        """The reference's quantities in the rule's dtype at the same point."""
+        if self._calib is None:
+            self._calib = self.refs.run(self.dtype, self.xs, self.fixed, self.D)
+        return self._calib
+
+    def noise_witnesses(self) -> list[list[dict]]:
+        """The float64 witness at the noise estimate's four nearby points."""
+        if self._noise is None:
+            with jax.enable_x64(True):
+                fixed, D = up_tree(self.fixed), up_tree(self.D)
+                self._noise = [
+                    self.refs.run("64", [jnp.asarray(y) for y in ys], fixed, D)
+                    for ys in noise_points(self.xs, self.layout.projectors, self.seed)
+                ]
+        return self._noise
+
+    def fd_jvp(self, F: Callable, i: int, k: int) -> list:
+        """Central differences (Richardson) of the rule's primal along direction k, float64."""
+        key = (i, k)
+        if key not in self._fd:
+            with jax.enable_x64(True):
+                up = [jnp.asarray(upcast(x)) for x in self.xs]
+                upf = [jnp.asarray(upcast(f)) if hasattr(f, "dtype") else f for f in self.fixed]
+                v = upcast(self.D["v"][i][k])
+                self._fd[key] = _witness.fd_jvp(lambda ys: F(ys, upf), up, i, v)
+        return self._fd[key]
+
+    def result(self, transform, check, arg, out, err, tol, message="", note_="") -> CheckResult:
+        return CheckResult(
+            self.rec.name,
+            self.case_idx,
+            dict(self.case),
+            self.dtype,
+            transform,
+            check,
+            arg,
+            out,
+            float(err),
+            float(tol),
+            self.seed,
+            message,
+            note_,
+            None,
+            None,
+        )
+
+    def label_in(self, i):
+        return None if i is None else self.layout.labels[i]
+
+    def label_out(self, o):
+        if o is None:
+            return None
+        return f"out[{o}]" if self.n_out > 1 else "out"
+
+
+class Accumulator:
+    """Keeps, per (transform, check, argument, output), the worst result seen."""
+
+    def __init__(self, recipe: Recipe, order: int):
+        self.recipe, self.order = recipe, order
+        self.worst: dict[tuple, CheckResult] = {}
+
+    def add(self, r: CheckResult) -> None:
+        r = dataclasses.replace(r, recipe=self.recipe, order=self.order)
+        key = (r.case, r.dtype, r.transform, r.check, r.argument, r.output)
+        old = self.worst.get(key)
+        if old is None or badness(r) > badness(old):
+            self.worst[key] = r
+
+    def error(self, point: Point, transform, check, exc: BaseException, arg=None) -> None:
+        text = str(exc).strip()
+        lines = text.splitlines()
+        msg = f"raised {type(exc).__name__}: {lines[0] if lines else ''}"
+        if len(lines) > 1:
+            msg += "\n      " + "\n      ".join(lines[1:8])
+        self.add(point.result(transform, check, arg, None, float("inf"), 0.0, msg))
+
+    def results(self) -> list[CheckResult]:
+        return list(self.worst.values())
+
+
+def _project(P, x):
+    return x if P is None or x is None else np.asarray(P(x))
+
+
+def _e_ref(point: Point, check: Check, k: int, key, w, denom, P) -> tuple[float, str]:
+    """The measured error of the witness itself in this comparison (see _tolerance)."""
+    if check.against == "self":
+        if point.refs is None:
+            return 0.0, "self"
+        src = point.want[k] if point.float64 else point.calibration()[k]
+        g, ww = check.got(src, key), check.want(src, key)
+        if g is None or ww is None:
+            return 0.0, "self"
+        return relative(_project(P, g), _project(P, ww), denom), "self"
+    if point.float64:
+        values = [check.want(s[k], key) for s in point.noise_witnesses()]
+        if any(v is None for v in values):
+            return 0.0, "noise"
+        return noise([_project(P, v) for v in values], w) / denom, "noise"
+    c = check.got(point.calibration()[k], key)
+    return (0.0 if c is None else relative(_project(P, c), w, denom)), "calibration"
+
+
+def compare(point: Point, transform: str, k: int, q: dict, acc: Accumulator) -> None:
+    """Every check of the table for the rule's quantities ``q`` (direction k) under
+    ``transform``, plus the JVP/VJP consistency and (no reference) finite differences."""
+    n_in, n_out = len(point.xs), point.n_out
+    for check in CHECKS:
+        if check.order > point.order:
+            continue
+        if check.against == "reference" and point.want is None:
+            continue
+        src = point.want[k] if check.against == "reference" else q
+        keys = check.keys(n_in, n_out)
+        pairs = []
+        for key in keys:
+            g, w = check.got(q, key), check.want(src, key)
+            if g is None or w is None:
+                continue
+            P = point.layout.projectors[key[0]] if check.projected and key[0] is not None else None
+            pairs.append((key, _project(P, g), _project(P, w), P))
+        # M: the largest wanted norm of this check and direction (the scale of zeros).
+        M = max((norm(w) for _, _, w, _ in pairs), default=0.0)
+        for key, g, w, P in pairs:
+            if np.shape(g) != np.shape(w):
+                acc.add(
+                    point.result(
+                        transform, check.name, point.label_in(key[0]), point.label_out(key[1]),
+                        float("inf"), 0.0,
+                        f"shape {np.shape(g)} where the witness has {np.shape(w)}",
+                    )
+                )  # fmt: skip
+                continue
+            denom = denominator(norm(w), M, point.floor, point.atol)
+            err = relative(g, w, denom)
+            tol, why = point.floor, ""
+            if err > point.floor:
+                e_ref, how = _e_ref(point, check, k, key, w, denom, P)
+                tol = allowed(point.floor, e_ref)
+                why = note(point.dtype, point.floor, tol, e_ref, how)
+            acc.add(
+                point.result(
+                    transform, check.name, point.label_in(key[0]), point.label_out(key[1]),
+                    err, tol, note_=why,
+                )
+            )  # fmt: skip
+    _consistency(point, transform, k, q, acc)
+    if point.refs is None:
+        _finite_differences(point, transform, k, q, acc)
+
+
+def _consistency(point: Point, transform, k, q, acc) -> None:
+    """The rule's own JVP and VJP agree: ``<w, J v> = <Jᵀ w, v>``."""
+    if "jvp" not in q or "vjp" not in q:
+        return
+    for i in range(len(point.xs)):
+        v = upcast(point.D["v"][i][k])
+        for o in range(point.n_out):
+            w = point.D["w"][o]
+            jv = q["jvp"][i][o] if q["jvp"][i] is not None else None
+            jtw = q["vjp"][o][i] if q["vjp"][o] is not None else None
+            if jv is None or jtw is None or w is None:
+                continue
+            wo = upcast(w[k])
+
+            def gap(jv, jtw):
+                a, b = float(np.vdot(wo, jv)), float(np.vdot(jtw, v))
+                return abs(a - b), max(norm(wo) * norm(jv), norm(jtw) * norm(v), 1e-300)
+
+            d, scale = gap(jv, jtw)
+            err = d / scale
+            tol, why = point.floor, ""
+            if err > point.floor and point.refs is not None:
+                src = point.want[k] if point.float64 else point.calibration()[k]
+                e_ref = gap(src["jvp"][i][o], src["vjp"][o][i])[0] / scale
+                tol = allowed(point.floor, e_ref)
+                why = note(point.dtype, point.floor, tol, e_ref, "self")
+            acc.add(
+                point.result(
+                    transform, "consistency", point.label_in(i), point.label_out(o), err, tol,
+                    note_=why,
+                )
+            )  # fmt: skip
+
+
+def _finite_differences(point: Point, transform, k, q, acc) -> None:
+    """Without a reference: the rule's JVPs against central differences of its primal."""
+    if "jvp" not in q:
+        return
+    F = point.layout.function(point.rec.fn)
+    for i in range(len(point.xs)):
+        fd = point.fd_jvp(F, i, k)
+        for o in range(point.n_out):
+            g = q["jvp"][i][o] if q["jvp"][i] is not None else None
+            if g is None:
+                continue
+            err = norm(g - fd[o]) / max(norm(fd[o]), 1e-300)
+            tol = max(point.floor, FD_RTOL.get(point.dtype, 0.0))
+            acc.add(
+                point.result(transform, "jvp_fd", point.label_in(i), point.label_out(o), err, tol)
+            )

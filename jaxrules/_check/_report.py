@@ -1,0 +1,254 @@
+"""What the checker reports: one result per check, grouped into failure blocks a person can act
+on, each with one complete reproducer."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .._errors import RuleCheckError
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How to re-run a check from a fresh Python: the imports and the ``jr.check`` call's
+    fixed part (what is checked, and the registry, reference and inputs it needs)."""
+
+    imports: tuple[str, ...]
+    target: str  # the first argument of jr.check, as code
+    extra: tuple[str, ...] = ()  # further keyword arguments, as code ("registry=WRONG", ...)
+
+    def code(self, *, case: Mapping[str, Any] | None, dtypes, transforms, seed, order) -> str:
+        kw = list(self.extra)
+        if case:
+            kw.append(f"cases=[{dict(case)!r}]")
+        kw.append(f"dtypes={tuple(dtypes)!r}")
+        kw.append(f"transforms={tuple(transforms)!r}")
+        if seed is not None:
+            kw.append(f"seeds=[{seed}]")
+        if order is not None:
+            kw.append(f"order={order}")
+        call = f"jr.check({self.target}, {', '.join(kw)}).raise_if_failed()"
+        return "\n".join([*self.imports, call])
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckResult:
+    """One check of one rule at one (case, dtype, transform, argument, output).
+
+    ``transform`` is ``None`` for what does not depend on a transform (the example inputs, the
+    output structure, whether a jaxrules rule ran). ``argument``/``output`` are ``None`` when
+    the check covers every argument (all inputs perturbed at once) or every output (all
+    cotangents at once). ``note`` says when the tolerance was widened, and why.
+    """
+
+    rule: str
+    case: int
+    case_values: Mapping[str, Any]
+    dtype: str
+    transform: str | None
+    check: str
+    argument: str | None
+    output: str | None
+    error: float
+    tol: float
+    seed: int | None
+    message: str = ""
+    note: str = ""
+    order: int | None = dataclasses.field(default=None, compare=False)
+    recipe: Recipe | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    @property
+    def passed(self) -> bool:
+        return not self.message and self.error <= self.tol
+
+    @property
+    def requested_transform(self) -> str | None:
+        """The ``transforms=`` entry that ran this check (``vmap(point)`` comes from ``vmap``)."""
+        return None if self.transform is None else self.transform.split("(")[0]
+
+    def reproducer(self) -> str:
+        """Python code that re-runs this check alone (imports included)."""
+        recipe = self.recipe or Recipe(("import jaxrules as jr",), repr(self.rule))
+        tr = self.requested_transform
+        return recipe.code(
+            case=self.case_values,
+            dtypes=(self.dtype,),
+            transforms=(tr,) if tr else ("jit",),
+            seed=self.seed,
+            order=self.order,
+        )
+
+    @property
+    def where(self) -> str:
+        arg = "all arguments" if self.argument is None else f"argument {self.argument}"
+        out = "all outputs" if self.output is None else f"output {self.output}"
+        return f"{arg}, {out}"
+
+    def outcome(self) -> str:
+        if self.message:
+            return self.message
+        return f"error {self.error:.3g} > tolerance {self.tol:.3g} (seed {self.seed})"
+
+    def describe(self) -> str:
+        case = f" case {self.case} {dict(self.case_values)}" if self.case_values else ""
+        tr = f", {self.transform}" if self.transform else ""
+        head = f"{self.rule}{case} [{self.dtype}{tr}] {self.check} ({self.where})"
+        code = self.reproducer().replace("\n", "\n        ")
+        return f"{head}: {self.outcome()}\n    reproduce:\n        {code}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Coverage:
+    """What a :func:`check` call covered: stated in every summary, so a pass says what it means."""
+
+    dtypes: tuple[str, ...]
+    transforms: tuple[str, ...]
+    seeds: tuple[int, ...]
+    order: int
+    directions: int
+    cases: int
+
+    def __str__(self) -> str:
+        tr = ", ".join(
+            t + (" (+ point-only and directions-only batching)" if t == "vmap" else "")
+            for t in self.transforms
+        )
+        return (
+            f"dtypes {', '.join(self.dtypes)}; transforms {tr}; seeds {list(self.seeds)}; "
+            f"order {self.order}; {self.directions} direction(s) per point; "
+            f"{self.cases} case(s)"
+        )
+
+
+def _group_key(r: CheckResult):
+    return (r.rule, r.case, r.argument, r.output)
+
+
+def _failure_block(fails: Sequence[CheckResult]) -> str:
+    """One block for the failures of one (rule, case, argument, output)."""
+    first = fails[0]
+    worst = max(fails, key=badness)
+    checks = sorted({f.check for f in fails})
+    dtypes = sorted({f.dtype for f in fails}, reverse=True)
+    transforms = sorted({f.transform for f in fails if f.transform})
+    case = f" case {first.case} {dict(first.case_values)}" if first.case_values else ""
+    lines = [
+        f"{first.rule}{case} — {first.where}: {', '.join(checks)} failed "
+        f"[{', '.join(dtypes)}{'; ' + ', '.join(transforms) if transforms else ''}]"
+    ]
+    tr = f" under {worst.transform}" if worst.transform else ""
+    lines.append(f"    worst: {worst.check} in {worst.dtype}{tr}: {worst.outcome()}")
+    if worst.note:
+        lines.append(f"    note: {worst.note}")
+    requested = tuple(dict.fromkeys(f.requested_transform for f in fails if f.transform))
+    recipe = worst.recipe or Recipe(("import jaxrules as jr",), repr(worst.rule))
+    code = recipe.code(
+        case=worst.case_values,
+        dtypes=tuple(dtypes),
+        transforms=requested or ("jit",),
+        seed=worst.seed,
+        order=worst.order,
+    )
+    lines.append("    reproduce:\n        " + code.replace("\n", "\n        "))
+    return "\n".join(lines)
+
+
+@dataclasses.dataclass
+class CheckReport:
+    """The outcome of :func:`check`: every check's worst case over seeds and directions."""
+
+    results: list[CheckResult]
+    seconds: float = 0.0
+    coverage: Coverage | None = None
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        return [r for r in self.results if not r.passed]
+
+    @property
+    def notes(self) -> list[CheckResult]:
+        """The results whose tolerance was widened by calibration (with the reason)."""
+        return [r for r in self.results if r.note]
+
+    def raise_if_failed(self) -> CheckReport:
+        """Raise :class:`jaxrules.RuleCheckError` listing every failure; return self if none."""
+        if not self.passed:
+            raise RuleCheckError(self.failure_text())
+        return self
+
+    def failure_blocks(self) -> list[str]:
+        """One text block per failing (rule, case, argument, output), with a reproducer."""
+        groups: dict[tuple, list[CheckResult]] = {}
+        for f in self.failures:
+            groups.setdefault(_group_key(f), []).append(f)
+        return [_failure_block(g) for g in groups.values()]
+
+    def failure_text(self) -> str:
+        if self.passed:
+            return f"all {len(self.results)} checks passed" + (
+                f" ({self.coverage})" if self.coverage else ""
+            )
+        blocks = self.failure_blocks()
+        head = (
+            f"{len(self.failures)} check(s) failed, in {len(blocks)} place(s) "
+            "(rule, argument, output):"
+        )
+        return "\n".join([head, *blocks])
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    @property
+    def worst_ratio(self) -> float:
+        """The largest error/tolerance among the checks that produced a number."""
+        return worst_ratio(self.results)
+
+    def summary(self) -> str:
+        rows: dict[tuple, list[CheckResult]] = {}
+        for r in self.results:
+            rows.setdefault((r.rule, r.case, r.dtype, r.transform or "-"), []).append(r)
+        out = [
+            "rule                 case  dtype    transform         checks  worst err/tol  status"
+        ]
+        for (rule, case, dtype, tr), rs in rows.items():
+            ok = all(x.passed for x in rs)
+            out.append(
+                f"{rule:<20} {case:>4}  {dtype:<8} {tr:<17} {len(rs):>6}  "
+                f"{worst_ratio(rs):>13.3g}  {'PASS' if ok else 'FAIL'}"
+            )
+        if self.coverage is not None:
+            out.append(f"covered: {self.coverage}")
+        widened = self.notes
+        if widened:
+            out.append(
+                f"{len(widened)} tolerance(s) widened by calibration, e.g. {widened[0].note}"
+            )
+        return "\n".join(out)
+
+    def __str__(self) -> str:
+        s = self.summary()
+        if not self.passed:
+            s += "\n\n" + self.failure_text()
+        return s
+
+
+def badness(r: CheckResult) -> float:
+    if r.message:
+        return float("inf")
+    if r.tol == 0:
+        return r.error
+    return r.error / r.tol
+
+
+def worst_ratio(results: Sequence[CheckResult]) -> float:
+    """Largest error/tolerance over ``results`` that are numbers (not raised errors); 0 if none."""
+    return max((r.error / r.tol for r in results if not r.message and r.tol), default=0.0)
+
+
+__all__ = ["CheckReport", "CheckResult", "Coverage", "Recipe", "RuleCheckError"]

@@ -1,0 +1,387 @@
+"""``jr.check``: which rule, which points, which programs — and nothing vacuous."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _backend, _custom
+from .._registry import Rule, default_registry, make_rule
+from ._compare import Accumulator, Point, compare
+from ._layout import argspec, make_layout
+from ._programs import ReferencePrograms, RulePrograms
+from ._quantities import is_float, zero_cotangent
+from ._report import CheckReport, Coverage, Recipe
+from ._tolerance import floor_for
+
+TRANSFORMS = ("eager", "jit", "vmap")
+_MISSING = object()
+
+
+# -- the rule under test ------------------------------------------------------------------------
+def _resolve(rule, reference, inputs, cases, registry) -> tuple[Rule, bool]:
+    """The rule record, and whether it promises a jaxrules rule (so 'rule_ran' applies)."""
+    reg = registry or default_registry
+    if isinstance(rule, (Rule, str)):
+        rec = reg.lookup(rule)
+    elif callable(rule):
+        found = reg.lookup(rule)
+        if found is not None and reference is _MISSING and inputs is None:
+            rec = found
+        else:
+            if inputs is None:
+                raise TypeError(
+                    f"check: {getattr(rule, '__name__', rule)!r} is not registered; pass "
+                    "inputs={name: generator} (and reference=...) to check it."
+                )
+            rec = make_rule(
+                None,
+                rule,
+                reference=None if reference is _MISSING else reference,
+                inputs=inputs,
+                cases=cases,
+            )
+            return rec, isinstance(rule, _custom.CustomRule)
+    else:
+        raise TypeError(
+            f"check: expected a rule name, a registered function or a Rule, got "
+            f"{type(rule).__name__}."
+        )
+    if reference is not _MISSING or inputs is not None or cases is not None:
+        rec = dataclasses.replace(
+            rec,
+            reference=rec.reference if reference is _MISSING else reference,
+            inputs=rec.inputs if inputs is None else inputs,
+            cases=rec.cases if cases is None else tuple(dict(c) for c in cases),
+        )
+    return rec, True
+
+
+def _code_for(fn: Callable) -> tuple[str | None, str]:
+    """An import line and an expression naming ``fn`` from a fresh interpreter, if it has one."""
+    mod, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    if not mod or not qual or "<" in qual or mod == "__main__":
+        return None, f"<{getattr(fn, '__name__', 'your function')}>"
+    for m in dict.fromkeys([mod.replace("._src", ""), mod]):
+        try:
+            obj = importlib.import_module(m)
+            for part in qual.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError):
+            continue
+        if obj is fn:
+            return f"import {m}", f"{m}.{qual}"
+    return None, f"<{qual}>"
+
+
+def _recipe(rec: Rule, registered: bool, registry, reference, inputs) -> Recipe:
+    imports = ["import jaxrules as jr"]
+    extra: list[str] = []
+    if registered:
+        if (
+            rec.module
+            and rec.module not in ("__main__", "jaxrules")
+            and registry
+            in (
+                None,
+                default_registry,
+            )
+        ):
+            imports.append(f"import {rec.module}  # registers {rec.name!r}")
+        if registry not in (None, default_registry):
+            found = _registry_name(registry, rec.module)
+            if found:
+                imports.append(f"from {found[0]} import {found[1]}")
+                extra.append(f"registry={found[1]}")
+            else:
+                extra.append("registry=<the Registry holding it>")
+        target = repr(rec.name)
+    else:
+        line, target = _code_for(rec.fn)
+        if line:
+            imports.append(line)
+    if reference is not _MISSING:
+        if reference is None:
+            extra.append("reference=None")
+        else:
+            line, code = _code_for(reference)
+            if line:
+                imports.append(line)
+            extra.append(f"reference={code}")
+    if inputs is not None:
+        if isinstance(inputs, Mapping):
+            extra.append("inputs={" + ", ".join(f"{k!r}: {g!r}" for k, g in inputs.items()) + "}")
+        else:
+            extra.append(f"inputs={inputs!r}")
+    return Recipe(tuple(dict.fromkeys(imports)), target, tuple(extra))
+
+
+def _registry_name(registry, module: str) -> tuple[str, str] | None:
+    """The module attribute holding ``registry`` (the rule's own module first)."""
+    mods = [sys.modules.get(module), *list(sys.modules.values())]
+    for m in mods:
+        if m is None:
+            continue
+        for attr, val in list(vars(m).items()):
+            if val is registry and not attr.startswith("__"):
+                return m.__name__, attr
+    return None
+
+
+# -- argument validation: no check runs vacuously -----------------------------------------------
+def _validate(name, dtypes, transforms, seeds, directions, order) -> tuple[list[int], list[str]]:
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        seed_list = list(range(int(seeds)))
+    else:
+        seed_list = [int(s) for s in seeds]
+    dtypes = [jnp.dtype(d).name for d in ([dtypes] if isinstance(dtypes, str) else dtypes)]
+    transforms = [transforms] if isinstance(transforms, str) else list(transforms)
+    for t in transforms:
+        if t not in TRANSFORMS:
+            raise ValueError(
+                f"check({name!r}): unknown transform {t!r}; expected some of {TRANSFORMS}."
+            )
+    for d in dtypes:
+        if not jnp.issubdtype(d, jnp.floating):
+            raise ValueError(
+                f"check({name!r}): dtypes must be floating dtypes (float64, float32, ...), got {d!r}."
+            )
+    empty = [
+        what
+        for what, n in (
+            ("seeds", len(seed_list)),
+            ("dtypes", len(dtypes)),
+            ("transforms", len(transforms)),
+        )
+        if n == 0
+    ]
+    if empty:
+        raise ValueError(
+            f"check({name!r}): {' and '.join(empty)} is empty, so nothing would be checked; a "
+            "check that runs nothing cannot pass. Pass at least one of each (defaults: "
+            "seeds=3, dtypes=('float64', 'float32'), transforms=('eager', 'jit', 'vmap'))."
+        )
+    if not isinstance(directions, (int, np.integer)) or directions < 1:
+        raise ValueError(f"check({name!r}): directions must be an int >= 1, got {directions!r}.")
+    if order is not None and (not isinstance(order, (int, np.integer)) or order < 1):
+        raise ValueError(f"check({name!r}): order must be an int >= 1, got {order!r}.")
+    return seed_list, dtypes
+
+
+@contextlib.contextmanager
+def _precision(dtype: str):
+    with jax.enable_x64(jnp.dtype(dtype).itemsize == 8):
+        yield
+
+
+def check(
+    rule: str | Callable | Rule,
+    *,
+    dtypes: Sequence[str] = ("float64", "float32"),
+    transforms: Sequence[str] = TRANSFORMS,
+    order: int | None = None,
+    seeds: int | Iterable[int] = 3,
+    directions: int = 2,
+    rtol: float | None = None,
+    atol: float | None = None,
+    reference: Callable | None = _MISSING,  # type: ignore[assignment]
+    inputs: Any = None,
+    cases: Sequence[Mapping[str, Any]] | None = None,
+    registry=None,
+) -> CheckReport:
+    """Check a rule's derivatives against JAX's own differentiation of its reference.
+
+    **Arguments:**
+
+    - `rule`: a registered rule's name, a registered function, or any function (then pass
+      `inputs=` and usually `reference=`) — JAX's built-ins and other libraries' rules too,
+      positional-only and `*args` parameters included.
+    - `dtypes`: float dtypes to check in (float64 runs inside ``jax.enable_x64()``).
+    - `transforms`: any of ``"eager"``, ``"jit"``, ``"vmap"`` (``vmap`` also runs the two
+      partial batchings: point unbatched with batched directions, and the reverse).
+    - `order`: the highest derivative order to check (default: the rule's declared order).
+    - `seeds`: a count, or the list of seeds: one random point per seed.
+    - `directions`: random directions (and output cotangents) per point.
+    - `rtol`/`atol`: override the relative floor and add an absolute floor.
+    - `reference`, `inputs`, `cases`: override or supply the registered ones.
+
+    **Returns:** a :class:`CheckReport`; ``.raise_if_failed()`` raises
+    :class:`jaxrules.RuleCheckError` (an ``AssertionError``) naming each failure. Asking for
+    no seeds, dtypes or transforms is a ``ValueError``, never a vacuous pass.
+
+    >>> import jax.numpy as jnp, jaxrules as jr
+    >>> report = jr.check(jnp.linalg.inv, reference=lambda a: jnp.linalg.solve(a, jnp.eye(3)),
+    ...                   inputs={"a": jr.inputs.general((3, 3))}, seeds=2)
+    >>> report.passed
+    True
+    """
+    t0 = time.perf_counter()
+    rec, expects_rule = _resolve(rule, reference, inputs, cases, registry)
+    seed_list, dtype_list = _validate(rec.name, dtypes, transforms, seeds, directions, order)
+    order_ = rec.order if order is None else int(order)
+    registered = isinstance(rule, (str, Rule)) or (reference is _MISSING and inputs is None)
+    recipe = _recipe(rec, registered, registry, reference, inputs)
+    acc = Accumulator(recipe, order_ if order is not None else None)
+    for case_idx, case in enumerate(rec.cases):
+        # The float64 witness is shared by the dtypes of a case: one compilation.
+        refs = None if rec.reference is None else ReferencePrograms(order_)
+        for dtype in dtype_list:
+            floor = floor_for(dtype, rtol, rec.rtol)
+            atol_ = atol if atol is not None else rec.atol
+            with _precision(dtype):
+                _check_case(
+                    rec, case_idx, case, dtype, tuple(transforms), order_, seed_list,
+                    int(directions), floor, atol_, acc, expects_rule, refs,
+                )  # fmt: skip
+    results = acc.results()
+    if not any(r.check not in ("structure", "rule_ran") for r in results):
+        raise ValueError(
+            f"check({rec.name!r}): nothing was compared — the rule has no floating-point "
+            "inputs or outputs to differentiate at its example inputs. Check the registered "
+            "inputs (integer inputs are held fixed; nondiff/static parameters are not "
+            "differentiated)."
+        )
+    coverage = Coverage(
+        tuple(dtype_list),
+        tuple(transforms),
+        tuple(seed_list),
+        order_,
+        int(directions),
+        len(rec.cases),
+    )
+    return CheckReport(results, time.perf_counter() - t0, coverage)
+
+
+def _draw_point(rec, case_idx, case, dtype, seed, order, floor, atol, K, refs, acc) -> Point | None:
+    key = jax.random.key(seed)
+    kx, kv, kw = jax.random.split(key, 3)
+    stub = Point(rec, case_idx, case, dtype, seed, order, floor, atol, None, [], [], {}, K, 0, refs)
+    try:
+        args = rec.draw(kx, dtype, case)
+        layout, xs, fixed = make_layout(rec, args, argspec(rec, case))
+    except Exception as e:  # a bad generator is a failure of the registration
+        acc.error(stub, None, "inputs", e)
+        return None
+    if not xs:
+        return None
+    F = layout.function(rec.fn)
+    try:
+        out_struct = jax.eval_shape(F, xs, fixed)
+    except Exception as e:
+        acc.error(stub, None, "primal", e)
+        return None
+    # Random general directions (projected for structured inputs) and output cotangents; a
+    # second set, for the linearity checks, is the first one rolled by one direction.
+    vks = jax.random.split(kv, len(xs))
+    V = [
+        _project(layout.projectors[i], jax.random.normal(vks[i], (K + 1, *jnp.shape(x)), x.dtype))
+        for i, x in enumerate(xs)
+    ]
+    wks = jax.random.split(kw, max(len(out_struct), 1))
+    W = [
+        jax.random.normal(wks[o], (K + 1, *s.shape), s.dtype) if is_float(s) else None
+        for o, s in enumerate(out_struct)
+    ]
+    D = {
+        "v": [a[:K] for a in V],
+        "v2": [a[1:] for a in V],
+        "w": [None if a is None else a[:K] for a in W],
+        "w2": [None if a is None else a[1:] for a in W],
+    }
+    return Point(rec, case_idx, case, dtype, seed, order, floor, atol, layout, xs, fixed, D, K,
+                 len(out_struct), refs)  # fmt: skip
+
+
+def _project(P, V):
+    return V if P is None else jax.vmap(P)(V)
+
+
+def _check_case(rec, case_idx, case, dtype, transforms, order, seeds, K, floor, atol, acc,
+                expects_rule, refs):  # fmt: skip
+    programs = None
+    for seed_i, seed in enumerate(seeds):
+        point = _draw_point(rec, case_idx, case, dtype, seed, order, floor, atol, K, refs, acc)
+        if point is None:
+            return
+        F = point.layout.function(rec.fn)
+        if programs is None:
+            programs = RulePrograms(F, order, K)
+        if refs is not None:
+            refs.bind(point.layout.function(rec.reference))
+            try:
+                point.witness()
+            except Exception as e:
+                acc.error(point, None, "reference", e)
+                return
+        if seed_i == 0:
+            _check_structure(point, acc)
+            if expects_rule:
+                _check_rule_ran(point, F, acc)
+        for transform in transforms:
+            if transform == "eager" and seed_i > 0:
+                continue  # eager: a smoke test at the first point
+            on_error = lambda label, check, e: acc.error(point, label, check, e)
+            for label, k, q in programs.evaluate(
+                transform, point.xs, point.fixed, point.D, on_error
+            ):
+                compare(point, label, k, q, acc)
+
+
+def _check_structure(point: Point, acc) -> None:
+    if point.refs is None:
+        return
+    F, F_ref = point.layout.function(point.rec.fn), point.layout.function(point.rec.reference)
+    got = [(s.shape, jnp.dtype(s.dtype)) for s in jax.eval_shape(F, point.xs, point.fixed)]
+    try:
+        want = [(s.shape, jnp.dtype(s.dtype)) for s in jax.eval_shape(F_ref, point.xs, point.fixed)]
+    except Exception as e:
+        acc.error(point, None, "reference", e)
+        return
+    if got != want:
+        msg = (
+            f"output leaves (shape, dtype) differ from the reference's: got {got}, expected {want}"
+        )
+        acc.add(point.result(None, "structure", None, None, float("inf"), 0.0, msg))
+    else:
+        acc.add(point.result(None, "structure", None, None, 0.0, 0.0))
+
+
+def _check_rule_ran(point: Point, F, acc) -> None:
+    """Trace the JVP and the VJP once each and see whether a jaxrules rule was invoked."""
+    xs, fixed = point.xs, point.fixed
+    v = [a[0] for a in point.D["v"]]
+    out = jax.eval_shape(F, xs, fixed)
+    w = [zero_cotangent(o) if a is None else a[0] for a, o in zip(point.D["w"], out)]
+    for part, fn in (
+        (
+            "forward",
+            lambda: jax.make_jaxpr(lambda xs: jax.jvp(lambda ys: F(ys, fixed), (xs,), (v,)))(xs),
+        ),
+        (
+            "reverse",
+            lambda: jax.make_jaxpr(lambda xs: jax.vjp(lambda ys: F(ys, fixed), xs)[1](w))(xs),
+        ),
+    ):
+        try:
+            with _backend.record_rule_calls() as log:
+                fn()
+        except Exception:
+            continue  # reported by the jvp/vjp checks
+        if log:
+            acc.add(point.result(None, "rule_ran", None, part, 0.0, 0.0))
+        else:
+            msg = (
+                f"no jaxrules rule ran in {part} mode: JAX differentiated the function "
+                "itself. Is the registered function the decorated one, and are its rules "
+                "defined (defjvp/defvjp) before it is called?"
+            )
+            acc.add(point.result(None, "rule_ran", None, part, float("inf"), 0.0, msg))
