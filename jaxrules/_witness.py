@@ -24,19 +24,23 @@ def fd_step(x: np.ndarray, v: np.ndarray) -> float:
 def fd_jvp(
     fn: Callable[[Sequence[jax.Array]], Sequence[jax.Array]],
     xs: Sequence[np.ndarray],
-    i: int,
-    v: np.ndarray,
+    i: int | None,
+    v,
 ) -> list[np.ndarray]:
-    """Finite-difference JVP of ``fn`` (leaves in, leaves out) w.r.t. leaf ``i`` along ``v``.
+    """Finite-difference JVP of ``fn`` (leaves in, leaves out) w.r.t. leaf ``i`` along ``v``
+    (``i=None``: every leaf at once, ``v`` a list with one direction per leaf).
 
     ``D(h) = (f(x + h v) − f(x − h v)) / 2h`` has error ``O(h²)``; the Richardson combination
     ``(4 D(h/2) − D(h)) / 3`` cancels the ``h²`` term, leaving ``O(h⁴)``. Runs in float64.
     """
-    h = fd_step(np.asarray(xs[i]), np.asarray(v))
+    idx = range(len(xs)) if i is None else [i]
+    vs = {j: np.asarray(v[j] if i is None else v) for j in idx}
+    h = min(fd_step(np.asarray(xs[j]), vs[j]) for j in idx)
 
     def at(t):
         ys = list(xs)
-        ys[i] = jnp.asarray(xs[i]) + t * jnp.asarray(v)
+        for j in idx:
+            ys[j] = jnp.asarray(xs[j]) + t * jnp.asarray(vs[j])
         return [np.asarray(o, np.float64) for o in fn(ys)]
 
     def central(step):

@@ -103,7 +103,10 @@ def test_one_block_per_argument_and_output():
     # Every failing check and transform of argument x lands in one block with one reproducer.
     assert len(blocks) == len({(f.argument, f.output) for f in report.failures}), blocks
     (x_block,) = [b for b in blocks if "argument x," in b]
-    assert x_block.count("reproduce:") == 1 and "jvp" in x_block and "vmap" in x_block
+    assert x_block.count("reproduce:") == 1 and "jvp" in x_block and "jit" in x_block
+    # Batched, the JVP of all inputs at once is checked: its block names every batching.
+    (all_block,) = [b for b in blocks if "all arguments, output out" in b]
+    assert "vmap, vmap(directions), vmap(point)" in all_block
     text = report.failure_text()
     assert text.startswith(f"{len(report.failures)} check(s) failed, in {len(blocks)} place(s)")
 
@@ -196,10 +199,12 @@ def test_finite_difference_witness_without_reference():
         inputs={"x": I.general(4), "y": I.general(4)},
         seeds=1,
         dtypes=("float64",),
-        transforms=("eager",),
+        transforms=("eager", "jit"),
     )
     assert report.passed, str(report)
-    assert "jvp_fd" in {r.check for r in report.results}
+    assert {"jvp_fd", "jvp_linear", "vjp_linear", "consistency"} <= {
+        r.check for r in report.results
+    }
     wrong = W.WRONG.get("wrong_sign").fn
     report = jr.check(
         wrong,
@@ -207,9 +212,13 @@ def test_finite_difference_witness_without_reference():
         inputs={"x": I.general(4), "y": I.general(4)},
         seeds=1,
         dtypes=("float64",),
-        transforms=("eager",),
+        transforms=("eager", "jit"),
     )
-    assert {(f.check, f.argument) for f in report.failures} >= {("jvp_fd", "x")}
+    # Per argument under jit; all arguments at once in the eager smoke test.
+    assert {(f.check, f.argument, f.transform) for f in report.failures} >= {
+        ("jvp_fd", "x", "jit"),
+        ("jvp_fd", None, "eager"),
+    }
 
 
 def test_tolerance_overrides():

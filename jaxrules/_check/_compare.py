@@ -54,7 +54,7 @@ class Point:
     layout: Layout
     xs: list
     fixed: list
-    D: dict  # stacked directions {"v", "v2", "w", "w2"}: lists of (K, ...) arrays
+    D: dict  # stacked directions {"v", "w"}: lists of (K, ...) arrays (None: integer output)
     K: int
     n_out: int
     refs: ReferencePrograms | None
@@ -91,14 +91,16 @@ class Point:
                 ]
         return self._noise
 
-    def fd_jvp(self, F: Callable, i: int, k: int) -> list:
-        """Central differences (Richardson) of the rule's primal along direction k, float64."""
+    def fd_jvp(self, F: Callable, i: int | None, k: int) -> list:
+        """Central differences (Richardson) of the rule's primal along direction k, float64,
+        perturbing input leaf ``i`` (``None``: all of them)."""
         key = (i, k)
         if key not in self._fd:
             with jax.enable_x64(True):
                 up = [jnp.asarray(upcast(x)) for x in self.xs]
                 upf = [jnp.asarray(upcast(f)) if hasattr(f, "dtype") else f for f in self.fixed]
-                v = upcast(self.D["v"][i][k])
+                vs = [upcast(V[k]) for V in self.D["v"]]
+                v = vs if i is None else vs[i]
                 self._fd[key] = _witness.fd_jvp(lambda ys: F(ys, upf), up, i, v)
         return self._fd[key]
 
@@ -262,18 +264,23 @@ def _consistency(point: Point, transform, k, q, acc) -> None:
 
 
 def _finite_differences(point: Point, transform, k, q, acc) -> None:
-    """Without a reference: the rule's JVPs against central differences of its primal."""
-    if "jvp" not in q:
-        return
+    """Without a reference: the rule's JVPs against central differences of its primal (per
+    input where they were computed, else all inputs at once)."""
     F = point.layout.function(point.rec.fn)
-    for i in range(len(point.xs)):
+    if "jvp" in q:
+        rows = [(i, q["jvp"][i]) for i in range(len(point.xs))]
+    elif "jvp_all" in q:
+        rows = [(None, q["jvp_all"])]
+    else:
+        return
+    for i, row in rows:
+        if row is None:
+            continue
         fd = point.fd_jvp(F, i, k)
         for o in range(point.n_out):
-            g = q["jvp"][i][o] if q["jvp"][i] is not None else None
-            if g is None:
+            if row[o] is None:
                 continue
-            err = norm(g - fd[o]) / max(norm(fd[o]), 1e-300)
+            err = norm(row[o] - fd[o]) / max(norm(fd[o]), 1e-300)
             tol = max(point.floor, FD_RTOL.get(point.dtype, 0.0))
-            acc.add(
-                point.result(transform, "jvp_fd", point.label_in(i), point.label_out(o), err, tol)
-            )
+            label = point.label_in(i)
+            acc.add(point.result(transform, "jvp_fd", label, point.label_out(o), err, tol))

@@ -2,14 +2,18 @@
 
 Transforms (what ``transforms=`` asks for, and the labels results carry):
 
-- ``eager``: op by op, first order, one direction, at the first seed (a smoke test of the
-  rule outside ``jit``: Python control flow on values, leaked tracers);
+- ``eager``: op by op, first order, one direction, all inputs and outputs at once, at the
+  first seed of the first dtype (a smoke test of the rule outside ``jit``, where jaxrules runs
+  rules on concrete values: Python control flow on values, leaked tracers; op-by-op dispatch
+  compiles every operation alone, so it is the costliest transform per quantity);
 - ``jit``: one compiled program per (rule, case, dtype) that loops over the directions
   inside (``lax.map``);
 - ``vmap``: one compiled program with three batchings of the one-direction function:
   ``vmap`` (point and directions batched, at the declared order), ``vmap(directions)`` (the
   point unbatched, directions batched: how ``jacfwd``/``jacrev``/``hessian`` call a rule) and
-  ``vmap(point)`` (the point batched, directions unbatched: how ``vmap(grad(f))`` calls it).
+  ``vmap(point)`` (the point batched, directions unbatched: how ``vmap(grad(f))`` calls it),
+  all three on the quantities of all inputs and outputs at once (the per-leaf and linearity
+  ones run under ``jit``), the two partial ones at first order.
 
 The programs are compiled with XLA's backend optimisation off: they run a handful of times
 on small inputs, so optimising them costs more than it saves (about 1.5× faster compiles).
@@ -91,13 +95,17 @@ class RulePrograms:
 
             def fn(xs, fixed, D, xb):
                 res = {}
-                q = lambda o: lambda x, f, d: quantities(F, x, f, d, o, parts)
+                # Batched: the quantities of all inputs and outputs at once (per-leaf ones
+                # and linearity run under jit); the partial batchings at first order.
+                q = lambda o: lambda x, f, d: quantities(F, x, f, d, o, parts, full=False)
                 if "vmap" in variants:
                     res["vmap"] = jax.vmap(q(order), (0, None, 0))(xb, fixed, D)
                 if "vmap(directions)" in variants:
-                    res["vmap(directions)"] = jax.vmap(q(1), (None, None, 0))(xs, fixed, D)
+                    part = jax.vmap(q(1), (None, None, 0))
+                    res["vmap(directions)"] = part(xs, fixed, D)
                 if "vmap(point)" in variants:
-                    res["vmap(point)"] = jax.vmap(q(1), (0, None, None))(xb, fixed, _take(D, 0))
+                    part = jax.vmap(q(1), (0, None, None))
+                    res["vmap(point)"] = part(xb, fixed, _take(D, 0))
                 return res
 
             fn = jit(fn)
@@ -107,7 +115,7 @@ class RulePrograms:
     def _run(self, transform, parts, variants, xs, fixed, D) -> list[tuple[str, int, dict]]:
         K = self.K
         if transform == "eager":
-            q = quantities(self.F, xs, fixed, direction(D, 0), 1, parts)
+            q = quantities(self.F, xs, fixed, direction(D, 0), 1, parts, full=False)
             return [("eager", 0, tree_numpy(q))]
         fn = self._program(transform, parts, variants)
         if transform == "jit":

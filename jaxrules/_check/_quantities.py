@@ -2,7 +2,7 @@
 
 The same function computes them for the rule (under each transform) and for its reference
 (the witness, in float64, and the calibration, in the rule's dtype). At a point ``xs`` with
-tangent directions ``v``, ``v2`` and output cotangents ``w``, ``w2``:
+tangent directions ``v`` and output cotangents ``w`` (``α = -2.5``):
 
 ========================  =======================================================================
 ``primal``                ``F(xs)``
@@ -10,12 +10,12 @@ tangent directions ``v``, ``v2`` and output cotangents ``w``, ``w2``:
 ``jvp[i]``                the JVP along ``v`` with only input leaf ``i`` perturbed (the others
                           are symbolic zeros, so a rule's ``None``/``Zero`` branches run)
 ``jvp_all``               the JVP with every input perturbed
-``jvp_lin``/``jvp_comb``  the JVP along ``α v + β v2``, and ``α JVP(v) + β JVP(v2)``
+``jvp_lin``/``jvp_comb``  the JVP along ``α v``, and ``α`` times the sum of the ``jvp[i]``
 ``vjp_primal``            the primal output ``jax.vjp`` returns (a ``fwd``'s primal)
 ``vjp[o]``                the VJP of output ``o`` alone (the other outputs' cotangents are
                           symbolic zeros)
 ``vjp_all``               the VJP with every output's cotangent at once
-``vjp_lin``/``vjp_comb``  as ``jvp_lin`` for cotangents ``α w + β w2``
+``vjp_lin``/``vjp_comb``  the VJP of ``α w``, and ``α`` times the sum of the ``vjp[o]``
 ``hvp``                   ``d/dε VJP(xs + ε v)·w``: the JVP of the VJP (order 2)
 ``hvp_primal``            the primal ``jax.vjp`` returns under ``jax.jvp`` (order 2)
 ``jvp_jvp``               ``d/dε JVP(xs + ε v)·v`` (order 2)
@@ -34,9 +34,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-# Coefficients of the linearity checks: neither 1 nor -1, so that a cotangent used as
-# |g| or g² (homogeneity) and cross terms between directions (additivity) both show.
-ALPHA, BETA = 2.5, -0.75
+# The linearity checks' scale: negative and not -1, so that a tangent or cotangent used as
+# |t| or t² shows (homogeneity); the sum over inputs (outputs) shows cross terms between them.
+ALPHA = -2.5
 
 PARTS = ("forward", "reverse", "hvp")
 PART_CHECK = {"forward": "jvp", "reverse": "vjp", "hvp": "hvp"}
@@ -52,34 +52,39 @@ def zero_cotangent(x):
     return np.zeros(jnp.shape(x), jax.dtypes.float0)
 
 
-def _combine(a, b):
-    """``α a + β b`` leaf by leaf (``None`` where a leaf has no float tangent)."""
-    return [
-        None if x is None or y is None or not is_float(x) else ALPHA * x + BETA * y
-        for x, y in zip(a, b)
-    ]
-
-
 def _floats(ts):
     return [t if is_float(t) else None for t in ts]
 
 
-def quantities(F: Callable, xs, fixed, d: dict, order: int, parts=PARTS) -> dict[str, Any]:
+def _sum(rows):
+    """Leaf-wise sum of the rows that are present (``None`` leaves stay ``None``)."""
+    rows = [r for r in rows if r is not None]
+    return [None if any(x is None for x in col) else sum(col[1:], col[0]) for col in zip(*rows)]
+
+
+def _scale(a, ts):
+    return [None if t is None else a * t for t in ts]
+
+
+def quantities(
+    F: Callable, xs, fixed, d: dict, order: int, parts=PARTS, full: bool = True
+) -> dict[str, Any]:
     """Every quantity of ``parts`` for ``F(xs, fixed) -> list of leaves`` along ``d``.
 
-    ``d``: ``{"v": [...], "v2": [...], "w": [...], "w2": [...]}`` (``w`` entries are
-    ``None`` for integer outputs).
+    ``d``: ``{"v": [...], "w": [...]}`` (``w`` entries are ``None`` for integer outputs).
+    Without ``full``, only the quantities of all inputs and all outputs at once (no per-leaf
+    JVPs/VJPs, no linearity): what the partial batchings compute.
     """
     Fx = lambda ys: F(ys, fixed)
-    v, v2, w, w2 = d["v"], d["v2"], d["w"], d["w2"]
+    v, w = list(d["v"]), d["w"]
     q: dict[str, Any] = {}
     if "forward" in parts:
         q["primal"] = Fx(xs)
-        p, t = jax.jvp(Fx, (list(xs),), (list(v),))
+        p, t = jax.jvp(Fx, (list(xs),), (v,))
         q["jvp_primal"], q["jvp_all"] = p, _floats(t)
         if len(xs) == 1:
             q["jvp"] = [q["jvp_all"]]
-        else:
+        elif full:
             q["jvp"] = []
             for i in range(len(xs)):
 
@@ -89,12 +94,13 @@ def quantities(F: Callable, xs, fixed, d: dict, order: int, parts=PARTS) -> dict
                     return Fx(ys)
 
                 q["jvp"].append(_floats(jax.jvp(Fi, (xs[i],), (v[i],))[1]))
-        t2 = jax.jvp(Fx, (list(xs),), (list(v2),))[1]
-        q["jvp_comb"] = _combine(t, t2)
-        q["jvp_lin"] = _floats(jax.jvp(Fx, (list(xs),), (_combine(v, v2),))[1])
+        if full:
+            # Linearity: the JVP along α·v against α·(the sum of the per-input JVPs).
+            q["jvp_lin"] = _floats(jax.jvp(Fx, (list(xs),), (_scale(ALPHA, v),))[1])
+            q["jvp_comb"] = _scale(ALPHA, _sum(q["jvp"]))
         if order >= 2:
-            tangent = lambda ys: jax.jvp(Fx, (ys,), (list(v),))[1]
-            q["jvp_jvp"] = _floats(jax.jvp(tangent, (list(xs),), (list(v),))[1])
+            tangent = lambda ys: jax.jvp(Fx, (ys,), (v,))[1]
+            q["jvp_jvp"] = _floats(jax.jvp(tangent, (list(xs),), (v,))[1])
 
     def cotangents(ws, out):
         return [zero_cotangent(o) if wo is None else wo for wo, o in zip(ws, out)]
@@ -106,7 +112,7 @@ def quantities(F: Callable, xs, fixed, d: dict, order: int, parts=PARTS) -> dict
         q["vjp_all"] = g
         if len(out) == 1:
             q["vjp"] = [g]
-        else:
+        elif full:
             q["vjp"] = []
             for o in range(len(out)):
                 if w[o] is None:
@@ -115,9 +121,10 @@ def quantities(F: Callable, xs, fixed, d: dict, order: int, parts=PARTS) -> dict
                 # Output o alone: the other outputs' cotangents are symbolic zeros.
                 _, pb = jax.vjp(lambda ys, o=o: Fx(ys)[o], list(xs))
                 q["vjp"].append(pb(w[o])[0])
-        g2 = pullback(cotangents(w2, out))[0]
-        q["vjp_comb"] = _combine(g, g2)
-        q["vjp_lin"] = pullback(cotangents(_combine(w, w2), out))[0]
+        if full:
+            # Linearity: the VJP of α·w against α·(the sum of the per-output VJPs).
+            q["vjp_lin"] = pullback(cotangents(_scale(ALPHA, w), out))[0]
+            q["vjp_comb"] = _scale(ALPHA, _sum(q["vjp"]))
     if "hvp" in parts and order >= 2:
 
         def grad_w(ys):

@@ -111,10 +111,11 @@ class Coverage:
     cases: int
 
     def __str__(self) -> str:
-        tr = ", ".join(
-            t + (" (+ point-only and directions-only batching)" if t == "vmap" else "")
-            for t in self.transforms
-        )
+        notes = {
+            "vmap": " (+ point-only and directions-only batching)",
+            "eager": f" (first seed, {self.dtypes[0]})",
+        }
+        tr = ", ".join(t + notes.get(t, "") for t in self.transforms)
         return (
             f"dtypes {', '.join(self.dtypes)}; transforms {tr}; seeds {list(self.seeds)}; "
             f"order {self.order}; {self.directions} direction(s) per point; "
