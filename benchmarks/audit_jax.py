@@ -67,7 +67,7 @@ def triangular(name):
 POINTS = {
     "general": jr.inputs.general((N, N)),
     "singular": with_singular_values([1.0, 0.7, 0.4, 0.0], "singular (rank 3)"),
-    "near-singular": with_singular_values([1.0, 0.7, 0.4, 1e-9], "near singular (cond 1e9)"),
+    "near-singular": with_singular_values([1.0, 0.7, 0.4, 1e-6], "near singular (cond 1e6)"),
     "repeated singular values": with_singular_values([1.0, 0.5, 0.5, 0.2], "repeated σ"),
     "near zero": with_singular_values([1e-8, 5e-9, 3e-9, 1e-9], "near zero (norm 1e-8)"),
     "spd": jr.inputs.spd(N),
@@ -121,6 +121,27 @@ def _first_param(fn) -> str:
     return next(iter(inspect.signature(fn).parameters))
 
 
+def jax_says(fn, inputs) -> str:
+    """What JAX's own JVP returns at the first seed's point: finite, or NaN/inf."""
+    key = jax.random.key(0)
+    args = {n: g(jax.random.fold_in(key, i), "float64") for i, (n, g) in enumerate(inputs.items())}
+    tangents = {n: jnp.ones_like(a) for n, a in args.items()}
+    names = list(args)
+    try:
+        _, t = jax.jvp(
+            lambda *xs: fn(**dict(zip(names, xs))),
+            tuple(args.values()),
+            tuple(tangents.values()),
+        )
+    except Exception as e:
+        return f"raises {type(e).__name__}"
+    leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(t)]
+    bad = sum(int(np.sum(~np.isfinite(x))) for x in leaves)
+    total = sum(x.size for x in leaves)
+    big = max((float(np.max(np.abs(x[np.isfinite(x)]), initial=0.0)) for x in leaves), default=0.0)
+    return f"{bad}/{total} NaN/inf" if bad else f"finite (max {big:.2g})"
+
+
 def audit(only=None, point=None, seeds=2):
     rows = []
     for name, (fn, kinds, extra) in TARGETS.items():
@@ -148,28 +169,36 @@ def audit(only=None, point=None, seeds=2):
                     if worst
                     else f"{len(report.results)} checks, worst err/tol {report.worst_ratio:.2g}"
                 )
-            except Exception as e:  # noqa: BLE001 - an exception is a finding too
+            except Exception as e:  # an exception is a finding too
                 verdict, what = "FINDING", f"raised {type(e).__name__}: {str(e).splitlines()[0]}"
+            with jax.enable_x64(True):
+                returned = jax_says(fn, inputs)
             rows.append(
                 {
                     "function": name,
                     "point": kind,
                     "verdict": verdict,
+                    "jax_jvp": returned,
                     "detail": what.splitlines()[0],
                     "seconds": round(time.perf_counter() - t, 1),
                     "reproduce": f"python benchmarks/audit_jax.py --only {name} --point '{kind}'",
                 }
             )
             r = rows[-1]
-            print(f"{r['verdict']:<8} {name:<36} {kind:<26} {r['detail']}", flush=True)
+            print(f"{r['verdict']:<8} {name:<34} {kind:<25} [{returned}] {r['detail']}", flush=True)
     return rows
 
 
 def markdown(rows) -> str:
-    out = ["| function | point | verdict | what the checker says |", "|---|---|---|---|"]
+    out = [
+        "| function | point | verdict | JAX's JVP there | what the checker says |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
         detail = r["detail"].replace("|", "\\|")
-        out.append(f"| `{r['function']}` | {r['point']} | {r['verdict']} | {detail} |")
+        out.append(
+            f"| `{r['function']}` | {r['point']} | {r['verdict']} | {r['jax_jvp']} | {detail} |"
+        )
     return "\n".join(out)
 
 

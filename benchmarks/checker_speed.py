@@ -30,7 +30,9 @@ from jaxrules.rules import sin_product
 rec = jr.get("sin_product")
 """
 
-CHECK_GRADS = SETUP + """
+CHECK_GRADS = (
+    SETUP
+    + """
 from jax.test_util import check_grads
 t = time.perf_counter()
 for dtype in ("float64", "float32"):
@@ -40,12 +42,16 @@ for dtype in ("float64", "float32"):
             check_grads(sin_product, tuple(args.values()), order=2, modes=("fwd", "rev"))
 print(time.perf_counter() - t)
 """
+)
 
-JR_CHECK = SETUP + """
+JR_CHECK = (
+    SETUP
+    + """
 t = time.perf_counter()
 assert jr.check("sin_product").passed
 print(time.perf_counter() - t)
 """
+)
 
 
 def _child(code: str) -> float:
@@ -75,9 +81,7 @@ def sin_product(pairs: int) -> dict:
 
 def library() -> dict:
     t = time.perf_counter()
-    r = subprocess.run(
-        [sys.executable, "-m", "jaxrules", "check"], capture_output=True, text=True
-    )
+    r = subprocess.run([sys.executable, "-m", "jaxrules", "check"], capture_output=True, text=True)
     wall = time.perf_counter() - t
     tail = r.stdout.strip().splitlines()
     return {
@@ -113,7 +117,9 @@ def main() -> None:
     if not a.no_library:
         res["library"] = library()
         lib = res["library"]
-        print(f"jaxrules check (built-in library): {lib['wall_s']:.1f} s wall, rc {lib['returncode']}")
+        print(
+            f"jaxrules check (built-in library): {lib['wall_s']:.1f} s wall, rc {lib['returncode']}"
+        )
         print("\n".join(lib["summary"]))
     os.makedirs(os.path.dirname(a.json), exist_ok=True)
     with open(a.json, "w") as fh:

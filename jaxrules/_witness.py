@@ -7,18 +7,23 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+STEPS = 12  # adaptive search: the largest step, then ten times smaller each time
+RESOLVED = 1e-8  # a step must move the outputs by this much relative to them (not rounding)
+
 
 def fd_step(x: np.ndarray, v: np.ndarray) -> float:
-    """A central-difference step for ``x`` along ``v``, from their scales (float64)."""
+    """The largest central-difference step tried for ``x`` along ``v``: 1e-2 of their scale
+    ratio, at least 1e-2/‖v‖ (float64)."""
     sx = float(np.sqrt(np.mean(np.square(x)))) if x.size else 1.0
     sv = float(np.sqrt(np.mean(np.square(v)))) if v.size else 1.0
-    return 1e-3 * max(sx, 1.0) / max(sv, 1e-300)
+    return 1e-2 * max(sx, 1.0) / max(sv, 1e-300)
 
 
 def fd_jvp(
@@ -26,12 +31,22 @@ def fd_jvp(
     xs: Sequence[np.ndarray],
     i: int | None,
     v,
-) -> list[np.ndarray]:
+) -> tuple[list[np.ndarray], float]:
     """Finite-difference JVP of ``fn`` (leaves in, leaves out) w.r.t. leaf ``i`` along ``v``
     (``i=None``: every leaf at once, ``v`` a list with one direction per leaf).
 
     ``D(h) = (f(x + h v) − f(x − h v)) / 2h`` has error ``O(h²)``; the Richardson combination
-    ``(4 D(h/2) − D(h)) / 3`` cancels the ``h²`` term, leaving ``O(h⁴)``. Runs in float64.
+    ``(4 D(h/2) − D(h)) / 3`` cancels the ``h²`` term, leaving ``O(h⁴)``. The step is
+    adaptive: estimates at :data:`STEPS` steps ten times apart, and, among the steps that move
+    the outputs by more than :data:`RESOLVED` of their size (smaller ones only see rounding),
+    the one that changes least to the next smaller step is kept (truncation error shrinks
+    with ``h``, rounding error grows); so an ill-conditioned point (a nearly singular matrix,
+    whose derivative varies on a scale far below the entries') gets a step small enough, and
+    a function of a tiny input near a large value (``expm`` near zero) one large enough.
+    Runs in float64.
+
+    Returns the estimate and its error estimate (that least change, norm over the outputs):
+    where the estimates never settle, there is no derivative to estimate.
     """
     idx = range(len(xs)) if i is None else [i]
     vs = {j: np.asarray(v[j] if i is None else v) for j in idx}
@@ -43,9 +58,22 @@ def fd_jvp(
             ys[j] = jnp.asarray(xs[j]) + t * jnp.asarray(vs[j])
         return [np.asarray(o, np.float64) for o in fn(ys)]
 
+    size = sum(float(np.linalg.norm(np.ravel(o))) for o in at(0.0))
+    norm = lambda t: sum(float(np.linalg.norm(np.ravel(a))) for a in t)
+
     def central(step):
         plus, minus = at(step), at(-step)
-        return [(p - m) / (2 * step) for p, m in zip(plus, minus)]
+        diff = [p - m for p, m in zip(plus, minus)]
+        return [d / (2 * step) for d in diff], norm(diff) > RESOLVED * size
 
-    d1, d2 = central(h), central(h / 2)
-    return [(4 * b - a) / 3 for a, b in zip(d1, d2)]
+    def richardson(step):
+        (d1, ok1), (d2, ok2) = central(step), central(step / 2)
+        return [(4 * b - a) / 3 for a, b in zip(d1, d2)], ok1 and ok2
+
+    ests = [richardson(h * 10.0**-k) for k in range(STEPS)]
+    change = [
+        norm([a - b for a, b in zip(e1, e2)]) if ok1 and ok2 else float("inf")
+        for (e1, ok1), (e2, ok2) in itertools.pairwise(ests)
+    ]
+    best = int(np.argmin(change))
+    return ests[best][0], change[best]

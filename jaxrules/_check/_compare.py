@@ -17,7 +17,9 @@ from ._programs import ReferencePrograms
 from ._quantities import CHECKS, Check
 from ._report import CheckResult, Recipe, badness
 from ._tolerance import (
+    CALIBRATION,
     FD_RTOL,
+    FD_UNSETTLED,
     allowed,
     denominator,
     noise,
@@ -276,11 +278,20 @@ def _finite_differences(point: Point, transform, k, q, acc) -> None:
     for i, row in rows:
         if row is None:
             continue
-        fd = point.fd_jvp(F, i, k)
+        fd, fd_err = point.fd_jvp(F, i, k)
+        scale = max(sum(norm(f) for f in fd), 1e-300)
         for o in range(point.n_out):
             if row[o] is None:
                 continue
+            label, out = point.label_in(i), point.label_out(o)
+            if fd_err / scale > FD_UNSETTLED:
+                msg = (
+                    f"finite differences do not settle here (they change by {fd_err / scale:.2g} "
+                    "between steps ten times apart): no derivative at this point, or one that "
+                    "finite differences cannot resolve"
+                )
+                acc.add(point.result(transform, "jvp_fd", label, out, float("inf"), 0.0, msg))
+                continue
             err = norm(row[o] - fd[o]) / max(norm(fd[o]), 1e-300)
-            tol = max(point.floor, FD_RTOL.get(point.dtype, 0.0))
-            label = point.label_in(i)
-            acc.add(point.result(transform, "jvp_fd", label, point.label_out(o), err, tol))
+            tol = max(point.floor, FD_RTOL.get(point.dtype, 0.0), CALIBRATION * fd_err / scale)
+            acc.add(point.result(transform, "jvp_fd", label, out, err, tol))

@@ -3,6 +3,9 @@
 The example arguments are bound to the rule's signature (positional-only, ``*args`` and
 keyword-only parameters included), then split into the differentiated leaves ``xs`` (floating
 leaves of dynamic parameters) and the ``fixed`` ones (integers, nondiff and zero parameters).
+A parameter the example does not give keeps its default *as it is* (not traced, not
+differentiated): ``jnp.linalg.pinv``'s ``hermitian=False`` or ``qr``'s ``mode="reduced"``
+are options, not inputs.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ def argspec(rec: Rule, case: Mapping[str, Any]) -> ArgSpec:
 class Layout:
     """How the traced arguments flatten into ``xs`` (differentiated) and ``fixed`` leaves."""
 
-    static: dict
+    static: dict  # static parameters and defaults, passed as they are
+    names: tuple[str, ...]  # the parameters flattened into leaves, signature order
     treedef: Any
     x_index: list[int]
     fixed_index: list[int]
@@ -52,16 +56,22 @@ class Layout:
     def function(self, fn: Callable) -> Callable:
         """``fn`` as a function of the leaves: ``F(xs, fixed) -> list of output leaves``."""
 
+        spec = self.argspec
+
         def F(xs, fixed):
-            out = call_original(self.argspec, fn, self.rebuild(xs, fixed), self.static)
+            values = dict(self.static)
+            values.update(zip(self.names, self.rebuild(xs, fixed)))
+            traced = tuple(values[n] for n in spec.traced)
+            out = call_original(spec, fn, traced, {n: values[n] for n in spec.static})
             return jax.tree_util.tree_leaves(out)
 
         return F
 
 
-def _bind(rec: Rule, spec: ArgSpec, args: Mapping[str, Any]) -> dict[str, Any]:
+def _bind(rec: Rule, spec: ArgSpec, args: Mapping[str, Any]) -> tuple[dict[str, Any], set]:
     """Every parameter's value: the example's, else the default (``()``/``{}`` for
-    ``*args``/``**kwargs``). By name, so positional-only parameters work too."""
+    ``*args``/``**kwargs``), and the names that took their default. By name, so
+    positional-only parameters work too."""
     params = spec.signature.parameters
     unknown = [n for n in args if n not in params]
     if unknown:
@@ -70,12 +80,14 @@ def _bind(rec: Rule, spec: ArgSpec, args: Mapping[str, Any]) -> dict[str, Any]:
             f"of {rec.name}{tuple(params)}."
         )
     values: dict[str, Any] = {}
+    defaulted = set()
     for n, p in params.items():
         if n in args:
             v = args[n]
             values[n] = tuple(v) if p.kind is _P.VAR_POSITIONAL else v
         elif p.default is not _P.empty:
             values[n] = p.default
+            defaulted.add(n)
         elif p.kind is _P.VAR_POSITIONAL:
             values[n] = ()
         elif p.kind is _P.VAR_KEYWORD:
@@ -85,17 +97,19 @@ def _bind(rec: Rule, spec: ArgSpec, args: Mapping[str, Any]) -> dict[str, Any]:
                 f"check({rec.name!r}): no example input for argument {n!r}; register "
                 f"inputs={{{n!r}: jr.inputs.general(...)}}."
             )
-    return values
+    return values, defaulted
 
 
 def make_layout(rec: Rule, args: Mapping[str, Any], spec: ArgSpec) -> tuple[Layout, list, list]:
-    values = _bind(rec, spec, args)
-    static = {n: values[n] for n in spec.static}
-    traced = tuple(values[n] for n in spec.traced)
+    values, defaulted = _bind(rec, spec, args)
+    static = {n: values[n] for n in spec.static or () if n in values}
+    static.update({n: values[n] for n in defaulted})
+    names = tuple(n for n in spec.traced if n not in defaulted)
+    traced = tuple(values[n] for n in names)
     with_path, treedef = jax.tree_util.tree_flatten_with_path(traced)
     x_index, fixed_index, labels, projectors = [], [], [], []
     for i, (path, leaf) in enumerate(with_path):
-        pname = spec.traced[path[0].idx]
+        pname = names[path[0].idx]
         sub = path[1:]
         leaf = jnp.asarray(leaf) if isinstance(leaf, (int, float, bool)) else leaf
         diff = spec.kind(pname) == "dynamic" and jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
@@ -108,4 +122,5 @@ def make_layout(rec: Rule, args: Mapping[str, Any], spec: ArgSpec) -> tuple[Layo
     leaves = [leaf for _, leaf in with_path]
     xs = [jnp.asarray(leaves[i]) for i in x_index]
     fixed = [leaves[i] for i in fixed_index]
-    return Layout(static, treedef, x_index, fixed_index, labels, projectors, spec), xs, fixed
+    layout = Layout(static, names, treedef, x_index, fixed_index, labels, projectors, spec)
+    return layout, xs, fixed

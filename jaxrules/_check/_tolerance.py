@@ -21,6 +21,10 @@ measured, and only where some error exceeds its floor (so a passing rule costs n
 - for the checks of the rule against itself (linearity, consistency), the reference's own
   error in the same check.
 
+Without a reference, JVPs are held to adaptive-step finite differences (float64) within
+``max(floor, 1e-7, k · their own error estimate)``; where they do not settle to 1e-3, the
+point has no derivative they can resolve, and that is reported as a failure, never a pass.
+
 A wrong rule is off by O(1); none of these measurements comes near that.
 """
 
@@ -32,6 +36,7 @@ FLOOR = {"float64": 1e-9, "float32": 5e-5, "float16": 5e-3, "bfloat16": 5e-2}
 CALIBRATION = 30.0
 ZERO_FRACTION = 1e-2
 FD_RTOL = {"float64": 1e-7}
+FD_UNSETTLED = 1e-3  # finite differences changing more than this between steps: no witness
 NOISE_STEP = 1e-4  # relative step of the noise estimate's points
 NOISE_STEPS = (-2, -1, 1, 2)  # the points x + j·h·u besides x itself
 
