@@ -26,6 +26,41 @@ def pytest_addoption(parser):
     )
 
 
+def pytest_configure(config):
+    """Validate the options and import the rule modules now, so that a mistake is a usage
+    error (one paragraph, exit status 4), never an INTERNALERROR during collection."""
+    modules = config.getoption("jaxrules", None)
+    if not modules:
+        return
+    import pytest
+
+    seeds = config.getoption("jaxrules_seeds", None)
+    if seeds is not None:
+        try:
+            ok = int(seeds) >= 1
+        except ValueError:
+            ok = False
+        if not ok:
+            raise pytest.UsageError(
+                f"--jaxrules-seeds: expected a whole number >= 1, got {seeds!r}."
+            )
+    from jaxrules._modules import ModuleError, add_to_path, import_modules
+
+    add_to_path(str(config.rootpath))
+    names = [m.strip() for m in modules.split(",") if m.strip()]
+    try:
+        import_modules(names, where="--jaxrules")
+    except ModuleError as e:
+        raise pytest.UsageError(str(e)) from None
+    import jaxrules as jr
+
+    if not jr.rules(module=tuple(names)):
+        raise pytest.UsageError(
+            f"--jaxrules: no rules are registered in {', '.join(names)}; register them with "
+            "@jr.register(...) in the module you name."
+        )
+
+
 def pytest_collection_modifyitems(session, config, items):
     if config.getoption("jaxrules", None):
         from jaxrules.testing import _collect_items

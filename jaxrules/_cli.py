@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import importlib
 import os
 import sys
 import threading
@@ -17,18 +16,19 @@ BUILTIN = "jaxrules.rules"
 def _rules(modules: Sequence[str], names: Sequence[str] | None, tag: str | None):
     import jaxrules as jr
 
+    from ._modules import ModuleError, import_modules
+
     mods = list(modules) or [BUILTIN]
-    for m in mods:
-        try:
-            importlib.import_module(m)
-        except ImportError as e:
-            raise SystemExit(f"jaxrules: cannot import module {m!r}: {e}") from None
+    try:
+        import_modules(mods)
+    except ModuleError as e:
+        _usage_error(str(e))
     rules = jr.rules(tag=tag, module=tuple(mods))
     if not rules:
         where = f"with tag {tag!r} " if tag else ""
         known = sorted({t for r in jr.rules(module=tuple(mods)) for t in r.tags})
         hint = f" (tags there: {', '.join(known)})" if tag and known else ""
-        raise SystemExit(
+        _usage_error(
             f"jaxrules: no rules {where}are registered in {', '.join(mods)}{hint}; nothing to "
             "do. Rules are registered with @jr.register(...) in the module you name."
         )
@@ -36,12 +36,21 @@ def _rules(modules: Sequence[str], names: Sequence[str] | None, tag: str | None)
         known = {r.name: r for r in rules}
         missing = [n for n in names if n not in known]
         if missing:
-            raise SystemExit(
+            close = [
+                k for m in missing for k in known if k.startswith(m[:3]) or m.startswith(k[:3])
+            ]
+            hint = f" Did you mean {', '.join(map(repr, sorted(set(close))))}?" if close else ""
+            _usage_error(
                 f"jaxrules: no rule named {', '.join(map(repr, missing))} in {', '.join(mods)} "
-                f"(known: {', '.join(sorted(known)) or 'none'})"
+                f"(known: {', '.join(sorted(known)) or 'none'}).{hint}"
             )
         rules = [known[n] for n in names]
     return rules
+
+
+def _usage_error(message: str):
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
 
 
 def _cmd_list(a) -> int:

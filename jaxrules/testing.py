@@ -16,11 +16,11 @@ case, dtype and transform), or parametrize a test yourself:
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Sequence
 
 from ._check import TRANSFORMS, check
 from ._errors import RuleCheckError
+from ._modules import import_modules
 from ._registry import Rule, default_registry
 
 __all__ = ["RuleParam", "check_rule_param", "rule_params"]
@@ -42,8 +42,7 @@ class RuleParam:
 
 
 def _rules_in(modules: Sequence[str]) -> list[Rule]:
-    for m in modules:
-        importlib.import_module(m)
+    import_modules(modules, where="rule_params")
     return default_registry.rules(module=tuple(modules))
 
 

@@ -128,3 +128,60 @@ def test_cli_check_with_a_persistent_compilation_cache(tmp_path):
     )
     assert env_run.returncode == 0, env_run.stdout + env_run.stderr
     assert any((tmp_path / "env_cache").iterdir())
+
+
+RULE_MODULE = """
+import jax.numpy as jnp
+import jaxrules as jr
+
+@jr.register("myrules_cube", reference=lambda x: x**3, inputs={"x": jr.inputs.general((3,))})
+@jr.custom_jvp
+def cube(x):
+    return x**3
+
+cube.defjvp(lambda p, t: (p[0] ** 3, 3 * p[0] ** 2 * t[0]))
+"""
+
+
+def _user_project(tmp_path):
+    (tmp_path / "myrules.py").write_text(RULE_MODULE)
+    (tmp_path / "broken.py").write_text("def f(:\n    pass\n")
+    (tmp_path / "raises.py").write_text("import jax\nraise RuntimeError('no GPU here')\n")
+    return tmp_path
+
+
+def _in(tmp_path, *cmd):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+
+
+def test_cli_finds_modules_in_the_current_directory_and_explains_mistakes(tmp_path):
+    proj = _user_project(tmp_path)
+    cli = (sys.executable, "-m", "jaxrules", "check")
+    r = _in(proj, *cli, "myrules", "--seeds", "1", "--transform", "jit", "--dtype", "float32")
+    assert r.returncode == 0 and "myrules_cube" in r.stdout, r.stdout + r.stderr
+    for module, says in [
+        ("nosuch", "no module of that name on the path. The current directory"),
+        ("broken", "syntax error in"),
+        ("raises", "raised RuntimeError at"),
+    ]:
+        r = _in(proj, *cli, module)
+        assert r.returncode == 2 and says in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr, r.stderr
+    r = _in(proj, *cli, "myrules", "--rule", "myrules_cub")
+    assert r.returncode == 2 and "Did you mean 'myrules_cube'?" in r.stderr, r.stderr
+
+
+def test_plugin_usage_errors_are_not_internal_errors(tmp_path):
+    proj = _user_project(tmp_path)
+    base = (sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q")
+    r = _in(proj, *base, "--jaxrules=myrules", "--jaxrules-seeds=1")
+    assert r.returncode == 0 and "passed" in r.stdout, r.stdout + r.stderr
+    for args, says in [
+        (("--jaxrules=nosuch",), "no module of that name on the path"),
+        (("--jaxrules=broken",), "syntax error in"),
+        (("--jaxrules=myrules", "--jaxrules-seeds=abc"), "expected a whole number >= 1"),
+    ]:
+        r = _in(proj, *base, *args)
+        out = r.stdout + r.stderr
+        assert r.returncode == 4 and says in out and "INTERNALERROR" not in out, out
