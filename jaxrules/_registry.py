@@ -113,6 +113,15 @@ class Registry:
                 f"rule name {rule.name!r} is already registered by {old.module}.{old.qualname}; "
                 f"{rule.module}.{rule.qualname} cannot take it. Choose another name."
             )
+        if old is not None and old.fn is not rule.fn and _code(old.fn) is _code(rule.fn):
+            # Same module, qualname *and code object*: two functions made by one factory (a
+            # module reload compiles new code, and re-registers cleanly below).
+            raise ValueError(
+                f"rule name {rule.name!r} is already registered by another function made by "
+                f"the same factory ({rule.module}.{rule.qualname}); the second registration "
+                "would silently replace the first. Give each one its own name (e.g. "
+                "register(f'{base}_{variant}', ...))."
+            )
         self._rules[rule.name] = rule  # same identity: a module reload re-registers cleanly
         return rule
 
@@ -236,6 +245,12 @@ def make_rule(
         bench_sizes=tuple(int(n) for n in bench_sizes),
         bench_reference=bench_reference,
     )
+
+
+def _code(fn: Callable):
+    """The code object behind a rule's function (``None`` if it has none)."""
+    target = fn.fn if isinstance(fn, CustomRule) else fn
+    return getattr(target, "__code__", None) or object()
 
 
 default_registry = Registry()

@@ -235,3 +235,24 @@ def test_every_library_rule_has_a_docstring_with_a_runnable_example():
         fn = getattr(R, name)
         doc = getattr(fn, "__doc__", None) or getattr(getattr(fn, "fn", None), "__doc__", "")
         assert doc and ">>>" in doc, name
+
+
+def test_two_rules_from_one_factory_under_one_name_is_an_error():
+    reg = jr.Registry()
+
+    def make(scale):
+        @reg.register("scaled_sin", reference=lambda x: scale * jnp.sin(x),
+                      inputs={"x": jr.inputs.general(3)})  # fmt: skip
+        @jr.custom_jvp
+        def scaled_sin(x):
+            return scale * jnp.sin(x)
+
+        scaled_sin.defjvp(lambda p, t: (scale * jnp.sin(p[0]), scale * jnp.cos(p[0]) * t[0]))
+        return scaled_sin
+
+    first = make(2.0)
+    with pytest.raises(ValueError, match="made by the same factory"):
+        make(3.0)
+    assert reg.get("scaled_sin").fn is first  # the first one stays, not silently replaced
+    # The same function registered again is not an error.
+    reg.register("scaled_sin", reference=jnp.sin, inputs={"x": jr.inputs.general(3)})(first)
