@@ -158,7 +158,8 @@ def _cmd_bench(a) -> int:
             import matplotlib  # noqa: F401
         except ImportError:
             raise SystemExit(
-                "jaxrules bench: --plot needs matplotlib: pip install 'jaxrules[bench]'"
+                "jaxrules bench: --plot needs matplotlib: pip install matplotlib (the bench extra, "
+                "'jaxrules[bench]', also installs the peer libraries lineax, jaxopt, optimistix)"
             ) from None
     t0 = time.perf_counter()
     reports = []
