@@ -58,12 +58,16 @@ class Point:
     fixed: list
     D: dict  # stacked directions {"v", "w"}: lists of (K, ...) arrays (None: integer output)
     K: int
-    n_out: int
+    out_struct: list  # the rule's output leaves (ShapeDtypeStruct), traced once per point
     refs: ReferencePrograms | None
     want: list[dict] | None = None
     _calib: list[dict] | None = None
     _noise: list[list[dict]] | None = None
     _fd: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def n_out(self) -> int:
+        return len(self.out_struct)
 
     @property
     def float64(self) -> bool:

@@ -68,10 +68,6 @@ def _take(tree, k):
     return jax.tree_util.tree_map(lambda a: a[k], tree)
 
 
-def direction(D: dict, k: int) -> dict:
-    return _take(D, k)
-
-
 class RulePrograms:
     """The rule's quantities under each transform, compiled once per (rule, case, dtype)."""
 
@@ -115,7 +111,7 @@ class RulePrograms:
     def _run(self, transform, parts, variants, xs, fixed, D) -> list[tuple[str, int, dict]]:
         K = self.K
         if transform == "eager":
-            q = quantities(self.F, xs, fixed, direction(D, 0), 1, parts, full=False)
+            q = quantities(self.F, xs, fixed, _take(D, 0), 1, parts, full=False)
             return [("eager", 0, tree_numpy(q))]
         fn = self._program(transform, parts, variants)
         if transform == "jit":
