@@ -1,7 +1,7 @@
-"""pytest entry point of jaxrules (``pytest11``).
+"""pytest entry point of jaxrules (`pytest11`).
 
-Tiny, and outside the ``jaxrules`` package on purpose: it imports jaxrules, and so JAX, only
-when ``--jaxrules`` is given, so installing jaxrules costs other projects' pytest nothing.
+Tiny, and outside the `jaxrules` package on purpose: it imports jaxrules, and so JAX, only
+when `--jaxrules` is given, so installing jaxrules costs other projects' pytest nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +23,14 @@ def pytest_addoption(parser):
         default=None,
         metavar="N",
         help="random points per check (default: the checker's default)",
+    )
+    group.addoption(
+        "--jaxrules-cache-dir",
+        action="store",
+        default=None,
+        metavar="DIR",
+        help="JAX's persistent compilation cache for the checks (default: $JAXRULES_CACHE_DIR; "
+        "none if unset); keep DIR between CI runs",
     )
 
 
@@ -52,8 +60,14 @@ def pytest_configure(config):
         import_modules(names, where="--jaxrules")
     except ModuleError as e:
         raise pytest.UsageError(str(e)) from None
-    import jaxrules as jr
+    import os
 
+    import jaxrules as jr
+    from jaxrules._backend import use_compilation_cache
+
+    use_compilation_cache(
+        config.getoption("jaxrules_cache_dir", None) or os.environ.get("JAXRULES_CACHE_DIR")
+    )
     if not jr.rules(module=tuple(names)):
         raise pytest.UsageError(
             f"--jaxrules: no rules are registered in {', '.join(names)}; register them with "

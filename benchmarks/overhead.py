@@ -5,7 +5,7 @@ Measures, interleaved (jaxrules, raw, jaxrules, raw, ...), median ratio and spre
   HLO of the two is identical;
 - trace + compile time of ``jit(grad(f))`` from scratch (target <= 1.10x);
 - dispatch of a jitted call of a small function that uses the rule (target <= 1.2x: on JAX
-  >= 0.12 the hijax primitive is staged on every call, README "Compatibility");
+  >= 0.12 the hijax primitive is staged on every call, docs/compatibility.md);
 - eager call time of the function (target <= 1.2x).
 
 Run: ``python benchmarks/overhead.py [--json FILE]``.

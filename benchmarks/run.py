@@ -17,12 +17,12 @@ Sections (each writes ``benchmarks/results/<section>[_<tag>].json``):
   (``benchmarks/overhead.py``).
 
 Then ``benchmarks/results/summary[_<tag>].md`` collects the tables with the machine they ran
-on, and ``--update-readme`` copies it into the README between the markers
+on, and ``--update-docs`` copies it into ``docs/performance.md`` between the markers
 ``<!-- benchmarks:start -->`` / ``<!-- benchmarks:end -->`` (``benchmarks-<tag>`` with a tag;
-the README's tables are generated, never typed). Peers that are not installed (the ``bench`` extra) are skipped and say so.
+the tables are generated, never typed). Peers that are not installed (the ``bench`` extra) are skipped and say so.
 
 Run: ``python benchmarks/run.py [--only SECTION ...] [--pairs 5] [--tag gpu] [--smoke]
-[--update-readme]``. ``--smoke`` runs every code path at tiny sizes with one pair (tests).
+[--update-docs]``. ``--smoke`` runs every code path at tiny sizes with one pair (tests).
 """
 
 from __future__ import annotations
@@ -44,12 +44,12 @@ import jaxrules as jr
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
-README = os.path.join(os.path.dirname(HERE), "README.md")
+PERFORMANCE = os.path.join(os.path.dirname(HERE), "docs", "performance.md")
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 
 
 def markers(tag: str = "") -> tuple[str, str]:
-    """The README markers of the generated section (one pair per tag: CPU, gpu, ...)."""
+    """The markers of the generated section (one pair per tag: CPU, gpu, ...)."""
     if not tag:
         return START, END
     return f"<!-- benchmarks-{tag}:start -->", f"<!-- benchmarks-{tag}:end -->"
@@ -251,7 +251,7 @@ def overhead_md(rows) -> str:
     )
 
 
-def update_readme(summary: str, path: str = README, tag: str = "") -> None:
+def update_docs(summary: str, path: str = PERFORMANCE, tag: str = "") -> None:
     start, end = markers(tag)
     text = open(path).read()
     if start not in text or end not in text:
@@ -269,11 +269,13 @@ def main(argv=None):
     ap.add_argument("--tag", default="", help="suffix for the result files (e.g. gpu)")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one pair: code paths only")
     ap.add_argument("--out", default=RESULTS, help="results folder")
-    ap.add_argument("--update-readme", action="store_true")
+    ap.add_argument(
+        "--update-docs", action="store_true", help="copy the summary into docs/performance.md"
+    )
     ap.add_argument(
         "--summarize",
         action="store_true",
-        help="run nothing: rebuild summary.md (and the README) from the saved JSON files",
+        help="run nothing: rebuild summary.md (and docs/performance.md) from the saved JSON files",
     )
     a = ap.parse_args(argv)
     pairs = 1 if a.smoke else a.pairs
@@ -318,8 +320,8 @@ def main(argv=None):
     summary = "\n\n".join(parts) + "\n"
     with open(os.path.join(a.out, f"summary{suffix}.md"), "w") as fh:
         fh.write(summary)
-    if a.update_readme:
-        update_readme(summary, tag=a.tag)
+    if a.update_docs:
+        update_docs(summary, tag=a.tag)
 
 
 if __name__ == "__main__":

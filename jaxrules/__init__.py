@@ -1,9 +1,10 @@
 """jaxrules: custom differentiation rules for JAX, done right.
 
->>> import jaxrules as jr
->>> from jaxrules.rules import sin_product
->>> "sin_product" in [r.name for r in jr.rules()]
-True
+Examples:
+    >>> import jaxrules as jr
+    >>> from jaxrules.rules import sin_product
+    >>> "sin_product" in [r.name for r in jr.rules()]
+    True
 """
 
 from . import inputs as inputs

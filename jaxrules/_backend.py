@@ -1,27 +1,27 @@
 """Which JAX mechanism carries a rule, on the JAX in use: the one place that decides.
 
 Everything that depends on the installed JAX version lives here (the experimental API itself is
-in :mod:`jaxrules._hijax`), so that a JAX release that renames or changes something touches
+in `jaxrules._hijax`), so that a JAX release that renames or changes something touches
 this layer only:
 
-- :data:`JAX_VERSION`, parsed once;
-- whether the hijax primitive is available (:data:`jaxrules._hijax.AVAILABLE`, under any of
-  its known class names) and, if not, a one-time :class:`FallbackWarning` that names the JAX
+- `JAX_VERSION`, parsed once;
+- whether the hijax primitive is available (`jaxrules._hijax.AVAILABLE`, under any of
+  its known class names) and, if not, a one-time `FallbackWarning` that names the JAX
   version and what is lost — never a silent degradation;
-- *how* a rule with a VJP rule is bound (:func:`direct_under_autodiff`). Everywhere: the
-  *staged form*, a ``jax.custom_jvp`` of the primal whose JVP rule returns its tangent through
+- *how* a rule with a VJP rule is bound (`direct_under_autodiff`). Everywhere: the
+  *staged form*, a `jax.custom_jvp` of the primal whose JVP rule returns its tangent through
   a linear hijax primitive (evaluated: the JVP rule; transposed: the VJP rule), so that every
-  transformation — ``jit``, ``scan``, ``cond``, ``checkpoint`` before differentiation
+  transformation — `jit`, `scan`, `cond`, `checkpoint` before differentiation
   included — runs each mode's own rule. Before JAX 0.12, where differentiation reaches the call
   directly, the full rule primitive is bound instead: there a jaxpr that stages a hijax
-  primitive makes ``jax.jit`` lower it again on every call (70-128 µs per call on
+  primitive makes `jax.jit` lower it again on every call (70-128 µs per call on
   0.10.2-0.11.2, measured), and the direct binding keeps the linear primitive out of jitted
   forward-mode code. JAX 0.12 lowers such jaxprs once (4.9 µs, as without), so there the staged
-  form is used throughout. ``JAXRULES_HIJAX_BIND=direct|staged`` overrides the version gate;
-- :func:`select`: the backend of a rule (``hijax``, ``custom_jvp`` or ``custom_vjp``) from the
+  form is used throughout. `JAXRULES_HIJAX_BIND=direct|staged` overrides the version gate;
+- `select`: the backend of a rule (`hijax`, `custom_jvp` or `custom_vjp`) from the
   rules it has;
-- the checker's and the tests' hooks: :func:`force_backend`, :func:`record_rule_calls`,
-  :func:`use_hijax`.
+- the checker's and the tests' hooks: `force_backend`, `record_rule_calls`,
+  `use_hijax`.
 """
 
 from __future__ import annotations
@@ -42,14 +42,14 @@ def _parse_version(v: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", v.split("+")[0])[:3])
 
 
-#: The installed JAX version, e.g. ``(0, 12, 0)``.
+#: The installed JAX version, e.g. `(0, 12, 0)`.
 JAX_VERSION: tuple[int, ...] = _parse_version(jax.__version__)
 
 #: The oldest JAX this project supports (and tests in CI).
 MIN_JAX = (0, 10, 2)
 
-#: From this JAX on, staging a hijax primitive under ``jit`` is as cheap as staging a plain
-#: ``custom_vjp`` (measured: benchmarks/overhead.py, README "Compatibility").
+#: From this JAX on, staging a hijax primitive under `jit` is as cheap as staging a plain
+#: `custom_vjp` (measured: benchmarks/overhead.py, docs/compatibility.md).
 CHEAP_STAGING_FROM = (0, 12)
 
 _BIND_ENV = "JAXRULES_HIJAX_BIND"
@@ -90,7 +90,7 @@ def hijax_enabled() -> bool:
 def use_hijax(enabled: bool = True, *, direct: bool | None = None) -> Iterator[None]:
     """Inside the block, rules use (or do not use) the hijax primitives; tests only.
 
-    ``direct`` overrides the version gate of :func:`direct_under_autodiff` as well.
+    `direct` overrides the version gate of `direct_under_autodiff` as well.
     """
     if enabled and not _hijax.AVAILABLE:
         raise RuntimeError(f"hijax is unavailable: {_hijax.UNAVAILABLE_REASON}")
@@ -121,7 +121,7 @@ def _warn_fallback() -> None:
 
 
 def select(has_jvp: bool, has_vjp: bool) -> str:
-    """The backend of a rule with these rules: ``hijax``, ``custom_jvp`` or ``custom_vjp``."""
+    """The backend of a rule with these rules: `hijax`, `custom_jvp` or `custom_vjp`."""
     forced = _state.forced
     if forced == "custom_vjp" and has_vjp:
         return "custom_vjp"
@@ -137,10 +137,10 @@ def select(has_jvp: bool, has_vjp: bool) -> str:
 
 @contextlib.contextmanager
 def force_backend(backend: str | None) -> Iterator[None]:
-    """Inside the block, rules that have the matching rule use ``backend`` (checker only).
+    """Inside the block, rules that have the matching rule use `backend` (checker only).
 
-    Without hijax, the checker forces each mode's own rule: ``custom_jvp`` (the JVP rule) for
-    forward-mode checks and ``custom_vjp`` (the VJP rule) for reverse-mode ones.
+    Without hijax, the checker forces each mode's own rule: `custom_jvp` (the JVP rule) for
+    forward-mode checks and `custom_vjp` (the VJP rule) for reverse-mode ones.
     """
     old = _state.forced
     _state.forced = backend
@@ -152,7 +152,7 @@ def force_backend(backend: str | None) -> Iterator[None]:
 
 @contextlib.contextmanager
 def record_rule_calls() -> Iterator[list]:
-    """Log ``(rule name, "jvp" | "fwd" | "bwd")`` for each rule JAX invokes inside the block
+    """Log `(rule name, "jvp" | "fwd" | "bwd")` for each rule JAX invokes inside the block
     (at trace time; per thread: the CLI checks rules in parallel)."""
     old = _state.log
     _state.log = []
@@ -168,11 +168,11 @@ def record(name: str, what: str) -> None:
 
 
 def all_concrete(tracers) -> bool:
-    """Whether every tracer wraps a concrete value (eager ``jax.grad``/``jax.jvp`` outside
-    ``jit``), so that the rule can run on values as JAX runs a ``custom_jvp`` rule there.
+    """Whether every tracer wraps a concrete value (eager `jax.grad`/`jax.jvp` outside
+    `jit`), so that the rule can run on values as JAX runs a `custom_jvp` rule there.
 
-    ``Tracer.to_concrete_value`` (JAX 0.4.36 - 0.12 at least) answers it; where it is missing,
-    every tracer counts as abstract (the rule is traced, as under ``jit``).
+    `Tracer.to_concrete_value` (JAX 0.4.36 - 0.12 at least) answers it; where it is missing,
+    every tracer counts as abstract (the rule is traced, as under `jit`).
     """
     for t in tracers:
         get = getattr(t, "to_concrete_value", None)
@@ -186,8 +186,19 @@ def all_concrete(tracers) -> bool:
     return True
 
 
+def use_compilation_cache(path: str | None) -> None:
+    """JAX's persistent compilation cache in `path` (nothing if `path` is empty): checking
+    compiles hundreds of small programs, and a warm cache (kept between CI runs) skips nearly
+    all of them. Every program is cached, however small or fast to compile."""
+    if not path:
+        return
+    jax.config.update("jax_compilation_cache_dir", os.path.abspath(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 def describe() -> dict:
-    """What this JAX gives jaxrules (for ``jaxrules info`` and bug reports)."""
+    """What this JAX gives jaxrules (for `jaxrules info` and bug reports)."""
     return {
         "jax": jax.__version__,
         "hijax": _hijax.CLASS_NAME or None,

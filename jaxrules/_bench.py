@@ -1,17 +1,17 @@
-"""``jr.benchmark``: is a rule faster than JAX differentiating its reference?
+"""`jr.benchmark`: is a rule faster than JAX differentiating its reference?
 
-For each size, the rule's arguments are drawn (``bench_inputs`` of the registration, or the
+For each size, the rule's arguments are drawn (`bench_inputs` of the registration, or the
 example inputs), and three computations are compiled for the rule and for its reference:
 
-- ``primal``: ``f(*args)``;
-- ``jvp``: ``jax.jvp(f, args, tangents)`` — forward mode, all arguments perturbed;
-- ``vjp``: ``jax.vjp(f, *args)[1](cotangent)`` — reverse mode, the full cotangent.
+- `primal`: `f(*args)`;
+- `jvp`: `jax.jvp(f, args, tangents)` — forward mode, all arguments perturbed;
+- `vjp`: `jax.vjp(f, *args)[1](cotangent)` — reverse mode, the full cotangent.
 
-Each is ``jax.jit``-compiled ahead of time (so the timing excludes dispatch and cache lookup),
+Each is `jax.jit`-compiled ahead of time (so the timing excludes dispatch and cache lookup),
 warmed up, and timed *interleaved* with its reference counterpart (rule, reference, rule, ...)
-with ``block_until_ready``; the result is the median ratio rule / reference over the pairs and
+with `block_until_ready`; the result is the median ratio rule / reference over the pairs and
 its range — a ratio survives a noisy machine better than two absolute times. Memory is XLA's
-temporary allocation of each compiled computation (``compiled.memory_analysis()``).
+temporary allocation of each compiled computation (`compiled.memory_analysis()`).
 """
 
 from __future__ import annotations
@@ -35,10 +35,17 @@ from ._registry import Registry, Rule, default_registry
 
 MODES = ("primal", "jvp", "vjp")
 
-#: A rule counts as faster (slower) than its reference when the median ratio is below 0.95
-#: (above 1.05) *and* every pair agrees (a sign test: with 5 pairs, 1 chance in 32 by luck);
-#: otherwise it is "on par" within the noise.
-_FASTER, _SLOWER = 0.95, 1.05
+#: A rule counts as faster (slower) than its reference when the ratio is below 0.95 (above
+#: 1.05) *and* every pair agrees (a sign test: with 5 pairs, 1 chance in 32 by luck);
+#: otherwise it is "on par" within the noise. Where the pairs' ratios differ by more than a
+#: factor `_NOISY` the machine was too noisy to decide anything: "noisy: rerun".
+_FASTER, _SLOWER, _NOISY = 0.95, 1.05, 2.0
+
+#: What each mode's time includes (printed with every report).
+INCLUDES = (
+    "primal: one call; JVP: jax.jvp (primal and tangent together); VJP: jax.vjp and its "
+    "pullback on a full cotangent (the forward pass included)"
+)
 
 
 # -- timing -------------------------------------------------------------------------------------
@@ -56,7 +63,7 @@ def time_once(fn: Callable[[], Any]) -> float:
 
 
 def mean_time(fn: Callable[[], Any], inner: int) -> float:
-    """Mean time of ``inner`` back-to-back calls, blocking once at the end."""
+    """Mean time of `inner` back-to-back calls, blocking once at the end."""
     t0 = time.perf_counter()
     out = None
     for _ in range(inner):
@@ -66,16 +73,16 @@ def mean_time(fn: Callable[[], Any], inner: int) -> float:
 
 
 def calibrate(fn: Callable[[], Any], target: float = 0.02) -> int:
-    """Repetitions so that one measurement of ``fn`` takes about ``target`` seconds."""
+    """Repetitions so that one measurement of `fn` takes about `target` seconds."""
     t = max(time_once(fn), 1e-6)
     return max(1, min(10_000, int(target / t)))
 
 
 def interleaved_ratio(a: Callable, b: Callable, *, pairs: int = 7, inner: int | None = None):
-    """Time ``a`` and ``b`` alternately (after one warm-up call each).
+    """Time `a` and `b` alternately (after one warm-up call each).
 
-    **Returns:** ``(median time of a, median time of b, median of the ratios a/b, (min, max)
-    of the ratios)``. ``inner`` calls per measurement (default: enough for ~20 ms each, so that
+    **Returns:** `(median time of a, median time of b, median of the ratios a/b, (min, max)
+    of the ratios)`. `inner`: calls per measurement (default: enough for ~20 ms each, so that
     dispatch does not dominate small problems).
     """
     jax.block_until_ready(a())
@@ -109,7 +116,8 @@ def temp_bytes(compiled) -> int | None:
 # -- results -----------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class BenchRow:
-    """One (size, mode): times in seconds, ``ratio`` = rule / reference (median, with range)."""
+    """One (size, mode): median times in seconds, `ratio = rule_s / ref_s` (so the columns
+    agree), `ratio_range` the smallest and largest ratio of the interleaved pairs."""
 
     size: int | None
     mode: str
@@ -126,6 +134,8 @@ class BenchRow:
         if self.ratio is None:
             return "no reference"
         lo, hi = self.ratio_range
+        if hi > _NOISY * lo:
+            return "noisy: rerun"
         if self.ratio < _FASTER and hi < 1.0:
             return "faster"
         if self.ratio > _SLOWER and lo > 1.0:
@@ -143,8 +153,8 @@ def _mib(b):
 
 @dataclasses.dataclass
 class BenchmarkReport:
-    """What :func:`benchmark` measured: ``rows`` (:class:`BenchRow`), with a readable table
-    (``str(report)``), a one-line verdict per mode, ``to_dict()`` and ``plot(path)``."""
+    """What `benchmark` measured: `rows` (`BenchRow`), with a readable table
+    (`str(report)`), a one-line verdict per mode, `to_dict()` and `plot(path)`."""
 
     rule: str
     dtype: str
@@ -189,9 +199,17 @@ class BenchmarkReport:
         return "\n".join(lines)
 
     def __str__(self) -> str:
+        noisy = sum(r.ratio is not None and r.verdict == "noisy: rerun" for r in self.rows)
+        warn = (
+            f"\nWARNING: {noisy} cell(s) too noisy to decide (their pairs differ by more than "
+            f"{_NOISY:g}x): rerun on an idle machine, or with more pairs."
+            if noisy
+            else ""
+        )
         return (
-            f"{self.summary()}\n{self.pairs} interleaved pairs per cell, medians; "
-            f"{self.machine}\n\n{self.table()}"
+            f"{self.summary()}\n{self.pairs} interleaved pairs per cell; ms: medians; "
+            f"rule / reference: the ratio of the medians, (range) over the pairs; "
+            f"{self.machine}\nTimes include: {INCLUDES}.{warn}\n\n{self.table()}"
         )
 
     def to_dict(self) -> dict:
@@ -205,7 +223,7 @@ class BenchmarkReport:
 
     @classmethod
     def from_dict(cls, d: dict) -> BenchmarkReport:
-        """The inverse of :meth:`to_dict` (e.g. to re-tabulate saved results)."""
+        """The inverse of `to_dict` (e.g. to re-tabulate saved results)."""
         rows = []
         for r in d["rows"]:
             r = dict(r)
@@ -220,7 +238,7 @@ class BenchmarkReport:
 
     def plot(self, path: str | None = None, ax=None):
         """Time against size, rule (solid) and reference (dashed), one colour per mode.
-        Needs matplotlib (the ``bench`` extra). Returns the figure."""
+        Needs matplotlib (the `bench` extra). Returns the figure."""
         import matplotlib
 
         if path is not None and ax is None:
@@ -275,7 +293,7 @@ def _compile(fn, *args):
 
 
 def _programs(f: Callable, dyn: dict, seed: int):
-    """The three computations of ``f(dyn)``, and their arguments."""
+    """The three computations of `f(dyn)`, and their arguments."""
     rng = np.random.default_rng(seed)
     randn = lambda x: jnp.asarray(rng.standard_normal(jnp.shape(x)), jnp.result_type(x))
     tangents = jax.tree_util.tree_map(randn, dyn)
@@ -289,8 +307,8 @@ def _programs(f: Callable, dyn: dict, seed: int):
 
 
 def _caller(rec: Rule, fn: Callable, static: dict) -> Callable:
-    """``d -> fn(...)`` called as the rule is: positional where the rule's parameter is, so a
-    reference with other parameter names (``jnp.linalg.inv(a)``) works too."""
+    """`d -> fn(...)` called as the rule is: positional where the rule's parameter is, so a
+    reference with other parameter names (`jnp.linalg.inv(a)`) works too."""
     target = rec.fn.fn if isinstance(rec.fn, CustomRule) else rec.fn
     sig = inspect.signature(target)
 
@@ -322,23 +340,24 @@ def benchmark(
 
     **Arguments:**
 
-    - ``rule``: a registered rule's name, its function, or its :class:`Rule`.
-    - ``sizes``: problem sizes ``n`` (the registration's ``bench_inputs(n)`` draws the
-      arguments); default the registration's ``bench_sizes``, or its example inputs.
-    - ``dtype``: ``"float32"`` or ``"float64"`` (run inside ``jax.enable_x64()``).
-    - ``pairs``: interleaved (rule, reference) measurement pairs per cell (≥ 5 for a claim).
-    - ``modes``: any of ``"primal"``, ``"jvp"``, ``"vjp"``.
-    - ``reference``: what to compare against (default: the registration's
-      ``bench_reference``, else its ``reference``).
-    - ``progress``: called with a short message before each cell (the CLI prints them).
+    - `rule`: a registered rule's name, its function, or its `Rule`.
+    - `sizes`: problem sizes `n` (the registration's `bench_inputs(n)` draws the
+      arguments); default the registration's `bench_sizes`, or its example inputs.
+    - `dtype`: `"float32"` or `"float64"` (run inside `jax.enable_x64()`).
+    - `pairs`: interleaved (rule, reference) measurement pairs per cell (≥ 5 for a claim).
+    - `modes`: any of `"primal"`, `"jvp"`, `"vjp"`.
+    - `reference`: what to compare against (default: the registration's
+      `bench_reference`, else its `reference`).
+    - `progress`: called with a short message before each cell (the CLI prints them).
 
-    **Returns:** a :class:`BenchmarkReport`; ``print(report)`` shows a verdict per mode and
+    **Returns:** a `BenchmarkReport`; `print(report)` shows a verdict per mode and
     the table.
 
-    >>> import jaxrules as jr
-    >>> report = jr.benchmark("linear_solve", sizes=[8], pairs=1)
-    >>> [(row.size, row.mode) for row in report.rows]
-    [(8, 'primal'), (8, 'jvp'), (8, 'vjp')]
+    Examples:
+        >>> import jaxrules as jr
+        >>> report = jr.benchmark("linear_solve", sizes=[8], pairs=1)
+        >>> [(row.size, row.mode) for row in report.rows]
+        [(8, 'primal'), (8, 'jvp'), (8, 'vjp')]
     """
     rec = _resolve(rule, registry)
     bad = [m for m in modes if m not in MODES]
@@ -383,9 +402,8 @@ def benchmark(
                     except Exception as e:  # e.g. JAX cannot differentiate the reference
                         note, c_ref = _describe_error(e), None
                 if c_ref is not None:
-                    t_rule, t_ref, ratio, spread = interleaved_ratio(
-                        call_rule, call_ref, pairs=pairs
-                    )
+                    t_rule, t_ref, _, spread = interleaved_ratio(call_rule, call_ref, pairs=pairs)
+                    ratio = t_rule / t_ref  # of the medians shown: the columns agree
                 else:
                     jax.block_until_ready(call_rule())
                     inner = calibrate(call_rule)

@@ -1,4 +1,4 @@
-"""The ``jaxrules`` command line: ``list``, ``check`` and ``bench``."""
+"""The `jaxrules` command line: `list`, `check` and `bench`."""
 
 from __future__ import annotations
 
@@ -73,30 +73,50 @@ def _size(rule) -> int:
         return 0
 
 
-def _use_cache(path: str | None) -> None:
-    """JAX's persistent compilation cache in ``path``: checking compiles hundreds of small
-    programs, and a warm cache (kept between CI runs) skips nearly all of them."""
-    if not path:
-        return
-    import jax
+class _Progress:
+    """Progress lines on stderr: one when a rule starts, one when it finishes, with the elapsed
+    wall time and an estimate of the time left (from the throughput so far, weighting each rule
+    by its cases and order: a rough guide, said as such)."""
 
-    jax.config.update("jax_compilation_cache_dir", os.path.abspath(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    def __init__(self, rules, t0: float):
+        self.weight = {r.name: max(1, len(r.cases)) * max(1, r.order) for r in rules}
+        self.total = sum(self.weight.values())
+        self.n, self.done, self.done_weight, self.t0 = len(rules), 0, 0, t0
+
+    def _say(self, msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    def start(self, r) -> None:
+        self._say(f"[{time.perf_counter() - self.t0:5.0f}s] start  {r.name}")
+
+    def finish(self, r, passed: bool, seconds: float) -> None:
+        self.done += 1
+        self.done_weight += self.weight[r.name]
+        elapsed = time.perf_counter() - self.t0
+        left = self.total - self.done_weight
+        eta = f", about {elapsed / self.done_weight * left:.0f}s left" if left else ""
+        self._say(
+            f"[{elapsed:5.0f}s] {'PASS' if passed else 'FAIL'}   {r.name} in {seconds:.1f}s "
+            f"({self.done}/{self.n} done{eta})"
+        )
 
 
 def _cmd_check(a) -> int:
     import jaxrules as jr
 
-    _use_cache(a.cache_dir)
+    from . import _backend
+
+    _backend.use_compilation_cache(a.cache_dir)
 
     rules = _rules(a.modules, a.rule, a.tag)
     seeds = a.seed if a.seed else a.seeds
     t0 = time.perf_counter()
     lock = threading.Lock()
-    done = [0]
+    progress = _Progress(rules, t0)
 
     def run(r):
+        with lock:
+            progress.start(r)
         t = time.perf_counter()
         rep = jr.check(
             r,
@@ -106,13 +126,7 @@ def _cmd_check(a) -> int:
             order=a.order,
         )
         with lock:
-            done[0] += 1
-            print(
-                f"[{done[0]}/{len(rules)}] {r.name} ... {'PASS' if rep.passed else 'FAIL'} "
-                f"({time.perf_counter() - t:.1f}s)",
-                file=sys.stderr,
-                flush=True,
-            )
+            progress.finish(r, rep.passed, time.perf_counter() - t)
         return rep
 
     # Checks of different rules are independent; XLA compiles release the GIL, so threads
@@ -158,8 +172,7 @@ def _cmd_bench(a) -> int:
             import matplotlib  # noqa: F401
         except ImportError:
             raise SystemExit(
-                "jaxrules bench: --plot needs matplotlib: pip install matplotlib (the bench extra, "
-                "'jaxrules[bench]', also installs the peer libraries lineax, jaxopt, optimistix)"
+                "jaxrules bench: --plot needs matplotlib: pip install matplotlib"
             ) from None
     t0 = time.perf_counter()
     reports = []
@@ -272,7 +285,7 @@ def _cmd_info(a) -> int:
     print(f"jax {info['jax']}")
     if info["hijax"]:
         print(f"hijax primitive: jax.experimental.hijax.{info['hijax']}")
-        print(f"bound: {info['bind']} (README, Compatibility)")
+        print(f"bound: {info['bind']} (docs/compatibility.md)")
     else:
         print(f"hijax primitive: unavailable ({info['hijax_unavailable_reason']})")
         print(

@@ -1,15 +1,15 @@
 """Closure conversion: callables that close over arrays become pytrees.
 
-A solver's residual ``F`` written inside ``jit`` or ``grad`` typically closes over traced
-arrays (``lambda x: x - p``). Passing such a callable through ``jax.custom_vjp`` leaks the
-tracer; passing it as a static argument silently drops the derivative with respect to ``p``.
-jaxrules instead turns the callable into a :class:`Closure`: a pytree whose leaves are the
-arrays found in its closure cells, defaults, ``functools.partial`` arguments and bound
-``self``, and which rebuilds an equivalent function from new leaves. The arrays then travel
+A solver's residual `F` written inside `jit` or `grad` typically closes over traced
+arrays (`lambda x: x - p`). Passing such a callable through `jax.custom_vjp` leaks the
+tracer; passing it as a static argument silently drops the derivative with respect to `p`.
+jaxrules instead turns the callable into a `Closure`: a pytree whose leaves are the
+arrays found in its closure cells, defaults, `functools.partial` arguments and bound
+`self`, and which rebuilds an equivalent function from new leaves. The arrays then travel
 as ordinary inputs and get derivatives like any other; a rule differentiates through the
-callable with ``jax.jvp``/``jax.vjp`` as with any pytree argument.
+callable with `jax.jvp`/`jax.vjp` as with any pytree argument.
 
-A callable that closes over no array becomes a ``Closure`` with no leaves: static, part of
+A callable that closes over no array becomes a `Closure` with no leaves: static, part of
 the cache key by identity.
 """
 
@@ -57,7 +57,7 @@ class _Ident:
 
 def _immutable_by_identity(value: Any) -> bool:
     """Values whose behaviour cannot change while they live: modules, classes, builtins, JAX
-    arrays, and callables that JAX or NumPy define (``jnp.sin``, a ``jax.jit`` function)."""
+    arrays, and callables that JAX or NumPy define (`jnp.sin`, a `jax.jit` function)."""
     if isinstance(value, (types.ModuleType, type, types.BuiltinFunctionType, jax.Array)):
         return True
     mod = getattr(type(value), "__module__", "") or ""
@@ -84,11 +84,11 @@ def _key(value: Any, depth: int = 0) -> Any:
 
     Plain values compare by type and value; functions by their code, the values of the globals
     their code reads and (recursively) their captured values and defaults, so that
-    ``lambda x: x - a`` created afresh on every call (as users write it) is the same static
+    `lambda x: x - a` created afresh on every call (as users write it) is the same static
     structure each time and hits every cache; modules, classes, builtins and JAX's functions
     by identity. Anything whose state can change without its identity changing — a dict, a
     list, a NumPy array, an object — gets a key of its own, so that a cache never returns a
-    value computed with its old state (as ``jax.jit`` re-traces a fresh function).
+    value computed with its old state (as `jax.jit` re-traces a fresh function).
     """
     if isinstance(value, _SIMPLE):
         return (type(value), value)
@@ -124,7 +124,7 @@ def _key(value: Any, depth: int = 0) -> Any:
 
 class _Opaque:
     """Wraps a non-array value in the static part of a Closure; compares structurally
-    (:func:`_key`), and keeps the value alive so that identity keys stay valid."""
+    (`_key`), and keeps the value alive so that identity keys stay valid."""
 
     __slots__ = ("key", "value")
 
@@ -144,7 +144,7 @@ class Closure:
     """A callable rebuilt from a template function and the arrays it closes over.
 
     Calling it calls the original function with the current leaves in place of the arrays it
-    captured. It is a pytree, so ``jax.jvp(lambda F: F(x), (F,), (dF,))`` differentiates with
+    captured. It is a pytree, so `jax.jvp(lambda F: F(x), (F,), (dF,))` differentiates with
     respect to the captured arrays.
     """
 
@@ -165,12 +165,12 @@ class Closure:
         return arrays, (self.kind, _Opaque(self.template, self._tkey), treedef, statics)
 
     def _template_key(self):
-        # The captured values are in ``parts`` (compared there); the template itself only
-        # contributes what ``rebuild`` takes from it.
+        # The captured values are in `parts` (compared there); the template itself only
+        # contributes what `rebuild` takes from it.
         t = self.template
         if self.kind == "function":
             # The code, and the values of the globals it reads (the captured values are in
-            # ``parts``): a changed global is a different function.
+            # `parts`): a changed global is a different function.
             return ("function", t.__name__, *_code_key(t))
         if self.kind == "static":
             return _key(t)
@@ -226,7 +226,7 @@ class Closure:
 
 
 def _convert_value(v: Any, depth: int, seen: set[int]) -> tuple[Any, bool]:
-    """Turn ``v`` into a pytree of arrays / Closures / _Opaque; report if any array was found."""
+    """Turn `v` into a pytree of arrays / Closures / _Opaque; report if any array was found."""
     found = False
 
     def leaf(x):
@@ -274,13 +274,13 @@ def _convert(fn: Any, depth: int, seen: set[int]) -> tuple[Any, bool]:
 
 
 def convert(fn: Any) -> Any:
-    """Closure-convert ``fn`` if it captures arrays; otherwise return it unchanged."""
+    """Closure-convert `fn` if it captures arrays; otherwise return it unchanged."""
     out, _ = _convert(fn, 0, set())
     return out
 
 
 def as_pytree(fn: Any) -> Closure:
-    """``fn`` as a pytree: its captured arrays are the leaves; none (a static callable) if it
+    """`fn` as a pytree: its captured arrays are the leaves; none (a static callable) if it
     captures no array."""
     out, found = _convert(fn, 0, set())
     return out if found else Closure("static", fn, ())

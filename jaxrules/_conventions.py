@@ -1,19 +1,19 @@
 """JAX's spellings of custom rules, mapped onto jaxrules' own.
 
-``jax.custom_jvp``/``jax.custom_vjp`` code runs unchanged on jaxrules' decorators. This module
+`jax.custom_jvp`/`jax.custom_vjp` code runs unchanged on jaxrules' decorators. This module
 translates the three spellings that differ from jaxrules' own conventions:
 
-- ``nondiff_argnums=(i, ...)``: JAX passes those arguments *first and positionally* to the
-  rules (``jvp(*nondiff, primals, tangents)``, ``bwd(*nondiff, res, g)`` returning cotangents
+- `nondiff_argnums=(i, ...)`: JAX passes those arguments *first and positionally* to the
+  rules (`jvp(*nondiff, primals, tangents)`, `bwd(*nondiff, res, g)` returning cotangents
   of the other arguments only). jaxrules maps each such argument, per call, onto one of its own
   kinds: a value without arrays (a float, a string, a function closing over no array) is
-  *static* (wrapped in :class:`StaticValue`, part of the cache key), an array or a pytree or
+  *static* (wrapped in `StaticValue`, part of the cache key), an array or a pytree or
   closure holding arrays is *nondiff* (traced; differentiating with respect to it is an error,
   where JAX silently returns zero).
-- ``defjvps(*jvps)``: one tangent function per argument, summed.
-- ``symbolic_zeros=True``: zero tangents/cotangents arrive as JAX's ``SymbolicZero`` objects and
-  ``fwd`` receives ``CustomVJPPrimal`` objects (handled by :mod:`jaxrules._custom` through the
-  zero mode ``"jax"``; jaxrules' own ``None`` convention is ``zeros_as_none=True``).
+- `defjvps(*jvps)`: one tangent function per argument, summed.
+- `symbolic_zeros=True`: zero tangents/cotangents arrive as JAX's `SymbolicZero` objects and
+  `fwd` receives `CustomVJPPrimal` objects (handled by `jaxrules._custom` through the
+  zero mode `"jax"`; jaxrules' own `None` convention is `zeros_as_none=True`).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class StaticValue:
 
 
 class _Key:
-    """Hash/compare a static value by type and value (``1`` vs ``1.0`` differ), or by identity
+    """Hash/compare a static value by type and value (`1` vs `1.0` differ), or by identity
     when it is unhashable."""
 
     __slots__ = ("key", "value")
@@ -73,7 +73,7 @@ class _Key:
 
 
 def unwrap(tree: Any) -> Any:
-    """Replace :class:`StaticValue` nodes by their values."""
+    """Replace `StaticValue` nodes by their values."""
     return jax.tree_util.tree_map(
         lambda x: x.value if isinstance(x, StaticValue) else x,
         tree,
@@ -82,7 +82,7 @@ def unwrap(tree: Any) -> Any:
 
 
 def argnums_to_names(fn: Callable, name: str, argnums: Any) -> tuple[str, ...]:
-    """The parameter names at JAX's ``nondiff_argnums`` positions, validated."""
+    """The parameter names at JAX's `nondiff_argnums` positions, validated."""
     if isinstance(argnums, int):
         argnums = (argnums,)
     try:
@@ -113,10 +113,10 @@ def argnums_to_names(fn: Callable, name: str, argnums: Any) -> tuple[str, ...]:
 
 
 class JaxNondiff:
-    """Adapters from JAX's ``nondiff_argnums`` rule signatures to jaxrules' internal ones.
+    """Adapters from JAX's `nondiff_argnums` rule signatures to jaxrules' internal ones.
 
-    ``traced`` are the function's non-static parameters in signature order (jaxrules passes
-    them to rules in that order); ``nondiff`` the names at ``nondiff_argnums``.
+    `traced` are the function's non-static parameters in signature order (jaxrules passes
+    them to rules in that order); `nondiff` the names at `nondiff_argnums`.
     """
 
     def __init__(self, traced: Sequence[str], nondiff: Sequence[str]):
@@ -171,7 +171,7 @@ def _all_arrays(v) -> bool:
 
 def defjvps_rule(rule: Callable, jvps: Sequence[Callable | None]) -> Callable:
     """A JVP rule (JAX's convention) from one tangent function per argument, as
-    ``jax.custom_jvp.defjvps``: ``jvp_i(t_i, primal_out, *primals)``, ``None`` for no
+    `jax.custom_jvp.defjvps`: `jvp_i(t_i, primal_out, *primals)`, `None` for no
     contribution; the contributions are summed."""
 
     def jvp(primals, tangents):

@@ -1,29 +1,25 @@
-"""The decorators: ``jr.custom_jvp`` and ``jr.custom_vjp``.
+"""The decorators: `jr.custom_jvp` and `jr.custom_vjp`.
 
-Both return a :class:`CustomRule`, on which a JVP rule, a VJP rule, or both can be defined.
+Both return a `CustomRule`, on which a JVP rule, a VJP rule, or both can be defined.
 
 How a call runs:
 
 1. the call is bound against the signature and split into static values (keywords for the
-   rules, part of the cache key) and traced parameters (:mod:`jaxrules._signature`);
-2. callables among the traced parameters are closure-converted (:mod:`jaxrules._closure`),
+   rules, part of the cache key) and traced parameters (`jaxrules._signature`);
+2. callables among the traced parameters are closure-converted (`jaxrules._closure`),
    Python numbers become arrays, and the traced parameters are flattened into leaves, each with
-   a kind: ``dynamic``, ``nondiff``, ``zero`` or ``int`` (integer/bool: float0 tangents);
-3. a :class:`~jaxrules._specialize.Specialization` is looked up by (tree structure, static values, leaf types): it
-   holds the expected output shapes (one ``jax.eval_shape`` per key, never per call) and the
+   a kind: `dynamic`, `nondiff`, `zero` or `int` (integer/bool: float0 tangents);
+3. a `jaxrules._specialize.Specialization` is looked up by (tree structure, static values, leaf types): it
+   holds the expected output shapes (one `jax.eval_shape` per key, never per call) and the
    flat functions that wrap the user's rules with zero handling and output validation;
 4. the flat function is bound through one of three backends:
 
-   ========================  ====================================================
-   rules defined             backend
-   ========================  ====================================================
-   JVP only                  ``jax.custom_jvp`` (reverse mode by transposition)
-   VJP only, or both         a hijax primitive (:mod:`jaxrules._hijax`): forward
-                             mode uses the JVP rule, or the transpose of the VJP
-                             rule when there is none; reverse mode the VJP rule
-   VJP only, no hijax        ``jax.custom_vjp`` (forward mode: a clear error)
-   both, no hijax            ``jax.custom_jvp`` with the JVP rule for both modes
-   ========================  ====================================================
+   | rules defined | backend |
+   |---|---|
+   | JVP only | `jax.custom_jvp` (reverse mode by transposition) |
+   | VJP only, or both | a hijax primitive (`jaxrules._hijax`): forward mode uses the JVP rule, or the transpose of the VJP rule when there is none; reverse mode the VJP rule |
+   | VJP only, no hijax | `jax.custom_vjp` (forward mode: a clear error) |
+   | both, no hijax | `jax.custom_jvp` with the JVP rule for both modes |
 """
 
 from __future__ import annotations
@@ -56,9 +52,9 @@ _CACHE_SIZE = 512
 
 
 class CustomRule(Generic[_P, _R]):
-    """A function with custom derivative rules. Made by :func:`custom_jvp`/:func:`custom_vjp`.
+    """A function with custom derivative rules. Made by `custom_jvp`/`custom_vjp`.
 
-    Define a JVP rule with :meth:`defjvp`, a VJP rule with :meth:`defvjp`, or both: forward
+    Define a JVP rule with `defjvp`, a VJP rule with `defvjp`, or both: forward
     mode then uses the JVP rule and reverse mode the VJP rule.
     """
 
@@ -114,16 +110,16 @@ class CustomRule(Generic[_P, _R]):
     def defjvp(
         self, jvp: Callable, *, symbolic_zeros: bool = False, zeros_as_none: bool = False
     ) -> Callable:
-        """Define the JVP rule ``jvp(primals, tangents, **static) -> (out, tangent_out)``.
+        """Define the JVP rule `jvp(primals, tangents, **static) -> (out, tangent_out)`.
 
-        ``primals`` is a tuple of the non-static arguments in signature order; ``tangents``
-        has the same structure, with ``None`` for nondiff, zero and integer arguments. The
+        `primals` is a tuple of the non-static arguments in signature order; `tangents`
+        has the same structure, with `None` for nondiff, zero and integer arguments. The
         tangent of an unperturbed argument arrives as zeros (JAX's default), as a
-        ``jax.custom_derivatives.SymbolicZero`` with ``symbolic_zeros=True`` (JAX's spelling),
-        or as ``None`` with ``zeros_as_none=True`` (jaxrules' own: the rule can skip work).
-        ``tangent_out`` may be ``None`` (or have ``None`` / ``SymbolicZero`` leaves) for a zero
-        tangent. With ``nondiff_argnums`` (JAX's spelling) the rule is JAX's
-        ``jvp(*nondiff_args, primals, tangents)``. Returns ``jvp``, so this works as a
+        `jax.custom_derivatives.SymbolicZero` with `symbolic_zeros=True` (JAX's spelling),
+        or as `None` with `zeros_as_none=True` (jaxrules' own: the rule can skip work).
+        `tangent_out` may be `None` (or have `None` / `SymbolicZero` leaves) for a zero
+        tangent. With `nondiff_argnums` (JAX's spelling) the rule is JAX's
+        `jvp(*nondiff_args, primals, tangents)`. Returns `jvp`, so this works as a
         decorator.
         """
         if not callable(jvp):
@@ -135,7 +131,7 @@ class CustomRule(Generic[_P, _R]):
 
     def defjvps(self, *jvps: Callable | None) -> None:
         """Define the JVP rule as one tangent function per argument, as
-        ``jax.custom_jvp.defjvps``: ``jvp_i(tangent_i, primal_out, *primals)`` (``None``: that
+        `jax.custom_jvp.defjvps`: `jvp_i(tangent_i, primal_out, *primals)` (`None`: that
         argument contributes nothing); the contributions are summed."""
         if self.jax_nondiff:
             raise TypeError(
@@ -151,17 +147,17 @@ class CustomRule(Generic[_P, _R]):
         symbolic_zeros: bool = False,
         zeros_as_none: bool = False,
     ) -> None:
-        """Define the VJP rule as a pair ``fwd``/``bwd``.
+        """Define the VJP rule as a pair `fwd`/`bwd`.
 
-        ``fwd`` takes the same arguments as the function (static ones as keywords) and returns
-        ``(out, residuals)``; ``bwd(residuals, out_cotangent, **static)`` returns a tuple with
-        one cotangent per non-static argument, ``None`` meaning zero. Cotangents for nondiff,
+        `fwd` takes the same arguments as the function (static ones as keywords) and returns
+        `(out, residuals)`; `bwd(residuals, out_cotangent, **static)` returns a tuple with
+        one cotangent per non-static argument, `None` meaning zero. Cotangents for nondiff,
         zero and integer arguments are ignored (any value; JAX substitutes float0 likewise).
-        A zero output cotangent arrives as zeros (JAX's default), as a ``SymbolicZero`` with
-        ``symbolic_zeros=True`` (``fwd`` then receives ``CustomVJPPrimal`` objects with
-        ``.value`` and ``.perturbed``, as in JAX) or as ``None`` with ``zeros_as_none=True``.
-        With ``nondiff_argnums`` the rules are JAX's ``fwd(*args)`` and
-        ``bwd(*nondiff_args, res, g)`` returning cotangents of the other arguments.
+        A zero output cotangent arrives as zeros (JAX's default), as a `SymbolicZero` with
+        `symbolic_zeros=True` (`fwd` then receives `CustomVJPPrimal` objects with
+        `.value` and `.perturbed`, as in JAX) or as `None` with `zeros_as_none=True`.
+        With `nondiff_argnums` the rules are JAX's `fwd(*args)` and
+        `bwd(*nondiff_args, res, g)` returning cotangents of the other arguments.
         """
         for what, f in (("fwd", fwd), ("bwd", bwd)):
             if not callable(f):
@@ -184,7 +180,7 @@ class CustomRule(Generic[_P, _R]):
 
     @property
     def backend(self) -> str:
-        """Which JAX mechanism carries the rules: ``custom_jvp``, ``custom_vjp`` or ``hijax``."""
+        """Which JAX mechanism carries the rules: `custom_jvp`, `custom_vjp` or `hijax`."""
         return _backend.select(self.has_jvp, self.has_vjp)
 
     # -- calling -------------------------------------------------------------------------------
@@ -381,18 +377,19 @@ def custom_jvp(fn=None, /, **options):
     - `nondiff_argnums`: JAX's spelling, accepted as in JAX (those arguments come first in the
       rules); each is static when it holds no array and nondiff when it does.
 
-    **Returns:** a :class:`CustomRule`; define the rule with ``@f.defjvp``.
+    **Returns:** a `CustomRule`; define the rule with `@f.defjvp`.
 
-    >>> import jax, jax.numpy as jnp, jaxrules as jr
-    >>> @jr.custom_jvp
-    ... def log1pexp(x):
-    ...     return jnp.log1p(jnp.exp(x))
-    >>> @log1pexp.defjvp
-    ... def _(primals, tangents):
-    ...     (x,), (dx,) = primals, tangents
-    ...     return log1pexp(x), jax.nn.sigmoid(x) * dx
-    >>> float(jax.grad(log1pexp)(100.0))
-    1.0
+    Examples:
+        >>> import jax, jax.numpy as jnp, jaxrules as jr
+        >>> @jr.custom_jvp
+        ... def log1pexp(x):
+        ...     return jnp.log1p(jnp.exp(x))
+        >>> @log1pexp.defjvp
+        ... def _(primals, tangents):
+        ...     (x,), (dx,) = primals, tangents
+        ...     return log1pexp(x), jax.nn.sigmoid(x) * dx
+        >>> float(jax.grad(log1pexp)(100.0))
+        1.0
     """
     return _decorator(fn, options)
 
@@ -411,22 +408,23 @@ def custom_vjp(
 def custom_vjp(fn=None, /, **options):
     """Decorate a function whose derivative is defined by a VJP rule (and optionally a JVP).
 
-    Takes the same options as :func:`custom_jvp` and returns the same kind of object; the
+    Takes the same options as `custom_jvp` and returns the same kind of object; the
     name only says which rule you expect to write first. A VJP-only function also gets forward
     mode, by transposing its backward rule.
 
-    >>> import jax, jax.numpy as jnp, jaxrules as jr
-    >>> @jr.custom_vjp
-    ... def clip_gradient(x, lo=-1.0, hi=1.0):
-    ...     return x
-    >>> def fwd(x, lo, hi):
-    ...     return x, (lo, hi)
-    >>> def bwd(res, g):
-    ...     lo, hi = res
-    ...     return jnp.clip(g, lo, hi), None, None
-    >>> clip_gradient.defvjp(fwd, bwd)
-    >>> float(jax.grad(lambda x: 3.0 * clip_gradient(x))(2.0))
-    1.0
+    Examples:
+        >>> import jax, jax.numpy as jnp, jaxrules as jr
+        >>> @jr.custom_vjp
+        ... def clip_gradient(x, lo=-1.0, hi=1.0):
+        ...     return x
+        >>> def fwd(x, lo, hi):
+        ...     return x, (lo, hi)
+        >>> def bwd(res, g):
+        ...     lo, hi = res
+        ...     return jnp.clip(g, lo, hi), None, None
+        >>> clip_gradient.defvjp(fwd, bwd)
+        >>> float(jax.grad(lambda x: 3.0 * clip_gradient(x))(2.0))
+        1.0
     """
     return _decorator(fn, options)
 

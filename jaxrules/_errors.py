@@ -9,7 +9,7 @@ import numpy as np
 
 
 class RuleCheckError(AssertionError):
-    """A registered rule failed one of :func:`jaxrules.check`'s checks.
+    """A registered rule failed one of `jaxrules.check`'s checks.
 
     It subclasses `AssertionError`, so pytest and every other test runner report it as a
     test failure with its full message.
@@ -17,7 +17,7 @@ class RuleCheckError(AssertionError):
 
 
 def describe(x: Any) -> str:
-    """Short type description of a value, JAX style: ``f32[3,4]``, ``int``, ``None``."""
+    """Short type description of a value, JAX style: `f32[3,4]`, `int`, `None`."""
     if x is None:
         return "None"
     shape = getattr(x, "shape", None)
@@ -51,6 +51,6 @@ def short_aval(shape: tuple[int, ...], dtype: Any) -> str:
 
 
 def keystr(path: tuple) -> str:
-    """A readable tree path: ``['a'][0]``; the empty path prints as ``<root>``."""
+    """A readable tree path: `['a'][0]`; the empty path prints as `<root>`."""
     s = jax.tree_util.keystr(path)
     return s if s else "<root>"

@@ -1,18 +1,18 @@
-"""Both rules on one function, via ``jax.experimental.hijax`` (the one experimental import).
+"""Both rules on one function, via `jax.experimental.hijax` (the one experimental import).
 
-JAX cannot attach a JVP rule *and* a VJP rule to one function: ``custom_jvp`` gets reverse mode
-only by transposing its JVP, ``custom_vjp`` has no forward mode. ``VJPHiPrimitive`` (JAX >= 0.8)
-carries ``jvp``, ``vjp_fwd``/``vjp_bwd_retval`` and a batching rule on one object, which is
-exactly what a function with both rules needs. JAX 0.11.2 renamed the class ``HiPrim`` (same
+JAX cannot attach a JVP rule *and* a VJP rule to one function: `custom_jvp` gets reverse mode
+only by transposing its JVP, `custom_vjp` has no forward mode. `VJPHiPrimitive` (JAX >= 0.8)
+carries `jvp`, `vjp_fwd`/`vjp_bwd_retval` and a batching rule on one object, which is
+exactly what a function with both rules needs. JAX 0.11.2 renamed the class `HiPrim` (same
 members); it is resolved here by either name.
 
-This module is the only place that touches that API. :data:`AVAILABLE` says whether it is
-present; :mod:`jaxrules._backend` decides, per JAX version, when to bind it and what to fall
+This module is the only place that touches that API. `AVAILABLE` says whether it is
+present; `jaxrules._backend` decides, per JAX version, when to bind it and what to fall
 back to without it. Both paths are tested.
 
-The primitive's batching rule is our own rather than hijax's ``VmapOf``: ``VmapOf.jvp`` batches
-the primal output even when only the tangents are batched (``jacfwd``), which fails. Ours
-builds a new primitive whose functions are the ``vmap`` of the old ones, all outputs batched
+The primitive's batching rule is our own rather than hijax's `VmapOf`: `VmapOf.jvp` batches
+the primal output even when only the tangents are batched (`jacfwd`), which fails. Ours
+builds a new primitive whose functions are the `vmap` of the old ones, all outputs batched
 along axis 0, and sums cotangents of unbatched inputs.
 """
 
@@ -26,13 +26,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-#: The names the hijax primitive class has had: ``VJPHiPrimitive`` (JAX 0.8 - 0.11.0), ``HiPrim``
+#: The names the hijax primitive class has had: `VJPHiPrimitive` (JAX 0.8 - 0.11.0), `HiPrim`
 #: (JAX 0.11.2 onwards; same members). A future rename is one more entry here.
 CLASS_NAMES = ("HiPrim", "VJPHiPrimitive")
 
 
 def _resolve() -> tuple[Any, Any, str, str]:
-    """``(class, Zero, class name, why unavailable)`` for the installed JAX."""
+    """`(class, Zero, class name, why unavailable)` for the installed JAX."""
     if os.environ.get("JAXRULES_DISABLE_HIJAX"):
         return object, (), "", "disabled by JAXRULES_DISABLE_HIJAX"
     try:
@@ -59,12 +59,12 @@ AVAILABLE = bool(CLASS_NAME)
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Fns:
-    """A rule over flat leaves. ``None`` stands for a zero tangent/cotangent throughout.
+    """A rule over flat leaves. `None` stands for a zero tangent/cotangent throughout.
 
-    - ``primal(*xs) -> out``
-    - ``jvp(xs, ts) -> (out, t_out)``
-    - ``fwd(xs, nonzeros) -> (out, residuals)``
-    - ``bwd(residuals, ct_out) -> per-leaf cotangents``
+    - `primal(*xs) -> out`
+    - `jvp(xs, ts) -> (out, t_out)`
+    - `fwd(xs, nonzeros) -> (out, residuals)`
+    - `bwd(residuals, ct_out) -> per-leaf cotangents`
     """
 
     name: str
@@ -79,7 +79,7 @@ def _none_if_zero(t):
 
 
 def out_avals(fn: Callable, *xs) -> Any:
-    """The output avals of ``fn`` (sharding and varying manual axes included), as a pytree."""
+    """The output avals of `fn` (sharding and varying manual axes included), as a pytree."""
     closed, shapes = jax.make_jaxpr(fn, return_shape=True)(*xs)
     return jax.tree_util.tree_structure(shapes).unflatten(closed.out_avals)
 
@@ -170,10 +170,10 @@ def _vmap_fns(fns: Fns, axes: tuple, size: int) -> Fns:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class LinFns:
-    """A map ``t_out = L(res, ts)``, linear in ``ts``, given by both of its directions.
+    """A map `t_out = L(res, ts)`, linear in `ts`, given by both of its directions.
 
-    - ``apply(res, ts) -> t_out``: the map itself (forward mode evaluates it);
-    - ``transpose(res, ct) -> cts``: its transpose, one entry per ``ts`` leaf (``None`` = 0).
+    - `apply(res, ts) -> t_out`: the map itself (forward mode evaluates it);
+    - `transpose(res, ct) -> cts`: its transpose, one entry per `ts` leaf (`None` = 0).
     """
 
     name: str
@@ -182,9 +182,9 @@ class LinFns:
 
 
 class _LinearPrimitive(_VJPHiPrimitive):  # type: ignore[misc,valid-type]
-    """The tangent of a staged rule (JAX < 0.12, see :mod:`jaxrules._backend`).
+    """The tangent of a staged rule (JAX < 0.12, see `jaxrules._backend`).
 
-    A ``custom_jvp`` staged under ``jit`` before differentiation returns its tangent through
+    A `custom_jvp` staged under `jit` before differentiation returns its tangent through
     this primitive: evaluating it (forward mode) runs the forward tangent map (the JVP rule, or
     the transpose of the VJP rule), transposing it (reverse mode) runs the VJP rule. So a rule
     staged before differentiation keeps both of its modes, as when differentiation sees it
@@ -207,7 +207,7 @@ class _LinearPrimitive(_VJPHiPrimitive):  # type: ignore[misc,valid-type]
             if c is not None and hasattr(acc, "accum"):
                 acc.accum(c)
 
-    # derivatives with respect to the residuals too (higher orders): through ``apply``
+    # derivatives with respect to the residuals too (higher orders): through `apply`
     def jvp(self, primals, tangents):
         # Only perturbed inputs are differentiated: the others stay symbolic zeros (a rule
         # that apply calls may refuse a perturbed nondiff argument).
@@ -300,8 +300,8 @@ def _typeof_tree(tree):
 
 
 def bind_linear(fns: LinFns, res: tuple, ts: tuple, out_aval: Any) -> Any:
-    """``fns.apply(res, ts)``, linear in ``ts``, whose transpose is ``fns.transpose``
-    (``res`` and ``ts``: flat tuples of arrays)."""
+    """`fns.apply(res, ts)`, linear in `ts`, whose transpose is `fns.transpose`
+    (`res` and `ts`: flat tuples of arrays)."""
     prim = _LinearPrimitive(fns, (_typeof_tree(res), _typeof_tree(tuple(ts))), out_aval)
     return prim(res, tuple(ts))
 
@@ -323,8 +323,8 @@ def under_autodiff(xs) -> bool:
 
 
 def bind(fns: Fns, xs: tuple, out_aval: Any) -> Any:
-    """Apply the rule ``fns`` to the flat inputs ``xs`` through a hijax primitive.
+    """Apply the rule `fns` to the flat inputs `xs` through a hijax primitive.
 
-    ``out_aval`` is the pytree of output avals (from :func:`out_avals`, cached by the caller).
+    `out_aval` is the pytree of output avals (from `out_avals`, cached by the caller).
     """
     return _RulePrimitive(fns, tuple(jax.typeof(x) for x in xs), out_aval)(*xs)

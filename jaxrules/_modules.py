@@ -1,7 +1,7 @@
-"""Importing a user's rule modules for the CLI and the pytest plugin, as ``python -m`` does.
+"""Importing a user's rule modules for the CLI and the pytest plugin, as `python -m` does.
 
-The current directory (and, for pytest, the rootdir) is put on ``sys.path`` first, so that
-``jaxrules check myrules`` and ``pytest --jaxrules=myrules`` find ``myrules.py`` in the project
+The current directory (and, for pytest, the rootdir) is put on `sys.path` first, so that
+`jaxrules check myrules` and `pytest --jaxrules=myrules` find `myrules.py` in the project
 folder; every way an import can fail becomes one paragraph that says what to do.
 """
 
@@ -26,7 +26,7 @@ def add_to_path(*folders: str | os.PathLike) -> None:
 
 
 def import_modules(modules: Iterable[str], *, where: str = "jaxrules") -> None:
-    """Import each module; raise :class:`ModuleError` with an actionable message if one fails."""
+    """Import each module; raise `ModuleError` with an actionable message if one fails."""
     add_to_path(os.getcwd())
     for name in modules:
         try:

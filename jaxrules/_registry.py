@@ -19,19 +19,19 @@ InputSpec = Mapping[str, Any] | Callable[[Any, Any], Any]
 class Rule:
     """A registered rule. Fields:
 
-    - ``name``: the registry name; ``fn``: the function with custom rules;
-    - ``reference``: a plain-JAX implementation JAX can differentiate (same call signature);
-    - ``inputs``: per-parameter generators ``{name: (key, dtype) -> value}``, or one joint
-      generator ``(key, dtype) -> dict of arguments``;
-    - ``cases``: example static values, one dict per case (``({},)`` when none);
-    - ``rtol``/``atol``: tolerance overrides for the checker; ``order``: the highest
-      derivative order the rule supports; ``tags``; ``module``/``qualname``: where defined;
-    - ``projectors``: per-parameter tangent projectors for structured arguments (taken from
+    - `name`: the registry name; `fn`: the function with custom rules;
+    - `reference`: a plain-JAX implementation JAX can differentiate (same call signature);
+    - `inputs`: per-parameter generators `{name: (key, dtype) -> value}`, or one joint
+      generator `(key, dtype) -> dict of arguments`;
+    - `cases`: example static values, one dict per case (`({},)` when none);
+    - `rtol`/`atol`: tolerance overrides for the checker; `order`: the highest
+      derivative order the rule supports; `tags`; `module`/`qualname`: where defined;
+    - `projectors`: per-parameter tangent projectors for structured arguments (taken from
       structured generators unless given);
-    - ``bench_inputs``: ``n -> inputs`` (same forms as ``inputs``) giving arguments of size
-      ``n`` for :func:`jaxrules.benchmark`; ``bench_sizes``: its default sizes;
-      ``bench_reference``: what the benchmark compares against, where the checker's reference
-      does not scale (e.g. a Kronecker-product solve); defaults to ``reference``.
+    - `bench_inputs`: `n -> inputs` (same forms as `inputs`) giving arguments of size
+      `n` for `jaxrules.benchmark`; `bench_sizes`: its default sizes;
+      `bench_reference`: what the benchmark compares against, where the checker's reference
+      does not scale (e.g. a Kronecker-product solve); defaults to `reference`.
     """
 
     name: str
@@ -58,8 +58,8 @@ class Rule:
     def draw(
         self, key, dtype, case: Mapping[str, Any] | None = None, *, size: int | None = None
     ) -> dict[str, Any]:
-        """Example arguments (static values of ``case`` included) as a dict by parameter name;
-        with ``size``, the benchmark's arguments of that size (``bench_inputs``)."""
+        """Example arguments (static values of `case` included) as a dict by parameter name;
+        with `size`, the benchmark's arguments of that size (`bench_inputs`)."""
         case = dict(case or {})
         spec = self.inputs
         if size is not None:
@@ -95,12 +95,13 @@ class Rule:
 
 
 class Registry:
-    """A collection of rules, keyed by name. ``jr.register`` adds to the default one.
+    """A collection of rules, keyed by name. `jr.register` adds to the default one.
 
-    >>> import jaxrules as jr
-    >>> reg = jr.Registry()
-    >>> len(reg)
-    0
+    Examples:
+        >>> import jaxrules as jr
+        >>> reg = jr.Registry()
+        >>> len(reg)
+        0
     """
 
     def __init__(self):
@@ -126,7 +127,7 @@ class Registry:
         return rule
 
     def register(self, name: str | None = None, **options) -> Callable[[Callable], Callable]:
-        """Decorator: register the decorated function (see :func:`register`)."""
+        """Decorator: register the decorated function (see `register`)."""
 
         def deco(fn: Callable) -> Callable:
             self.add(make_rule(name, fn, **options))
@@ -145,8 +146,8 @@ class Registry:
             ) from None
 
     def lookup(self, rule: Any) -> Rule | None:
-        """The record for a :class:`Rule`, a registered name (``KeyError`` if unknown) or a
-        registered function; ``None`` for a function that is not registered."""
+        """The record for a `Rule`, a registered name (`KeyError` if unknown) or a
+        registered function; `None` for a function that is not registered."""
         if isinstance(rule, Rule):
             return rule
         if isinstance(rule, str):
@@ -156,7 +157,7 @@ class Registry:
     def rules(
         self, tag: str | None = None, module: str | Sequence[str] | None = None
     ) -> list[Rule]:
-        """Registered rules, optionally only those with ``tag`` or defined in ``module``(s)."""
+        """Registered rules, optionally only those with `tag` or defined in `module`(s)."""
         mods = (module,) if isinstance(module, str) else tuple(module or ())
         return [
             r
@@ -248,7 +249,7 @@ def make_rule(
 
 
 def _code(fn: Callable):
-    """The code object behind a rule's function (``None`` if it has none)."""
+    """The code object behind a rule's function (`None` if it has none)."""
     target = fn.fn if isinstance(fn, CustomRule) else fn
     return getattr(target, "__code__", None) or object()
 
@@ -259,21 +260,22 @@ default_registry = Registry()
 def register(name: str | None = None, **options) -> Callable[[Callable], Callable]:
     """Register a rule in the default registry, with its reference and example inputs.
 
-    **Arguments:** ``name`` (defaults to the function's), and keywords ``reference``,
-    ``inputs``, ``cases``, ``rtol``, ``atol``, ``order``, ``tags``, ``projectors``,
-    ``bench_inputs``, ``bench_sizes``, ``bench_reference`` (see :class:`Rule`).
+    **Arguments:** `name` (defaults to the function's), and keywords `reference`,
+    `inputs`, `cases`, `rtol`, `atol`, `order`, `tags`, `projectors`,
+    `bench_inputs`, `bench_sizes`, `bench_reference` (see `Rule`).
 
-    >>> import jax.numpy as jnp, jaxrules as jr
-    >>> @jr.register("doc_square", reference=lambda x: x * x,
-    ...              inputs={"x": jr.inputs.general((3,))})
-    ... @jr.custom_jvp
-    ... def square(x):
-    ...     return x * x
-    >>> @square.defjvp
-    ... def _(p, t):
-    ...     return square(p[0]), 2 * p[0] * t[0]
-    >>> jr.get("doc_square").name
-    'doc_square'
+    Examples:
+        >>> import jax.numpy as jnp, jaxrules as jr
+        >>> @jr.register("doc_square", reference=lambda x: x * x,
+        ...              inputs={"x": jr.inputs.general((3,))})
+        ... @jr.custom_jvp
+        ... def square(x):
+        ...     return x * x
+        >>> @square.defjvp
+        ... def _(p, t):
+        ...     return square(p[0]), 2 * p[0] * t[0]
+        >>> jr.get("doc_square").name
+        'doc_square'
     """
     return default_registry.register(name, **options)
 

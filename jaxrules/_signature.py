@@ -1,7 +1,7 @@
 """Binding a call: split the arguments into static, nondiff, zero and dynamic ones.
 
 The declarations are validated once, when the decorator runs; each call is then bound against
-the function's signature (keyword-only, defaulted and ``*args`` parameters included) and split
+the function's signature (keyword-only, defaulted and `*args` parameters included) and split
 into a dict of static values and a tuple of the remaining ("traced") parameters, in signature
 order. Rules receive the traced parameters in that order and the static ones as keywords.
 """
@@ -63,7 +63,7 @@ def make_argspec(
     nondiff_argnames: Any = None,
     zero_argnames: Any = None,
 ) -> ArgSpec:
-    """Validate the declarations against ``fn``'s signature."""
+    """Validate the declarations against `fn`'s signature."""
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError) as e:
@@ -108,7 +108,7 @@ def make_argspec(
 
 
 def bind(spec: ArgSpec, args: tuple, kwargs: dict) -> tuple[dict[str, Any], tuple[Any, ...]]:
-    """Bind a call; return ``(static values by name, traced values in signature order)``."""
+    """Bind a call; return `(static values by name, traced values in signature order)`."""
     try:
         bound = spec.signature.bind(*args, **kwargs)
     except TypeError as e:
@@ -121,10 +121,10 @@ def bind(spec: ArgSpec, args: tuple, kwargs: dict) -> tuple[dict[str, Any], tupl
 
 
 def call_form(spec: ArgSpec, traced: tuple, static: dict) -> tuple[tuple, dict]:
-    """Arrange values for calling a function with ``spec``'s signature.
+    """Arrange values for calling a function with `spec`'s signature.
 
-    Traced positional parameters go positionally (``*args`` expanded), keyword-only and
-    ``**kwargs`` values by keyword, and static values always by keyword.
+    Traced positional parameters go positionally (`*args` expanded), keyword-only and
+    `**kwargs` values by keyword, and static values always by keyword.
     """
     pos: list[Any] = []
     kw: dict[str, Any] = dict(static)
@@ -143,7 +143,7 @@ def call_form(spec: ArgSpec, traced: tuple, static: dict) -> tuple[tuple, dict]:
 
 
 def call_original(spec: ArgSpec, fn: Callable, traced: tuple, static: dict) -> Any:
-    """Call ``fn`` exactly as the user called the decorated function (static values in place)."""
+    """Call `fn` exactly as the user called the decorated function (static values in place)."""
     values = dict(static)
     values.update(zip(spec.traced, traced))
     pos: list[Any] = []

@@ -1,14 +1,14 @@
 """A rule specialised to one call signature: the flat functions JAX binds.
 
-:class:`Specialization` holds, for one (tree structure, static values, leaf avals) key, the
+`Specialization` holds, for one (tree structure, static values, leaf avals) key, the
 flat wrappers around the user's rules — zero handling in the rule's convention, the nondiff
 error, output validation — and the function that binds them through the backend that
-:mod:`jaxrules._backend` selects.
+`jaxrules._backend` selects.
 
 Output avals are found lazily and never by running the Python function twice: from the
 function's own jaxpr when a trace is needed (that jaxpr then *is* the primal: the hijax
-primitive's expansion evaluates it), or, for calls on concrete values (eager ``jax.grad`` /
-``jax.jvp``, as JAX runs ``custom_jvp`` rules), from what the rule itself returns — no abstract
+primitive's expansion evaluates it), or, for calls on concrete values (eager `jax.grad` /
+`jax.jvp`, as JAX runs `custom_jvp` rules), from what the rule itself returns — no abstract
 trace, so Python control flow on values works there as in JAX.
 """
 
@@ -32,7 +32,7 @@ CustomVJPPrimal = jax.custom_derivatives.CustomVJPPrimal
 
 
 def _zero(x, mode: str):
-    """A zero tangent/cotangent for ``x`` (an array or a ShapeDtypeStruct) in a rule's mode."""
+    """A zero tangent/cotangent for `x` (an array or a ShapeDtypeStruct) in a rule's mode."""
     if mode == "none":
         return None
     if mode == "jax":
@@ -163,7 +163,7 @@ class Specialization:
                 )
 
     def jvp(self, xs, ts):
-        """Flat JVP: ``ts`` leaves are arrays or ``None`` (zero)."""
+        """Flat JVP: `ts` leaves are arrays or `None` (zero)."""
         _backend.record(self.name, "jvp")
         self._check_nondiff([t is not None for t in ts], "forward")
         rule = self.rule
@@ -185,7 +185,7 @@ class Specialization:
         return out, self._complete_tangent_out(t_out, "the JVP rule's tangent output")
 
     def _primal_pair(self, res, what: str, second: str):
-        """Check that a rule returned ``(primal_out, second)`` with the function's output."""
+        """Check that a rule returned `(primal_out, second)` with the function's output."""
         if not (isinstance(res, (tuple, list)) and len(res) == 2):
             length = f" of length {len(res)}" if isinstance(res, (tuple, list)) else ""
             raise TypeError(
@@ -271,7 +271,7 @@ class Specialization:
         return out, residuals
 
     def bwd(self, res, ct, symbolic: bool | None = None):
-        """Flat VJP backward: ``ct`` is the output cotangent tree (``None`` leaves = zero)."""
+        """Flat VJP backward: `ct` is the output cotangent tree (`None` leaves = zero)."""
         _backend.record(self.name, "bwd")
         rule = self.rule
         mode = rule.vjp_zeros if symbolic is None else ("none" if symbolic else "zeros")
@@ -333,7 +333,7 @@ class Specialization:
             # JAX < 0.12: where differentiation reaches the call now, the full rule primitive
             # (a staged linear primitive would make jax.jit lower the jaxpr again on every
             # call); elsewhere (primal, vmap, jit, scan, checkpoint) the staged form, which
-            # keeps both modes when differentiated later. README, "Compatibility".
+            # keeps both modes when differentiated later. docs/compatibility.md.
             if _hijax.under_autodiff(xs):
                 return _hijax.bind(fns, tuple(xs), self.out_avals)
             return staged(xs)
@@ -344,9 +344,9 @@ class Specialization:
         """Forward mode whose tangent, if JAX transposes it later, transposes to the VJP rule.
 
         Runs the VJP forward rule and returns the tangent through a linear hijax primitive
-        (:func:`jaxrules._hijax.bind_linear`): evaluated, it is the JVP rule's tangent (or the
+        (`jaxrules._hijax.bind_linear`): evaluated, it is the JVP rule's tangent (or the
         transpose of the VJP rule); transposed, it is the VJP rule. Used where JAX differentiates
-        a staged rule with its JVP first (``jit``/``scan`` before JAX 0.12, ``checkpoint``),
+        a staged rule with its JVP first (`jit`/`scan` before JAX 0.12, `checkpoint`),
         so that reverse mode still runs the VJP rule. The forward rule's work is unused in
         forward mode and removed by XLA (this only runs while tracing a compiled function).
         """
@@ -379,18 +379,18 @@ class Specialization:
     def _build_staged(self) -> Callable:
         """The form staged where differentiation does not see the rule yet (JAX < 0.12).
 
-        A ``custom_jvp`` of the primal whose JVP rule runs the VJP forward rule and returns
-        the tangent through a linear hijax primitive (:func:`jaxrules._hijax.bind_linear`):
+        A `custom_jvp` of the primal whose JVP rule runs the VJP forward rule and returns
+        the tangent through a linear hijax primitive (`jaxrules._hijax.bind_linear`):
         evaluated (forward mode) it is the JVP rule's tangent, or the transpose of the VJP
         rule; transposed (reverse mode) it is the VJP rule. Only differentiation traces the
-        JVP rule, so ``jit`` of the primal stages a plain ``custom_jvp_call`` (no hijax
+        JVP rule, so `jit` of the primal stages a plain `custom_jvp_call` (no hijax
         primitive, no per-call cost). In forward mode the forward rule's unused work is removed
-        by XLA, and on concrete tangents the JVP rule runs alone (:meth:`jvp_keeping_vjp`).
+        by XLA, and on concrete tangents the JVP rule runs alone (`jvp_keeping_vjp`).
         """
         return self._custom_jvp(self.jvp_keeping_vjp)
 
     def _custom_jvp(self, flat_jvp: Callable) -> Callable:
-        """``jax.custom_jvp`` of the flat primal whose rule is ``flat_jvp(xs, ts)`` (``None``
+        """`jax.custom_jvp` of the flat primal whose rule is `flat_jvp(xs, ts)` (`None`
         for JAX's symbolic zeros)."""
         cj = jax.custom_jvp(_flat_function(self.primal, len(self.in_structs)))
 

@@ -1,4 +1,4 @@
-"""Checking what a rule returns against the shapes JAX expects (from ``jax.eval_shape``)."""
+"""Checking what a rule returns against the shapes JAX expects (from `jax.eval_shape`)."""
 
 from __future__ import annotations
 
@@ -32,11 +32,11 @@ def check_tree(
     tangent: bool,
     hint: str = "",
 ) -> None:
-    """Raise a TypeError if ``got`` does not match the structure/shapes/dtypes of ``expected``.
+    """Raise a TypeError if `got` does not match the structure/shapes/dtypes of `expected`.
 
-    ``expected`` is a pytree of ``jax.ShapeDtypeStruct`` (the primal's). With
-    ``tangent=True`` the expected dtype is the tangent dtype (float0 for integer leaves; such
-    leaves also accept ``None``). ``allow_none`` lets any leaf be ``None`` (a symbolic zero).
+    `expected` is a pytree of `jax.ShapeDtypeStruct` (the primal's). With
+    `tangent=True` the expected dtype is the tangent dtype (float0 for integer leaves; such
+    leaves also accept `None`). `allow_none` lets any leaf be `None` (a symbolic zero).
     """
     exp_leaves, exp_tree = jax.tree_util.tree_flatten_with_path(expected)
     try:

@@ -19,7 +19,7 @@ RESOLVED = 1e-8  # a step must move the outputs by this much relative to them (n
 
 
 def fd_step(x: np.ndarray, v: np.ndarray) -> float:
-    """The largest central-difference step tried for ``x`` along ``v``: 1e-2 of their scale
+    """The largest central-difference step tried for `x` along `v`: 1e-2 of their scale
     ratio, at least 1e-2/‖v‖ (float64)."""
     sx = float(np.sqrt(np.mean(np.square(x)))) if x.size else 1.0
     sv = float(np.sqrt(np.mean(np.square(v)))) if v.size else 1.0
@@ -32,17 +32,17 @@ def fd_jvp(
     i: int | None,
     v,
 ) -> tuple[list[np.ndarray], float]:
-    """Finite-difference JVP of ``fn`` (leaves in, leaves out) w.r.t. leaf ``i`` along ``v``
-    (``i=None``: every leaf at once, ``v`` a list with one direction per leaf).
+    """Finite-difference JVP of `fn` (leaves in, leaves out) w.r.t. leaf `i` along `v`
+    (`i=None`: every leaf at once, `v` a list with one direction per leaf).
 
-    ``D(h) = (f(x + h v) − f(x − h v)) / 2h`` has error ``O(h²)``; the Richardson combination
-    ``(4 D(h/2) − D(h)) / 3`` cancels the ``h²`` term, leaving ``O(h⁴)``. The step is
-    adaptive: estimates at :data:`STEPS` steps ten times apart, and, among the steps that move
-    the outputs by more than :data:`RESOLVED` of their size (smaller ones only see rounding),
+    `D(h) = (f(x + h v) − f(x − h v)) / 2h` has error `O(h²)`; the Richardson combination
+    `(4 D(h/2) − D(h)) / 3` cancels the `h²` term, leaving `O(h⁴)`. The step is
+    adaptive: estimates at `STEPS` steps ten times apart, and, among the steps that move
+    the outputs by more than `RESOLVED` of their size (smaller ones only see rounding),
     the one that changes least to the next smaller step is kept (truncation error shrinks
-    with ``h``, rounding error grows); so an ill-conditioned point (a nearly singular matrix,
+    with `h`, rounding error grows); so an ill-conditioned point (a nearly singular matrix,
     whose derivative varies on a scale far below the entries') gets a step small enough, and
-    a function of a tiny input near a large value (``expm`` near zero) one large enough.
+    a function of a tiny input near a large value (`expm` near zero) one large enough.
     Runs in float64.
 
     Returns the estimate and its error estimate (that least change, norm over the outputs):

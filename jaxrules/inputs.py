@@ -1,19 +1,20 @@
 """Example-input generators for registered rules.
 
-A generator is any callable ``(key, dtype) -> pytree of arrays``; ``key`` is a JAX PRNG key.
+A generator is any callable `(key, dtype) -> pytree of arrays`; `key` is a JAX PRNG key.
 The built-in ones draw in float64 with NumPy (seeded from the key, so a seed reproduces the
-same point) and cast to ``dtype``. Defaults are deliberately *general*: non-symmetric,
+same point) and cast to `dtype`. Defaults are deliberately *general*: non-symmetric,
 non-normal, no special values, with a controlled condition number. A wrong transpose is
 invisible at a symmetric point, and a rule tested only at the identity proves nothing.
 
-Structured generators (``spd``, ``symmetric``, ``lower``, ``upper``) carry a ``project``
+Structured generators (`spd`, `symmetric`, `lower`, `upper`) carry a `project`
 method: the orthogonal projection onto their subspace, which the checker uses to perturb
 such inputs only inside it and to compare cotangents after projection.
 
->>> import jax, jaxrules as jr
->>> A = jr.inputs.general((3, 3), cond=5.0)(jax.random.key(0), "float32")
->>> A.shape, str(A.dtype)
-((3, 3), 'float32')
+Examples:
+    >>> import jax, jaxrules as jr
+    >>> A = jr.inputs.general((3, 3), cond=5.0)(jax.random.key(0), "float32")
+    >>> A.shape, str(A.dtype)
+    ((3, 3), 'float32')
 """
 
 from __future__ import annotations
@@ -48,9 +49,9 @@ def _rng(key) -> np.random.Generator:
 
 
 class Generator:
-    """A named example-input generator: ``gen(key, dtype) -> array``.
+    """A named example-input generator: `gen(key, dtype) -> array`.
 
-    ``project`` (identity unless the generator is structured) maps a tangent or cotangent onto
+    `project` (identity unless the generator is structured) maps a tangent or cotangent onto
     the subspace the inputs live in.
     """
 
@@ -111,17 +112,17 @@ def _general(shape, cond, scale):
 
 
 def general(shape, *, cond: float = 10.0, scale: float = 1.0) -> Generator:
-    """Dense, general inputs: normal vectors; matrices ``U·diag(s)·Vᵀ`` with condition ``cond``.
+    """Dense, general inputs: normal vectors; matrices `U·diag(s)·Vᵀ` with condition `cond`.
 
-    Matrices (the last two axes; leading axes are a batch) are scaled by ``√max(m, n)`` so
-    their entries are of order one; singular values are log-spaced in ``[1/cond, 1]`` and
+    Matrices (the last two axes; leading axes are a batch) are scaled by `√max(m, n)` so
+    their entries are of order one; singular values are log-spaced in `[1/cond, 1]` and
     shuffled, so nothing is diagonal, symmetric or normal.
     """
     return Generator(f"general({_shape(shape)}, cond={cond})", _general(shape, cond, scale))
 
 
 def well_conditioned(shape, *, cond: float = 4.0) -> Generator:
-    """:func:`general` with a small condition number (default 4)."""
+    """`general` with a small condition number (default 4)."""
     return Generator(f"well_conditioned({_shape(shape)}, cond={cond})", _general(shape, cond, 1.0))
 
 
@@ -130,7 +131,7 @@ def _sym(x):
 
 
 def spd(n: int, *, cond: float = 10.0) -> Generator:
-    """Symmetric positive definite ``Q·diag(s)·Qᵀ``, eigenvalues log-spaced in ``[n/cond, n]``.
+    """Symmetric positive definite `Q·diag(s)·Qᵀ`, eigenvalues log-spaced in `[n/cond, n]`.
 
     Structured: tangents and cotangents are symmetrised.
     """
@@ -144,7 +145,7 @@ def spd(n: int, *, cond: float = 10.0) -> Generator:
 
 
 def symmetric(n: int, *, cond: float = 10.0) -> Generator:
-    """Symmetric indefinite: eigenvalues of both signs, magnitudes in ``[n/cond, n]``."""
+    """Symmetric indefinite: eigenvalues of both signs, magnitudes in `[n/cond, n]`."""
 
     def draw(rng):
         q, _ = np.linalg.qr(rng.standard_normal((n, n)))
@@ -165,7 +166,7 @@ def orthogonal(n: int) -> Generator:
 
 
 def positive(shape, *, low: float = 0.5, high: float = 2.0) -> Generator:
-    """Entries uniform in ``[low, high]`` (for logs, square roots, divisions)."""
+    """Entries uniform in `[low, high]` (for logs, square roots, divisions)."""
     shape = _shape(shape)
     return Generator(f"positive({shape})", lambda rng: rng.uniform(low, high, shape))
 
@@ -173,8 +174,8 @@ def positive(shape, *, low: float = 0.5, high: float = 2.0) -> Generator:
 def stable(n: int, *, margin: float = 0.5) -> Generator:
     """A general (non-normal) matrix with its spectrum in the left half-plane.
 
-    Built as ``M − (max Re λ(M) + margin·√n)·I`` from a general ``M``: every eigenvalue has
-    real part at most ``−margin·√n``, as continuous Lyapunov equations need.
+    Built as `M − (max Re λ(M) + margin·√n)·I` from a general `M`: every eigenvalue has
+    real part at most `−margin·√n`, as continuous Lyapunov equations need.
     """
 
     def draw(rng):
@@ -196,20 +197,20 @@ def _triangular(n: int, lower_: bool):
 
 
 def lower(n: int) -> Generator:
-    """Lower triangular, diagonal of magnitude in ``[1, 2]``: well conditioned.
+    """Lower triangular, diagonal of magnitude in `[1, 2]`: well conditioned.
 
-    Structured: tangents and cotangents are projected with ``tril``.
+    Structured: tangents and cotangents are projected with `tril`.
     """
     return Generator(f"lower({n})", _triangular(n, True), project=jnp.tril)
 
 
 def upper(n: int) -> Generator:
-    """Upper triangular counterpart of :func:`lower`."""
+    """Upper triangular counterpart of `lower`."""
     return Generator(f"upper({n})", _triangular(n, False), project=jnp.triu)
 
 
 def integer(shape, *, low: int = 0, high: int = 10, dtype: Any = "int32") -> Generator:
-    """Integers uniform in ``[low, high)`` (dtype fixed: not cast to the rule's float dtype)."""
+    """Integers uniform in `[low, high)` (dtype fixed: not cast to the rule's float dtype)."""
     shape = _shape(shape)
     return Generator(
         f"integer({shape})", lambda rng: rng.integers(low, high, shape).astype(np.dtype(dtype))

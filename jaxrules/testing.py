@@ -1,16 +1,16 @@
 """Helpers to check rules from any test runner, and the pytest plugin's items.
 
-With pytest, either pass ``--jaxrules=mypkg.rules`` (the plugin adds one test item per rule,
+With pytest, either pass `--jaxrules=mypkg.rules` (the plugin adds one test item per rule,
 case, dtype and transform), or parametrize a test yourself:
 
-.. code-block:: python
+```python
+import pytest
+from jaxrules.testing import rule_params, check_rule_param
 
-    import pytest
-    from jaxrules.testing import rule_params, check_rule_param
-
-    @pytest.mark.parametrize("param", rule_params("mypkg.rules"))
-    def test_rules(param):
-        check_rule_param(param)
+@pytest.mark.parametrize("param", rule_params("mypkg.rules"))
+def test_rules(param):
+    check_rule_param(param)
+```
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ __all__ = ["RuleParam", "check_rule_param", "rule_params"]
 
 @dataclasses.dataclass(frozen=True)
 class RuleParam:
-    """One (rule, case, dtype, transform) to check; ``id`` is a readable test id."""
+    """One (rule, case, dtype, transform) to check; `id` is a readable test id."""
 
     rule: str
     case: int
@@ -52,8 +52,8 @@ def rule_params(
     transforms: Sequence[str] = TRANSFORMS,
     seeds: int = 3,
 ):
-    """``pytest.param`` objects (or :class:`RuleParam` without pytest) for the rules *defined
-    in* ``modules`` (imported here): one per rule, case, dtype and transform."""
+    """`pytest.param` objects (or `RuleParam` without pytest) for the rules *defined
+    in* `modules` (imported here): one per rule, case, dtype and transform."""
     out = [
         RuleParam(r.name, i, d, t, seeds)
         for r in _rules_in(modules)
@@ -69,7 +69,7 @@ def rule_params(
 
 
 def check_rule_param(param: RuleParam) -> None:
-    """Run the checks of one :class:`RuleParam`; raise :class:`RuleCheckError` on failure."""
+    """Run the checks of one `RuleParam`; raise `RuleCheckError` on failure."""
     rule = default_registry.get(param.rule)
     report = check(
         rule,

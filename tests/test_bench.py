@@ -21,12 +21,14 @@ def test_benchmark_rows_table_and_summary():
     ]
     for r in rep.rows:
         assert r.rule_s > 0 and r.ref_s > 0 and r.ratio > 0
+        assert r.ratio == pytest.approx(r.rule_s / r.ref_s)  # the columns agree
         lo, hi = r.ratio_range
-        assert lo <= r.ratio <= hi
+        assert lo * (1 - 1e-9) <= r.ratio <= hi * (1 + 1e-9)
         assert r.rule_bytes is None or r.rule_bytes >= 0
     text = str(rep)
     assert text.startswith("linear_solve vs JAX differentiating its reference (float32)")
     assert "[fewer than 5 pairs: indicative only]" in text
+    assert "VJP: jax.vjp and its pullback on a full cotangent (the forward pass included)" in text
     assert "| 8 | vjp |" in text
     d = rep.to_dict()
     assert d["rule"] == "linear_solve" and len(d["rows"]) == 6
@@ -49,10 +51,16 @@ def test_benchmark_float64_example_inputs_and_modes():
 
 def test_verdicts_need_every_pair_to_agree():
     row = lambda r, lo, hi: BenchRow(4, "vjp", 1.0, 1.0, r, (lo, hi), None, None)
-    assert row(0.5, 0.4, 0.9).verdict == "faster"
-    assert row(0.5, 0.4, 1.2).verdict == "on par"  # one pair disagrees
+    assert row(0.5, 0.45, 0.8).verdict == "faster"
+    assert row(0.9, 0.7, 1.2).verdict == "on par"  # one pair disagrees
     assert row(1.5, 1.1, 1.9).verdict == "slower"
     assert row(1.02, 1.01, 1.03).verdict == "on par"
+    # Pairs that differ by more than 2x decide nothing (the two runs of one rule):
+    assert row(0.17, 0.03, 0.43).verdict == "noisy: rerun"
+    assert row(3.93, 1.18, 13.68).verdict == "noisy: rerun"
+    rep = jr.BenchmarkReport("r", "float32", 5, "here", [row(3.93, 1.18, 13.68)])
+    assert "WARNING: 1 cell(s) too noisy to decide" in str(rep)
+    assert "noisy: rerun" in rep.summary()
     assert BenchRow(4, "vjp", 1.0, None, None, None, None, None).verdict == "no reference"
 
 
@@ -146,15 +154,15 @@ def test_benchmarks_run_smoke_and_readme_update(tmp_path):
         assert data["machine"] and data["data"]
     summary = (tmp_path / "summary.md").read_text()
     assert summary.startswith("Machine: ") and "#### Library" in summary
-    # The README section between the markers is replaced, the rest kept.
+    # The section of docs/performance.md between the markers is replaced, the rest kept.
     sys.path.insert(0, os.path.dirname(script))
     try:
         import run as bench_run
     finally:
         sys.path.pop(0)
-    readme = tmp_path / "README.md"
+    readme = tmp_path / "performance.md"
     readme.write_text(f"intro\n{bench_run.START}\nold\n{bench_run.END}\noutro\n")
-    bench_run.update_readme(summary, str(readme))
+    bench_run.update_docs(summary, str(readme))
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
     assert "#### Library" in text

@@ -1,6 +1,7 @@
 """The CLI and the pytest plugin, run as a user would (in subprocesses)."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -29,7 +30,10 @@ def test_cli_list_and_check_builtin():
         "jit",
     )
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "1 passed, 0 failed" in r.stdout and "[1/1] sin_product" in r.stderr
+    assert "1 passed, 0 failed" in r.stdout
+    # Progress: a line when the rule starts and one when it finishes, with elapsed time.
+    assert re.search(r"\[\s*\d+s\] start  sin_product", r.stderr), r.stderr
+    assert re.search(r"\[\s*\d+s\] PASS   sin_product in [\d.]+s \(1/1 done\)", r.stderr), r.stderr
 
 
 def test_cli_checks_rules_defined_in_module_and_fails():
@@ -68,7 +72,7 @@ def test_cli_errors():
         assert r.returncode == 2 and "expected a whole number >= 1" in r.stderr
 
 
-def test_pytest_plugin_items():
+def test_pytest_plugin_items(tmp_path):
     r = run(
         sys.executable,
         "-m",
@@ -80,10 +84,12 @@ def test_pytest_plugin_items():
         "addopts=",
         "--jaxrules=plugin_rules.good,plugin_rules.bad",
         "--jaxrules-seeds=1",
+        f"--jaxrules-cache-dir={tmp_path / 'cache'}",
         "plugin_rules/__init__.py",
     )
     out = r.stdout
     assert r.returncode == 1, out
+    assert any((tmp_path / "cache").iterdir())  # the checks' programs were cached
     # One item per rule, case, dtype and transform, for the two rules defined there.
     assert "6 failed, 6 passed" in out, out
     assert "plugin_bad_exp[case0-float32-vmap]" in out
@@ -185,3 +191,23 @@ def test_plugin_usage_errors_are_not_internal_errors(tmp_path):
         r = _in(proj, *base, *args)
         out = r.stdout + r.stderr
         assert r.returncode == 4 and says in out and "INTERNALERROR" not in out, out
+
+
+def test_cli_progress_estimates_time_left(capsys):
+    # The estimate weights each rule by its cases and order, from the throughput so far.
+    import types
+
+    from jaxrules._cli import _Progress
+
+    rules = [
+        types.SimpleNamespace(name="a", cases=[{}], order=1),
+        types.SimpleNamespace(name="b", cases=[{}, {}, {}], order=1),
+    ]
+    p = _Progress(rules, t0=0.0)
+    p.start(rules[0])
+    p.finish(rules[0], True, 2.0)
+    p.finish(rules[1], False, 5.0)
+    err = capsys.readouterr().err.splitlines()
+    assert "start  a" in err[0]
+    assert "PASS   a in 2.0s (1/2 done, about " in err[1] and err[1].endswith("s left)")
+    assert "FAIL   b in 5.0s (2/2 done)" in err[2]

@@ -2,7 +2,7 @@
 
 The examples are those of JAX's "Custom derivative rules" tutorial. Code without nondiff
 arguments changes only its decorator; code with ``nondiff_argnums`` moves to named
-declarations (README, "Migrating from jax.custom_jvp / jax.custom_vjp").
+declarations (docs/decorators.md, "Migrating from jax.custom_jvp / jax.custom_vjp").
 """
 
 import functools

@@ -28,6 +28,21 @@ def test_notebooks_are_stored_without_outputs_and_linked_in_order():
     assert positions == sorted(positions), "README lists the notebooks out of order"
 
 
+def test_notebooks_run_from_the_command_line_as_the_readme_says():
+    # README: `jupyter execute notebooks/01_basics.ipynb` with the notebooks extra installed.
+    import shutil
+    import subprocess
+    import sys
+
+    pytest.importorskip("nbclient", reason="pip install 'jaxrules[notebooks]'")
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    assert "jupyter execute notebooks/01_basics.ipynb" in readme
+    exe = shutil.which("jupyter", path=os.path.dirname(sys.executable)) or shutil.which("jupyter")
+    assert exe, "the notebooks extra provides the `jupyter` command"
+    r = subprocess.run([exe, "execute", "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "--inplace" in r.stdout, r.stdout + r.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
 def test_notebook_runs(path, tmp_path):

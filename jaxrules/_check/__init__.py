@@ -2,12 +2,12 @@
 
 For each case (static values), dtype and seed, the checker draws a general point, random
 tangent directions and output cotangents, and computes the same table of quantities
-(:mod:`._quantities`: primal outputs of every path, JVPs and VJPs per argument and output and
+(`._quantities`: primal outputs of every path, JVPs and VJPs per argument and output and
 all at once, their linearity, second derivatives) for the rule under each transform
-(:mod:`._programs`) and for its reference in float64 — the witness. It compares them leaf by
-leaf (:mod:`._compare`) with norm-wise relative tolerances calibrated by measurement
-(:mod:`._tolerance`), and reports one block per failing (rule, argument, output) with a
-reproducer (:mod:`._report`). :mod:`._run` is the orchestration, :mod:`._layout` turns a
+(`._programs`) and for its reference in float64 — the witness. It compares them leaf by
+leaf (`._compare`) with norm-wise relative tolerances calibrated by measurement
+(`._tolerance`), and reports one block per failing (rule, argument, output) with a
+reproducer (`._report`). `._run` is the orchestration, `._layout` turns a
 drawn point into the function of its leaves.
 """
 

@@ -99,7 +99,7 @@ class Point:
 
     def fd_jvp(self, F: Callable, i: int | None, k: int) -> list:
         """Central differences (Richardson) of the rule's primal along direction k, float64,
-        perturbing input leaf ``i`` (``None``: all of them)."""
+        perturbing input leaf `i` (`None`: all of them)."""
         key = (i, k)
         if key not in self._fd:
             with jax.enable_x64(True):
@@ -188,8 +188,8 @@ def _e_ref(point: Point, check: Check, k: int, key, w, denom, P) -> tuple[float,
 
 
 def compare(point: Point, transform: str, k: int, q: dict, acc: Accumulator) -> None:
-    """Every check of the table for the rule's quantities ``q`` (direction k) under
-    ``transform``, plus the JVP/VJP consistency and (no reference) finite differences."""
+    """Every check of the table for the rule's quantities `q` (direction k) under
+    `transform`, plus the JVP/VJP consistency and (no reference) finite differences."""
     n_in, n_out = len(point.xs), point.n_out
     for check in CHECKS:
         if check.order > point.order:
@@ -236,7 +236,7 @@ def compare(point: Point, transform: str, k: int, q: dict, acc: Accumulator) -> 
 
 
 def _consistency(point: Point, transform, k, q, acc) -> None:
-    """The rule's own JVP and VJP agree: ``<w, J v> = <Jᵀ w, v>``."""
+    """The rule's own JVP and VJP agree: `<w, J v> = <Jᵀ w, v>`."""
     if "jvp" not in q or "vjp" not in q:
         return
     for i in range(len(point.xs)):

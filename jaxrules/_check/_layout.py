@@ -1,10 +1,10 @@
-"""How a drawn example point becomes the checked function ``F(xs, fixed) -> output leaves``.
+"""How a drawn example point becomes the checked function `F(xs, fixed) -> output leaves`.
 
-The example arguments are bound to the rule's signature (positional-only, ``*args`` and
-keyword-only parameters included), then split into the differentiated leaves ``xs`` (floating
-leaves of dynamic parameters) and the ``fixed`` ones (integers, nondiff and zero parameters).
+The example arguments are bound to the rule's signature (positional-only, `*args` and
+keyword-only parameters included), then split into the differentiated leaves `xs` (floating
+leaves of dynamic parameters) and the `fixed` ones (integers, nondiff and zero parameters).
 A parameter the example does not give keeps its default *as it is* (not traced, not
-differentiated): ``jnp.linalg.pinv``'s ``hermitian=False`` or ``qr``'s ``mode="reduced"``
+differentiated): `jnp.linalg.pinv`'s `hermitian=False` or `qr`'s `mode="reduced"`
 are options, not inputs.
 """
 
@@ -34,7 +34,7 @@ def argspec(rec: Rule, case: Mapping[str, Any]) -> ArgSpec:
 
 @dataclasses.dataclass
 class Layout:
-    """How the traced arguments flatten into ``xs`` (differentiated) and ``fixed`` leaves."""
+    """How the traced arguments flatten into `xs` (differentiated) and `fixed` leaves."""
 
     static: dict  # static parameters and defaults, passed as they are
     names: tuple[str, ...]  # the parameters flattened into leaves, signature order
@@ -54,7 +54,7 @@ class Layout:
         return self.treedef.unflatten(leaves)
 
     def function(self, fn: Callable) -> Callable:
-        """``fn`` as a function of the leaves: ``F(xs, fixed) -> list of output leaves``."""
+        """`fn` as a function of the leaves: `F(xs, fixed) -> list of output leaves`."""
 
         spec = self.argspec
 
@@ -69,8 +69,8 @@ class Layout:
 
 
 def _bind(rec: Rule, spec: ArgSpec, args: Mapping[str, Any]) -> tuple[dict[str, Any], set]:
-    """Every parameter's value: the example's, else the default (``()``/``{}`` for
-    ``*args``/``**kwargs``), and the names that took their default. By name, so
+    """Every parameter's value: the example's, else the default (`()`/`{}` for
+    `*args`/`**kwargs`), and the names that took their default. By name, so
     positional-only parameters work too."""
     params = spec.signature.parameters
     unknown = [n for n in args if n not in params]

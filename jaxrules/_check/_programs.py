@@ -1,19 +1,19 @@
 """The compiled programs the checker runs: the rule under each transform, and its reference.
 
-Transforms (what ``transforms=`` asks for, and the labels results carry):
+Transforms (what `transforms=` asks for, and the labels results carry):
 
-- ``eager``: op by op, first order, one direction, all inputs and outputs at once, at the
-  first seed of the first dtype (a smoke test of the rule outside ``jit``, where jaxrules runs
+- `eager`: op by op, first order, one direction, all inputs and outputs at once, at the
+  first seed of the first dtype (a smoke test of the rule outside `jit`, where jaxrules runs
   rules on concrete values: Python control flow on values, leaked tracers; op-by-op dispatch
   compiles every operation alone, so it is the costliest transform per quantity);
-- ``jit``: one compiled program per (rule, case, dtype) that loops over the directions
-  inside (``lax.map``);
-- ``vmap``: one compiled program with three batchings of the one-direction function:
-  ``vmap`` (point and directions batched, at the declared order), ``vmap(directions)`` (the
-  point unbatched, directions batched: how ``jacfwd``/``jacrev``/``hessian`` call a rule) and
-  ``vmap(point)`` (the point batched, directions unbatched: how ``vmap(grad(f))`` calls it),
+- `jit`: one compiled program per (rule, case, dtype) that loops over the directions
+  inside (`lax.map`);
+- `vmap`: one compiled program with three batchings of the one-direction function:
+  `vmap` (point and directions batched, at the declared order), `vmap(directions)` (the
+  point unbatched, directions batched: how `jacfwd`/`jacrev`/`hessian` call a rule) and
+  `vmap(point)` (the point batched, directions unbatched: how `vmap(grad(f))` calls it),
   all three on the quantities of all inputs and outputs at once (the per-leaf and linearity
-  ones run under ``jit``), the two partial ones at first order.
+  ones run under `jit`), the two partial ones at first order.
 
 The programs are compiled with XLA's backend optimisation off: they run a handful of times
 on small inputs, so optimising them costs more than it saves (about 1.5× faster compiles).
@@ -35,7 +35,7 @@ VMAP_VARIANTS = ("vmap", "vmap(directions)", "vmap(point)")
 
 
 def jit(fn: Callable) -> Callable:
-    """``jax.jit`` with cheap compilation (plain ``jax.jit`` where options are refused)."""
+    """`jax.jit` with cheap compilation (plain `jax.jit` where options are refused)."""
     fast = jax.jit(fn, compiler_options=COMPILER_OPTIONS)
     plain = []
 
@@ -127,8 +127,8 @@ class RulePrograms:
         return out
 
     def evaluate(self, transform: str, xs, fixed, D, on_error) -> list[tuple[str, int, dict]]:
-        """``[(label, direction index, quantities)]``; a part (or batching) that raises is
-        reported through ``on_error(label, check, exc)`` and the rest still runs."""
+        """`[(label, direction index, quantities)]`; a part (or batching) that raises is
+        reported through `on_error(label, check, exc)` and the rest still runs."""
         variants = VMAP_VARIANTS if transform == "vmap" else (transform,)
         # Without hijax, a rule with both a JVP and a VJP rule runs its JVP rule in both
         # modes; check each rule in its own mode by forcing the backend per part.

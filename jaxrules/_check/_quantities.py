@@ -1,27 +1,25 @@
 """The quantities the checker compares, and the table of checks over them.
 
 The same function computes them for the rule (under each transform) and for its reference
-(the witness, in float64, and the calibration, in the rule's dtype). At a point ``xs`` with
-tangent directions ``v`` and output cotangents ``w`` (``α = -2.5``):
+(the witness, in float64, and the calibration, in the rule's dtype). At a point `xs` with
+tangent directions `v` and output cotangents `w` (`α = -2.5`):
 
-========================  =======================================================================
-``primal``                ``F(xs)``
-``jvp_primal``            the primal output ``jax.jvp`` returns (a JVP rule's own primal)
-``jvp[i]``                the JVP along ``v`` with only input leaf ``i`` perturbed (the others
-                          are symbolic zeros, so a rule's ``None``/``Zero`` branches run)
-``jvp_all``               the JVP with every input perturbed
-``jvp_lin``/``jvp_comb``  the JVP along ``α v``, and ``α`` times the sum of the ``jvp[i]``
-``vjp_primal``            the primal output ``jax.vjp`` returns (a ``fwd``'s primal)
-``vjp[o]``                the VJP of output ``o`` alone (the other outputs' cotangents are
-                          symbolic zeros)
-``vjp_all``               the VJP with every output's cotangent at once
-``vjp_lin``/``vjp_comb``  the VJP of ``α w``, and ``α`` times the sum of the ``vjp[o]``
-``hvp``                   ``d/dε VJP(xs + ε v)·w``: the JVP of the VJP (order 2)
-``hvp_primal``            the primal ``jax.vjp`` returns under ``jax.jvp`` (order 2)
-``jvp_jvp``               ``d/dε JVP(xs + ε v)·v`` (order 2)
-========================  =======================================================================
+| quantity | what it is |
+|---|---|
+| `primal` | `F(xs)` |
+| `jvp_primal` | the primal output `jax.jvp` returns (a JVP rule's own primal) |
+| `jvp[i]` | the JVP along `v` with only input leaf `i` perturbed (the others are symbolic zeros, so a rule's `None`/`Zero` branches run) |
+| `jvp_all` | the JVP with every input perturbed |
+| `jvp_lin`/`jvp_comb` | the JVP along `α v`, and `α` times the sum of the `jvp[i]` |
+| `vjp_primal` | the primal output `jax.vjp` returns (a `fwd`'s primal) |
+| `vjp[o]` | the VJP of output `o` alone (the other outputs' cotangents are symbolic zeros) |
+| `vjp_all` | the VJP with every output's cotangent at once |
+| `vjp_lin`/`vjp_comb` | the VJP of `α w`, and `α` times the sum of the `vjp[o]` |
+| `hvp` | `d/dε VJP(xs + ε v)·w`: the JVP of the VJP (order 2) |
+| `hvp_primal` | the primal `jax.vjp` returns under `jax.jvp` (order 2) |
+| `jvp_jvp` | `d/dε JVP(xs + ε v)·v` (order 2) |
 
-A new check is one :class:`Check` entry in :data:`CHECKS` (plus its quantity here, if new).
+A new check is one `Check` entry in `CHECKS` (plus its quantity here, if new).
 """
 
 from __future__ import annotations
@@ -57,7 +55,7 @@ def _floats(ts):
 
 
 def _sum(rows):
-    """Leaf-wise sum of the rows that are present (``None`` leaves stay ``None``)."""
+    """Leaf-wise sum of the rows that are present (`None` leaves stay `None`)."""
     rows = [r for r in rows if r is not None]
     return [None if any(x is None for x in col) else sum(col[1:], col[0]) for col in zip(*rows)]
 
@@ -69,10 +67,10 @@ def _scale(a, ts):
 def quantities(
     F: Callable, xs, fixed, d: dict, order: int, parts=PARTS, full: bool = True
 ) -> dict[str, Any]:
-    """Every quantity of ``parts`` for ``F(xs, fixed) -> list of leaves`` along ``d``.
+    """Every quantity of `parts` for `F(xs, fixed) -> list of leaves` along `d`.
 
-    ``d``: ``{"v": [...], "w": [...]}`` (``w`` entries are ``None`` for integer outputs).
-    Without ``full``, only the quantities of all inputs and all outputs at once (no per-leaf
+    `d`: `{"v": [...], "w": [...]}` (`w` entries are `None` for integer outputs).
+    Without `full`, only the quantities of all inputs and all outputs at once (no per-leaf
     JVPs/VJPs, no linearity): what the partial batchings compute.
     """
     Fx = lambda ys: F(ys, fixed)
@@ -189,8 +187,8 @@ def _vjp(q, key):
 
 @dataclasses.dataclass(frozen=True)
 class Check:
-    """One row of the table: ``got(q, key)`` of the rule against ``want(·, key)`` of the
-    reference's witness (``against="reference"``) or of the rule itself (``"self"``)."""
+    """One row of the table: `got(q, key)` of the rule against `want(·, key)` of the
+    reference's witness (`against="reference"`) or of the rule itself (`"self"`)."""
 
     name: str
     against: str

@@ -12,7 +12,7 @@ from .._errors import RuleCheckError
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    """How to re-run a check from a fresh Python: the imports and the ``jr.check`` call's
+    """How to re-run a check from a fresh Python: the imports and the `jr.check` call's
     fixed part (what is checked, and the registry, reference and inputs it needs)."""
 
     imports: tuple[str, ...]
@@ -37,10 +37,10 @@ class Recipe:
 class CheckResult:
     """One check of one rule at one (case, dtype, transform, argument, output).
 
-    ``transform`` is ``None`` for what does not depend on a transform (the example inputs, the
-    output structure, whether a jaxrules rule ran). ``argument``/``output`` are ``None`` when
+    `transform` is `None` for what does not depend on a transform (the example inputs, the
+    output structure, whether a jaxrules rule ran). `argument`/`output` are `None` when
     the check covers every argument (all inputs perturbed at once) or every output (all
-    cotangents at once). ``note`` says when the tolerance was widened, and why.
+    cotangents at once). `note` says when the tolerance was widened, and why.
     """
 
     rule: str
@@ -65,7 +65,7 @@ class CheckResult:
 
     @property
     def requested_transform(self) -> str | None:
-        """The ``transforms=`` entry that ran this check (``vmap(point)`` comes from ``vmap``)."""
+        """The `transforms=` entry that ran this check (`vmap(point)` comes from `vmap`)."""
         return None if self.transform is None else self.transform.split("(")[0]
 
     def reproducer(self) -> str:
@@ -101,7 +101,7 @@ class CheckResult:
 
 @dataclasses.dataclass(frozen=True)
 class Coverage:
-    """What a :func:`check` call covered: stated in every summary, so a pass says what it means."""
+    """What a `check` call covered: stated in every summary, so a pass says what it means."""
 
     dtypes: tuple[str, ...]
     transforms: tuple[str, ...]
@@ -158,7 +158,7 @@ def _failure_block(fails: Sequence[CheckResult]) -> str:
 
 @dataclasses.dataclass
 class CheckReport:
-    """The outcome of :func:`check`: every check's worst case over seeds and directions."""
+    """The outcome of `check`: every check's worst case over seeds and directions."""
 
     results: list[CheckResult]
     seconds: float = 0.0
@@ -178,7 +178,7 @@ class CheckReport:
         return [r for r in self.results if r.note]
 
     def raise_if_failed(self) -> CheckReport:
-        """Raise :class:`jaxrules.RuleCheckError` listing every failure; return self if none."""
+        """Raise `jaxrules.RuleCheckError` listing every failure; return self if none."""
         if not self.passed:
             raise RuleCheckError(self.failure_text())
         return self
@@ -248,7 +248,7 @@ def badness(r: CheckResult) -> float:
 
 
 def worst_ratio(results: Sequence[CheckResult]) -> float:
-    """Largest error/tolerance over ``results`` that are numbers (not raised errors); 0 if none."""
+    """Largest error/tolerance over `results` that are numbers (not raised errors); 0 if none."""
     return max((r.error / r.tol for r in results if not r.message and r.tol), default=0.0)
 
 

@@ -1,4 +1,4 @@
-"""``jr.check``: which rule, which points, which programs — and nothing vacuous."""
+"""`jr.check`: which rule, which points, which programs — and nothing vacuous."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def _resolve(rule, reference, inputs, cases, registry) -> tuple[Rule, bool]:
 
 
 def _code_for(fn: Callable) -> tuple[str | None, str]:
-    """An import line and an expression naming ``fn`` from a fresh interpreter, if it has one."""
+    """An import line and an expression naming `fn` from a fresh interpreter, if it has one."""
     mod, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
     if not mod or not qual or "<" in qual or mod == "__main__":
         return None, f"<{getattr(fn, '__name__', 'your function')}>"
@@ -126,7 +126,7 @@ def _recipe(rec: Rule, registered: bool, registry, reference, inputs) -> Recipe:
 
 
 def _registry_name(registry, module: str) -> tuple[str, str] | None:
-    """The module attribute holding ``registry`` (the rule's own module first)."""
+    """The module attribute holding `registry` (the rule's own module first)."""
     mods = [sys.modules.get(module), *list(sys.modules.values())]
     for m in mods:
         if m is None:
@@ -205,8 +205,8 @@ def check(
     - `rule`: a registered rule's name, a registered function, or any function (then pass
       `inputs=` and usually `reference=`) — JAX's built-ins and other libraries' rules too,
       positional-only and `*args` parameters included.
-    - `dtypes`: float dtypes to check in (float64 runs inside ``jax.enable_x64()``).
-    - `transforms`: any of ``"eager"``, ``"jit"``, ``"vmap"`` (``vmap`` also runs the two
+    - `dtypes`: float dtypes to check in (float64 runs inside `jax.enable_x64()`).
+    - `transforms`: any of `"eager"`, `"jit"`, `"vmap"` (`vmap` also runs the two
       partial batchings: point unbatched with batched directions, and the reverse).
     - `order`: the highest derivative order to check (default: the rule's declared order).
     - `seeds`: a count, or the list of seeds: one random point per seed.
@@ -214,15 +214,16 @@ def check(
     - `rtol`/`atol`: override the relative floor and add an absolute floor.
     - `reference`, `inputs`, `cases`: override or supply the registered ones.
 
-    **Returns:** a :class:`CheckReport`; ``.raise_if_failed()`` raises
-    :class:`jaxrules.RuleCheckError` (an ``AssertionError``) naming each failure. Asking for
-    no seeds, dtypes or transforms is a ``ValueError``, never a vacuous pass.
+    **Returns:** a `CheckReport`; `.raise_if_failed()` raises
+    `jaxrules.RuleCheckError` (an `AssertionError`) naming each failure. Asking for
+    no seeds, dtypes or transforms is a `ValueError`, never a vacuous pass.
 
-    >>> import jax.numpy as jnp, jaxrules as jr
-    >>> report = jr.check(jnp.linalg.inv, reference=lambda a: jnp.linalg.solve(a, jnp.eye(3)),
-    ...                   inputs={"a": jr.inputs.general((3, 3))}, seeds=2)
-    >>> report.passed
-    True
+    Examples:
+        >>> import jax.numpy as jnp, jaxrules as jr
+        >>> report = jr.check(jnp.linalg.inv, reference=lambda a: jnp.linalg.solve(a, jnp.eye(3)),
+        ...                   inputs={"a": jr.inputs.general((3, 3))}, seeds=2)
+        >>> report.passed
+        True
     """
     t0 = time.perf_counter()
     rec, expects_rule = _resolve(rule, reference, inputs, cases, registry)

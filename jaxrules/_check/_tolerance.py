@@ -1,28 +1,28 @@
 """The tolerance model: norm-wise relative errors, floors, and calibration by measurement.
 
-::
+```text
+error   = ‖got − want‖ / max(‖want‖, 10⁻² · M)      M: the largest ‖want‖ of the same check
+                                                    and direction (a component that is
+                                                    exactly zero is measured against the
+                                                    scale of the others)
+allowed = max(floor, k · e_ref)                     k = 30
+```
 
-    error   = ‖got − want‖ / max(‖want‖, 10⁻² · M)      M: the largest ‖want‖ of the same check
-                                                        and direction (a component that is
-                                                        exactly zero is measured against the
-                                                        scale of the others)
-    allowed = max(floor, k · e_ref)                     k = 30
-
-``floor``: 1e-9 (float64), 5e-5 (float32), overridable per rule and per call. ``e_ref`` is
+`floor`: 1e-9 (float64), 5e-5 (float32), overridable per rule and per call. `e_ref` is
 measured, and only where some error exceeds its floor (so a passing rule costs nothing):
 
 - below float64, the same error of JAX's own derivative of the reference in the rule's dtype
   (a correct rule is no worse than k times JAX's own rounding at that very point);
 - in float64, the rounding noise of the float64 witness itself, estimated from its values at
-  four nearby points (a fourth difference, :func:`noise`): where JAX's float64 derivative of
-  the reference is inaccurate (cancellation, as in the second derivative of ``log1p(exp(x))``
-  at large ``x``, whose error is a step function of ``x`` that a few-ulp perturbation does
+  four nearby points (a fourth difference, `noise`): where JAX's float64 derivative of
+  the reference is inaccurate (cancellation, as in the second derivative of `log1p(exp(x))`
+  at large `x`, whose error is a step function of `x` that a few-ulp perturbation does
   not move), the tolerance widens to that measured noise, with a note;
 - for the checks of the rule against itself (linearity, consistency), the reference's own
   error in the same check.
 
 Without a reference, JVPs are held to adaptive-step finite differences (float64) within
-``max(floor, 1e-7, k · their own error estimate)``; where they do not settle to 1e-3, the
+`max(floor, 1e-7, k · their own error estimate)`; where they do not settle to 1e-3, the
 point has no derivative they can resolve, and that is reported as a failure, never a pass.
 
 A wrong rule is off by O(1); none of these measurements comes near that.
@@ -70,9 +70,9 @@ def allowed(floor: float, e_ref: float) -> float:
 
 
 def noise_points(xs, projectors, seed: int) -> list[list[np.ndarray]]:
-    """The float64 point moved to ``x + j·h·u`` for ``j`` in :data:`NOISE_STEPS`: ``u`` a random
+    """The float64 point moved to `x + j·h·u` for `j` in `NOISE_STEPS`: `u` a random
     sign per element times the element's scale (projected onto a structured input's
-    subspace, so it stays symmetric, triangular, ...), ``h`` = :data:`NOISE_STEP`."""
+    subspace, so it stays symmetric, triangular, ...), `h` = `NOISE_STEP`."""
     rng = np.random.default_rng([seed, 7919])
     us = []
     for x, P in zip(xs, projectors):
@@ -84,11 +84,11 @@ def noise_points(xs, projectors, seed: int) -> list[list[np.ndarray]]:
 
 
 def noise(values: list, center) -> float:
-    """The rounding noise of a float64 computation from its values at ``x + j·h·u``
-    (:data:`NOISE_STEPS`) and ``x``: the fourth difference, divided by √70 (its standard
+    """The rounding noise of a float64 computation from its values at `x + j·h·u`
+    (`NOISE_STEPS`) and `x`: the fourth difference, divided by √70 (its standard
     deviation for independent noise of unit size). A smooth function contributes only
-    ``h⁴·f⁗`` (about 1e-16 relative); the noise of a computation that cancels does not
-    shrink with ``h`` and shows (Moré and Wild, *Estimating computational noise*, 2011)."""
+    `h⁴·f⁗` (about 1e-16 relative); the noise of a computation that cancels does not
+    shrink with `h` and shows (Moré and Wild, *Estimating computational noise*, 2011)."""
     m2, m1, p1, p2 = (np.asarray(v, np.float64) for v in values)
     d4 = m2 - 4 * m1 + 6 * np.asarray(center, np.float64) - 4 * p1 + p2
     return norm(d4) / np.sqrt(70.0)

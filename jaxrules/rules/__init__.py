@@ -1,8 +1,8 @@
 """The library of hand-derived rules, one module per family. Each is registered and checked.
 
-``jaxrules.rules`` is also callable: ``jr.rules(tag=None, module=None)`` lists the registered
-rules (of the default registry), so that ``from jaxrules.rules import linear_solve`` and
-``jr.rules()`` can share a name.
+`jaxrules.rules` is also callable: `jr.rules(tag=None, module=None)` lists the registered
+rules (of the default registry), so that `from jaxrules.rules import linear_solve` and
+`jr.rules()` can share a name.
 """
 
 import sys as _sys
@@ -33,7 +33,7 @@ from .qp import eq_qp as eq_qp
 
 class _CallableModule(_types.ModuleType):
     def __call__(self, tag=None, module=None):
-        """List registered rules, optionally by ``tag`` or defining ``module``."""
+        """List registered rules, optionally by `tag` or defining `module`."""
         return _list_rules(tag=tag, module=module)
 
 

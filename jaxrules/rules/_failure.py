@@ -1,15 +1,15 @@
-"""Runtime errors that work under ``jit``: the one place the rule library raises from inside a
+"""Runtime errors that work under `jit`: the one place the rule library raises from inside a
 compiled computation.
 
-:func:`error_if` stages a ``jax.debug.callback`` that raises when its predicate holds. Eagerly
-the exception propagates as it is; under ``jit`` JAX re-raises it as a
-``jax.errors.JaxRuntimeError`` (a ``RuntimeError``) whose message contains ours. Under ``vmap``
+`error_if` stages a `jax.debug.callback` that raises when its predicate holds. Eagerly
+the exception propagates as it is; under `jit` JAX re-raises it as a
+`jax.errors.JaxRuntimeError` (a `RuntimeError`) whose message contains ours. Under `vmap`
 the callback receives the whole batch and raises if any element fails. The callback is an
 effect, so it is never removed as dead code, and it runs only when its computation runs.
 
 The callback receives the predicate only. Measured on an H200 with JAX 0.11.2: passing
 computed values (a residual, a step count) to the callback from inside the solver made XLA's
-GPU compiler abort the process (``multi_output_fusion.cc: Check failed ... bitcast is live``);
+GPU compiler abort the process (`multi_output_fusion.cc: Check failed ... bitcast is live`);
 with the predicate alone it compiles and raises as on the CPU. Messages therefore carry only
 static information; the values are in the result.
 """
@@ -27,7 +27,7 @@ class SolverError(RuntimeError):
 
 
 def error_if(pred, message: str) -> None:
-    """Raise :class:`SolverError` with ``message`` at run time if ``pred`` (a boolean array:
+    """Raise `SolverError` with `message` at run time if `pred` (a boolean array:
     any element true raises)."""
 
     def callback(p):

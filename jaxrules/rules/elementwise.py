@@ -1,15 +1,17 @@
 r"""Elementwise rules: the seed tutorial's running example.
 
-``sin_product`` is :math:`z = \sin(x)\,y`, elementwise. Differentiating each factor:
+`sin_product` is $z = \sin(x)\,y$, elementwise. Differentiating each factor:
 
-.. math::
-    \dot z = \cos(x)\,y\,\dot x + \sin(x)\,\dot y .
+$$
+\dot z = \cos(x)\,y\,\dot x + \sin(x)\,\dot y .
+$$
 
-The map :math:`(\dot x, \dot y) \mapsto \dot z` is diagonal in each argument, so it is its own
-transpose: for an output cotangent :math:`\bar z`,
+The map $(\dot x, \dot y) \mapsto \dot z$ is diagonal in each argument, so it is its own
+transpose: for an output cotangent $\bar z$,
 
-.. math::
-    \bar x = \cos(x)\,y\,\bar z, \qquad \bar y = \sin(x)\,\bar z .
+$$
+\bar x = \cos(x)\,y\,\bar z, \qquad \bar y = \sin(x)\,\bar z .
+$$
 """
 
 from __future__ import annotations
@@ -34,18 +36,19 @@ __all__ = ["sin_product"]
 )
 @custom_vjp
 def sin_product(x, y):
-    r"""Elementwise :math:`z = \sin(x)\,y`, with both a JVP and a VJP rule.
+    r"""Elementwise $z = \sin(x)\,y$, with both a JVP and a VJP rule.
 
-    **Arguments:** ``x``, ``y``: arrays of the same shape (or broadcastable scalars).
+    **Arguments:** `x`, `y`: arrays of the same shape (or broadcastable scalars).
 
-    **Returns:** ``sin(x) * y``.
+    **Returns:** `sin(x) * y`.
 
-    >>> import jax, jax.numpy as jnp
-    >>> from jaxrules.rules import sin_product
-    >>> x, y = jnp.array([0.0, 1.0]), jnp.array([2.0, 3.0])
-    >>> g = jax.grad(lambda x: sin_product(x, y).sum())(x)  # cos(x) * y
-    >>> [round(float(v), 4) for v in g]
-    [2.0, 1.6209]
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxrules.rules import sin_product
+        >>> x, y = jnp.array([0.0, 1.0]), jnp.array([2.0, 3.0])
+        >>> g = jax.grad(lambda x: sin_product(x, y).sum())(x)  # cos(x) * y
+        >>> [round(float(v), 4) for v in g]
+        [2.0, 1.6209]
     """
     return jnp.sin(x) * y
 

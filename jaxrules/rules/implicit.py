@@ -1,54 +1,52 @@
 r"""Implicit differentiation: roots, fixed points and minimisers, never through the iterations.
 
-Every problem here is a root :math:`x^\star(p)` of a residual :math:`R(x, p) = 0`:
+Every problem here is a root $x^\star(p)$ of a residual $R(x, p) = 0$:
 
-=====================  =============================================  =========================
-function               residual :math:`R(x, p)`                       :math:`\partial_x R`
-=====================  =============================================  =========================
-``root(F, ...)``       :math:`F(x, p)`                                the Jacobian of F
-``fixed_point(T,...)`` :math:`T(x, p) - x`                            :math:`\partial_x T - I`
-``argmin(f, ...)``     :math:`\nabla_x f(x, p)`                       the Hessian (symmetric)
-=====================  =============================================  =========================
+| function | residual $R(x, p)$ | $\partial_x R$ |
+|---|---|---|
+| `root(F, ...)` | $F(x, p)$ | the Jacobian of F |
+| `fixed_point(T, ...)` | $T(x, p) - x$ | $\partial_x T - I$ |
+| `argmin(f, ...)` | $\nabla_x f(x, p)$ | the Hessian (symmetric) |
 
-**Implicit function theorem.** Differentiating :math:`R(x^\star(p), p) = 0` gives
-:math:`\partial_x R\,\dot x + \partial_p R\,\dot p = 0`, so
+**Implicit function theorem.** Differentiating $R(x^\star(p), p) = 0$ gives
+$\partial_x R\,\dot x + \partial_p R\,\dot p = 0$, so
 
-* **JVP:** solve :math:`\partial_x R\,\dot x = -\partial_p R\,\dot p` — the right-hand side is
-  one JVP of :math:`R` in :math:`p` at the solution;
-* **VJP:** from :math:`\langle \bar x, \dot x\rangle
-  = -\langle \bar x, (\partial_x R)^{-1}\partial_p R\,\dot p\rangle`: solve
-  :math:`(\partial_x R)^\top u = \bar x`, then :math:`\bar p = -(\partial_p R)^\top u` — one VJP
-  of :math:`R` in :math:`p`. For ``argmin`` the Hessian is symmetric and one factorisation
+* **JVP:** solve $\partial_x R\,\dot x = -\partial_p R\,\dot p$ — the right-hand side is
+  one JVP of $R$ in $p$ at the solution;
+* **VJP:** from $\langle \bar x, \dot x\rangle
+  = -\langle \bar x, (\partial_x R)^{-1}\partial_p R\,\dot p\rangle$: solve
+  $(\partial_x R)^\top u = \bar x$, then $\bar p = -(\partial_p R)^\top u$ — one VJP
+  of $R$ in $p$. For `argmin` the Hessian is symmetric and one factorisation
   serves both.
 
-"Parameters" :math:`p` are the explicit ``*params`` *and the arrays the user's function closes
+"Parameters" $p$ are the explicit `*params` *and the arrays the user's function closes
 over*: jaxrules turns a function that captures arrays into a pytree (its captured arrays are
-leaves), so ``lambda x: x - a`` written inside ``jit`` or ``grad`` gets the derivative with
-respect to ``a`` — no leaked tracer, no silent zero. The initial guess ``x0`` is declared a
+leaves), so `lambda x: x - a` written inside `jit` or `grad` gets the derivative with
+respect to `a` — no leaked tracer, no silent zero. The initial guess `x0` is declared a
 *zero* argument: the solution does not depend on it, so its derivative is exactly zero.
 
 The solver's iterations are never differentiated: memory does not grow with the number of
 steps, and any solver works (the default is Newton with a backtracking line search; pass your
-own as ``solver``). The linear system of the derivative is solved
+own as `solver`). The linear system of the derivative is solved
 
-* ``"lu"`` (the default up to 1000 unknowns): the dense Jacobian (:math:`n` JVPs of
-  :math:`R`), LU-factored once per rule application, on a stopped copy;
-* ``"gmres"`` / ``"cg"`` (the default above; ``cg`` for ``argmin``): matrix-free on JVPs of
-  :math:`R`, iterated to a relative residual of :math:`100\,\varepsilon` of the dtype.
+* `"lu"` (the default up to 1000 unknowns): the dense Jacobian ($n$ JVPs of
+  $R$), LU-factored once per rule application, on a stopped copy;
+* `"gmres"` / `"cg"` (the default above; `cg` for `argmin`): matrix-free on JVPs of
+  $R$, iterated to a relative residual of $100\,\varepsilon$ of the dtype.
 
-Inside the rules the solves are ``jax.lax.custom_linear_solve`` with the operator
-:math:`v \mapsto \partial_x R\,v` (a JVP of :math:`R`, differentiable) and the factored or
+Inside the rules the solves are `jax.lax.custom_linear_solve` with the operator
+$v \mapsto \partial_x R\,v$ (a JVP of $R$, differentiable) and the factored or
 iterative solve (never differentiated), and the solution is taken from the rule itself: so the
 rules differentiate again, to any order.
 
-**Failure is visible.** The result is a :class:`Solution` with ``converged``, ``steps`` and
-``residual``. Where the solver did not converge (``‖R(x)‖∞ > tol·max(1, ‖R(x0)‖∞)`` or a
-non-finite value), or where :math:`\partial_x R` is singular at the solution (an LU pivot below
-:math:`n\varepsilon` times the largest, or an iterative solve that ends above
-:math:`\sqrt\varepsilon` relative residual), **the derivatives are NaN**, never a silently
-wrong number. With ``throw=True`` such a failure raises :class:`SolverError` at run time, also
-under ``jit`` (through ``jax.debug.callback``; compiled code raises it wrapped in a
-``jax.errors.JaxRuntimeError``).
+**Failure is visible.** The result is a `Solution` with `converged`, `steps` and
+`residual`. Where the solver did not converge (`‖R(x)‖∞ > tol·max(1, ‖R(x0)‖∞)` or a
+non-finite value), or where $\partial_x R$ is singular at the solution (an LU pivot below
+$n\varepsilon$ times the largest, or an iterative solve that ends above
+$\sqrt\varepsilon$ relative residual), **the derivatives are NaN**, never a silently
+wrong number. With `throw=True` such a failure raises `SolverError` at run time, also
+under `jit` (through `jax.debug.callback`; compiled code raises it wrapped in a
+`jax.errors.JaxRuntimeError`).
 """
 
 from __future__ import annotations
@@ -72,17 +70,17 @@ __all__ = ["Solution", "SolverError", "argmin", "fixed_point", "iterate", "newto
 
 _KINDS = ("root", "fixed_point", "argmin")
 _LINEAR = ("auto", "lu", "gmres", "cg")
-#: Above this many unknowns, ``linear_solver="auto"`` goes matrix-free.
+#: Above this many unknowns, `linear_solver="auto"` goes matrix-free.
 DENSE_MAX = 1000
 
 
 class Solution(NamedTuple):
-    """The result of :func:`root`, :func:`fixed_point` and :func:`argmin` (a pytree).
+    """The result of `root`, `fixed_point` and `argmin` (a pytree).
 
-    **Fields:** ``value`` (the solution, same structure as ``x0``; differentiable),
-    ``converged`` (bool: the residual test passed and everything is finite), ``steps`` (int32:
-    the solver's iterations; ``-1`` for a user solver, which does not report them), and
-    ``residual`` (``‖R(value)‖∞``, a diagnostic without derivative).
+    **Fields:** `value` (the solution, same structure as `x0`; differentiable),
+    `converged` (bool: the residual test passed and everything is finite), `steps` (int32:
+    the solver's iterations; `-1` for a user solver, which does not report them), and
+    `residual` (`‖R(value)‖∞`, a diagnostic without derivative).
     """
 
     value: Any
@@ -93,7 +91,7 @@ class Solution(NamedTuple):
 
 # -- the residual of each kind of problem ---------------------------------------------------------
 def _residual(kind: str, fn: Callable, params: tuple) -> Callable:
-    """``x ↦ R(x, params)`` on the pytree ``x``."""
+    """`x ↦ R(x, params)` on the pytree `x`."""
     if kind == "root":
         return lambda x: fn(x, *params)
     if kind == "fixed_point":
@@ -119,15 +117,15 @@ def newton(
     max_steps: int = 50,
     linear_solver: str = "auto",
 ) -> tuple[Any, jax.Array]:
-    r"""Newton's method on the residual of ``kind`` (see the module), returning ``(x, steps)``.
+    r"""Newton's method on the residual of `kind` (see the module), returning `(x, steps)`.
 
-    Direction :math:`d = -(\partial_x R)^{-1} R` (dense LU up to :data:`DENSE_MAX` unknowns,
-    GMRES/CG beyond); step :math:`t \in \{1, \tfrac12, \dots\}` by Armijo backtracking on the
-    merit :math:`\tfrac12\|R\|^2` (on :math:`f` itself for ``argmin``, falling back to the
+    Direction $d = -(\partial_x R)^{-1} R$ (dense LU up to `DENSE_MAX` unknowns,
+    GMRES/CG beyond); step $t \in \{1, \tfrac12, \dots\}$ by Armijo backtracking on the
+    merit $\tfrac12\|R\|^2$ (on $f$ itself for `argmin`, falling back to the
     steepest descent where the Newton direction does not descend). Stops when a step is below
-    ``tol·(1 + ‖x‖∞)`` (default :math:`\varepsilon^{3/4}`: the next step would be at rounding
-    level) or after ``max_steps``. ``fn`` is the problem's function of ``x`` alone (``F``,
-    ``T`` or ``f`` with the parameters bound).
+    `tol·(1 + ‖x‖∞)` (default $\varepsilon^{3/4}$: the next step would be at rounding
+    level) or after `max_steps`. `fn` is the problem's function of `x` alone (`F`,
+    `T` or `f` with the parameters bound).
     """
     x0f, unravel = ravel_pytree(x0)
     dtype = x0f.dtype
@@ -236,9 +234,9 @@ def _linearise(R: Callable, xf, method: str, symmetric: bool) -> _Linear:
 
 
 def _iterative(method: str, dtype, on_failure: Callable):
-    """The matrix-free solve, for ``custom_linear_solve``: iterate to 100ε relative residual;
+    """The matrix-free solve, for `custom_linear_solve`: iterate to 100ε relative residual;
     a solve that ends above √ε (rounding allows ~cond·ε) is a failure, reported by
-    ``on_failure(ok)`` and returned as NaN. The check sits *inside* the solve, which JAX never
+    `on_failure(ok)` and returned as NaN. The check sits *inside* the solve, which JAX never
     differentiates or transposes (it calls the transpose solve instead): outside, it would make
     the tangent map nonlinear in the tangent."""
     tol = 100 * _eps(dtype)
@@ -262,9 +260,9 @@ def _iterative(method: str, dtype, on_failure: Callable):
 
 
 def _solve(lin: _Linear, b, *, transpose: bool, on_failure: Callable):
-    """Solve ``∂ₓR z = b`` (``transpose=False``) or ``∂ₓRᵀ z = b``; return ``(z, ok)``, where
-    ``ok`` depends on the operator only (a singular LU); an iterative solve's failure is
-    reported from inside the solve (:func:`_iterative`) and gives NaN."""
+    """Solve `∂ₓR z = b` (`transpose=False`) or `∂ₓRᵀ z = b`; return `(z, ok)`, where
+    `ok` depends on the operator only (a singular LU); an iterative solve's failure is
+    reported from inside the solve (`_iterative`) and gives NaN."""
     if lin.method == "lu":
         solve = lambda _, rhs: jsl.lu_solve(lin.factors, rhs, trans=0)
         tsolve = lambda _, rhs: jsl.lu_solve(lin.factors, rhs, trans=1)
@@ -284,7 +282,7 @@ def _solve(lin: _Linear, b, *, transpose: bool, on_failure: Callable):
 
 
 def _nan_unless(ok, tree):
-    # A multiplicative mask keeps the tangent map linear (``jnp.where(ok, t, nan)`` is not,
+    # A multiplicative mask keeps the tangent map linear (`jnp.where(ok, t, nan)` is not,
     # and JAX cannot transpose it where it transposes a JVP rule instead of calling the VJP).
     def mask(t):
         if not jnp.issubdtype(jnp.result_type(t), jnp.inexact):
@@ -299,16 +297,16 @@ _STATIC = ("kind", "tol", "max_steps", "linear_solver", "throw")
 
 
 # The rule's functions are compiled once per problem structure (the user's function is a pytree
-# whose static part compares by code, so a fresh ``lambda`` per call hits the cache): eagerly,
+# whose static part compares by code, so a fresh `lambda` per call hits the cache): eagerly,
 # the solver's loops would otherwise be re-traced and re-compiled on every call.
 _jit = functools.partial(jax.jit, static_argnames=_STATIC)
 
 
-# ``x0`` and ``solver`` are *zero* arguments: the solution depends on neither (a solver may
+# `x0` and `solver` are *zero* arguments: the solution depends on neither (a solver may
 # close over arrays, even traced ones, e.g. a step size computed from the data).
 @jr.custom_vjp(static_argnames=_STATIC, zero_argnames=("x0", "solver"))
 def _implicit(fn, x0, params, solver, *, kind, tol, max_steps, linear_solver, throw):
-    """``(x*, converged, steps, residual)``: solve, then test the residual."""
+    """`(x*, converged, steps, residual)`: solve, then test the residual."""
     return _solve_and_test(
         fn,
         x0,
@@ -350,7 +348,7 @@ def _inf_norm(tree):
 
 
 def _setup(fn, x, params, kind, linear_solver):
-    """∂ₓR at ``x`` (as :class:`_Linear`) and the map from flat vectors back to pytrees."""
+    """∂ₓR at `x` (as `_Linear`) and the map from flat vectors back to pytrees."""
     xf, unravel = ravel_pytree(x)
     Rf = _flat(_residual(kind, fn, params), unravel)
     method = _pick(linear_solver, xf.size, kind)
@@ -358,7 +356,7 @@ def _setup(fn, x, params, kind, linear_solver):
 
 
 def _reporter(converged, throw, kind, what) -> Callable:
-    """``on_failure(ok)`` for :func:`_solve`: with ``throw``, a run-time error where the
+    """`on_failure(ok)` for `_solve`: with `throw`, a run-time error where the
     derivative's linear system failed at a converged solution."""
 
     def on_failure(ok):
@@ -499,16 +497,16 @@ def _run(kind, fn, x0, params, *, solver, tol, max_steps, linear_solver, throw) 
 
 
 _DOC_OPTIONS = r"""
-    **Keyword arguments:** ``solver`` — ``None`` for :func:`newton`, or your own
-    ``solver(fn, x0) -> x`` (``fn`` is the problem's function of ``x`` with the parameters
+    **Keyword arguments:** `solver` — `None` for `newton`, or your own
+    `solver(fn, x0) -> x` (`fn` is the problem's function of `x` with the parameters
     bound; the solver runs without derivatives, is never differentiated, and may close over
-    arrays: its derivative is zero); ``tol`` —
-    the convergence test ``‖R(x)‖∞ ≤ tol·max(1, ‖R(x0)‖∞)`` (default :math:`\sqrt\varepsilon`
-    of the dtype); ``max_steps`` (Newton); ``linear_solver`` — ``"auto"``, ``"lu"``,
-    ``"gmres"`` or ``"cg"`` for the derivative's linear system (see the module); ``throw`` —
-    raise :class:`SolverError` at run time on failure instead of only flagging it.
+    arrays: its derivative is zero); `tol` —
+    the convergence test `‖R(x)‖∞ ≤ tol·max(1, ‖R(x0)‖∞)` (default $\sqrt\varepsilon$
+    of the dtype); `max_steps` (Newton); `linear_solver` — `"auto"`, `"lu"`,
+    `"gmres"` or `"cg"` for the derivative's linear system (see the module); `throw` —
+    raise `SolverError` at run time on failure instead of only flagging it.
 
-    **Returns:** a :class:`Solution`. Derivatives are NaN where ``converged`` is false or where
+    **Returns:** a `Solution`. Derivatives are NaN where `converged` is false or where
     the Jacobian is singular at the solution.
 """
 
@@ -523,21 +521,22 @@ def root(
     linear_solver: str = "auto",
     throw: bool = False,
 ) -> Solution:
-    r"""Solve :math:`F(x, p) = 0` for :math:`x` and differentiate the solution implicitly.
+    r"""Solve $F(x, p) = 0$ for $x$ and differentiate the solution implicitly.
 
-    :math:`\dot x = -(\partial_x F)^{-1}\partial_p F\,\dot p`,
-    :math:`\bar p = -(\partial_p F)^\top (\partial_x F)^{-\top}\bar x`.
+    $\dot x = -(\partial_x F)^{-1}\partial_p F\,\dot p$,
+    $\bar p = -(\partial_p F)^\top (\partial_x F)^{-\top}\bar x$.
 
-    **Arguments:** ``F(x, *params)`` returns a pytree like ``x`` (it may close over arrays,
-    which are differentiated like ``params``); ``x0`` the initial guess (a pytree of floating
-    arrays; its derivative is exactly zero); ``params`` any pytrees.
+    **Arguments:** `F(x, *params)` returns a pytree like `x` (it may close over arrays,
+    which are differentiated like `params`); `x0` the initial guess (a pytree of floating
+    arrays; its derivative is exactly zero); `params` any pytrees.
     <options>
 
-    >>> import jax, jax.numpy as jnp
-    >>> from jaxrules.rules import root
-    >>> cube_root = lambda a: root(lambda x, a: x**3 - a, jnp.ones(()), a).value
-    >>> round(float(cube_root(8.0)), 6), round(float(jax.grad(cube_root)(8.0)), 6)
-    (2.0, 0.083333)
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxrules.rules import root
+        >>> cube_root = lambda a: root(lambda x, a: x**3 - a, jnp.ones(()), a).value
+        >>> round(float(cube_root(8.0)), 6), round(float(jax.grad(cube_root)(8.0)), 6)
+        (2.0, 0.083333)
     """
     return _run(
         "root",
@@ -562,19 +561,20 @@ def fixed_point(
     linear_solver: str = "auto",
     throw: bool = False,
 ) -> Solution:
-    r"""Find :math:`x = T(x, p)` and differentiate it implicitly (the root of
-    :math:`T(x, p) - x`): :math:`(I - \partial_x T)\,\dot x = \partial_p T\,\dot p`.
+    r"""Find $x = T(x, p)$ and differentiate it implicitly (the root of
+    $T(x, p) - x$): $(I - \partial_x T)\,\dot x = \partial_p T\,\dot p$.
 
-    **Arguments:** as :func:`root`, with ``T(x, *params)`` returning a pytree like ``x``.
-    The default solver is Newton on :math:`T(x) - x`; pass e.g. ``solver=iterate`` for plain
+    **Arguments:** as `root`, with `T(x, *params)` returning a pytree like `x`.
+    The default solver is Newton on $T(x) - x$; pass e.g. `solver=iterate` for plain
     iteration of a contraction.
     <options>
 
-    >>> import jax, jax.numpy as jnp
-    >>> from jaxrules.rules import fixed_point
-    >>> x = lambda a: fixed_point(lambda x, a: jnp.cos(a * x), jnp.zeros(()), a).value
-    >>> round(float(x(1.0)), 6)  # the Dottie number
-    0.739085
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxrules.rules import fixed_point
+        >>> x = lambda a: fixed_point(lambda x, a: jnp.cos(a * x), jnp.zeros(()), a).value
+        >>> round(float(x(1.0)), 6)  # the Dottie number
+        0.739085
     """
     return _run(
         "fixed_point",
@@ -599,21 +599,22 @@ def argmin(
     linear_solver: str = "auto",
     throw: bool = False,
 ) -> Solution:
-    r"""Minimise :math:`f(x, p)` over :math:`x` and differentiate the minimiser implicitly
-    (the root of :math:`\nabla_x f`): :math:`H\dot x = -\partial_p\nabla_x f\,\dot p` with the
-    Hessian :math:`H` (symmetric: one factorisation, or CG, serves both modes).
+    r"""Minimise $f(x, p)$ over $x$ and differentiate the minimiser implicitly
+    (the root of $\nabla_x f$): $H\dot x = -\partial_p\nabla_x f\,\dot p$ with the
+    Hessian $H$ (symmetric: one factorisation, or CG, serves both modes).
 
-    **Arguments:** as :func:`root`, with ``f(x, *params)`` returning a scalar. The default
-    solver is Newton on :math:`\nabla f` with an Armijo line search on :math:`f`; any
-    minimiser works (gradient descent, L-BFGS, ...) as ``solver(f, x0) -> x``. The result is a
+    **Arguments:** as `root`, with `f(x, *params)` returning a scalar. The default
+    solver is Newton on $\nabla f$ with an Armijo line search on $f$; any
+    minimiser works (gradient descent, L-BFGS, ...) as `solver(f, x0) -> x`. The result is a
     local minimiser (a stationary point, where the Hessian is nonsingular).
     <options>
 
-    >>> import jax, jax.numpy as jnp
-    >>> from jaxrules.rules import argmin
-    >>> ridge = lambda lam: argmin(lambda w, lam: (w - 3.0) ** 2 + lam * w**2, 0.0, lam).value
-    >>> round(float(ridge(1.0)), 6), round(float(jax.grad(ridge)(1.0)), 6)  # 3/(1+λ), −3/(1+λ)²
-    (1.5, -0.75)
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxrules.rules import argmin
+        >>> ridge = lambda lam: argmin(lambda w, lam: (w - 3.0) ** 2 + lam * w**2, 0.0, lam).value
+        >>> round(float(ridge(1.0)), 6), round(float(jax.grad(ridge)(1.0)), 6)  # 3/(1+λ), −3/(1+λ)²
+        (1.5, -0.75)
     """
     return _run(
         "argmin",
@@ -635,8 +636,8 @@ del _fn
 
 
 def iterate(fn: Callable, x0: Any, *, steps: int = 200) -> Any:
-    """Plain fixed-point iteration :math:`x \\leftarrow T(x)`, ``steps`` times: a solver for
-    :func:`fixed_point` (``solver=functools.partial(iterate, steps=...)``)."""
+    """Plain fixed-point iteration $x \\leftarrow T(x)$, `steps` times: a solver for
+    `fixed_point` (`solver=functools.partial(iterate, steps=...)`)."""
     return jax.lax.fori_loop(0, steps, lambda _, x: fn(x), x0)
 
 
@@ -655,7 +656,7 @@ def _system(x, W, b, c):
 
 
 def root_system(W, b, c):
-    """A two-block nonlinear system solved by :func:`root`; ``c`` is captured by the closure."""
+    """A two-block nonlinear system solved by `root`; `c` is captured by the closure."""
     x0 = (jnp.zeros_like(b), jnp.zeros_like(c))
     return root(lambda x, W, b: _system(x, W, b, c), x0, W, b).value
 
@@ -708,8 +709,8 @@ jr.register(
 
 
 def fixed_point_tanh(W, b):
-    r"""The equilibrium :math:`x = \tanh(Wx + b)` of a contraction (:math:`\|W\|_2 < 1`),
-    found by :func:`fixed_point` (a deep-equilibrium layer)."""
+    r"""The equilibrium $x = \tanh(Wx + b)$ of a contraction ($\|W\|_2 < 1$),
+    found by `fixed_point` (a deep-equilibrium layer)."""
     return fixed_point(lambda x, W, b: jnp.tanh(W @ x + b), jnp.zeros_like(b), W, b).value
 
 
@@ -740,7 +741,7 @@ def _logistic(w, X, y, lam):
 
 
 def logistic_ridge(X, y, lam):
-    """Ridge-regularised logistic regression weights, found by :func:`argmin`."""
+    """Ridge-regularised logistic regression weights, found by `argmin`."""
     return argmin(_logistic, jnp.zeros(X.shape[1], X.dtype), X, y, lam).value
 
 

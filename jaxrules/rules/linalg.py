@@ -1,19 +1,19 @@
 r"""Linear-algebra rules: matvec, quadratic form, linear solve, inverse, log-determinant,
 least squares.
 
-Notation: primal :math:`x`, tangent :math:`\dot x`, cotangent :math:`\bar x`,
-:math:`\langle A, B\rangle = \operatorname{tr}(A^\top B)`.
+Notation: primal $x$, tangent $\dot x$, cotangent $\bar x$,
+$\langle A, B\rangle = \operatorname{tr}(A^\top B)$.
 
-**Reusing factorisations at every order.** The solves factor :math:`A` once, on a stopped copy,
-and both rules reuse the factors. Inside the rules, every solve with :math:`A` is a
-``jax.lax.custom_linear_solve`` (:func:`_solve_with`): a differentiable matvec
-(:math:`x \mapsto Ax`, closing over :math:`A`) and factored ``solve``/``transpose_solve``
+**Reusing factorisations at every order.** The solves factor $A$ once, on a stopped copy,
+and both rules reuse the factors. Inside the rules, every solve with $A$ is a
+`jax.lax.custom_linear_solve` (`_solve_with`): a differentiable matvec
+($x \mapsto Ax$, closing over $A$) and factored `solve`/`transpose_solve`
 functions that are never differentiated. So a rule's derivative is expressed through
-:math:`A` and through solves that JAX knows how to differentiate *and transpose* at every
+$A$ and through solves that JAX knows how to differentiate *and transpose* at every
 order. That matters: if a rule called itself instead, then wherever JAX transposes a rule
-rather than calling its VJP (a function staged by ``jit`` before differentiation reached it, or
+rather than calling its VJP (a function staged by `jit` before differentiation reached it, or
 a JAX without hijax), it would transpose the factor-based primal, and the second derivative
-would miss the factors' dependence on :math:`A` — a silent error the checker catches in that
+would miss the factors' dependence on $A$ — a silent error the checker catches in that
 configuration.
 """
 
@@ -42,7 +42,7 @@ __all__ = [
 _ASSUME = ("gen", "pos", "lower", "upper")
 
 
-#: Registration options shared by the rules of one square matrix ``A`` (inv, logdet, slogdet)
+#: Registration options shared by the rules of one square matrix `A` (inv, logdet, slogdet)
 #: and by the two matrix-vector products.
 _ONE_SQUARE = dict(
     inputs={"A": inputs.general((5, 5))},
@@ -62,7 +62,7 @@ _MATVEC = dict(
 
 
 def _tdot(A, v):
-    """``Aᵀ v`` as one contraction over A's first axis: ``A.T @ v`` makes XLA on CPU copy a
+    """`Aᵀ v` as one contraction over A's first axis: `A.T @ v` makes XLA on CPU copy a
     transposed A before a matrix-vector product (2.5× slower at n = 4000, measured)."""
     return jnp.tensordot(A, v, axes=([0], [0]))
 
@@ -70,18 +70,19 @@ def _tdot(A, v):
 # -- matvec --------------------------------------------------------------------------------------
 @jr.custom_vjp
 def matvec(A, x):
-    r"""Matrix-vector product :math:`y = A x`, differentiable in both :math:`A` and :math:`x`.
+    r"""Matrix-vector product $y = A x$, differentiable in both $A$ and $x$.
 
-    JVP: :math:`\dot y = \dot A x + A \dot x`. VJP: from
-    :math:`\langle \bar y, \dot A x + A\dot x\rangle = \langle \bar y x^\top, \dot A\rangle
-    + \langle A^\top \bar y, \dot x\rangle`: :math:`\bar A = \bar y x^\top`,
-    :math:`\bar x = A^\top \bar y`.
+    JVP: $\dot y = \dot A x + A \dot x$. VJP: from
+    $\langle \bar y, \dot A x + A\dot x\rangle = \langle \bar y x^\top, \dot A\rangle
+    + \langle A^\top \bar y, \dot x\rangle$: $\bar A = \bar y x^\top$,
+    $\bar x = A^\top \bar y$.
 
-    >>> import jax, jax.numpy as jnp
-    >>> from jaxrules.rules import matvec
-    >>> A, x = jnp.array([[1.0, 2.0], [3.0, 4.0]]), jnp.array([1.0, -1.0])
-    >>> jax.grad(lambda x: matvec(A, x).sum())(x).tolist()
-    [4.0, 6.0]
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxrules.rules import matvec
+        >>> A, x = jnp.array([[1.0, 2.0], [3.0, 4.0]]), jnp.array([1.0, -1.0])
+        >>> jax.grad(lambda x: matvec(A, x).sum())(x).tolist()
+        [4.0, 6.0]
     """
     return A @ x
 
@@ -107,17 +108,18 @@ matvec.defvjp(
 
 @jr.custom_jvp(nondiff_argnames=("A",))
 def matvec_fixed(A, x):
-    r""":math:`y = A x` where :math:`A` is data, not a variable (the seed tutorial's example).
+    r"""$y = A x$ where $A$ is data, not a variable (the seed tutorial's example).
 
-    ``A`` is declared nondiff: it is traced like any array (no recompilation for a new
-    ``A``), and differentiating with respect to it is an error. JVP: :math:`\dot y = A\dot x`;
-    reverse mode by transposition: :math:`\bar x = A^\top\bar y`.
+    `A` is declared nondiff: it is traced like any array (no recompilation for a new
+    `A`), and differentiating with respect to it is an error. JVP: $\dot y = A\dot x$;
+    reverse mode by transposition: $\bar x = A^\top\bar y$.
 
-    >>> import jax, jax.numpy as jnp
-    >>> from jaxrules.rules import matvec_fixed
-    >>> A = jnp.array([[1.0, 2.0], [3.0, 4.0]])
-    >>> jax.grad(lambda x: matvec_fixed(A, x).sum())(jnp.ones(2)).tolist()
-    [4.0, 6.0]
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxrules.rules import matvec_fixed
+        >>> A = jnp.array([[1.0, 2.0], [3.0, 4.0]])
+        >>> jax.grad(lambda x: matvec_fixed(A, x).sum())(jnp.ones(2)).tolist()
+        [4.0, 6.0]
     """
     return A @ x
 
@@ -132,18 +134,19 @@ def _matvec_fixed_jvp(primals, tangents):
 # -- quadratic form ------------------------------------------------------------------------------
 @jr.custom_vjp
 def quadratic_form(x, Q):
-    r""":math:`y = \tfrac12 x^\top Q x` for a general (non-symmetric) :math:`Q`.
+    r"""$y = \tfrac12 x^\top Q x$ for a general (non-symmetric) $Q$.
 
-    JVP: :math:`\dot y = \tfrac12 x^\top (Q + Q^\top)\dot x + \tfrac12 x^\top \dot Q x`.
-    VJP: :math:`\bar x = \tfrac12 (Q + Q^\top) x\,\bar y`,
-    :math:`\bar Q = \tfrac12 \bar y\, x x^\top`. (Writing :math:`\bar x = Q x \bar y` is
-    right only for symmetric :math:`Q`: the classic mistake the checker's general inputs catch.)
+    JVP: $\dot y = \tfrac12 x^\top (Q + Q^\top)\dot x + \tfrac12 x^\top \dot Q x$.
+    VJP: $\bar x = \tfrac12 (Q + Q^\top) x\,\bar y$,
+    $\bar Q = \tfrac12 \bar y\, x x^\top$. (Writing $\bar x = Q x \bar y$ is
+    right only for symmetric $Q$: the classic mistake the checker's general inputs catch.)
 
-    >>> import jax, jax.numpy as jnp
-    >>> from jaxrules.rules import quadratic_form
-    >>> Q = jnp.array([[2.0, 1.0], [0.0, 2.0]])
-    >>> jax.grad(quadratic_form)(jnp.array([1.0, 0.0]), Q).tolist()
-    [2.0, 0.5]
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxrules.rules import quadratic_form
+        >>> Q = jnp.array([[2.0, 1.0], [0.0, 2.0]])
+        >>> jax.grad(quadratic_form)(jnp.array([1.0, 0.0]), Q).tolist()
+        [2.0, 0.5]
     """
     return 0.5 * x @ (Q @ x)
 
@@ -226,7 +229,7 @@ def _outer(u, v):
 
 @functools.partial(jax.jit, static_argnums=(3, 4))
 def _solve_with(A, b, factors, assume, trans):
-    """``op(A)⁻¹ b`` with the factors of A, differentiable and transposable at every order."""
+    """`op(A)⁻¹ b` with the factors of A, differentiable and transposable at every order."""
     A = _structure(A, assume) if assume in ("lower", "upper") else A
     matvec = (lambda x: _tdot(A, x)) if trans else (lambda x: A @ x)
     return jax.lax.custom_linear_solve(
@@ -277,29 +280,30 @@ _solve.defvjp(_solve_fwd, _solve_bwd)
 
 
 def linear_solve(A, b, *, assume: str = "gen"):
-    r"""Solve :math:`A x = b` (``b`` a vector or a matrix of right-hand sides).
+    r"""Solve $A x = b$ (`b` a vector or a matrix of right-hand sides).
 
-    The factorisation of the forward pass (LU; Cholesky with ``assume="pos"``; none for
-    ``assume="lower"``/``"upper"`` triangular ``A``) is reused by both rules and every order.
+    The factorisation of the forward pass (LU; Cholesky with `assume="pos"`; none for
+    `assume="lower"`/`"upper"` triangular `A`) is reused by both rules and every order.
 
-    JVP: :math:`A\dot x = \dot b - \dot A x`. VJP: :math:`A^\top w = \bar x`;
-    :math:`\bar b = w`, :math:`\bar A = -w x^\top`.
+    JVP: $A\dot x = \dot b - \dot A x$. VJP: $A^\top w = \bar x$;
+    $\bar b = w$, $\bar A = -w x^\top$.
 
-    Structured ``A``: with ``assume="pos"`` the primal reads only the lower triangle, and the
-    cotangent of ``A`` follows the **symmetrised** convention
-    :math:`\bar A = -\tfrac12(w x^\top + x w^\top)` (tangents are taken symmetric); with
-    ``"lower"``/``"upper"`` the cotangent is the lower/upper part of :math:`-w x^\top` and
-    the other triangle of ``A`` is ignored.
+    Structured `A`: with `assume="pos"` the primal reads only the lower triangle, and the
+    cotangent of `A` follows the **symmetrised** convention
+    $\bar A = -\tfrac12(w x^\top + x w^\top)$ (tangents are taken symmetric); with
+    `"lower"`/`"upper"` the cotangent is the lower/upper part of $-w x^\top$ and
+    the other triangle of `A` is ignored.
 
-    Singular ``A``: as with ``jnp.linalg.solve``, an exactly singular ``A`` gives non-finite
+    Singular `A`: as with `jnp.linalg.solve`, an exactly singular `A` gives non-finite
     values (a zero pivot), never a silent finite number; an ill-conditioned one loses
-    :math:`\log_{10}\kappa(A)` digits in the solution and its derivatives alike.
+    $\log_{10}\kappa(A)$ digits in the solution and its derivatives alike.
 
-    >>> import jax, jax.numpy as jnp
-    >>> from jaxrules.rules import linear_solve
-    >>> A, b = jnp.array([[3.0, 1.0], [1.0, 2.0]]), jnp.array([9.0, 8.0])
-    >>> linear_solve(A, b).tolist()
-    [2.0, 3.0]
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxrules.rules import linear_solve
+        >>> A, b = jnp.array([[3.0, 1.0], [1.0, 2.0]]), jnp.array([9.0, 8.0])
+        >>> linear_solve(A, b).tolist()
+        [2.0, 3.0]
     """
     if assume not in _ASSUME:
         raise ValueError(f"linear_solve: assume must be one of {_ASSUME}, got {assume!r}.")
@@ -381,15 +385,15 @@ _SOLVES_ON = ("cpu",)  # platforms where _sandwich solves rather than multiplies
 
 
 def _sandwich(A, factors, Y, M, trans):
-    """``−op(A)⁻¹ M op(A)⁻¹`` with ``op(A) = A`` (``trans=0``) or ``Aᵀ``, given ``Y = A⁻¹``;
-    differentiable in ``A``, ``Y`` and ``M`` (second order goes through it).
+    """`−op(A)⁻¹ M op(A)⁻¹` with `op(A) = A` (`trans=0`) or `Aᵀ`, given `Y = A⁻¹`;
+    differentiable in `A`, `Y` and `M` (second order goes through it).
 
-    Two ways, the same 4n³ flops: two matrix products with ``Y``, or four triangular solves with
-    the LU factors (``M op(A)⁻¹ = (op(A)⁻ᵀ Mᵀ)ᵀ``, then ``op(A)⁻¹`` of that). On GPU products are
+    Two ways, the same 4n³ flops: two matrix products with `Y`, or four triangular solves with
+    the LU factors (`M op(A)⁻¹ = (op(A)⁻ᵀ Mᵀ)ᵀ`, then `op(A)⁻¹` of that). On GPU products are
     the fast path (the VJP is 0.82× JAX's on an H200). On CPU JAX runs the solves in LAPACK and
     the products in XLA, and measured on a 2-core x86 the four solves beat the two products by
     25–35% at n ≥ 500 (XLA's products run right after the factorisation's LAPACK calls, whose
-    worker threads still hold the cores); ``lax.platform_dependent`` picks per platform when
+    worker threads still hold the cores); `lax.platform_dependent` picks per platform when
     the computation is lowered.
     """
 
@@ -432,19 +436,20 @@ _inv.defvjp(_inv_fwd, _inv_bwd)
 
 
 def inv(A):
-    r"""Matrix inverse :math:`Y = A^{-1}` (LU), with rules that need no new factorisation.
+    r"""Matrix inverse $Y = A^{-1}$ (LU), with rules that need no new factorisation.
 
-    JVP: :math:`\dot Y = -Y\dot A Y`. VJP: :math:`\bar A = -Y^\top \bar Y Y^\top`. Each is
-    4n³ flops on top of the primal: two matrix products with :math:`Y` on GPU/TPU, four
+    JVP: $\dot Y = -Y\dot A Y$. VJP: $\bar A = -Y^\top \bar Y Y^\top$. Each is
+    4n³ flops on top of the primal: two matrix products with $Y$ on GPU/TPU, four
     triangular solves with the primal's LU factors on CPU, whichever was measured faster there
-    (``jnp.linalg.inv``'s gradient does two solves and a product).
+    (`jnp.linalg.inv`'s gradient does two solves and a product).
 
-    Singular ``A``: non-finite output, as ``jnp.linalg.inv``.
+    Singular `A`: non-finite output, as `jnp.linalg.inv`.
 
-    >>> import jax.numpy as jnp
-    >>> from jaxrules.rules import inv
-    >>> inv(jnp.array([[2.0, 0.0], [0.0, 4.0]])).tolist()
-    [[0.5, 0.0], [0.0, 0.25]]
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxrules.rules import inv
+        >>> inv(jnp.array([[2.0, 0.0], [0.0, 4.0]])).tolist()
+        [[0.5, 0.0], [0.0, 0.25]]
     """
     _check_square("inv", A)
     return _inv(A, _lu_factor(jax.lax.stop_gradient(A)))
@@ -495,28 +500,30 @@ _logdet.defvjp(lambda A, factors: (_logdet(A, factors), (A, factors)), _logdet_b
 
 
 def logdet(A):
-    r""":math:`\log|\det A|` via LU; the factors are reused by both rules.
+    r"""$\log|\det A|$ via LU; the factors are reused by both rules.
 
-    JVP: :math:`\operatorname{tr}(A^{-1}\dot A)`. VJP: :math:`\bar A = \bar y A^{-\top}`.
-    Singular ``A``: ``-inf`` (and non-finite derivatives), as ``jnp.linalg.slogdet``.
+    JVP: $\operatorname{tr}(A^{-1}\dot A)$. VJP: $\bar A = \bar y A^{-\top}$.
+    Singular `A`: `-inf` (and non-finite derivatives), as `jnp.linalg.slogdet`.
 
-    >>> import jax.numpy as jnp
-    >>> from jaxrules.rules import logdet
-    >>> round(float(logdet(jnp.array([[2.0, 1.0], [1.0, 3.0]]))), 6)  # log 5
-    1.609438
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxrules.rules import logdet
+        >>> round(float(logdet(jnp.array([[2.0, 1.0], [1.0, 3.0]]))), 6)  # log 5
+        1.609438
     """
     _check_square("logdet", A)
     return _logdet(A, _lu_factor(jax.lax.stop_gradient(A)))
 
 
 def slogdet(A):
-    r"""``(sign, log|det A|)`` like ``jnp.linalg.slogdet``; the sign has zero derivative.
+    r"""`(sign, log|det A|)` like `jnp.linalg.slogdet`; the sign has zero derivative.
 
-    >>> import jax.numpy as jnp
-    >>> from jaxrules.rules import slogdet
-    >>> s, l = slogdet(jnp.array([[0.0, 1.0], [1.0, 0.0]]))
-    >>> float(s), float(l)
-    (-1.0, 0.0)
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxrules.rules import slogdet
+        >>> s, l = slogdet(jnp.array([[0.0, 1.0], [1.0, 0.0]]))
+        >>> float(s), float(l)
+        (-1.0, 0.0)
     """
     _check_square("slogdet", A)
     factors = _lu_factor(jax.lax.stop_gradient(A))
@@ -543,7 +550,7 @@ jr.register(
 # -- least squares -----------------------------------------------------------------------------------
 @jax.jit
 def _gram_with(A, v, R):
-    """``(AᵀA)⁻¹ v`` through ``custom_linear_solve`` (symmetric operator, factor R)."""
+    """`(AᵀA)⁻¹ v` through `custom_linear_solve` (symmetric operator, factor R)."""
     return jax.lax.custom_linear_solve(
         lambda z: _tdot(A, A @ z),
         v,
@@ -588,11 +595,11 @@ _gram.defvjp(_gram_fwd, _gram_bwd)
 
 @jax.jit
 def _ls_with(A, b, Q, R):
-    """The least-squares solution: the QR value, with the derivatives of ``G Aᵀ b``.
+    """The least-squares solution: the QR value, with the derivatives of `G Aᵀ b`.
 
-    ``G Aᵀ b`` (``G = (AᵀA)⁻¹`` through :func:`_gram_with`) is the same map in exact arithmetic
+    `G Aᵀ b` (`G = (AᵀA)⁻¹` through `_gram_with`) is the same map in exact arithmetic
     and is differentiable and transposable at every order; its value would square the
-    condition number, so the value is the QR solution's: ``sg(x_qr) + g − sg(g)``.
+    condition number, so the value is the QR solution's: `sg(x_qr) + g − sg(g)`.
     """
     sg = jax.lax.stop_gradient
     x_qr = jsl.solve_triangular(R, _tdot(Q, sg(b)), lower=False)
@@ -640,28 +647,29 @@ _ls.defvjp(_ls_fwd, _ls_bwd)
 
 
 def lstsq(A, b):
-    r"""Least squares :math:`x = \arg\min_x \|Ax - b\|` for :math:`A` of full column rank.
+    r"""Least squares $x = \arg\min_x \|Ax - b\|$ for $A$ of full column rank.
 
-    Primal by QR (:math:`x = R^{-1}Q^\top b`: the normal equations would square the condition
-    number, which float32 cannot afford). With :math:`r = b - Ax` and
-    :math:`G = (A^\top A)^{-1} = R^{-1}R^{-\top}`:
+    Primal by QR ($x = R^{-1}Q^\top b$: the normal equations would square the condition
+    number, which float32 cannot afford). With $r = b - Ax$ and
+    $G = (A^\top A)^{-1} = R^{-1}R^{-\top}$:
 
-    JVP: :math:`A^\top A\dot x = \dot A^\top r + A^\top(\dot b - \dot A x)`, i.e.
-    :math:`\dot x = G\dot A^\top r + \operatorname{lstsq}(A, \dot b - \dot A x)`.
-    VJP: :math:`w = G\bar x`; :math:`\bar b = A w`, :math:`\bar A = r w^\top - A w x^\top`.
+    JVP: $A^\top A\dot x = \dot A^\top r + A^\top(\dot b - \dot A x)$, i.e.
+    $\dot x = G\dot A^\top r + \operatorname{lstsq}(A, \dot b - \dot A x)$.
+    VJP: $w = G\bar x$; $\bar b = A w$, $\bar A = r w^\top - A w x^\top$.
 
-    Both need only the QR factors, and are finite wherever :math:`A` has full column rank —
+    Both need only the QR factors, and are finite wherever $A$ has full column rank —
     also where singular values repeat (orthonormal columns, the identity), where the
-    gradient of ``jnp.linalg.lstsq`` (through its SVD) is NaN. Rank-deficient :math:`A` (a
-    diagonal entry of :math:`R` below :math:`\varepsilon\max(m, n)\max_i|r_{ii}|`): the
+    gradient of `jnp.linalg.lstsq` (through its SVD) is NaN. Rank-deficient $A$ (a
+    diagonal entry of $R$ below $\varepsilon\max(m, n)\max_i|r_{ii}|$): the
     solution and all derivatives are NaN, a visible failure rather than the huge numbers a
-    near-singular triangular solve returns. ``b``: a vector or a matrix.
+    near-singular triangular solve returns. `b`: a vector or a matrix.
 
-    >>> import jax, jax.numpy as jnp
-    >>> from jaxrules.rules import lstsq
-    >>> A = jnp.eye(3)[:, :2]  # orthonormal columns
-    >>> jax.grad(lambda A: lstsq(A, jnp.array([1.0, 2.0, 3.0])).sum())(A).tolist()[2]
-    [3.0, 3.0]
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxrules.rules import lstsq
+        >>> A = jnp.eye(3)[:, :2]  # orthonormal columns
+        >>> jax.grad(lambda A: lstsq(A, jnp.array([1.0, 2.0, 3.0])).sum())(A).tolist()[2]
+        [3.0, 3.0]
     """
     if jnp.ndim(A) != 2 or A.shape[0] < A.shape[1]:
         raise ValueError(

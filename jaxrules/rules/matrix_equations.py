@@ -1,31 +1,31 @@
-r"""Matrix equations: Sylvester :math:`AX + XB = C` and continuous Lyapunov
-:math:`AP + PA^\top + Q = 0`.
+r"""Matrix equations: Sylvester $AX + XB = C$ and continuous Lyapunov
+$AP + PA^\top + Q = 0$.
 
-**Primal** (Bartels–Stewart). With complex Schur forms :math:`A = U S U^H`,
-:math:`B = V T V^H` (:math:`S, T` upper triangular), :math:`AX + XB = C` becomes
-:math:`S Y + Y T = F` with :math:`Y = U^H X V`, :math:`F = U^H C V`, solved one column at a
-time: :math:`(S + t_{jj} I)\,y_j = f_j - \sum_{k<j} t_{kj}\,y_k` — a triangular solve per
-column. A solution exists and is unique iff the spectra of :math:`A` and :math:`-B` are
-disjoint (for Lyapunov: no two eigenvalues of :math:`A` sum to zero, which holds when
-:math:`A` is stable, i.e. its spectrum lies in the open left half-plane).
+**Primal** (Bartels–Stewart). With complex Schur forms $A = U S U^H$,
+$B = V T V^H$ ($S, T$ upper triangular), $AX + XB = C$ becomes
+$S Y + Y T = F$ with $Y = U^H X V$, $F = U^H C V$, solved one column at a
+time: $(S + t_{jj} I)\,y_j = f_j - \sum_{k<j} t_{kj}\,y_k$ — a triangular solve per
+column. A solution exists and is unique iff the spectra of $A$ and $-B$ are
+disjoint (for Lyapunov: no two eigenvalues of $A$ sum to zero, which holds when
+$A$ is stable, i.e. its spectrum lies in the open left half-plane).
 
-**Derivatives.** With :math:`L(X) = AX + XB`, differentiating :math:`L(X) = C`:
-:math:`A\dot X + \dot X B = \dot C - \dot A X - X\dot B` — the same equation with a new
-right-hand side. For the VJP, :math:`\langle \bar X, L^{-1}R\rangle = \langle W, R\rangle`
-with :math:`L^*(W) = A^\top W + W B^\top = \bar X`, so :math:`\bar C = W`,
-:math:`\bar A = -W X^\top`, :math:`\bar B = -X^\top W`. Transposing the adjoint equation gives
-:math:`B W^\top + W^\top A = \bar X^\top`: a Sylvester equation in :math:`(B, A)`, solved
-with the *same* Schur factors, swapped. As in :mod:`jaxrules.rules.linalg`, the factors
+**Derivatives.** With $L(X) = AX + XB$, differentiating $L(X) = C$:
+$A\dot X + \dot X B = \dot C - \dot A X - X\dot B$ — the same equation with a new
+right-hand side. For the VJP, $\langle \bar X, L^{-1}R\rangle = \langle W, R\rangle$
+with $L^*(W) = A^\top W + W B^\top = \bar X$, so $\bar C = W$,
+$\bar A = -W X^\top$, $\bar B = -X^\top W$. Transposing the adjoint equation gives
+$B W^\top + W^\top A = \bar X^\top$: a Sylvester equation in $(B, A)$, solved
+with the *same* Schur factors, swapped. As in `jaxrules.rules.linalg`, the factors
 enter as nondiff arguments, computed on stopped copies, and the rules solve through
-``jax.lax.custom_linear_solve`` with the operator :math:`X \mapsto AX + XB` and the factored
+`jax.lax.custom_linear_solve` with the operator $X \mapsto AX + XB$ and the factored
 solves, so every order reuses the one factorisation and is right however JAX reaches it.
 
-For Lyapunov, :math:`B = A^\top = U S^H U^H` (``A`` real): one Schur decomposition serves
-both sides, with :math:`S^H` lower triangular (columns solved last to first). The operator
-:math:`Y \mapsto SY + YS^H` maps Hermitian matrices to Hermitian ones, so the right-hand side is
-split into two Hermitian parts and only triangles are solved (:func:`_tri_lyapunov`, about half
+For Lyapunov, $B = A^\top = U S^H U^H$ (`A` real): one Schur decomposition serves
+both sides, with $S^H$ lower triangular (columns solved last to first). The operator
+$Y \mapsto SY + YS^H$ maps Hermitian matrices to Hermitian ones, so the right-hand side is
+split into two Hermitian parts and only triangles are solved (`_tri_lyapunov`, about half
 the work of the general sweep). Changes of basis use the real Schur vectors and the block
-rotations separately (:func:`_solve_factored`): real matrix products only.
+rotations separately (`_solve_factored`): real matrix products only.
 """
 
 from __future__ import annotations
@@ -47,15 +47,15 @@ _BLOCK = 8
 
 
 def _tri_sylvester(S, s_lower, T, t_lower, F):
-    """Solve ``S Y + Y T = F`` for triangular ``S`` (n×n) and ``T`` (m×m).
+    """Solve `S Y + Y T = F` for triangular `S` (n×n) and `T` (m×m).
 
-    Column by column, ``(S + t_jj I) y_j = f_j − Σ_{k<j} t_kj y_k`` (for upper ``T``), in
-    blocks of ``_BLOCK`` columns: within a block the coupling is a small matrix-vector
-    product (written as a sum so that XLA fuses it with the slicing: a ``dot`` there was one
+    Column by column, `(S + t_jj I) y_j = f_j − Σ_{k<j} t_kj y_k` (for upper `T`), in
+    blocks of `_BLOCK` columns: within a block the coupling is a small matrix-vector
+    product (written as a sum so that XLA fuses it with the slicing: a `dot` there was one
     more kernel launch per column, ~7% of the sweep), and each finished block updates the
-    remaining right-hand sides with one matrix product. The shifted matrix ``S + t_jj I`` is
+    remaining right-hand sides with one matrix product. The shifted matrix `S + t_jj I` is
     carried and only its diagonal updated.
-    A lower ``T`` is handled by reversing the column order (then it is upper).
+    A lower `T` is handled by reversing the column order (then it is upper).
     """
     if t_lower:
         return _tri_sylvester(S, s_lower, T[::-1, ::-1], False, F[:, ::-1])[:, ::-1]
@@ -99,22 +99,22 @@ _LYAP_BLOCKS = 8
 
 
 def _tri_lyapunov(S, s_lower, F):
-    """Solve ``S Y + Y Sᴴ = F`` for triangular ``S`` (n×n): the Lyapunov case of
-    :func:`_tri_sylvester`, in about half its work.
+    """Solve `S Y + Y Sᴴ = F` for triangular `S` (n×n): the Lyapunov case of
+    `_tri_sylvester`, in about half its work.
 
-    The operator ``𝓛(Y) = S Y + Y Sᴴ`` commutes with conjugate transposition,
-    ``𝓛(Yᴴ) = 𝓛(Y)ᴴ``, so it maps Hermitian matrices to Hermitian ones. Split
-    ``F = H + iK`` with ``H = (F + Fᴴ)/2``, ``K = (F − Fᴴ)/2i`` both Hermitian; then
-    ``Y = Y_H + i Y_K`` with ``𝓛(Y_H) = H``, ``𝓛(Y_K) = K``, both Hermitian, solved together
-    (two right-hand sides per triangular solve, one pass over ``S``). A Hermitian solution is
+    The operator `𝓛(Y) = S Y + Y Sᴴ` commutes with conjugate transposition,
+    `𝓛(Yᴴ) = 𝓛(Y)ᴴ`, so it maps Hermitian matrices to Hermitian ones. Split
+    `F = H + iK` with `H = (F + Fᴴ)/2`, `K = (F − Fᴴ)/2i` both Hermitian; then
+    `Y = Y_H + i Y_K` with `𝓛(Y_H) = H`, `𝓛(Y_K) = K`, both Hermitian, solved together
+    (two right-hand sides per triangular solve, one pass over `S`). A Hermitian solution is
     known from its upper triangle: with the columns taken last to first in blocks
-    ``J = [c₀, c₁)`` (``Sᴴ`` is lower triangular), rows ``≥ c₁`` of block ``J`` are the
-    conjugates of rows already solved, so block ``J`` only solves the leading
-    ``c₁ × c₁`` problem
-    ``S₁₁ Y_J + Y_J (Sᴴ)_JJ = F[:c₁, J] − S[:c₁, c₁:] Y[c₁:, J] − Y[:c₁, c₁:] (Sᴴ)[c₁:, J]``
-    (matrix products for the known parts, :func:`_tri_sylvester` for the rest). Triangular
+    `J = [c₀, c₁)` (`Sᴴ` is lower triangular), rows `≥ c₁` of block `J` are the
+    conjugates of rows already solved, so block `J` only solves the leading
+    `c₁ × c₁` problem
+    `S₁₁ Y_J + Y_J (Sᴴ)_JJ = F[:c₁, J] − S[:c₁, c₁:] Y[c₁:, J] − Y[:c₁, c₁:] (Sᴴ)[c₁:, J]`
+    (matrix products for the known parts, `_tri_sylvester` for the rest). Triangular
     solves of average size ~ n/√3 instead of n: at n = 200, 3.7 ms instead of 6.1 (float32).
-    The blocks are unrolled (at most ``_LYAP_BLOCKS``), each with static sizes.
+    The blocks are unrolled (at most `_LYAP_BLOCKS`), each with static sizes.
     """
     if s_lower:  # J S J is upper triangular for the reversal J: solve for J Y J.
         return _tri_lyapunov(S[::-1, ::-1], False, F[::-1, ::-1])[::-1, ::-1]
@@ -143,8 +143,8 @@ def _tri_lyapunov(S, s_lower, F):
 
 
 def _rotate_rows(X, rot, *, adjoint):
-    """``G X`` (or ``Gᴴ X``) for the block-diagonal rotation ``G`` of :func:`_schur`: row ``i``
-    mixes only with its partner ``p(i)``, ``(G X)[i] = g[i] X[i] + h[i] X[p(i)]``."""
+    """`G X` (or `Gᴴ X`) for the block-diagonal rotation `G` of `_schur`: row `i`
+    mixes only with its partner `p(i)`, `(G X)[i] = g[i] X[i] + h[i] X[p(i)]`."""
     g, h, part = rot
     if adjoint:  # (Gᴴ X)[i] = conj(g[i]) X[i] + conj(h[p(i)]) X[p(i)]
         g, h = jnp.conj(g), jnp.conj(h[part])
@@ -152,7 +152,7 @@ def _rotate_rows(X, rot, *, adjoint):
 
 
 def _rotate_cols(X, rot, *, adjoint):
-    """``X Gᴴ`` (or ``X G``): ``(X G)ᴴ = Gᴴ Xᴴ``, column by column as above."""
+    """`X Gᴴ` (or `X G`): `(X G)ᴴ = Gᴴ Xᴴ`, column by column as above."""
     g, h, part = rot
     if adjoint:  # (X Gᴴ)[:, j] = X[:, j] conj(g[j]) + X[:, p(j)] conj(h[j])
         g, h = jnp.conj(g), jnp.conj(h)
@@ -163,14 +163,14 @@ def _rotate_cols(X, rot, *, adjoint):
 
 @functools.partial(jax.jit, static_argnames=("s_lower", "t_lower", "lyap"))
 def _solve_factored(C, fa, fb, *, s_lower, t_lower, lyap):
-    """``X`` with ``AX + XB = C`` from the factors ``fa = (Z, S, rot)`` of ``A`` and ``fb`` of
-    ``B`` (see :func:`_schur`: ``A = U S Uᴴ`` with ``U = Z Gᴴ``, ``Z`` real orthogonal).
+    """`X` with `AX + XB = C` from the factors `fa = (Z, S, rot)` of `A` and `fb` of
+    `B` (see `_schur`: `A = U S Uᴴ` with `U = Z Gᴴ`, `Z` real orthogonal).
 
-    ``F = Uᴴ C V = G (Zᵀ C Z_B) G_Bᴴ`` and ``X = U Y Vᴴ = Z Re(Gᴴ Y G_B) Z_Bᵀ`` (``X`` is
+    `F = Uᴴ C V = G (Zᵀ C Z_B) G_Bᴴ` and `X = U Y Vᴴ = Z Re(Gᴴ Y G_B) Z_Bᵀ` (`X` is
     real): four *real* matrix products and four O(n²) rotation passes, instead of complex
-    products with ``U`` (each four times the work of a real one). Jitted so that eager calls
-    compile the column loop once per shape, not once per call. ``lyap``: ``fb`` is ``fa``
-    with ``T = Sᴴ`` (a Lyapunov-type equation, solved by :func:`_tri_lyapunov`).
+    products with `U` (each four times the work of a real one). Jitted so that eager calls
+    compile the column loop once per shape, not once per call. `lyap`: `fb` is `fa`
+    with `T = Sᴴ` (a Lyapunov-type equation, solved by `_tri_lyapunov`).
     """
     Za, S, ra = fa
     Zb, T, rb = fb
@@ -194,9 +194,9 @@ def _sylvester(A, B, C, fa, fb, *, s_lower, t_lower, lyap=False):
 
 @functools.partial(jax.jit, static_argnums=(5,))
 def _syl(A, B, C, fa, fb, flags):
-    """``X`` with ``AX + XB = C``, through ``custom_linear_solve``: the operator
-    ``X ↦ AX + XB`` is differentiated (closing over A and B), the factored solves never are,
-    and the transpose solve (``AᵀW + WBᵀ = X̄  ⇔  B Wᵀ + Wᵀ A = X̄ᵀ``) reuses the factors,
+    """`X` with `AX + XB = C`, through `custom_linear_solve`: the operator
+    `X ↦ AX + XB` is differentiated (closing over A and B), the factored solves never are,
+    and the transpose solve (`AᵀW + WBᵀ = X̄  ⇔  B Wᵀ + Wᵀ A = X̄ᵀ`) reuses the factors,
     swapped. Differentiable and transposable at every order, in every backend."""
     s_lower, t_lower, lyap = flags
     solve = functools.partial(_solve_factored, s_lower=s_lower, t_lower=t_lower, lyap=lyap)
@@ -240,15 +240,15 @@ _sylvester.defvjp(_sylvester_fwd, _sylvester_bwd)
 
 @jax.jit
 def _schur(A):
-    """Complex Schur form ``A = U T Uᴴ`` of a real matrix, factoring a stopped copy, returned
-    as ``(Z, T, rot)`` with ``U = Z Gᴴ``: ``Z`` real orthogonal (the real Schur vectors) and
-    ``G`` the block-diagonal rotation ``rot = (g, h, p)`` (see :func:`_rotate_rows`), never
-    formed, so that changes of basis are real matrix products (:func:`_solve_factored`).
+    """Complex Schur form `A = U T Uᴴ` of a real matrix, factoring a stopped copy, returned
+    as `(Z, T, rot)` with `U = Z Gᴴ`: `Z` real orthogonal (the real Schur vectors) and
+    `G` the block-diagonal rotation `rot = (g, h, p)` (see `_rotate_rows`), never
+    formed, so that changes of basis are real matrix products (`_solve_factored`).
 
-    The factors carry no derivative (``A`` does, as a dynamic argument of the rule). LAPACK's
+    The factors carry no derivative (`A` does, as a dynamic argument of the rule). LAPACK's
     real Schur form is about 4x cheaper than its complex one; its 2×2 blocks (complex
     conjugate eigenvalue pairs) are then split by one Givens rotation each (the rotation of
-    ``scipy.linalg.rsf2csf``). The blocks are disjoint, so the rotations act on disjoint pairs
+    `scipy.linalg.rsf2csf`). The blocks are disjoint, so the rotations act on disjoint pairs
     of rows and columns and commute, and no rotation changes another block's entries: all of
     them are built from the real form at once and applied in one O(n²) vectorised pass
     (SciPy's loop applies them one by one; as a loop here it cost a third of the solve).
@@ -304,21 +304,22 @@ def _real(name, **arrays):
 
 
 def sylvester(A, B, C):
-    r"""Solve the Sylvester equation :math:`AX + XB = C` (:math:`A` n×n, :math:`B` m×m).
+    r"""Solve the Sylvester equation $AX + XB = C$ ($A$ n×n, $B$ m×m).
 
-    Solvable iff the spectra of :math:`A` and :math:`-B` are disjoint; otherwise (or nearly
-    so) the output is non-finite (or inaccurate, with :math:`1/\operatorname{sep}(A, -B)`
+    Solvable iff the spectra of $A$ and $-B$ are disjoint; otherwise (or nearly
+    so) the output is non-finite (or inaccurate, with $1/\operatorname{sep}(A, -B)$
     amplification), never silently projected. Derivatives in both modes and to any order,
-    with respect to :math:`A`, :math:`B` and :math:`C` (``jax.scipy.linalg.solve_sylvester``
-    differentiates with respect to neither :math:`A` nor :math:`B`). Uses the Schur
+    with respect to $A$, $B$ and $C$ (`jax.scipy.linalg.solve_sylvester`
+    differentiates with respect to neither $A$ nor $B$). Uses the Schur
     decomposition, which JAX lowers on CPU only.
 
-    >>> import jax.numpy as jnp
-    >>> from jaxrules.rules import sylvester
-    >>> A, B = jnp.array([[-2.0, 1.0], [0.0, -3.0]]), jnp.array([[-1.0]])
-    >>> X = sylvester(A, B, jnp.array([[1.0], [2.0]]))
-    >>> jnp.allclose(A @ X + X @ B, jnp.array([[1.0], [2.0]])).item()
-    True
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxrules.rules import sylvester
+        >>> A, B = jnp.array([[-2.0, 1.0], [0.0, -3.0]]), jnp.array([[-1.0]])
+        >>> X = sylvester(A, B, jnp.array([[1.0], [2.0]]))
+        >>> jnp.allclose(A @ X + X @ B, jnp.array([[1.0], [2.0]])).item()
+        True
     """
     _square("sylvester", "A", A)
     _square("sylvester", "B", B)
@@ -334,23 +335,24 @@ def sylvester(A, B, C):
 
 
 def lyapunov(A, Q):
-    r"""Solve the continuous Lyapunov equation :math:`AP + PA^\top + Q = 0`.
+    r"""Solve the continuous Lyapunov equation $AP + PA^\top + Q = 0$.
 
-    A Sylvester equation with :math:`B = A^\top` and :math:`C = -Q`, solved with a single
-    Schur decomposition of :math:`A` (reused for :math:`A^\top` and by both rules). Unique
-    solution when :math:`A` is stable; :math:`Q` may be non-symmetric (then so is :math:`P`).
-    When two eigenvalues of :math:`A` sum to zero the output is non-finite (or, where that
-    holds only to rounding, amplified by :math:`1/\operatorname{sep}`), as for
-    :func:`sylvester`.
-    VJP, from the Sylvester rule: :math:`A^\top W + W A = \bar P`; :math:`\bar Q = -W`,
-    :math:`\bar A = -(W P^\top + W^\top P)`.
+    A Sylvester equation with $B = A^\top$ and $C = -Q$, solved with a single
+    Schur decomposition of $A$ (reused for $A^\top$ and by both rules). Unique
+    solution when $A$ is stable; $Q$ may be non-symmetric (then so is $P$).
+    When two eigenvalues of $A$ sum to zero the output is non-finite (or, where that
+    holds only to rounding, amplified by $1/\operatorname{sep}$), as for
+    `sylvester`.
+    VJP, from the Sylvester rule: $A^\top W + W A = \bar P$; $\bar Q = -W$,
+    $\bar A = -(W P^\top + W^\top P)$.
 
-    >>> import jax.numpy as jnp
-    >>> from jaxrules.rules import lyapunov
-    >>> A = jnp.array([[-1.0, 0.5], [0.0, -2.0]])
-    >>> P = lyapunov(A, jnp.eye(2))
-    >>> jnp.allclose(A @ P + P @ A.T + jnp.eye(2), 0.0, atol=1e-6).item()
-    True
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxrules.rules import lyapunov
+        >>> A = jnp.array([[-1.0, 0.5], [0.0, -2.0]])
+        >>> P = lyapunov(A, jnp.eye(2))
+        >>> jnp.allclose(A @ P + P @ A.T + jnp.eye(2), 0.0, atol=1e-6).item()
+        True
     """
     _square("lyapunov", "A", A)
     _real("lyapunov", A=A, Q=Q)
@@ -381,9 +383,9 @@ def lyapunov(A, Q):
 # order.
 @functools.partial(jax.jit, static_argnames=("trans",))
 def _stein_factored(R, P, Z, S, rot, *, trans):
-    """Solve ``A X Aᵀ − X = R`` (``trans=False``) or ``Aᵀ X A − X = R`` with the factors
-    ``P = I − M`` and the Schur factors of ``M`` (``P`` and ``M`` commute, so the transposed
-    equation uses ``Pᵀ``)."""
+    """Solve `A X Aᵀ − X = R` (`trans=False`) or `Aᵀ X A − X = R` with the factors
+    `P = I − M` and the Schur factors of `M` (`P` and `M` commute, so the transposed
+    equation uses `Pᵀ`)."""
     rhs = 0.5 * (P.T @ R @ P if trans else P @ R @ P.T)
     f, fh = (Z, S, rot), (Z, S.conj().T, rot)
     if trans:
@@ -393,8 +395,8 @@ def _stein_factored(R, P, Z, S, rot, *, trans):
 
 @functools.partial(jax.jit, static_argnames=("trans",))
 def _stein(A, R, factors, *, trans=False):
-    """``X`` with ``A X Aᵀ − X = R`` (or the transposed operator) through
-    ``custom_linear_solve``: differentiable in ``A`` (via the operator) and ``R``, at every
+    """`X` with `A X Aᵀ − X = R` (or the transposed operator) through
+    `custom_linear_solve`: differentiable in `A` (via the operator) and `R`, at every
     order, with the factored solves never differentiated."""
     At = A.T if trans else A
     return jax.lax.custom_linear_solve(
@@ -439,24 +441,25 @@ _discrete_lyapunov.defvjp(_discrete_lyapunov_fwd, _discrete_lyapunov_bwd)
 
 
 def discrete_lyapunov(A, Q):
-    r"""Solve the discrete Lyapunov (Stein) equation :math:`A X A^\top - X + Q = 0`.
+    r"""Solve the discrete Lyapunov (Stein) equation $A X A^\top - X + Q = 0$.
 
-    Unique solution when :math:`A` is stable in the discrete sense (spectral radius below 1;
-    more generally when no two eigenvalues of :math:`A` multiply to 1; otherwise the output is
-    non-finite, or amplified where that holds only to rounding); :math:`Q` may be
+    Unique solution when $A$ is stable in the discrete sense (spectral radius below 1;
+    more generally when no two eigenvalues of $A$ multiply to 1; otherwise the output is
+    non-finite, or amplified where that holds only to rounding); $Q$ may be
     non-symmetric. Solved by the bilinear transform to a continuous equation (as SciPy does
-    for n > 10; needs :math:`-1` not an eigenvalue of :math:`A`) with one LU and one Schur
+    for n > 10; needs $-1$ not an eigenvalue of $A$) with one LU and one Schur
     decomposition reused by both rules at every order. JVP:
-    :math:`A\dot X A^\top - \dot X = -(\dot Q + \dot A X A^\top + A X \dot A^\top)`;
-    VJP: :math:`A^\top W A - W = \bar X`, :math:`\bar Q = -W`,
-    :math:`\bar A = -(W A X^\top + W^\top A X)`. CPU only (JAX's Schur).
+    $A\dot X A^\top - \dot X = -(\dot Q + \dot A X A^\top + A X \dot A^\top)$;
+    VJP: $A^\top W A - W = \bar X$, $\bar Q = -W$,
+    $\bar A = -(W A X^\top + W^\top A X)$. CPU only (JAX's Schur).
 
-    >>> import jax.numpy as jnp
-    >>> from jaxrules.rules import discrete_lyapunov
-    >>> A = jnp.array([[0.5, 0.2], [-0.1, 0.3]])
-    >>> X = discrete_lyapunov(A, jnp.eye(2))
-    >>> jnp.allclose(A @ X @ A.T - X + jnp.eye(2), 0.0, atol=1e-6).item()
-    True
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxrules.rules import discrete_lyapunov
+        >>> A = jnp.array([[0.5, 0.2], [-0.1, 0.3]])
+        >>> X = discrete_lyapunov(A, jnp.eye(2))
+        >>> jnp.allclose(A @ X @ A.T - X + jnp.eye(2), 0.0, atol=1e-6).item()
+        True
     """
     _square("discrete_lyapunov", "A", A)
     _real("discrete_lyapunov", A=A, Q=Q)

@@ -1,35 +1,38 @@
 r"""Equality-constrained quadratic programs, differentiated through their KKT system.
 
-.. math::
-    x^\star = \arg\min_x \tfrac12 x^\top Q x + c^\top x \quad\text{s.t.}\quad A x = b,
+$$
+x^\star = \arg\min_x \tfrac12 x^\top Q x + c^\top x \quad\text{s.t.}\quad A x = b,
+$$
 
-with :math:`Q` (n×n) symmetric, :math:`A` (m×n) of full row rank and :math:`Q` positive
-definite on the null space of :math:`A`. Stationarity of the Lagrangian
-:math:`\tfrac12 x^\top Q x + c^\top x + \lambda^\top (Ax - b)` and feasibility give the KKT
+with $Q$ (n×n) symmetric, $A$ (m×n) of full row rank and $Q$ positive
+definite on the null space of $A$. Stationarity of the Lagrangian
+$\tfrac12 x^\top Q x + c^\top x + \lambda^\top (Ax - b)$ and feasibility give the KKT
 system
 
-.. math::
-    K \begin{bmatrix} x \\ \lambda \end{bmatrix} = \begin{bmatrix} -c \\ b \end{bmatrix},
-    \qquad K = \begin{bmatrix} Q & A^\top \\ A & 0 \end{bmatrix},
+$$
+K \begin{bmatrix} x \\ \lambda \end{bmatrix} = \begin{bmatrix} -c \\ b \end{bmatrix},
+\qquad K = \begin{bmatrix} Q & A^\top \\ A & 0 \end{bmatrix},
+$$
 
 which is nonsingular under those conditions (symmetric, indefinite).
 
-**JVP.** Differentiating :math:`K z = r`: :math:`K \dot z = \dot r - \dot K z`, i.e.
+**JVP.** Differentiating $K z = r$: $K \dot z = \dot r - \dot K z$, i.e.
 
-.. math::
-    K \begin{bmatrix} \dot x \\ \dot\lambda \end{bmatrix}
-    = -\begin{bmatrix} \dot Q x + \dot c + \dot A^\top \lambda \\ \dot A x - \dot b \end{bmatrix}.
+$$
+K \begin{bmatrix} \dot x \\ \dot\lambda \end{bmatrix}
+= -\begin{bmatrix} \dot Q x + \dot c + \dot A^\top \lambda \\ \dot A x - \dot b \end{bmatrix}.
+$$
 
-**VJP.** With :math:`K` symmetric, solve :math:`K [u; v] = [\bar x; \bar\lambda]` (the same
-factors); then :math:`\langle [\bar x;\bar\lambda], \dot z\rangle = \langle [u; v], \dot r -
-\dot K z\rangle` gives :math:`\bar c = -u`, :math:`\bar b = v`,
-:math:`\bar A = -(v x^\top + \lambda u^\top)` and :math:`\bar Q = -u x^\top`, reported
-**symmetrised**, :math:`-\tfrac12(u x^\top + x u^\top)`: :math:`Q` is declared symmetric, its
+**VJP.** With $K$ symmetric, solve $K [u; v] = [\bar x; \bar\lambda]$ (the same
+factors); then $\langle [\bar x;\bar\lambda], \dot z\rangle = \langle [u; v], \dot r -
+\dot K z\rangle$ gives $\bar c = -u$, $\bar b = v$,
+$\bar A = -(v x^\top + \lambda u^\top)$ and $\bar Q = -u x^\top$, reported
+**symmetrised**, $-\tfrac12(u x^\top + x u^\top)$: $Q$ is declared symmetric, its
 tangents live in the symmetric matrices, and there the two agree.
 
-The factorisation (LU of :math:`K`, on a stopped copy) is computed once; inside the rules the
-solves go through ``jax.lax.custom_linear_solve`` with the operator
-:math:`z \mapsto K(Q, A) z`, so every order reuses it (see :mod:`jaxrules.rules.linalg`).
+The factorisation (LU of $K$, on a stopped copy) is computed once; inside the rules the
+solves go through `jax.lax.custom_linear_solve` with the operator
+$z \mapsto K(Q, A) z$, so every order reuses it (see `jaxrules.rules.linalg`).
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ def _kkt(Q, A):
 
 @jax.jit
 def _kkt_solve(Q, A, r, factors):
-    """``K(Q, A)⁻¹ r`` with the LU factors of K: differentiable and transposable at every
+    """`K(Q, A)⁻¹ r` with the LU factors of K: differentiable and transposable at every
     order (the operator is differentiated, the factored solve never is)."""
     n = Q.shape[0]
 
@@ -121,22 +124,23 @@ _eq_qp.defvjp(_eq_qp_fwd, _eq_qp_bwd)
 
 
 def eq_qp(Q, c, A, b):
-    r"""Solve :math:`\min_x \tfrac12 x^\top Q x + c^\top x` s.t. :math:`Ax = b`; return
-    ``(x, lam)``, the solution and the multipliers of the constraints.
+    r"""Solve $\min_x \tfrac12 x^\top Q x + c^\top x$ s.t. $Ax = b$; return
+    `(x, lam)`, the solution and the multipliers of the constraints.
 
-    **Arguments:** ``Q`` (n×n, symmetric; only its symmetric part is used), ``c`` (n,),
-    ``A`` (m×n, full row rank, m ≤ n), ``b`` (m,). :math:`Q` must be positive definite on the
-    null space of :math:`A` (it need not be positive definite everywhere).
+    **Arguments:** `Q` (n×n, symmetric; only its symmetric part is used), `c` (n,),
+    `A` (m×n, full row rank, m ≤ n), `b` (m,). $Q$ must be positive definite on the
+    null space of $A$ (it need not be positive definite everywhere).
 
-    **Returns:** ``(x, lam)``. The cotangent of ``Q`` is symmetrised (see the module).
-    A singular KKT matrix (rank-deficient :math:`A`, or :math:`Q` singular on the null space of
-    :math:`A`) gives non-finite values, as the LU solve does.
+    **Returns:** `(x, lam)`. The cotangent of `Q` is symmetrised (see the module).
+    A singular KKT matrix (rank-deficient $A$, or $Q$ singular on the null space of
+    $A$) gives non-finite values, as the LU solve does.
 
-    >>> import jax.numpy as jnp
-    >>> from jaxrules.rules import eq_qp
-    >>> x, lam = eq_qp(jnp.eye(2), jnp.zeros(2), jnp.array([[1.0, 1.0]]), jnp.array([1.0]))
-    >>> x.tolist(), lam.tolist()
-    ([0.5, 0.5], [-0.5])
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from jaxrules.rules import eq_qp
+        >>> x, lam = eq_qp(jnp.eye(2), jnp.zeros(2), jnp.array([[1.0, 1.0]]), jnp.array([1.0]))
+        >>> x.tolist(), lam.tolist()
+        ([0.5, 0.5], [-0.5])
     """
     if jnp.ndim(Q) != 2 or Q.shape[0] != Q.shape[1]:
         raise ValueError(f"eq_qp: Q must be a square matrix, got shape {jnp.shape(Q)}.")
