@@ -96,6 +96,7 @@ def test_interleaved_ratio_alternates_and_reports_the_spread():
     assert ta > 0 and tb > 0 and lo <= ratio <= hi
 
 
+@pytest.mark.slow
 def test_every_library_rule_with_sizes_benchmarks_at_a_tiny_size():
     # The bench_inputs of every registration produce arguments the rule and its benchmark
     # reference accept (tiny sizes, one pair: a smoke test, not a timing).

@@ -275,7 +275,10 @@ def test_solver_may_close_over_traced_arrays():
         np.testing.assert_allclose(g, w, rtol=2e-3, atol=1e-5)
 
 
-@pytest.mark.parametrize("linear_solver", ["lu", "cg", "gmres"])
+# The matrix-free solvers' routes (10-18 s each) run in the slow tier; LU's in both tiers.
+@pytest.mark.parametrize(
+    "linear_solver", ["lu", *(pytest.param(s, marks=pytest.mark.slow) for s in ("cg", "gmres"))]
+)
 @pytest.mark.parametrize("backend", ["default", "no_hijax"])
 def test_every_route_to_the_derivative(linear_solver, backend, request):
     """grad, grad of a jitted function (JAX transposes the JVP rule there), jacfwd and
@@ -332,3 +335,36 @@ def test_newton_reaches_float32_precision_where_armijo_cannot_see_progress():
         want = np.asarray(im._logistic_ridge_ref(**args64))
     got = np.asarray(im.logistic_ridge(**args32))
     assert np.linalg.norm(got - want) / np.linalg.norm(want) < 2e-6
+
+
+# -- argmin: a minimiser, not any stationary point (issue 15) -------------------------------------
+@pytest.mark.parametrize(
+    "f, x0, what",
+    [
+        (lambda x, a: x**4 - a * x**2, jnp.zeros(()), "a maximum"),
+        (lambda x, a: x[0] ** 2 - a * x[1] ** 2, jnp.array([1.0, 0.0]), "a saddle"),
+    ],
+)
+def test_argmin_flags_maxima_and_saddles(f, x0, what):
+    # Newton stops on a stationary point with a zero gradient; it used to say converged=True.
+    sol = argmin(f, x0, 1.0)
+    assert float(sol.residual) == 0.0, what  # stationary...
+    assert not bool(sol.minimum) and not bool(sol.converged), what  # ...but not a minimiser
+    assert np.all(np.isnan(jax.grad(lambda a: jnp.sum(argmin(f, x0, a).value))(1.0)))
+    with pytest.raises(SolverError, match="not a minimiser"):
+        argmin(f, x0, 1.0, throw=True).value.block_until_ready()
+    # The same function from a point that descends reaches a minimiser: flagged as one.
+    good = argmin(lambda x, a: jnp.sum(x**4 - a * x**2), x0 + 0.8, 1.0)
+    assert bool(good.minimum) and bool(good.converged)
+
+
+def test_minimum_is_tested_on_the_dense_path_only():
+    f = lambda x: jnp.sum((x - 1.0) ** 2)
+    assert argmin(f, jnp.zeros(3)).minimum.dtype == jnp.bool_
+    assert argmin(f, jnp.zeros(3), linear_solver="cg").minimum is None  # not tested: None
+    assert root(lambda x: x - 1.0, jnp.zeros(3)).minimum is None
+    # Under jit and vmap the flag is an array like the others.
+    sols = jax.vmap(lambda c: argmin(lambda x, c: jnp.sum((x - c) ** 2), jnp.zeros(2), c))(
+        jnp.ones((4, 2))
+    )
+    assert sols.minimum.shape == (4,) and bool(jnp.all(sols.minimum))

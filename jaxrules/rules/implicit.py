@@ -30,7 +30,8 @@ steps, and any solver works (the default is Newton with a backtracking line sear
 own as `solver`). The linear system of the derivative is solved
 
 * `"lu"` (the default up to 1000 unknowns): the dense Jacobian ($n$ JVPs of
-  $R$), LU-factored once per rule application, on a stopped copy;
+  $R$), LU-factored once per rule application, on a stopped copy; for `argmin` the Hessian's
+  Cholesky factor from the primal (its minimiser test) instead, so nothing is factored twice;
 * `"gmres"` / `"cg"` (the default above; `cg` for `argmin`): matrix-free on JVPs of
   $R$, iterated to a relative residual of $100\,\varepsilon$ of the dtype.
 
@@ -78,15 +79,21 @@ class Solution(NamedTuple):
     """The result of `root`, `fixed_point` and `argmin` (a pytree).
 
     **Fields:** `value` (the solution, same structure as `x0`; differentiable),
-    `converged` (bool: the residual test passed and everything is finite), `steps` (int32:
-    the solver's iterations; `-1` for a user solver, which does not report them), and
-    `residual` (`‖R(value)‖∞`, a diagnostic without derivative).
+    `converged` (bool: the residual test passed, everything is finite, and for `argmin`
+    where `minimum` is tested, the point is a minimiser), `steps` (int32: the solver's
+    iterations; `-1` for a user solver, which does not report them), `residual`
+    (`‖R(value)‖∞`, a diagnostic without derivative), and `minimum` (`argmin` only: bool,
+    whether the Hessian at `value` is positive definite — a strict local minimiser, not a
+    maximum or saddle; tested on the dense path, up to `DENSE_MAX` unknowns, by a Cholesky
+    factorisation that the derivative rules then reuse; `None` where it is not tested: for
+    `root`/`fixed_point`, and for `argmin` with a matrix-free `linear_solver`).
     """
 
     value: Any
     converged: jax.Array
     steps: jax.Array
     residual: jax.Array
+    minimum: jax.Array | None = None
 
 
 # -- the residual of each kind of problem ---------------------------------------------------------
@@ -216,7 +223,7 @@ class _Linear(NamedTuple):
 
     matvec: Callable  # v ↦ ∂ₓR v, differentiable (a JVP of R)
     method: str
-    factors: Any  # LU factors (stopped) for "lu", else None
+    factors: Any  # stopped factors: LU for "lu", the Cholesky factor for "cholesky", else None
     ok: jax.Array  # False where ∂ₓR is singular (LU) — iterative solves check afterwards
     symmetric: bool
 
@@ -266,6 +273,8 @@ def _solve(lin: _Linear, b, *, transpose: bool, on_failure: Callable):
     if lin.method == "lu":
         solve = lambda _, rhs: jsl.lu_solve(lin.factors, rhs, trans=0)
         tsolve = lambda _, rhs: jsl.lu_solve(lin.factors, rhs, trans=1)
+    elif lin.method == "cholesky":
+        solve = tsolve = lambda _, rhs: jsl.cho_solve((lin.factors, True), rhs)
     else:
         solve = tsolve = _iterative(lin.method, b.dtype, on_failure)
     matvec = lin.matvec
@@ -276,7 +285,7 @@ def _solve(lin: _Linear, b, *, transpose: bool, on_failure: Callable):
     z = jax.lax.custom_linear_solve(
         matvec, b, solve, None if lin.symmetric else tsolve, symmetric=lin.symmetric
     )
-    if lin.method == "lu":
+    if lin.method in ("lu", "cholesky"):
         on_failure(lin.ok)
     return z, lin.ok
 
@@ -306,7 +315,9 @@ _jit = functools.partial(jax.jit, static_argnames=_STATIC)
 # close over arrays, even traced ones, e.g. a step size computed from the data).
 @jr.custom_vjp(static_argnames=_STATIC, zero_argnames=("x0", "solver"))
 def _implicit(fn, x0, params, solver, *, kind, tol, max_steps, linear_solver, throw):
-    """`(x*, converged, steps, residual)`: solve, then test the residual."""
+    """`(x*, converged, steps, residual, minimum, chol)`: solve, then test the residual; for
+    `argmin` on the dense path also the Hessian, whose Cholesky factor `chol` (else `None`)
+    both rules reuse: their linear system is that Hessian."""
     return _solve_and_test(
         fn,
         x0,
@@ -339,7 +350,38 @@ def _solve_and_test(fn, x0, params, solver, *, kind, tol, max_steps, linear_solv
     rtol = _eps(dtype) ** 0.5 if tol is None else tol
     finite = jnp.all(jnp.isfinite(ravel_pytree(x)[0]))
     converged = finite & jnp.isfinite(res) & (res <= rtol * jnp.maximum(1.0, res0))
-    return x, converged, steps, res
+    minimum, chol = jnp.ones((), bool), None
+    if _tests_minimum(kind, linear_solver, x):
+        chol = jnp.linalg.cholesky(_hessian(fn, x, params))
+        minimum = _positive_definite(chol)
+        converged = converged & minimum
+    return x, converged, steps, res, minimum, chol
+
+
+def _tests_minimum(kind: str, linear_solver: str, x) -> bool:
+    """Whether `argmin` tests its solution for a minimum: on the dense path, where the
+    Hessian is formed anyway (statically known from the problem size)."""
+    n = ravel_pytree(x)[0].size
+    return kind == "argmin" and _pick(linear_solver, n, kind) == "lu"
+
+
+def _hessian(fn, x, params):
+    """The Hessian of `f(·, *params)` at `x`, as a dense symmetric matrix (n HVPs)."""
+    xf, unravel = ravel_pytree(x)
+    g = _flat(_residual("argmin", fn, params), unravel)
+    H = jax.jacfwd(g)(xf)
+    return 0.5 * (H + H.T)
+
+
+def _positive_definite(L) -> jax.Array:
+    # The Cholesky factorisation `L` of the Hessian succeeds (finite, pivots above rounding)
+    # iff it is numerically positive definite: a maximum, a saddle, or a singular Hessian (a
+    # flat direction, where the minimiser is not isolated and the implicit derivative does not
+    # exist) all fail.
+    pivots = jnp.diagonal(L) ** 2
+    big = jnp.max(pivots, initial=0.0)
+    n = L.shape[0]
+    return jnp.all(jnp.isfinite(L)) & (jnp.min(pivots, initial=1.0) > n * _eps(L.dtype) * big)
 
 
 def _inf_norm(tree):
@@ -347,10 +389,15 @@ def _inf_norm(tree):
     return jnp.max(jnp.abs(flat), initial=0.0)
 
 
-def _setup(fn, x, params, kind, linear_solver):
-    """∂ₓR at `x` (as `_Linear`) and the map from flat vectors back to pytrees."""
+def _setup(fn, x, params, kind, linear_solver, chol=None):
+    """∂ₓR at `x` (as `_Linear`) and the map from flat vectors back to pytrees. With `chol`
+    (argmin: the primal's Cholesky factor of the Hessian) nothing is factored again."""
     xf, unravel = ravel_pytree(x)
     Rf = _flat(_residual(kind, fn, params), unravel)
+    if chol is not None:
+        matvec = lambda v: jax.jvp(Rf, (xf,), (v,))[1]
+        L = jax.lax.stop_gradient(chol)
+        return _Linear(matvec, "cholesky", L, _positive_definite(L), True), unravel
     method = _pick(linear_solver, xf.size, kind)
     return _linearise(Rf, xf, method, symmetric=(kind == "argmin")), unravel
 
@@ -380,8 +427,8 @@ def _jvp(fn, x0, params, solver, dfn, _, dparams, __, *, kind, linear_solver, th
     out = _implicit(
         fn, x0, params, solver, kind=kind, linear_solver=linear_solver, throw=throw, **static
     )
-    x, converged = out[0], out[1]
-    lin, unravel = _setup(fn, x, params, kind, linear_solver)
+    x, converged, chol = out[0], out[1], out[5]
+    lin, unravel = _setup(fn, x, params, kind, linear_solver, chol)
     # ∂ₓR ẋ = −(∂ₚR ṗ + ∂_fn R ḟn): one JVP of R in everything but x.
     _, rhs = jax.jvp(
         lambda fn, params: ravel_pytree(_residual(kind, fn, params)(x))[0],
@@ -390,13 +437,13 @@ def _jvp(fn, x0, params, solver, dfn, _, dparams, __, *, kind, linear_solver, th
     )
     dx, ok = _solve(lin, -rhs, transpose=False, on_failure=_reporter(converged, throw, kind, "JVP"))
     dx = _nan_unless(ok & converged, unravel(dx))
-    return out, (dx, None, None, None)
+    return out, (dx, None, None, None, None, None)
 
 
 @_jit
 def _implicit_fwd(fn, x0, params, solver, **static):
     out = _implicit(fn, x0, params, solver, **static)
-    return out, (fn, params, out[0], out[1])
+    return out, (fn, params, out[0], out[1], out[5])
 
 
 def _implicit_bwd(res, cts, **static):
@@ -404,8 +451,8 @@ def _implicit_bwd(res, cts, **static):
 
 
 @_jit
-def _bwd(fn, params, x, converged, x_bar, *, kind, linear_solver, throw, **static):
-    lin, _ = _setup(fn, x, params, kind, linear_solver)
+def _bwd(fn, params, x, converged, chol, x_bar, *, kind, linear_solver, throw, **static):
+    lin, _ = _setup(fn, x, params, kind, linear_solver, chol)
     # ∂ₓRᵀ u = x̄, then (f̄n, p̄) = −(∂_(fn,p) R)ᵀ u: one VJP of R in everything but x.
     u, ok = _solve(
         lin,
@@ -465,7 +512,7 @@ def _run(kind, fn, x0, params, *, solver, tol, max_steps, linear_solver, throw) 
         if jax.tree_util.tree_structure(out).num_leaves != 1 or out.shape != ():
             raise ValueError(f"{kind}: f(x0, *params) must return a scalar, got {out}.")
     try:
-        x, converged, steps, residual = _implicit(
+        x, converged, steps, residual, minimum, _ = _implicit(
             fn,
             x0,
             params,
@@ -484,16 +531,25 @@ def _run(kind, fn, x0, params, *, solver, tol, max_steps, linear_solver, throw) 
             f"is not a pytree. Pass that array explicitly, as one of {kind}(..., *params), or "
             "capture it in a plain Python function or functools.partial."
         ) from e
+    tested = _tests_minimum(kind, linear_solver, x)
     if throw:
         tol_text = "√ε of the dtype" if tol is None else repr(tol)
         error_if(
-            ~converged,
+            ~converged & minimum,
             f"{kind}: the solver did not converge: ‖R(x)‖∞ > tol·max(1, ‖R(x0)‖∞) with tol = "
             f"{tol_text}, or a non-finite value (max_steps = {max_steps}; the residual and step "
             "count are in the Solution returned with throw=False). Raise max_steps, start "
             "nearer, loosen tol, or check that a solution exists.",
         )
-    return Solution(x, converged, steps, residual)
+        if tested:
+            error_if(
+                ~minimum,
+                "argmin: the solver stopped at a stationary point that is not a minimiser (the "
+                "Hessian there is not positive definite: a maximum, a saddle, or a flat "
+                "direction). Start elsewhere, or use a solver that descends (Newton, the "
+                "default, can stop at a stationary point it starts on).",
+            )
+    return Solution(x, converged, steps, residual, minimum if tested else None)
 
 
 _DOC_OPTIONS = r"""

@@ -40,6 +40,8 @@ import jax.scipy.linalg as jsl
 import jaxrules as jr
 from jaxrules import inputs
 
+from . import _arguments as _args
+
 __all__ = ["discrete_lyapunov", "lyapunov", "sylvester"]
 
 
@@ -287,22 +289,6 @@ def _schur(A):
     return Z, jnp.triu(T), rot
 
 
-def _square(name, what, M):
-    if jnp.ndim(M) != 2 or M.shape[0] != M.shape[1]:
-        raise ValueError(f"{name}: {what} must be a square matrix, got shape {jnp.shape(M)}.")
-
-
-def _real(name, **arrays):
-    """Complex input is refused (it used to lose its imaginary part silently)."""
-    for what, M in arrays.items():
-        if jnp.issubdtype(jnp.result_type(M), jnp.complexfloating):
-            raise TypeError(
-                f"{name}: {what} is complex ({jnp.result_type(M)}); {name} supports real "
-                "matrices only so far. Use jax.scipy.linalg.solve_sylvester for complex "
-                "matrices, or split the equation into real and imaginary parts."
-            )
-
-
 def sylvester(A, B, C):
     r"""Solve the Sylvester equation $AX + XB = C$ ($A$ n×n, $B$ m×m).
 
@@ -321,9 +307,9 @@ def sylvester(A, B, C):
         >>> jnp.allclose(A @ X + X @ B, jnp.array([[1.0], [2.0]])).item()
         True
     """
-    _square("sylvester", "A", A)
-    _square("sylvester", "B", B)
-    _real("sylvester", A=A, B=B, C=C)
+    _args.square("sylvester", "A", A, batched=False)
+    _args.square("sylvester", "B", B, batched=False)
+    _args.real("sylvester", A=A, B=B, C=C)
     if jnp.shape(C) != (A.shape[0], B.shape[0]):
         raise ValueError(
             f"sylvester: C must have shape {(A.shape[0], B.shape[0])} (rows of A, columns of "
@@ -354,8 +340,8 @@ def lyapunov(A, Q):
         >>> jnp.allclose(A @ P + P @ A.T + jnp.eye(2), 0.0, atol=1e-6).item()
         True
     """
-    _square("lyapunov", "A", A)
-    _real("lyapunov", A=A, Q=Q)
+    _args.square("lyapunov", "A", A, batched=False)
+    _args.real("lyapunov", A=A, Q=Q)
     if jnp.shape(Q) != A.shape:
         raise ValueError(f"lyapunov: Q must have the shape of A {A.shape}, got {jnp.shape(Q)}.")
     if A.size == 0:
@@ -461,8 +447,8 @@ def discrete_lyapunov(A, Q):
         >>> jnp.allclose(A @ X @ A.T - X + jnp.eye(2), 0.0, atol=1e-6).item()
         True
     """
-    _square("discrete_lyapunov", "A", A)
-    _real("discrete_lyapunov", A=A, Q=Q)
+    _args.square("discrete_lyapunov", "A", A, batched=False)
+    _args.real("discrete_lyapunov", A=A, Q=Q)
     if jnp.shape(Q) != A.shape:
         raise ValueError(
             f"discrete_lyapunov: Q must have the shape of A {A.shape}, got {jnp.shape(Q)}."

@@ -46,6 +46,8 @@ import jax.scipy.linalg as jsl
 import jaxrules as jr
 from jaxrules import inputs
 
+from . import _arguments as _args
+
 __all__ = ["eq_qp"]
 
 
@@ -142,8 +144,7 @@ def eq_qp(Q, c, A, b):
         >>> x.tolist(), lam.tolist()
         ([0.5, 0.5], [-0.5])
     """
-    if jnp.ndim(Q) != 2 or Q.shape[0] != Q.shape[1]:
-        raise ValueError(f"eq_qp: Q must be a square matrix, got shape {jnp.shape(Q)}.")
+    _args.square("eq_qp", "Q", Q, batched=False)
     n = Q.shape[0]
     if jnp.ndim(A) != 2 or A.shape[1] != n or A.shape[0] > n:
         raise ValueError(

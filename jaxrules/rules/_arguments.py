@@ -1,0 +1,63 @@
+"""Argument handling shared by the matrix rules: validation, `jnp`'s dtype promotion, and
+leading batch dimensions (`jnp.linalg`'s `(..., n, n)` convention).
+
+Batching is `jax.vmap` of the rule on one matrix over the flattened batch: every primitive
+inside (LU, Cholesky, Schur, triangular solves) has a batching rule, so a stack of matrices
+runs one batched factorisation, never a Python loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+
+
+def inexact(*arrays):
+    """The arrays as `jnp` arrays of one inexact dtype, promoted as `jnp.linalg` does: integers
+    and booleans become the default float dtype, `float16` with `float32` becomes `float32`."""
+    arrays = [jnp.asarray(a) for a in arrays]
+    dtype = jnp.result_type(*arrays)
+    if not jnp.issubdtype(dtype, jnp.inexact):
+        dtype = jnp.result_type(dtype, jnp.zeros((), float).dtype)
+    return [a.astype(dtype) for a in arrays]
+
+
+def real(name: str, **arrays) -> None:
+    """Complex input is a `TypeError` naming the rule and the argument."""
+    for what, M in arrays.items():
+        if jnp.issubdtype(jnp.result_type(M), jnp.complexfloating):
+            raise TypeError(
+                f"{name}: {what} is complex ({jnp.result_type(M)}); {name} supports real "
+                "matrices only so far. Split the problem into real and imaginary parts, or use "
+                "the jnp.linalg / jax.scipy.linalg function."
+            )
+
+
+def square(name: str, what: str, M, *, batched: bool = True) -> None:
+    """`M` must be a square matrix (with leading batch dimensions if `batched`)."""
+    shape = jnp.shape(M)
+    if len(shape) < 2 or shape[-1] != shape[-2] or (not batched and len(shape) != 2):
+        expected = "(..., n, n)" if batched else "(n, n)"
+        raise ValueError(
+            f"{name}: {what} must be a square matrix of shape {expected}, got shape {shape}."
+        )
+
+
+def over_batch(fn: Callable, args: Sequence, core_ndims: Sequence[int]):
+    """`fn` on the trailing `core_ndims` axes of each argument, mapped over their broadcast
+    leading (batch) axes; outputs get the batch shape in front. No batch: `fn(*args)`."""
+    batches = [jnp.shape(a)[: jnp.ndim(a) - k] for a, k in zip(args, core_ndims)]
+    batch = jnp.broadcast_shapes(*batches)
+    if not batch:
+        return fn(*args)
+    size = 1
+    for d in batch:
+        size *= d
+    flat = []
+    for a, k in zip(args, core_ndims):
+        core = jnp.shape(a)[jnp.ndim(a) - k :]
+        flat.append(jnp.broadcast_to(a, batch + core).reshape((size, *core)))
+    out = jax.vmap(fn)(*flat)
+    return jax.tree_util.tree_map(lambda o: o.reshape(batch + o.shape[1:]), out)
