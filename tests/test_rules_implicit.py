@@ -9,7 +9,7 @@ import pytest
 
 import jaxrules as jr
 from jaxrules.rules import Solution, SolverError, argmin, fixed_point, iterate, root
-from jaxrules.rules import implicit as im
+from jaxrules.rules import examples as ex
 
 
 def _logistic_data(key, m=40, d=5, dtype=jnp.float64):
@@ -28,7 +28,7 @@ def _val_loss(w, X, y):
 def _converged_reference_grad(X, y, lam, Xv, yv):
     """d val_loss(w*(lam, X)) / d(lam, X) by the implicit function theorem, written out in
     plain JAX with dense matrices (Newton-converged w*)."""
-    f = lambda w, X, lam: im._logistic(w, X, y, lam)
+    f = lambda w, X, lam: ex._logistic(w, X, y, lam)
     w = jnp.zeros(X.shape[1], X.dtype)
     for _ in range(30):
         w = w - jnp.linalg.solve(jax.hessian(f)(w, X, lam), jax.grad(f)(w, X, lam))
@@ -48,7 +48,7 @@ def test_argmin_gradient_matches_converged_reference_to_1e10(linear_solver):
         lam = jnp.asarray(1e-2)
 
         def loss(lam, X):
-            w = argmin(im._logistic, jnp.zeros(5), X, y, lam, linear_solver=linear_solver)
+            w = argmin(ex._logistic, jnp.zeros(5), X, y, lam, linear_solver=linear_solver)
             return _val_loss(w.value, Xv, yv)
 
         got = jax.grad(loss, (0, 1))(lam, X)
@@ -64,17 +64,17 @@ def test_argmin_gradient_matches_converged_reference_to_1e10(linear_solver):
 @pytest.mark.parametrize("linear_solver", ["lu", "gmres"])
 def test_root_gradient_matches_unrolled_newton_to_1e10(linear_solver):
     with jax.enable_x64():
-        kw = im._root_system_inputs(jax.random.key(3), "float64")
+        kw = ex._root_system_inputs(jax.random.key(3), "float64")
         W, b, c = kw["W"], kw["b"], kw["c"]
 
         def solve(W, b, c):
             x0 = (jnp.zeros(3), jnp.zeros(2))
-            F = lambda x, W, b: im._system(x, W, b, c)
+            F = lambda x, W, b: ex._system(x, W, b, c)
             return root(F, x0, W, b, linear_solver=linear_solver).value
 
         loss = lambda f: lambda W, b, c: sum(jnp.sum(jnp.sin(t)) for t in f(W, b, c))
         got = jax.grad(loss(solve), (0, 1, 2))(W, b, c)
-        want = jax.grad(loss(im._root_system_ref), (0, 1, 2))(W, b, c)
+        want = jax.grad(loss(ex._root_system_ref), (0, 1, 2))(W, b, c)
         for g, w in zip(got, want):
             assert float(jnp.linalg.norm(g - w) / jnp.linalg.norm(w)) <= 1e-10
 
@@ -93,7 +93,7 @@ def test_fixed_point_with_iteration_solver_and_pytree_params():
         p = {"W": W, "b": b}
         (g_newton, sol_n) = jax.grad(loss, has_aux=True)(p, None)
         (g_iter, sol_i) = jax.grad(loss, has_aux=True)(p, solver)
-        g_ref = jax.grad(lambda p: jnp.sum(im._fixed_point_ref(p["W"], p["b"]) ** 2))(p)
+        g_ref = jax.grad(lambda p: jnp.sum(ex._fixed_point_ref(p["W"], p["b"]) ** 2))(p)
         assert int(sol_i.steps) == -1 and int(sol_n.steps) > 0
         assert bool(sol_i.converged) and bool(sol_n.converged)
         for g in (g_newton, g_iter):
@@ -155,12 +155,12 @@ def test_argmin_with_user_gradient_descent_solver():
     def gd(f, w0, steps=2000, lr=1.0):
         return jax.lax.fori_loop(0, steps, lambda _, w: w - lr * jax.grad(f)(w), w0)
 
-    sol_gd = argmin(im._logistic, jnp.zeros(5), X, y, 0.1, solver=gd)
-    sol_nt = argmin(im._logistic, jnp.zeros(5), X, y, 0.1)
+    sol_gd = argmin(ex._logistic, jnp.zeros(5), X, y, 0.1, solver=gd)
+    sol_nt = argmin(ex._logistic, jnp.zeros(5), X, y, 0.1)
     assert bool(sol_gd.converged) and bool(sol_nt.converged)
     np.testing.assert_allclose(sol_gd.value, sol_nt.value, rtol=1e-4, atol=1e-5)
-    g = jax.grad(lambda lam: argmin(im._logistic, jnp.zeros(5), X, y, lam, solver=gd).value.sum())
-    h = jax.grad(lambda lam: argmin(im._logistic, jnp.zeros(5), X, y, lam).value.sum())
+    g = jax.grad(lambda lam: argmin(ex._logistic, jnp.zeros(5), X, y, lam, solver=gd).value.sum())
+    h = jax.grad(lambda lam: argmin(ex._logistic, jnp.zeros(5), X, y, lam).value.sum())
     np.testing.assert_allclose(g(0.1), h(0.1), rtol=1e-3)
 
 
@@ -228,11 +228,11 @@ def test_memory_does_not_grow_with_solver_steps():
 
     def implicit(steps):
         return lambda lam: argmin(
-            im._logistic, jnp.zeros(20), X, y, lam, solver=gd(steps), tol=1.0
+            ex._logistic, jnp.zeros(20), X, y, lam, solver=gd(steps), tol=1.0
         ).value.sum()
 
     def unrolled(steps):
-        f = lambda w, lam: im._logistic(w, X, y, lam)
+        f = lambda w, lam: ex._logistic(w, X, y, lam)
         return lambda lam: gd(steps)(lambda w: f(w, lam), jnp.zeros(20)).sum()
 
     mem = [temp_bytes(implicit(s)) for s in (10, 100, 1000)]
@@ -265,10 +265,10 @@ def test_solver_may_close_over_traced_arrays():
     def loss(X, lam):
         lr = 1.0 / (jnp.linalg.norm(X, 2) ** 2 / (4 * X.shape[0]) + lam)
         gd = lambda f, w0: jax.lax.fori_loop(0, 3000, lambda _, w: w - lr * jax.grad(f)(w), w0)
-        return argmin(im._logistic, jnp.zeros(5), X, y, lam, solver=gd).value.sum()
+        return argmin(ex._logistic, jnp.zeros(5), X, y, lam, solver=gd).value.sum()
 
     want = jax.grad(
-        lambda X, lam: argmin(im._logistic, jnp.zeros(5), X, y, lam).value.sum(), (0, 1)
+        lambda X, lam: argmin(ex._logistic, jnp.zeros(5), X, y, lam).value.sum(), (0, 1)
     )(X, 0.1)
     got = jax.jit(jax.grad(loss, (0, 1)))(X, 0.1)
     for g, w in zip(got, want):
@@ -287,12 +287,12 @@ def test_every_route_to_the_derivative(linear_solver, backend, request):
         request.getfixturevalue("no_hijax")
     with jax.enable_x64():
         X, y = _logistic_data(jax.random.key(4), m=30, d=4)
-        f = lambda w, X, lam: im._logistic(w, X, y, lam)
+        f = lambda w, X, lam: ex._logistic(w, X, y, lam)
         loss = lambda lam, X: jnp.sum(
             jnp.sin(argmin(f, jnp.zeros(4), X, lam, linear_solver=linear_solver).value)
         )
         ref = lambda lam, X: jnp.sum(
-            jnp.sin(im._unrolled_newton(jax.grad(lambda w: f(w, X, lam)), jnp.zeros(4)))
+            jnp.sin(ex._unrolled_newton(jax.grad(lambda w: f(w, X, lam)), jnp.zeros(4)))
         )
         lam = jnp.asarray(0.3)
         want = jax.grad(ref, (0, 1))(lam, X)
@@ -328,12 +328,12 @@ def test_iterative_solve_failure_is_nan_or_an_error():
 def test_newton_reaches_float32_precision_where_armijo_cannot_see_progress():
     # At this point f changes by less than its float32 rounding near the minimum; a line search
     # on f alone stopped ~2e-4 short (found by the 20-seed sweep). Now: float32 rounding level.
-    rule = jr.get("argmin")
+    rule = jr.get("argmin_example")
     args32 = rule.draw(jax.random.split(jax.random.key(14), 3)[0], "float32")  # the checker's
     with jax.enable_x64():
         args64 = {k: jnp.asarray(v, jnp.float64) for k, v in args32.items()}
-        want = np.asarray(im._logistic_ridge_ref(**args64))
-    got = np.asarray(im.logistic_ridge(**args32))
+        want = np.asarray(ex._logistic_ridge_ref(**args64))
+    got = np.asarray(ex.logistic_ridge(**args32))
     assert np.linalg.norm(got - want) / np.linalg.norm(want) < 2e-6
 
 

@@ -9,13 +9,13 @@ import sys as _sys
 import types as _types
 
 from .._registry import rules as _list_rules
+from ._solvers import iterate as iterate
+from ._solvers import newton as newton
 from .elementwise import sin_product as sin_product
 from .implicit import Solution as Solution
 from .implicit import SolverError as SolverError
 from .implicit import argmin as argmin
 from .implicit import fixed_point as fixed_point
-from .implicit import iterate as iterate
-from .implicit import newton as newton
 from .implicit import root as root
 from .linalg import inv as inv
 from .linalg import linear_solve as linear_solve
@@ -29,6 +29,11 @@ from .matrix_equations import discrete_lyapunov as discrete_lyapunov
 from .matrix_equations import lyapunov as lyapunov
 from .matrix_equations import sylvester as sylvester
 from .qp import eq_qp as eq_qp
+
+# isort: split
+# Last, so that `jaxrules list` shows the library's functions first: registers the implicit
+# rules' example problems (`root_example`, `fixed_point_example`, `argmin_example`).
+from . import examples as examples
 
 
 class _CallableModule(_types.ModuleType):

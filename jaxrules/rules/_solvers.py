@@ -1,0 +1,145 @@
+"""The solvers of `root`, `fixed_point` and `argmin`: the residual of each kind of problem,
+Newton's method with a backtracking line search (the default), plain iteration, and the choice
+between dense and matrix-free linear algebra. Never differentiated: the rules in
+`jaxrules.rules.implicit` differentiate the solution, not the iterations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.sparse.linalg as jssl
+from jax.flatten_util import ravel_pytree
+
+_LINEAR = ("auto", "lu", "gmres", "cg")
+#: Above this many unknowns, `linear_solver="auto"` goes matrix-free.
+DENSE_MAX = 1000
+
+
+# -- the residual of each kind of problem ---------------------------------------------------------
+def _residual(kind: str, fn: Callable, params: tuple) -> Callable:
+    """`x ↦ R(x, params)` on the pytree `x`."""
+    if kind == "root":
+        return lambda x: fn(x, *params)
+    if kind == "fixed_point":
+        return lambda x: jax.tree_util.tree_map(jnp.subtract, fn(x, *params), x)
+    return jax.grad(lambda x: fn(x, *params))
+
+
+def _flat(R: Callable, unravel: Callable) -> Callable:
+    return lambda xf: ravel_pytree(R(unravel(xf)))[0]
+
+
+def _eps(dtype) -> float:
+    return float(jnp.finfo(dtype).eps)
+
+
+# -- the default solver: Newton with a backtracking line search --------------------------------
+def newton(
+    fn: Callable,
+    x0: Any,
+    *,
+    kind: str = "root",
+    tol: float | None = None,
+    max_steps: int = 50,
+    linear_solver: str = "auto",
+) -> tuple[Any, jax.Array]:
+    r"""Newton's method on the residual of `kind` (see the module), returning `(x, steps)`.
+
+    Direction $d = -(\partial_x R)^{-1} R$ (dense LU up to `DENSE_MAX` unknowns,
+    GMRES/CG beyond); step $t \in \{1, \tfrac12, \dots\}$ by Armijo backtracking on the
+    merit $\tfrac12\|R\|^2$ (on $f$ itself for `argmin`, falling back to the
+    steepest descent where the Newton direction does not descend). Stops when a step is below
+    `tol·(1 + ‖x‖∞)` (default $\varepsilon^{3/4}$: the next step would be at rounding
+    level) or after `max_steps`. `fn` is the problem's function of `x` alone (`F`,
+    `T` or `f` with the parameters bound).
+    """
+    x0f, unravel = ravel_pytree(x0)
+    dtype = x0f.dtype
+    n = x0f.size
+    tol = _eps(dtype) ** 0.75 if tol is None else tol
+    R = _flat(_residual(kind, fn, ()), unravel)
+    method = _pick(linear_solver, n, kind)
+    f = (lambda xf: fn(unravel(xf))) if kind == "argmin" else None
+
+    def merit(xf, r):
+        return f(xf) if f is not None else 0.5 * jnp.vdot(r, r)
+
+    def direction(xf, r):
+        if method == "lu":
+            return jnp.linalg.solve(jax.jacfwd(R)(xf), -r)
+        mv = lambda v: jax.jvp(R, (xf,), (v,))[1]
+        solver = jssl.cg if method == "cg" else jssl.gmres
+        return solver(mv, -r, tol=_eps(dtype) ** 0.5, maxiter=4 * n)[0]
+
+    def body(state):
+        xf, r, m, k, _ = state
+        d = direction(xf, r)
+        d_ok = jnp.all(jnp.isfinite(d))
+        d = jnp.where(d_ok, d, -r if f is not None else jnp.zeros_like(d))
+        if f is not None:  # descent on f: Newton if it descends, else the gradient
+            slope = jnp.vdot(r, d)
+            d = jnp.where(slope < 0, d, -r)
+            slope = jnp.where(slope < 0, slope, -jnp.vdot(r, r))
+        else:  # ∇(½‖R‖²)ᵀd = Rᵀ J d = −‖R‖²
+            slope = -2.0 * m
+
+        def trial(t):
+            x_new = xf + t * d
+            r_new = R(x_new)
+            return x_new, r_new, merit(x_new, r_new)
+
+        eps = _eps(dtype)
+
+        def ls_cond(s):
+            t, (_, r_new, m_new), j = s
+            accept = m_new <= m + 1e-4 * t * slope  # Armijo
+            if f is not None:
+                # Near the minimum f changes below its rounding (float32: |Δf| < ε|f|) and
+                # Armijo cannot see progress; accept a step that does not raise f beyond
+                # rounding and shrinks the gradient.
+                flat = m_new <= m + 10 * eps * jnp.abs(m)
+                shrinks = jnp.vdot(r_new, r_new) <= (1 - 1e-4 * t) * jnp.vdot(r, r)
+                accept = accept | (flat & shrinks)
+            return ~(accept & jnp.isfinite(m_new)) & (j < 40)
+
+        def ls_body(s):
+            t, _, j = s
+            return t / 2, trial(t / 2), j + 1
+
+        t, (x_new, r_new, m_new), _ = jax.lax.while_loop(
+            ls_cond, ls_body, (jnp.ones((), dtype), trial(jnp.ones((), dtype)), 0)
+        )
+        ok = jnp.isfinite(m_new) & d_ok
+        step = jnp.max(jnp.abs(t * d), initial=0.0)
+        done = ~ok | (step <= tol * (1 + jnp.max(jnp.abs(xf), initial=0.0)))
+        done = done | jnp.all(r_new == 0)
+        x_new = jnp.where(ok, x_new, xf)
+        r_new = jnp.where(ok, r_new, r)
+        m_new = jnp.where(ok, m_new, m)
+        return x_new, r_new, m_new, k + 1, done
+
+    def cond(state):
+        *_, k, done = state
+        return (~done) & (k < max_steps)
+
+    r0 = R(x0f)
+    init = (x0f, r0, merit(x0f, r0), jnp.zeros((), jnp.int32), jnp.all(r0 == 0))
+    xf, *_, steps, _ = jax.lax.while_loop(cond, body, init)
+    return unravel(xf), steps
+
+
+def _pick(linear_solver: str, n: int, kind: str) -> str:
+    if linear_solver != "auto":
+        return linear_solver
+    if n <= DENSE_MAX:
+        return "lu"
+    return "cg" if kind == "argmin" else "gmres"
+
+
+def iterate(fn: Callable, x0: Any, *, steps: int = 200) -> Any:
+    """Plain fixed-point iteration $x \\leftarrow T(x)$, `steps` times: a solver for
+    `fixed_point` (`solver=functools.partial(iterate, steps=...)`)."""
+    return jax.lax.fori_loop(0, steps, lambda _, x: fn(x), x0)
