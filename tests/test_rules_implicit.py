@@ -10,6 +10,7 @@ import pytest
 import jaxrules as jr
 from jaxrules.rules import Solution, SolverError, argmin, fixed_point, iterate, root
 from jaxrules.rules import examples as ex
+from jaxrules.rules import implicit as im
 
 
 def _logistic_data(key, m=40, d=5, dtype=jnp.float64):
@@ -368,3 +369,32 @@ def test_minimum_is_tested_on_the_dense_path_only():
         jnp.ones((4, 2))
     )
     assert sols.minimum.shape == (4,) and bool(jnp.all(sols.minimum))
+
+
+# -- fixed_point's default: iterate while it contracts, else Newton (issue 15) --------------------
+def test_fixed_point_default_iterates_a_contraction_and_falls_back_to_newton():
+    with jax.enable_x64():
+        W = jr.inputs.general((6, 6), scale=0.8 / 6**0.5)(jax.random.key(0), "float64")
+        b = jr.inputs.general((6,))(jax.random.key(1), "float64")
+        T = lambda x, W, b: jnp.tanh(W @ x + b)
+        sol = fixed_point(T, jnp.zeros(6), W, b)
+        newton_only = fixed_point(
+            T,
+            jnp.zeros(6),
+            W,
+            b,
+            solver=lambda f, x0: im.newton(lambda x: f(x) - x, x0, kind="root")[0],
+        )
+        assert bool(sol.converged)
+        # Converged by iteration (Newton needs < 10 steps; a contraction by <= 0.8 to 1e-12
+        # takes more): the step count is the iteration's.
+        assert 20 <= int(sol.steps) <= 500
+        np.testing.assert_allclose(sol.value, newton_only.value, rtol=1e-10, atol=1e-12)
+        # An expanding map (rate 1.5 around its fixed point 1): iteration diverges, Newton
+        # finds the fixed point.
+        grow = fixed_point(lambda x, a: 1.5 * x - 0.5 * a, jnp.zeros(3), 1.0)
+        assert bool(grow.converged)
+        np.testing.assert_allclose(grow.value, np.ones(3), rtol=1e-12)
+        # Derivatives are the implicit ones either way.
+        g = jax.grad(lambda a: fixed_point(lambda x, a: 1.5 * x - 0.5 * a, 0.0, a).value)(1.0)
+        np.testing.assert_allclose(g, 1.0, rtol=1e-10)  # x* = a

@@ -131,6 +131,74 @@ def newton(
     return unravel(xf), steps
 
 
+def iterate_then_newton(
+    fn: Callable,
+    x0: Any,
+    *,
+    tol: float | None = None,
+    max_steps: int = 50,
+    linear_solver: str = "auto",
+) -> tuple[Any, jax.Array]:
+    r"""`fixed_point`'s default: plain iteration $x \leftarrow T(x)$ while it contracts, then
+    Newton from where it stopped if it has not converged; returns `(x, steps)`.
+
+    A contraction (the common case: a deep-equilibrium layer, a damped update) converges by
+    iteration at O(n²) a step, where a Newton step factors an n×n Jacobian, O(n³): on the
+    registered example (n = 500, contraction 0.8) Newton alone took 5.3× the time of 200 plain
+    iterations. Iteration stops when the step is below `tol·(1 + ‖x‖∞)` (default
+    $\varepsilon^{3/4}$, as Newton), after `10·max_steps` steps, when ten steps shorten the step
+    by less than 40% (a rate above ~0.95 a step, or no contraction: Newton is then cheaper), or
+    on a non-finite value; unless it converged, Newton continues from the iterate with the
+    shortest step (the last one of a slow contraction; near `x0` if iteration diverged).
+    Both branches compile; only the one taken runs.
+    """
+    x0f, unravel = ravel_pytree(x0)
+    dtype = x0f.dtype
+    tol = _eps(dtype) ** 0.75 if tol is None else tol
+    T = lambda xf: ravel_pytree(fn(unravel(xf)))[0].astype(dtype)
+    inf = jnp.asarray(jnp.inf, dtype)
+
+    # Progress is judged over windows of 10 steps (a non-normal contraction may lengthen its
+    # first steps): a window that does not shrink the step by 40% (a rate above ~0.95 a step)
+    # hands over to Newton.
+    def cond(state):
+        x, k, step, ref, _, _ = state
+        small = step <= tol * (1 + jnp.max(jnp.abs(x), initial=0.0))
+        slow = (k >= 20) & (k % 10 == 0) & (step > 0.6 * ref)
+        return ~small & ~slow & ~jnp.isnan(step) & (k < 10 * max_steps)
+
+    def body(state):
+        x, k, step, ref, best, best_step = state
+        ref = jnp.where(k % 10 == 0, step, ref)  # the step at the start of this window
+        x_new = T(x)
+        ok = jnp.all(jnp.isfinite(x_new))
+        new_step = jnp.where(ok, jnp.max(jnp.abs(x_new - x), initial=0.0), jnp.nan)
+        better = ok & (new_step < best_step)  # Newton starts from the best iterate, not a
+        best = jnp.where(better, x_new, best)  # diverged one
+        best_step = jnp.where(better, new_step, best_step)
+        return jnp.where(ok, x_new, x), k + 1, new_step, ref, best, best_step
+
+    init = (x0f, jnp.zeros((), jnp.int32), inf, inf, x0f, inf)
+    x, k, step, _, best, _ = jax.lax.while_loop(cond, body, init)
+    converged = step <= tol * (1 + jnp.max(jnp.abs(x), initial=0.0))
+
+    def finish(x):
+        y, steps = newton(
+            lambda z: fn(z),
+            unravel(x),
+            kind="fixed_point",
+            tol=tol,
+            max_steps=max_steps,
+            linear_solver=linear_solver,
+        )
+        return ravel_pytree(y)[0], steps
+
+    x, newton_steps = jax.lax.cond(
+        converged, lambda x, _: (x, jnp.zeros((), jnp.int32)), lambda _, b: finish(b), x, best
+    )
+    return unravel(x), k + newton_steps
+
+
 def _pick(linear_solver: str, n: int, kind: str) -> str:
     if linear_solver != "auto":
         return linear_solver

@@ -65,7 +65,7 @@ from jax.flatten_util import ravel_pytree
 import jaxrules as jr
 
 from ._failure import SolverError, error_if
-from ._solvers import _LINEAR, _eps, _flat, _pick, _residual, iterate, newton
+from ._solvers import _LINEAR, _eps, _flat, _pick, _residual, iterate, iterate_then_newton, newton
 
 __all__ = ["Solution", "SolverError", "argmin", "fixed_point", "iterate", "newton", "root"]
 
@@ -210,10 +210,12 @@ def _implicit(fn, x0, params, solver, *, kind, tol, max_steps, linear_solver, th
 @_jit
 def _solve_and_test(fn, x0, params, solver, *, kind, tol, max_steps, linear_solver, throw):
     if solver is None:
-        x, steps = newton(
+        default = (
+            iterate_then_newton if kind == "fixed_point" else functools.partial(newton, kind=kind)
+        )
+        x, steps = default(
             lambda x: fn(x, *params),
             x0,
-            kind=kind,
             max_steps=max_steps,
             linear_solver=linear_solver,
         )
@@ -429,7 +431,8 @@ def _run(kind, fn, x0, params, *, solver, tol, max_steps, linear_solver, throw) 
 
 
 _DOC_OPTIONS = r"""
-    **Keyword arguments:** `solver` — `None` for `newton`, or your own
+    **Keyword arguments:** `solver` — `None` for the default (`newton`; for `fixed_point`
+    iteration, then Newton if needed), or your own
     `solver(fn, x0) -> x` (`fn` is the problem's function of `x` with the parameters
     bound; the solver runs without derivatives, is never differentiated, and may close over
     arrays: its derivative is zero); `tol` —
@@ -497,8 +500,9 @@ def fixed_point(
     $T(x, p) - x$): $(I - \partial_x T)\,\dot x = \partial_p T\,\dot p$.
 
     **Arguments:** as `root`, with `T(x, *params)` returning a pytree like `x`.
-    The default solver is Newton on $T(x) - x$; pass e.g. `solver=iterate` for plain
-    iteration of a contraction.
+    The default solver iterates $x \leftarrow T(x)$ while it contracts and hands over to
+    Newton on $T(x) - x$ where it does not (`iterate_then_newton`: O(n²) a step for a
+    contraction instead of a factorisation); pass `solver=` to choose.
     <options>
 
     Examples:
