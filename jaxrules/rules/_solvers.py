@@ -145,10 +145,11 @@ def iterate_then_newton(
     A contraction (the common case: a deep-equilibrium layer, a damped update) converges by
     iteration at O(n²) a step, where a Newton step factors an n×n Jacobian, O(n³): on the
     registered example (n = 500, contraction 0.8) Newton alone took 5.3× the time of 200 plain
-    iterations. Iteration stops when the step is below `tol·(1 + ‖x‖∞)` (default
-    $\varepsilon^{3/4}$, as Newton), after `10·max_steps` steps, when ten steps shorten the step
-    by less than 40% (a rate above ~0.95 a step, or no contraction: Newton is then cheaper), or
-    on a non-finite value; unless it converged, Newton continues from the iterate with the
+    iterations. Iteration runs until the step is at rounding level (`4ε·(1 + ‖x‖∞)`), for
+    `10·max_steps` steps, until ten steps shorten the step by less than 40% (a rate above ~0.95
+    a step, or no contraction, or steps stalled by rounding), or to a non-finite value; unless
+    the last step is below `tol·(1 + ‖x‖∞)` (default $\varepsilon^{3/4}$, as Newton), Newton
+    continues from the iterate with the
     shortest step (the last one of a slow contraction; near `x0` if iteration diverged).
     Both branches compile; only the one taken runs.
     """
@@ -161,9 +162,14 @@ def iterate_then_newton(
     # Progress is judged over windows of 10 steps (a non-normal contraction may lengthen its
     # first steps): a window that does not shrink the step by 40% (a rate above ~0.95 a step)
     # hands over to Newton.
+    # A step of `tol` leaves an error of about step·r/(1 − r) at contraction rate r (Newton's
+    # last step leaves far less): iterate on to rounding level, where the steps stall and the
+    # window test ends the loop; `tol` then decides whether Newton must take over.
+    rounding = 4 * _eps(dtype)
+
     def cond(state):
         x, k, step, ref, _, _ = state
-        small = step <= tol * (1 + jnp.max(jnp.abs(x), initial=0.0))
+        small = step <= rounding * (1 + jnp.max(jnp.abs(x), initial=0.0))
         slow = (k >= 20) & (k % 10 == 0) & (step > 0.6 * ref)
         return ~small & ~slow & ~jnp.isnan(step) & (k < 10 * max_steps)
 
