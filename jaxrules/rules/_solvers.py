@@ -149,8 +149,8 @@ def iterate_then_newton(
     `10·max_steps` steps, until ten steps shorten the step by less than 40% (a rate above ~0.95
     a step, or no contraction, or steps stalled by rounding), or to a non-finite value; unless
     the last step is below `tol·(1 + ‖x‖∞)` (default $\varepsilon^{3/4}$, as Newton), Newton
-    continues from the iterate with the
-    shortest step (the last one of a slow contraction; near `x0` if iteration diverged).
+    continues from the iterate with the shortest step (the last one of a slow contraction;
+    near `x0` if iteration diverged).
     Both branches compile; only the one taken runs.
     """
     x0f, unravel = ravel_pytree(x0)
