@@ -315,7 +315,7 @@ def main(argv=None):
                     default=str,
                 )
         text = globals()[f"{name}_md"](data)
-        parts.append(f"#### {name.replace('_', ' ').capitalize()}\n\n{text}")
+        parts.append(f"### {name.replace('_', ' ').capitalize()}\n\n{text}")
         print(text + f"\n({time.perf_counter() - t0:.0f}s)\n", flush=True)
     summary = "\n\n".join(parts) + "\n"
     with open(os.path.join(a.out, f"summary{suffix}.md"), "w") as fh:

@@ -140,7 +140,7 @@ def test_cli_bench_table_json_and_plot(tmp_path):
 
 
 @pytest.mark.slow
-def test_benchmarks_run_smoke_and_readme_update(tmp_path):
+def test_benchmarks_run_smoke_and_docs_update(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     script = os.path.join(root, "benchmarks", "run.py")
     r = subprocess.run(
@@ -154,7 +154,7 @@ def test_benchmarks_run_smoke_and_readme_update(tmp_path):
         data = json.loads((tmp_path / f"{section}.json").read_text())
         assert data["machine"] and data["data"]
     summary = (tmp_path / "summary.md").read_text()
-    assert summary.startswith("Machine: ") and "#### Library" in summary
+    assert summary.startswith("Machine: ") and "### Library" in summary
     # The section of docs/performance.md between the markers is replaced, the rest kept.
     sys.path.insert(0, os.path.dirname(script))
     try:
@@ -166,4 +166,4 @@ def test_benchmarks_run_smoke_and_readme_update(tmp_path):
     bench_run.update_docs(summary, str(readme))
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
-    assert "#### Library" in text
+    assert "### Library" in text
