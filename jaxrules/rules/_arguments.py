@@ -8,6 +8,7 @@ runs one batched factorisation, never a Python loop.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import jax
@@ -45,16 +46,23 @@ def square(name: str, what: str, M, *, batched: bool = True) -> None:
         )
 
 
-def over_batch(fn: Callable, args: Sequence, core_ndims: Sequence[int]):
-    """`fn` on the trailing `core_ndims` axes of each argument, mapped over their broadcast
-    leading (batch) axes; outputs get the batch shape in front. No batch: `fn(*args)`."""
-    batches = [jnp.shape(a)[: jnp.ndim(a) - k] for a, k in zip(args, core_ndims)]
-    batch = jnp.broadcast_shapes(*batches)
+def over_batch(name: str, fn: Callable, args: dict, core_ndims: Sequence[int]):
+    """`fn` on the trailing `core_ndims` axes of each argument (`args`: by name, in `fn`'s
+    order), mapped over their broadcast leading (batch) axes; outputs get the batch shape in
+    front. No batch: `fn(*args)`. Batches that do not broadcast are a `ValueError` naming the
+    rule and the arguments."""
+    batches = [jnp.shape(a)[: jnp.ndim(a) - k] for a, k in zip(args.values(), core_ndims)]
+    try:
+        batch = jnp.broadcast_shapes(*batches)
+    except ValueError:
+        shapes = " and ".join(f"{what} {b}" for what, b in zip(args, batches))
+        raise ValueError(
+            f"{name}: the batch dimensions of {shapes} do not broadcast against each other."
+        ) from None
+    args = list(args.values())
     if not batch:
         return fn(*args)
-    size = 1
-    for d in batch:
-        size *= d
+    size = math.prod(batch)
     flat = []
     for a, k in zip(args, core_ndims):
         core = jnp.shape(a)[jnp.ndim(a) - k :]

@@ -156,7 +156,7 @@ def iterate_then_newton(
     x0f, unravel = ravel_pytree(x0)
     dtype = x0f.dtype
     tol = _eps(dtype) ** 0.75 if tol is None else tol
-    T = lambda xf: ravel_pytree(fn(unravel(xf)))[0].astype(dtype)
+    T = _flat(fn, unravel)  # fixed_point checked that T keeps x0's structure and dtypes
     inf = jnp.asarray(jnp.inf, dtype)
 
     # Progress is judged over windows of 10 steps (a non-normal contraction may lengthen its
@@ -190,7 +190,7 @@ def iterate_then_newton(
 
     def finish(x):
         y, steps = newton(
-            lambda z: fn(z),
+            fn,
             unravel(x),
             kind="fixed_point",
             tol=tol,

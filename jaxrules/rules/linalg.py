@@ -327,17 +327,12 @@ def linear_solve(A, b, *, assume: str = "gen"):
             f"linear_solve: b must have shape ({n},) or (..., {n}, k) to match A {A.shape}, got "
             f"{b.shape}."
         )
-    try:
-        return _args.over_batch(
-            functools.partial(_linear_solve, assume=assume), (A, b), (2, 1 if vector else 2)
-        )
-    except ValueError as e:
-        if "broadcast" not in str(e):
-            raise
-        raise ValueError(
-            f"linear_solve: the batch dimensions of A {A.shape[:-2]} and b {b.shape[:-2]} do not "
-            "broadcast against each other."
-        ) from None
+    return _args.over_batch(
+        "linear_solve",
+        functools.partial(_linear_solve, assume=assume),
+        {"A": A, "b": b},
+        (2, 1 if vector else 2),
+    )
 
 
 def _linear_solve(A, b, *, assume):
@@ -488,7 +483,10 @@ def inv(A):
     A = _one_square("inv", A)
     batched = A.ndim > 2
     return _args.over_batch(
-        lambda A: _inv(A, _lu_factor(jax.lax.stop_gradient(A)), batched=batched), (A,), (2,)
+        "inv",
+        lambda A: _inv(A, _lu_factor(jax.lax.stop_gradient(A)), batched=batched),
+        {"A": A},
+        (2,),
     )
 
 
@@ -553,7 +551,9 @@ def logdet(A):
         1.609438
     """
     A = _one_square("logdet", A)
-    return _args.over_batch(lambda A: _logdet(A, _lu_factor(jax.lax.stop_gradient(A))), (A,), (2,))
+    return _args.over_batch(
+        "logdet", lambda A: _logdet(A, _lu_factor(jax.lax.stop_gradient(A))), {"A": A}, (2,)
+    )
 
 
 def slogdet(A):
@@ -568,7 +568,7 @@ def slogdet(A):
         (-1.0, 0.0)
     """
     A = _one_square("slogdet", A)
-    return _args.over_batch(_slogdet, (A,), (2,))
+    return _args.over_batch("slogdet", _slogdet, {"A": A}, (2,))
 
 
 def _slogdet(A):
