@@ -67,12 +67,13 @@ def library(pairs, smoke):
     reports = []
     for rule in jr.rules(module="jaxrules.rules"):
         if rule.bench_inputs is None:
-            continue  # a variant registered for the checker only (e.g. lstsq_orthonormal)
+            continue  # registered for the checker only
         if jax.default_backend() != "cpu" and "matrix_equations" in rule.tags:
             continue  # JAX's Schur decomposition lowers on CPU only
         sizes = [4] if smoke else None
-        print(f"  library: {rule.name}", file=sys.stderr, flush=True)
-        reports.append(jr.benchmark(rule, sizes=sizes, pairs=pairs))
+        for i in rule.bench_cases():  # each case with problems of its own
+            print(f"  library: {rule.name} case {i}", file=sys.stderr, flush=True)
+            reports.append(jr.benchmark(rule, sizes=sizes, pairs=pairs, case=i))
     return [r.to_dict() for r in reports]
 
 

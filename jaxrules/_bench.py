@@ -31,7 +31,7 @@ import numpy as np
 
 from ._closure import is_array
 from ._custom import CustomRule
-from ._registry import Registry, Rule, default_registry
+from ._registry import Registry, Rule, case_label, default_registry
 
 MODES = ("primal", "jvp", "vjp")
 
@@ -335,6 +335,7 @@ def benchmark(
     seed: int = 0,
     registry: Registry | None = None,
     progress: Callable[[str], None] | None = None,
+    case: int | str | None = None,
 ) -> BenchmarkReport:
     """Time and measure a registered rule against JAX differentiating its reference.
 
@@ -349,6 +350,8 @@ def benchmark(
     - `reference`: what to compare against (default: the registration's
       `bench_reference`, else its `reference`).
     - `progress`: called with a short message before each cell (the CLI prints them).
+    - `case`: which registered case (index or label; default the first): its static values,
+      and its own benchmark inputs and reference where the `jr.Case` has them.
 
     **Returns:** a `BenchmarkReport`; `print(report)` shows a verdict per mode and
     the table.
@@ -360,6 +363,10 @@ def benchmark(
         [(8, 'primal'), (8, 'jvp'), (8, 'vjp')]
     """
     rec = _resolve(rule, registry)
+    case_idx = 0 if case is None else rec.select(case)
+    the_case = rec.cases[case_idx] if rec.cases else {}
+    name = rec.name if len(rec.cases) <= 1 else f"{rec.name} ({case_label(the_case, case_idx)})"
+    rec = rec.for_case(the_case)
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise ValueError(f"benchmark: unknown mode(s) {bad}; expected any of {MODES}.")
@@ -374,7 +381,7 @@ def benchmark(
     rows: list[BenchRow] = []
     with jax.enable_x64(dtype == "float64"):
         for size in sizes_list:
-            case = dict(rec.cases[0]) if rec.cases else {}
+            case = dict(the_case)
             args = rec.draw(jax.random.key(seed), dtype, case, size=size)
             # Differentiate the float arguments the rule differentiates (not its static,
             # nondiff or integer ones: those stay fixed, for the reference too).
@@ -389,7 +396,7 @@ def benchmark(
             ref_progs = None if f_ref is None else _programs(f_ref, dyn, seed)
             for mode in modes:
                 if progress is not None:
-                    progress(f"{rec.name} n={'example' if size is None else size} {mode}")
+                    progress(f"{name} n={'example' if size is None else size} {mode}")
                 fn, fargs = rule_progs[mode]
                 c_rule = _compile(fn, *fargs)
                 call_rule = lambda c=c_rule, a=fargs: c(*a)
@@ -424,4 +431,4 @@ def benchmark(
                         note=note,
                     )
                 )
-    return BenchmarkReport(rec.name, dtype, pairs, machine(), rows)
+    return BenchmarkReport(name, dtype, pairs, machine(), rows)

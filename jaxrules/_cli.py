@@ -109,6 +109,14 @@ def _cmd_check(a) -> int:
     _backend.use_compilation_cache(a.cache_dir)
 
     rules = _rules(a.modules, a.rule, a.tag)
+    if a.dtype:  # only the asked dtypes each rule is registered for
+        skipped = [r.name for r in rules if not set(a.dtype) & set(r.dtypes)]
+        rules = [r for r in rules if set(a.dtype) & set(r.dtypes)]
+        if skipped:
+            print(f"not registered for {', '.join(a.dtype)} (skipped): {', '.join(skipped)}")
+        if not rules:
+            print("error: no rule is registered for the asked dtypes", file=sys.stderr)
+            return 2
     seeds = a.seed if a.seed else a.seeds
     t0 = time.perf_counter()
     lock = threading.Lock()
@@ -120,7 +128,7 @@ def _cmd_check(a) -> int:
         t = time.perf_counter()
         rep = jr.check(
             r,
-            dtypes=a.dtype or ("float64", "float32"),
+            dtypes=[d for d in a.dtype if d in r.dtypes] if a.dtype else None,
             transforms=a.transform or ("eager", "jit", "vmap"),
             seeds=seeds,
             order=a.order,
@@ -150,8 +158,12 @@ def _cmd_check(a) -> int:
     if reports and reports[0].coverage is not None:
         c = reports[0].coverage
         order = f"order {a.order}" if a.order else "each rule at its declared order"
+        kinds: dict[tuple, int] = {}
+        for rep in reports:
+            kinds[rep.coverage.dtypes] = kinds.get(rep.coverage.dtypes, 0) + 1
+        dtypes = "; ".join(f"{', '.join(d)} ({n} rules)" for d, n in kinds.items())
         print(
-            f"covered: dtypes {', '.join(c.dtypes)}; transforms {', '.join(c.transforms)}; "
+            f"covered: dtypes {dtypes}; transforms {', '.join(c.transforms)}; "
             f"seeds {list(c.seeds)}; {order}; every registered case "
             f"({sum(len(r.cases) for r in rules)} in all)"
         )
@@ -185,9 +197,12 @@ def _cmd_bench(a) -> int:
         sizes = a.sizes if a.sizes else None
         if sizes is None and not r.bench_sizes:
             progress(f"{r.name}: no bench_inputs, benchmarking its example inputs")
-        rep = jr.benchmark(r, sizes=sizes, dtype=a.dtype, pairs=a.pairs, progress=progress)
-        reports.append(rep)
-        print(f"\n{rep}\n", flush=True)
+        for case in r.bench_cases():  # each case with problems of its own
+            rep = jr.benchmark(
+                r, sizes=sizes, dtype=a.dtype, pairs=a.pairs, progress=progress, case=case
+            )
+            reports.append(rep)
+            print(f"\n{rep}\n", flush=True)
     if len(reports) > 1:
         print("Summary:")
         for rep in reports:
@@ -247,7 +262,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     sp = sub.add_parser("check", help="check rules against JAX's differentiation of references")
     common(sp)
-    sp.add_argument("--dtype", action="append", choices=["float64", "float32"])
+    sp.add_argument(
+        "--dtype",
+        action="append",
+        choices=["float64", "float32", "complex128", "complex64"],
+        help="check in this dtype (repeatable; default: each rule's registered dtypes)",
+    )
     sp.add_argument("--transform", action="append", choices=["eager", "jit", "vmap"])
     sp.add_argument("--seed", action="append", type=int, help="a seed to check (repeatable)")
     sp.add_argument("--seeds", type=_positive, default=3, help="number of seeds (default 3)")

@@ -10,9 +10,75 @@ from typing import Any
 import jax
 
 from ._custom import CustomRule
+from ._dtypes import INEXACT
 from .inputs import Generator
 
 InputSpec = Mapping[str, Any] | Callable[[Any, Any], Any]
+
+
+class Case(Mapping):
+    """One registered case of a rule: its static values, and optionally its own inputs.
+
+    A `Case` reads as the mapping of its static values (so `dict(case)` is what the rule is
+    called with); `inputs`, `bench_inputs` and `bench_reference` replace the rule's for this
+    case, so one registration covers variants that need different example points (a
+    triangular solve needs a triangular matrix) instead of one registration per variant.
+    `label` names it (`jr.check(name, case="pos")`, the benchmark tables).
+
+    Examples:
+        >>> import jaxrules as jr
+        >>> c = jr.Case("pos", {"assume": "pos"}, inputs={"A": jr.inputs.spd(3)})
+        >>> dict(c), c.label
+        ({'assume': 'pos'}, 'pos')
+    """
+
+    def __init__(
+        self,
+        label: str = "",
+        static: Mapping[str, Any] | None = None,
+        *,
+        inputs: InputSpec | None = None,
+        bench_inputs: Callable[[int], InputSpec] | None = None,
+        bench_reference: Callable | None = None,
+    ):
+        self.label = str(label)
+        self.static = dict(static or {})
+        self.inputs = inputs
+        self.bench_inputs = bench_inputs
+        self.bench_reference = bench_reference
+
+    def __getitem__(self, key):
+        return self.static[key]
+
+    def __iter__(self):
+        return iter(self.static)
+
+    def __len__(self):
+        return len(self.static)
+
+    def __repr__(self):
+        return f"jr.Case({self.label!r}, {self.static!r})"
+
+    def __eq__(self, other):
+        if isinstance(other, Case):
+            return (self.label, self.static, self.inputs) == (
+                other.label,
+                other.static,
+                other.inputs,
+            )
+        return NotImplemented if not isinstance(other, Mapping) else False
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def case_label(case: Mapping[str, Any], index: int) -> str:
+    """A case's name for reports and tables: its label, else its static values, else its
+    index."""
+    if isinstance(case, Case) and case.label:
+        return case.label
+    if case:
+        return ",".join(f"{k}={v}" for k, v in case.items())
+    return str(index)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,7 +89,10 @@ class Rule:
     - `reference`: a plain-JAX implementation JAX can differentiate (same call signature);
     - `inputs`: per-parameter generators `{name: (key, dtype) -> value}`, or one joint
       generator `(key, dtype) -> dict of arguments`;
-    - `cases`: example static values, one dict per case (`({},)` when none);
+    - `cases`: example static values, one dict per case (`({},)` when none), or `Case`
+      objects that also carry their own inputs / benchmark inputs / benchmark reference;
+    - `dtypes`: the dtypes the checker checks it in by default (`("float64", "float32")`;
+      add `"complex128", "complex64"` for a rule that supports complex numbers);
     - `rtol`/`atol`: tolerance overrides for the checker; `order`: the highest
       derivative order the rule supports; `tags`; `module`/`qualname`: where defined;
     - `projectors`: per-parameter tangent projectors for structured arguments (taken from
@@ -39,6 +108,7 @@ class Rule:
     reference: Callable | None
     inputs: InputSpec
     cases: tuple[Mapping[str, Any], ...] = ({},)
+    dtypes: tuple[str, ...] = ("float64", "float32")
     rtol: float | None = None
     atol: float | None = None
     order: int = 1
@@ -55,11 +125,49 @@ class Rule:
     def identity(self) -> tuple[str, str]:
         return (self.module, self.qualname)
 
+    def for_case(self, case: Mapping[str, Any] | None) -> Rule:
+        """This rule with a `Case`'s own inputs, benchmark inputs and reference in place of
+        the registration's (itself for a plain dict of static values)."""
+        if not isinstance(case, Case):
+            return self
+        return dataclasses.replace(
+            self,
+            inputs=self.inputs if case.inputs is None else case.inputs,
+            bench_inputs=self.bench_inputs if case.bench_inputs is None else case.bench_inputs,
+            bench_reference=(
+                self.bench_reference if case.bench_reference is None else case.bench_reference
+            ),
+        )
+
+    def bench_cases(self) -> list[int]:
+        """The cases a benchmark of the whole rule runs: the first, and each `Case` with its
+        own benchmark inputs (others would repeat the first's problems)."""
+        return [0] + [
+            i
+            for i, c in enumerate(self.cases)
+            if i > 0 and isinstance(c, Case) and c.bench_inputs is not None
+        ]
+
+    def select(self, case: int | str) -> int:
+        """The index of a case given by index or label (`ValueError` naming the choices)."""
+        labels = [case_label(c, i) for i, c in enumerate(self.cases)]
+        if isinstance(case, (int,)) and not isinstance(case, bool) and 0 <= case < len(labels):
+            return int(case)
+        if isinstance(case, str) and case in labels:
+            return labels.index(case)
+        raise ValueError(
+            f"rule {self.name!r} has no case {case!r}; its cases are "
+            f"{', '.join(f'{i} ({lab})' for i, lab in enumerate(labels))}."
+        )
+
     def draw(
         self, key, dtype, case: Mapping[str, Any] | None = None, *, size: int | None = None
     ) -> dict[str, Any]:
         """Example arguments (static values of `case` included) as a dict by parameter name;
         with `size`, the benchmark's arguments of that size (`bench_inputs`)."""
+        rec = self.for_case(case)
+        if rec is not self:
+            return rec.draw(key, dtype, dict(case), size=size)
         case = dict(case or {})
         spec = self.inputs
         if size is not None:
@@ -183,6 +291,7 @@ def make_rule(
     reference: Callable | None,
     inputs: InputSpec,
     cases: Sequence[Mapping[str, Any]] | None = None,
+    dtypes: Sequence[str] = ("float64", "float32"),
     rtol: float | None = None,
     atol: float | None = None,
     order: int = 1,
@@ -203,37 +312,31 @@ def make_rule(
             f"register({name!r}): reference must be a plain-JAX callable, got "
             f"{type(reference).__name__}."
         )
-    if not (isinstance(inputs, Mapping) or callable(inputs)):
-        raise TypeError(
-            f"register({name!r}): inputs must be a dict {{parameter: generator}} or a joint "
-            f"generator (key, dtype) -> dict, got {type(inputs).__name__}."
-        )
-    if isinstance(inputs, Mapping):
+    try:
         params = inspect.signature(target).parameters
-        for p, g in inputs.items():
-            if p not in params:
-                raise ValueError(
-                    f"register({name!r}): inputs names {p!r}, which is not a parameter of "
-                    f"{name}{tuple(params)}."
-                )
-            if not callable(g):
-                raise TypeError(
-                    f"register({name!r}): the input for {p!r} must be a generator "
-                    f"(key, dtype) -> value such as jr.inputs.general((3,)), got "
-                    f"{type(g).__name__}."
-                )
+    except (TypeError, ValueError):  # no signature (a C function): names cannot be checked
+        params = None
+    cases_t = tuple(c if isinstance(c, Case) else dict(c) for c in (cases or ({},)))
+    for spec in [inputs] + [c.inputs for c in cases_t if isinstance(c, Case) and c.inputs]:
+        _check_inputs(name, spec, params)
     for what, f in (("bench_inputs", bench_inputs), ("bench_reference", bench_reference)):
         if f is not None and not callable(f):
             raise TypeError(f"register({name!r}): {what} must be callable, got {type(f).__name__}.")
     if not isinstance(order, int) or order < 1:
         raise ValueError(f"register({name!r}): order must be an int >= 1, got {order!r}.")
-    cases_t = tuple(dict(c) for c in (cases or ({},)))
+    dtypes_t = (dtypes,) if isinstance(dtypes, str) else tuple(dtypes)
+    for d in dtypes_t:
+        if not isinstance(d, str) or d not in INEXACT:
+            raise ValueError(f"register({name!r}): dtypes must name some of {INEXACT}, got {d!r}.")
+    if not dtypes_t:
+        raise ValueError(f"register({name!r}): dtypes is empty; the checker would check nothing.")
     return Rule(
         name=name,
         fn=fn,
         reference=reference,
         inputs=inputs,
         cases=cases_t,
+        dtypes=dtypes_t,
         rtol=rtol,
         atol=atol,
         order=order,
@@ -246,6 +349,28 @@ def make_rule(
         bench_sizes=tuple(int(n) for n in bench_sizes),
         bench_reference=bench_reference,
     )
+
+
+def _check_inputs(name: str, inputs: InputSpec, params) -> None:
+    if not (isinstance(inputs, Mapping) or callable(inputs)):
+        raise TypeError(
+            f"register({name!r}): inputs must be a dict {{parameter: generator}} or a joint "
+            f"generator (key, dtype) -> dict, got {type(inputs).__name__}."
+        )
+    if not isinstance(inputs, Mapping):
+        return
+    for p, g in inputs.items():
+        if params is not None and p not in params:
+            raise ValueError(
+                f"register({name!r}): inputs names {p!r}, which is not a parameter of "
+                f"{name}{tuple(params)}."
+            )
+        if not callable(g):
+            raise TypeError(
+                f"register({name!r}): the input for {p!r} must be a generator "
+                f"(key, dtype) -> value such as jr.inputs.general((3,)), got "
+                f"{type(g).__name__}."
+            )
 
 
 def _code(fn: Callable):
@@ -261,7 +386,7 @@ def register(name: str | None = None, **options) -> Callable[[Callable], Callabl
     """Register a rule in the default registry, with its reference and example inputs.
 
     **Arguments:** `name` (defaults to the function's), and keywords `reference`,
-    `inputs`, `cases`, `rtol`, `atol`, `order`, `tags`, `projectors`,
+    `inputs`, `cases`, `dtypes`, `rtol`, `atol`, `order`, `tags`, `projectors`,
     `bench_inputs`, `bench_sizes`, `bench_reference` (see `Rule`).
 
     Examples:

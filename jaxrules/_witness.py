@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._dtypes import wide
+
 STEPS = 12  # adaptive search: the largest step, then ten times smaller each time
 RESOLVED = 1e-8  # a step must move the outputs by this much relative to them (not rounding)
 
@@ -21,8 +23,8 @@ RESOLVED = 1e-8  # a step must move the outputs by this much relative to them (n
 def fd_step(x: np.ndarray, v: np.ndarray) -> float:
     """The largest central-difference step tried for `x` along `v`: 1e-2 of their scale
     ratio, at least 1e-2/‖v‖ (float64)."""
-    sx = float(np.sqrt(np.mean(np.square(x)))) if x.size else 1.0
-    sv = float(np.sqrt(np.mean(np.square(v)))) if v.size else 1.0
+    sx = float(np.sqrt(np.mean(np.abs(x) ** 2))) if x.size else 1.0
+    sv = float(np.sqrt(np.mean(np.abs(v) ** 2))) if v.size else 1.0
     return 1e-2 * max(sx, 1.0) / max(sv, 1e-300)
 
 
@@ -56,7 +58,7 @@ def fd_jvp(
         ys = list(xs)
         for j in idx:
             ys[j] = jnp.asarray(xs[j]) + t * jnp.asarray(vs[j])
-        return [np.asarray(o, np.float64) for o in fn(ys)]
+        return [wide(o) for o in fn(ys)]
 
     size = sum(float(np.linalg.norm(np.ravel(o))) for o in at(0.0))
     norm = lambda t: sum(float(np.linalg.norm(np.ravel(a))) for a in t)

@@ -10,6 +10,11 @@ Structured generators (`spd`, `symmetric`, `lower`, `upper`) carry a `project`
 method: the orthogonal projection onto their subspace, which the checker uses to perturb
 such inputs only inside it and to compare cotangents after projection.
 
+Complex dtypes (`complex64`, `complex128`) draw complex points of the same kind: unitary
+factors instead of orthogonal ones, Hermitian instead of symmetric (`spd` is Hermitian
+positive definite), entries with random phases. A generator with no complex meaning
+(`positive`) raises rather than return a real point in a complex dtype.
+
 Examples:
     >>> import jax, jaxrules as jr
     >>> A = jr.inputs.general((3, 3), cond=5.0)(jax.random.key(0), "float32")
@@ -25,6 +30,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from ._dtypes import double, normal
 
 __all__ = [
     "Generator",
@@ -52,13 +59,23 @@ class Generator:
     """A named example-input generator: `gen(key, dtype) -> array`.
 
     `project` (identity unless the generator is structured) maps a tangent or cotangent onto
-    the subspace the inputs live in.
+    the subspace the inputs live in. `complex_draw`: the draw for complex dtypes; without it,
+    a complex dtype uses `draw` and must get complex values from it (a real point cast to
+    complex would check only the real axis: that is an error).
     """
 
-    def __init__(self, name: str, draw: Callable[[np.random.Generator], np.ndarray], project=None):
+    def __init__(
+        self,
+        name: str,
+        draw: Callable[[np.random.Generator], np.ndarray],
+        project=None,
+        *,
+        complex_draw: Callable[[np.random.Generator], np.ndarray] | None = None,
+    ):
         self.name = name
         self._draw = draw
         self._project = project
+        self._complex_draw = complex_draw
 
     @property
     def structured(self) -> bool:
@@ -69,16 +86,29 @@ class Generator:
 
     def __call__(self, key, dtype: Any = "float32"):
         dt = jnp.dtype(dtype)
-        if dt.itemsize == 8 and jnp.issubdtype(dt, jnp.inexact) and not jax.config.jax_enable_x64:
+        if jnp.issubdtype(dt, jnp.inexact) and double(dt) and not jax.config.jax_enable_x64:
             raise ValueError(
                 f"{self.name}: {dt.name} inputs were requested but JAX's 64-bit mode is off, so "
                 "they would silently become 32-bit. Draw them inside `with jax.enable_x64():`."
             )
-        x = self._draw(_rng(key))
-        if np.issubdtype(np.asarray(x).dtype, np.integer) or np.asarray(x).dtype == bool:
+        cplx = jnp.issubdtype(dt, jnp.complexfloating)
+        draw = self._complex_draw if cplx and self._complex_draw is not None else self._draw
+        x = np.asarray(draw(_rng(key)))
+        if np.issubdtype(x.dtype, np.integer) or x.dtype == bool:
             return jnp.asarray(x)
-        if jnp.issubdtype(dt, jnp.complexfloating):
+        if cplx:
+            if not np.iscomplexobj(x):
+                raise TypeError(
+                    f"{self.name}: {dt.name} inputs were requested, but this generator draws "
+                    "real values (a real point would check only the real axis). Use a "
+                    "generator with a complex version (general, spd, lower, ...) or give "
+                    "Generator a complex_draw."
+                )
             return jnp.asarray(x, dt)
+        if np.iscomplexobj(x):
+            raise TypeError(
+                f"{self.name}: drew complex values but {dt.name} inputs were requested."
+            )
         return jnp.asarray(np.asarray(x, np.float64), dt)
 
     def __repr__(self):
@@ -89,84 +119,100 @@ def _shape(shape) -> tuple[int, ...]:
     return (shape,) if isinstance(shape, int) else tuple(shape)
 
 
-def _svd_matrix(rng, m: int, n: int, cond: float) -> np.ndarray:
+def _both(name: str, draw, project=None) -> Generator:
+    """A generator from `draw(rng, cplx)`: its real and complex versions."""
+    return Generator(
+        name, lambda rng: draw(rng, False), project, complex_draw=lambda rng: draw(rng, True)
+    )
+
+
+def _unitary(rng, n: int, cplx: bool, haar: bool = False) -> np.ndarray:
+    """An orthogonal (unitary if `cplx`) `n × n` matrix: the Q of a Gaussian's QR; with
+    `haar`, R's diagonal phases moved into Q, so that it is Haar-distributed."""
+    q, r = np.linalg.qr(normal(rng, (n, n), "complex128" if cplx else "float64"))
+    if not haar:
+        return q
+    d = np.diag(r)
+    return q * (d / np.abs(d))
+
+
+def _svd_matrix(rng, m: int, n: int, cond: float, cplx: bool = False) -> np.ndarray:
     k = min(m, n)
-    u, _ = np.linalg.qr(rng.standard_normal((m, m)))
-    v, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    u, v = _unitary(rng, m, cplx), _unitary(rng, n, cplx)
     s = np.geomspace(1.0, 1.0 / cond, k) if k > 1 else np.ones(1)
     s = rng.permutation(s)
-    return (u[:, :k] * s) @ v[:, :k].T
+    return (u[:, :k] * s) @ v[:, :k].conj().T
 
 
 def _general(shape, cond, scale):
     shape = _shape(shape)
 
-    def draw(rng):
+    def draw(rng, cplx):
         if len(shape) < 2:
-            return scale * rng.standard_normal(shape)
+            return scale * normal(rng, shape, "complex128" if cplx else "float64")
         *batch, m, n = shape
-        mats = [_svd_matrix(rng, m, n, cond) for _ in range(int(np.prod(batch, dtype=int)))]
+        mats = [_svd_matrix(rng, m, n, cond, cplx) for _ in range(int(np.prod(batch, dtype=int)))]
         return scale * np.sqrt(max(m, n)) * np.stack(mats).reshape(shape)
 
     return draw
 
 
 def general(shape, *, cond: float = 10.0, scale: float = 1.0) -> Generator:
-    """Dense, general inputs: normal vectors; matrices `U·diag(s)·Vᵀ` with condition `cond`.
+    """Dense, general inputs: normal vectors; matrices `U·diag(s)·Vᴴ` with condition `cond`.
 
     Matrices (the last two axes; leading axes are a batch) are scaled by `√max(m, n)` so
     their entries are of order one; singular values are log-spaced in `[1/cond, 1]` and
-    shuffled, so nothing is diagonal, symmetric or normal.
+    shuffled, so nothing is diagonal, symmetric or normal. `U`, `V` are Haar orthogonal
+    (unitary for complex dtypes).
     """
-    return Generator(f"general({_shape(shape)}, cond={cond})", _general(shape, cond, scale))
+    return _both(f"general({_shape(shape)}, cond={cond})", _general(shape, cond, scale))
 
 
 def well_conditioned(shape, *, cond: float = 4.0) -> Generator:
     """`general` with a small condition number (default 4)."""
-    return Generator(f"well_conditioned({_shape(shape)}, cond={cond})", _general(shape, cond, 1.0))
+    return _both(f"well_conditioned({_shape(shape)}, cond={cond})", _general(shape, cond, 1.0))
 
 
-def _sym(x):
-    return (x + jnp.swapaxes(x, -1, -2)) / 2
+def _herm(x):
+    """The Hermitian part (the symmetric part of a real matrix)."""
+    return (x + jnp.conj(jnp.swapaxes(x, -1, -2))) / 2
 
 
 def spd(n: int, *, cond: float = 10.0) -> Generator:
-    """Symmetric positive definite `Q·diag(s)·Qᵀ`, eigenvalues log-spaced in `[n/cond, n]`.
+    """Symmetric positive definite `Q·diag(s)·Qᵀ`, eigenvalues log-spaced in `[n/cond, n]`
+    (Hermitian positive definite, `Q` unitary, for complex dtypes).
 
-    Structured: tangents and cotangents are symmetrised.
+    Structured: tangents and cotangents are projected onto the Hermitian (symmetric) part.
     """
 
-    def draw(rng):
-        q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    def draw(rng, cplx):
+        q = _unitary(rng, n, cplx)
         s = rng.permutation(np.geomspace(1.0, 1.0 / cond, n)) * n
-        return (q * s) @ q.T
+        return (q * s) @ q.conj().T
 
-    return Generator(f"spd({n}, cond={cond})", draw, project=_sym)
+    return _both(f"spd({n}, cond={cond})", draw, project=_herm)
 
 
 def symmetric(n: int, *, cond: float = 10.0) -> Generator:
-    """Symmetric indefinite: eigenvalues of both signs, magnitudes in `[n/cond, n]`."""
+    """Symmetric indefinite (Hermitian for complex dtypes): eigenvalues of both signs,
+    magnitudes in `[n/cond, n]`."""
 
-    def draw(rng):
-        q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    def draw(rng, cplx):
+        q = _unitary(rng, n, cplx)
         s = np.geomspace(1.0, 1.0 / cond, n) * n * rng.choice([-1.0, 1.0], n)
-        return (q * s) @ q.T
+        return (q * s) @ q.conj().T
 
-    return Generator(f"symmetric({n})", draw, project=_sym)
+    return _both(f"symmetric({n})", draw, project=_herm)
 
 
 def orthogonal(n: int) -> Generator:
-    """A random orthogonal matrix (Haar-distributed, via QR with sign correction)."""
-
-    def draw(rng):
-        q, r = np.linalg.qr(rng.standard_normal((n, n)))
-        return q * np.sign(np.diag(r))
-
-    return Generator(f"orthogonal({n})", draw)
+    """A random orthogonal matrix (unitary for complex dtypes; Haar-distributed, via QR with
+    the phase correction)."""
+    return _both(f"orthogonal({n})", lambda rng, cplx: _unitary(rng, n, cplx, haar=True))
 
 
 def positive(shape, *, low: float = 0.5, high: float = 2.0) -> Generator:
-    """Entries uniform in `[low, high]` (for logs, square roots, divisions)."""
+    """Entries uniform in `[low, high]` (for logs, square roots, divisions). Real only."""
     shape = _shape(shape)
     return Generator(f"positive({shape})", lambda rng: rng.uniform(low, high, shape))
 
@@ -178,18 +224,20 @@ def stable(n: int, *, margin: float = 0.5) -> Generator:
     real part at most `−margin·√n`, as continuous Lyapunov equations need.
     """
 
-    def draw(rng):
-        m = _svd_matrix(rng, n, n, 10.0) * np.sqrt(n)
+    def draw(rng, cplx):
+        m = _svd_matrix(rng, n, n, 10.0, cplx) * np.sqrt(n)
         shift = np.max(np.linalg.eigvals(m).real) + margin * np.sqrt(n)
         return m - shift * np.eye(n)
 
-    return Generator(f"stable({n})", draw)
+    return _both(f"stable({n})", draw)
 
 
 def _triangular(n: int, lower_: bool):
-    def draw(rng):
-        d = rng.uniform(1.0, 2.0, n) * rng.choice([-1.0, 1.0], n)
-        off = rng.standard_normal((n, n)) / np.sqrt(n)
+    def draw(rng, cplx):
+        kind = "complex128" if cplx else "float64"
+        d = rng.uniform(1.0, 2.0, n)
+        d = d * (np.exp(1j * rng.uniform(0, 2 * np.pi, n)) if cplx else rng.choice([-1.0, 1.0], n))
+        off = normal(rng, (n, n), kind) / np.sqrt(n)
         m = np.tril(off, -1) if lower_ else np.triu(off, 1)
         return m + np.diag(d)
 
@@ -201,12 +249,12 @@ def lower(n: int) -> Generator:
 
     Structured: tangents and cotangents are projected with `tril`.
     """
-    return Generator(f"lower({n})", _triangular(n, True), project=jnp.tril)
+    return _both(f"lower({n})", _triangular(n, True), project=jnp.tril)
 
 
 def upper(n: int) -> Generator:
     """Upper triangular counterpart of `lower`."""
-    return Generator(f"upper({n})", _triangular(n, False), project=jnp.triu)
+    return _both(f"upper({n})", _triangular(n, False), project=jnp.triu)
 
 
 def integer(shape, *, low: int = 0, high: int = 10, dtype: Any = "int32") -> Generator:

@@ -48,17 +48,18 @@ def _rules_in(modules: Sequence[str]) -> list[Rule]:
 
 def rule_params(
     *modules: str,
-    dtypes: Sequence[str] = ("float64", "float32"),
+    dtypes: Sequence[str] | None = None,
     transforms: Sequence[str] = TRANSFORMS,
     seeds: int = 3,
 ):
     """`pytest.param` objects (or `RuleParam` without pytest) for the rules *defined
-    in* `modules` (imported here): one per rule, case, dtype and transform."""
+    in* `modules` (imported here): one per rule, case, dtype and transform (`dtypes`:
+    default each rule's registered dtypes)."""
     out = [
         RuleParam(r.name, i, d, t, seeds)
         for r in _rules_in(modules)
         for i in range(len(r.cases))
-        for d in dtypes
+        for d in (r.dtypes if dtypes is None else dtypes)
         for t in transforms
     ]
     try:
@@ -73,7 +74,7 @@ def check_rule_param(param: RuleParam) -> None:
     rule = default_registry.get(param.rule)
     report = check(
         rule,
-        cases=[rule.cases[param.case]],
+        case=param.case,
         dtypes=(param.dtype,),
         transforms=(param.transform,),
         seeds=param.seeds,

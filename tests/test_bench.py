@@ -26,12 +26,12 @@ def test_benchmark_rows_table_and_summary():
         assert lo * (1 - 1e-9) <= r.ratio <= hi * (1 + 1e-9)
         assert r.rule_bytes is None or r.rule_bytes >= 0
     text = str(rep)
-    assert text.startswith("linear_solve vs JAX differentiating its reference (float32)")
+    assert text.startswith("linear_solve (gen) vs JAX differentiating its reference (float32)")
     assert "[fewer than 5 pairs: indicative only]" in text
     assert "VJP: jax.vjp and its pullback on a full cotangent (the forward pass included)" in text
     assert "| 8 | vjp |" in text
     d = rep.to_dict()
-    assert d["rule"] == "linear_solve" and len(d["rows"]) == 6
+    assert d["rule"] == "linear_solve (gen)" and len(d["rows"]) == 6
     json.dumps(d)
 
 
@@ -167,3 +167,11 @@ def test_benchmarks_run_smoke_and_docs_update(tmp_path):
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old" not in text
     assert "### Library" in text
+
+
+def test_benchmark_runs_a_case_with_its_own_problems():
+    # linear_solve's "lower" case benchmarks triangular systems against solve_triangular.
+    rep = jr.benchmark("linear_solve", sizes=[6], pairs=1, case="lower", modes=("primal",))
+    assert rep.rule == "linear_solve (lower)" and rep.rows[0].ratio > 0
+    assert jr.get("linear_solve").bench_cases() == [0, 1, 2, 3]
+    assert jr.get("lstsq").bench_cases() == [0]  # the orthonormal case has no problems of its own

@@ -256,3 +256,73 @@ def test_two_rules_from_one_factory_under_one_name_is_an_error():
     assert reg.get("scaled_sin").fn is first  # the first one stays, not silently replaced
     # The same function registered again is not an error.
     reg.register("scaled_sin", reference=jnp.sin, inputs={"x": jr.inputs.general(3)})(first)
+
+
+def _cased_rule():
+    """One rule, two `jr.Case`s with their own example points; its JVP is wrong for matrices
+    only, so only the second case can show it."""
+
+    @jr.custom_jvp(static_argnames="k")
+    def f(x, k=1.0):
+        return k * jnp.sin(x)
+
+    def jvp(p, t, *, k):
+        (x,), (dx,) = p, t
+        wrong = 2.0 if x.ndim == 2 else 1.0
+        return f(x, k=k), wrong * k * jnp.cos(x) * dx
+
+    f.defjvp(jvp)
+    reg = jr.Registry()
+    reg.register(
+        "cased",
+        reference=lambda x, k=1.0: k * jnp.sin(x),
+        inputs={"x": inputs.general((3,))},
+        cases=[
+            jr.Case("vector", {"k": 2.0}),
+            jr.Case(
+                "matrix",
+                {"k": 3.0},
+                inputs={"x": inputs.general((2, 2))},
+                bench_inputs=lambda n: {"x": inputs.general((n, n))},
+            ),
+        ],
+    )(f)
+    return reg
+
+
+def test_cases_carry_their_own_inputs_and_are_selected_by_label():
+    reg = _cased_rule()
+    r = reg.get("cased")
+    assert [dict(c) for c in r.cases] == [{"k": 2.0}, {"k": 3.0}]
+    assert r.draw(jax.random.key(0), "float32", r.cases[0])["x"].shape == (3,)
+    args = r.draw(jax.random.key(0), "float32", r.cases[1])
+    assert args["x"].shape == (2, 2) and args["k"] == 3.0
+    assert r.draw(jax.random.key(0), "float32", r.cases[1], size=4)["x"].shape == (4, 4)
+    assert r.bench_cases() == [0, 1]
+    assert r.select("matrix") == 1 and r.select(0) == 0
+    with pytest.raises(
+        ValueError, match=r"rule 'cased' has no case 'pos'.*0 \(vector\), 1 \(matrix\)"
+    ):
+        r.select("pos")
+    # The checker runs each case at its own point: only the matrix case shows the bug.
+    assert jr.check("cased", registry=reg, case="vector", seeds=1, dtypes=("float32",)).passed
+    report = jr.check("cased", registry=reg, seeds=1, dtypes=("float32",), transforms=("jit",))
+    assert {f.case for f in report.failures} == {1}
+    assert report.coverage.cases == 2
+    # The reproducer selects the registered case by index (its inputs come with it).
+    code = report.failures[0].reproducer()
+    assert "case=1" in code and "cases=" not in code
+    again = jr.check(
+        "cased", registry=reg, case=1, seeds=1, dtypes=("float32",), transforms=("jit",)
+    )
+    assert not again.passed and again.coverage.cases == 1
+
+
+def test_case_inputs_are_validated_at_registration():
+    with pytest.raises(ValueError, match=r"register\('bad'\): inputs names 'y'"):
+        jr.Registry().register(
+            "bad",
+            reference=jnp.sin,
+            inputs={"x": inputs.general((3,))},
+            cases=[jr.Case("c", inputs={"y": inputs.general((3,))})],
+        )(lambda x: jnp.sin(x))

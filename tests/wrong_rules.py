@@ -402,6 +402,60 @@ wrong(
           lambda x, g: (_pp(x, g),))
 )  # fmt: skip
 
+# -- complex numbers: JAX's convention (cotangents paired by Re Σ aᵢbᵢ, no conjugation) -----
+cvec = I.general((4,))
+CPLX = ("complex128", "complex64")
+
+
+def _mul(a, b):
+    return a * b
+
+
+wrong("wrong_conjugated_vjp", "vjp", "a", reference=_mul, inputs={"a": cvec, "b": cvec},
+      dtypes=CPLX)(  # PyTorch's convention (conjugate cotangents) in a JAX rule
+    _rule(_mul, None, lambda a, b: (a * b, (a, b)),
+          lambda r, g: (jnp.conj(r[1]) * g, jnp.conj(r[0]) * g), allow_complex=True)
+)  # fmt: skip
+RIGHT.register("mul", reference=_mul, inputs={"a": cvec, "b": cvec}, dtypes=CPLX)(
+    _rule(_mul, None, lambda a, b: (a * b, (a, b)), lambda r, g: (r[1] * g, r[0] * g),
+          allow_complex=True)
+)  # fmt: skip
+
+
+def _abs2(z):
+    return jnp.real(z * jnp.conj(z))
+
+
+def _abs2_fwd(z):
+    return _abs2(z), z
+
+
+wrong("wrong_real_axis_only", "jvp", "z", reference=_abs2, inputs={"z": cvec}, dtypes=CPLX)(
+    # d|z|² = 2 Re(z̄ ż), written as if z were real: the imaginary direction is lost
+    _rule(_abs2, lambda p, t: (_abs2(p[0]), 2 * jnp.real(p[0]) * jnp.real(t[0])),
+          allow_complex=True)
+)  # fmt: skip
+RIGHT.register("abs2", reference=_abs2, inputs={"z": cvec}, dtypes=CPLX)(
+    _rule(_abs2, lambda p, t: (_abs2(p[0]), 2 * jnp.real(jnp.conj(p[0]) * t[0])),
+          _abs2_fwd, lambda z, g: (2 * g * jnp.conj(z),), allow_complex=True)
+)  # fmt: skip
+
+
+def _gram(A):
+    return jnp.conj(A.T) @ A
+
+
+wrong("wrong_gram_transpose", "vjp", "A", reference=_gram, inputs={"A": rect}, dtypes=CPLX)(
+    # G = AᴴA is not holomorphic: the real rule Ā = A(Ḡ + Ḡᵀ) misses the conjugates
+    _rule(_gram, None, lambda A: (_gram(A), A), lambda A, g: (A @ (g + g.T),),
+          allow_complex=True)
+)  # fmt: skip
+RIGHT.register("gram", reference=_gram, inputs={"A": rect}, dtypes=(*CPLX, "float64"))(
+    # Ā = conj(A) (Ḡ + Ḡᴴ): the real rule for gradients (g = conj(cotangent)), conjugated
+    _rule(_gram, None, lambda A: (_gram(A), A),
+          lambda A, g: (jnp.conj(A) @ (g + jnp.conj(g.T)),), allow_complex=True)
+)  # fmt: skip
+
 # The correct twins of the linear-algebra mistakes, for false-positive counts.
 RIGHT.register("quadratic_form", reference=_quad, inputs={"x": vec, "Q": mat}, order=2)(
     _rule(

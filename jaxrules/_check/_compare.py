@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _witness
+from .._dtypes import double, pairing, real_name, wide
 from .._registry import Rule
 from ._layout import Layout
 from ._programs import ReferencePrograms
@@ -32,7 +33,7 @@ from ._tolerance import (
 
 def upcast(x):
     if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.inexact):
-        return np.asarray(x, np.float64)
+        return wide(x)
     return x
 
 
@@ -71,7 +72,7 @@ class Point:
 
     @property
     def float64(self) -> bool:
-        return jnp.dtype(self.dtype).itemsize >= 8
+        return double(self.dtype)
 
     def witness(self) -> None:
         if self.refs is not None:
@@ -250,7 +251,7 @@ def _consistency(point: Point, transform, k, q, acc) -> None:
             wo = upcast(w[k])
 
             def gap(jv, jtw):
-                a, b = float(np.vdot(wo, jv)), float(np.vdot(jtw, v))
+                a, b = pairing(wo, jv), pairing(jtw, v)
                 return abs(a - b), max(norm(wo) * norm(jv), norm(jtw) * norm(v), 1e-300)
 
             d, scale = gap(jv, jtw)
@@ -297,5 +298,6 @@ def _finite_differences(point: Point, transform, k, q, acc) -> None:
                 acc.add(point.result(transform, "jvp_fd", label, out, float("inf"), 0.0, msg))
                 continue
             err = norm(row[o] - fd[o]) / max(norm(fd[o]), 1e-300)
-            tol = max(point.floor, FD_RTOL.get(point.dtype, 0.0), CALIBRATION * fd_err / scale)
+            fd_rtol = FD_RTOL.get(real_name(point.dtype), 0.0)
+            tol = max(point.floor, fd_rtol, CALIBRATION * fd_err / scale)
             acc.add(point.result(transform, "jvp_fd", label, out, err, tol))

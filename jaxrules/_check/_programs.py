@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _backend
+from .._dtypes import wide
 from ._quantities import PART_CHECK, PARTS, quantities
 
 COMPILER_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
@@ -57,7 +58,7 @@ def to_numpy(x):
     x = np.asarray(x)
     if x.dtype == jax.dtypes.float0:
         return None
-    return x.astype(np.float64) if np.issubdtype(x.dtype, np.inexact) else x
+    return wide(x) if np.issubdtype(x.dtype, np.inexact) else x
 
 
 def tree_numpy(t):

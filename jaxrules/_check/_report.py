@@ -18,10 +18,15 @@ class Recipe:
     imports: tuple[str, ...]
     target: str  # the first argument of jr.check, as code
     extra: tuple[str, ...] = ()  # further keyword arguments, as code ("registry=WRONG", ...)
+    by_index: bool = False  # select the case as case=<index> (a registered rule's own cases)
 
-    def code(self, *, case: Mapping[str, Any] | None, dtypes, transforms, seed, order) -> str:
+    def code(
+        self, *, case: Mapping[str, Any] | None, dtypes, transforms, seed, order, index=0
+    ) -> str:
         kw = list(self.extra)
-        if case:
+        if self.by_index:
+            kw.append(f"case={index}")
+        elif case:
             kw.append(f"cases=[{dict(case)!r}]")
         kw.append(f"dtypes={tuple(dtypes)!r}")
         kw.append(f"transforms={tuple(transforms)!r}")
@@ -74,6 +79,7 @@ class CheckResult:
         tr = self.requested_transform
         return recipe.code(
             case=self.case_values,
+            index=self.case,
             dtypes=(self.dtype,),
             transforms=(tr,) if tr else ("jit",),
             seed=self.seed,
@@ -215,12 +221,12 @@ class CheckReport:
         for r in self.results:
             rows.setdefault((r.rule, r.case, r.dtype, r.transform or "-"), []).append(r)
         out = [
-            "rule                 case  dtype    transform         checks  worst err/tol  status"
+            "rule                 case  dtype      transform         checks  worst err/tol  status"
         ]
         for (rule, case, dtype, tr), rs in rows.items():
             ok = all(x.passed for x in rs)
             out.append(
-                f"{rule:<20} {case:>4}  {dtype:<8} {tr:<17} {len(rs):>6}  "
+                f"{rule:<20} {case:>4}  {dtype:<10} {tr:<17} {len(rs):>6}  "
                 f"{worst_ratio(rs):>13.3g}  {'PASS' if ok else 'FAIL'}"
             )
         if self.coverage is not None:

@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _backend, _custom
-from .._registry import Rule, default_registry, make_rule
+from .._dtypes import double, normal
+from .._registry import Case, Rule, default_registry, make_rule
 from ._compare import Accumulator, Point, compare
 from ._layout import argspec, make_layout
 from ._programs import ReferencePrograms, RulePrograms
@@ -61,9 +62,13 @@ def _resolve(rule, reference, inputs, cases, registry) -> tuple[Rule, bool]:
             rec,
             reference=rec.reference if reference is _MISSING else reference,
             inputs=rec.inputs if inputs is None else inputs,
-            cases=rec.cases if cases is None else tuple(dict(c) for c in cases),
+            cases=rec.cases if cases is None else tuple(_case(c) for c in cases),
         )
     return rec, True
+
+
+def _case(c):
+    return c if isinstance(c, Case) else dict(c)
 
 
 def _code_for(fn: Callable) -> tuple[str | None, str]:
@@ -151,9 +156,10 @@ def _validate(name, dtypes, transforms, seeds, directions, order) -> tuple[list[
                 f"check({name!r}): unknown transform {t!r}; expected some of {TRANSFORMS}."
             )
     for d in dtypes:
-        if not jnp.issubdtype(d, jnp.floating):
+        if not jnp.issubdtype(d, jnp.inexact):
             raise ValueError(
-                f"check({name!r}): dtypes must be floating dtypes (float64, float32, ...), got {d!r}."
+                f"check({name!r}): dtypes must be floating or complex dtypes (float64, float32, "
+                f"complex128, complex64, ...), got {d!r}."
             )
     empty = [
         what
@@ -168,7 +174,7 @@ def _validate(name, dtypes, transforms, seeds, directions, order) -> tuple[list[
         raise ValueError(
             f"check({name!r}): {' and '.join(empty)} is empty, so nothing would be checked; a "
             "check that runs nothing cannot pass. Pass at least one of each (defaults: "
-            "seeds=3, dtypes=('float64', 'float32'), transforms=('eager', 'jit', 'vmap'))."
+            "seeds=3, the rule's dtypes, transforms=('eager', 'jit', 'vmap'))."
         )
     if not isinstance(directions, (int, np.integer)) or directions < 1:
         raise ValueError(f"check({name!r}): directions must be an int >= 1, got {directions!r}.")
@@ -179,14 +185,14 @@ def _validate(name, dtypes, transforms, seeds, directions, order) -> tuple[list[
 
 @contextlib.contextmanager
 def _precision(dtype: str):
-    with jax.enable_x64(jnp.dtype(dtype).itemsize == 8):
+    with jax.enable_x64(double(dtype)):
         yield
 
 
 def check(
     rule: str | Callable | Rule,
     *,
-    dtypes: Sequence[str] = ("float64", "float32"),
+    dtypes: Sequence[str] | None = None,
     transforms: Sequence[str] = TRANSFORMS,
     order: int | None = None,
     seeds: int | Iterable[int] = 3,
@@ -196,6 +202,7 @@ def check(
     reference: Callable | None = _MISSING,  # type: ignore[assignment]
     inputs: Any = None,
     cases: Sequence[Mapping[str, Any]] | None = None,
+    case: int | str | None = None,
     registry=None,
 ) -> CheckReport:
     """Check a rule's derivatives against JAX's own differentiation of its reference.
@@ -205,14 +212,19 @@ def check(
     - `rule`: a registered rule's name, a registered function, or any function (then pass
       `inputs=` and usually `reference=`) — JAX's built-ins and other libraries' rules too,
       positional-only and `*args` parameters included.
-    - `dtypes`: float dtypes to check in (float64 runs inside `jax.enable_x64()`).
+    - `dtypes`: the dtypes to check in (default: the registration's `dtypes`, which is
+      `("float64", "float32")` unless the rule declares complex support; float64 and
+      complex128 run inside `jax.enable_x64()`). Complex dtypes follow JAX's convention
+      (tangents and cotangents paired by `Re Σ aᵢbᵢ`).
     - `transforms`: any of `"eager"`, `"jit"`, `"vmap"` (`vmap` also runs the two
       partial batchings: point unbatched with batched directions, and the reverse).
     - `order`: the highest derivative order to check (default: the rule's declared order).
     - `seeds`: a count, or the list of seeds: one random point per seed.
     - `directions`: random directions (and output cotangents) per point.
     - `rtol`/`atol`: override the relative floor and add an absolute floor.
-    - `reference`, `inputs`, `cases`: override or supply the registered ones.
+    - `reference`, `inputs`, `cases`: override or supply the registered ones (`cases`:
+      dicts of static values, or `jr.Case` objects with their own inputs).
+    - `case`: check only this one of the rule's cases (its index or label).
 
     **Returns:** a `CheckReport`; `.raise_if_failed()` raises
     `jaxrules.RuleCheckError` (an `AssertionError`) naming each failure. Asking for
@@ -227,12 +239,18 @@ def check(
     """
     t0 = time.perf_counter()
     rec, expects_rule = _resolve(rule, reference, inputs, cases, registry)
+    dtypes = rec.dtypes if dtypes is None else dtypes
     seed_list, dtype_list = _validate(rec.name, dtypes, transforms, seeds, directions, order)
     order_ = rec.order if order is None else int(order)
     registered = isinstance(rule, (str, Rule)) or (reference is _MISSING and inputs is None)
     recipe = _recipe(rec, registered, registry, reference, inputs)
+    if registered and cases is None:  # a registered case is reproduced by its index
+        recipe = dataclasses.replace(recipe, by_index=len(rec.cases) > 1)
+    selected = list(enumerate(rec.cases))
+    if case is not None:
+        selected = [selected[rec.select(case)]]
     acc = Accumulator(recipe, order_ if order is not None else None)
-    for case_idx, case in enumerate(rec.cases):
+    for case_idx, case_ in selected:
         # The float64 witness is shared by the dtypes of a case: one compilation.
         refs = None if rec.reference is None else ReferencePrograms(order_)
         for dtype in dtype_list:
@@ -240,7 +258,7 @@ def check(
             atol_ = atol if atol is not None else rec.atol
             with _precision(dtype):
                 _check_case(
-                    rec, case_idx, case, dtype, tuple(transforms), order_, seed_list,
+                    rec, case_idx, case_, dtype, tuple(transforms), order_, seed_list,
                     int(directions), floor, atol_, acc, expects_rule, refs, dtype == dtype_list[0],
                 )  # fmt: skip
     results = acc.results()
@@ -257,7 +275,7 @@ def check(
         tuple(seed_list),
         order_,
         int(directions),
-        len(rec.cases),
+        len(selected),
     )
     return CheckReport(results, time.perf_counter() - t0, coverage)
 
@@ -269,7 +287,7 @@ def _draw_point(rec, case_idx, case, dtype, seed, order, floor, atol, K, refs, a
     )
     try:
         args = rec.draw(kx, dtype, case)
-        layout, xs, fixed = make_layout(rec, args, argspec(rec, case))
+        layout, xs, fixed = make_layout(rec.for_case(case), args, argspec(rec, case))
     except Exception as e:  # a bad generator is a failure of the registration
         acc.error(stub, None, "inputs", e)
         return None
@@ -286,11 +304,13 @@ def _draw_point(rec, case_idx, case, dtype, seed, order, floor, atol, K, refs, a
     rng = np.random.default_rng([seed, 104729])
     D = {
         "v": [
-            _project(layout.projectors[i], jnp.asarray(rng.standard_normal((K, *x.shape)), x.dtype))
+            _project(
+                layout.projectors[i], jnp.asarray(normal(rng, (K, *x.shape), x.dtype), x.dtype)
+            )
             for i, x in enumerate(xs)
         ],
         "w": [
-            jnp.asarray(rng.standard_normal((K, *s.shape)), s.dtype) if is_float(s) else None
+            jnp.asarray(normal(rng, (K, *s.shape), s.dtype), s.dtype) if is_float(s) else None
             for s in out_struct
         ],
     }

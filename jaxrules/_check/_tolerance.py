@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._dtypes import real_name, wide
+
 FLOOR = {"float64": 1e-9, "float32": 5e-5, "float16": 5e-3, "bfloat16": 5e-2}
 CALIBRATION = 30.0
 ZERO_FRACTION = 1e-2
@@ -46,11 +48,11 @@ def floor_for(dtype: str, rtol: float | None, rule_rtol: float | None) -> float:
         return rtol
     if rule_rtol is not None:
         return rule_rtol
-    return FLOOR.get(dtype, 1e-4)
+    return FLOOR.get(real_name(dtype), 1e-4)
 
 
 def norm(x) -> float:
-    return float(np.linalg.norm(np.ravel(np.asarray(x, np.float64))))
+    return float(np.linalg.norm(np.ravel(wide(x))))
 
 
 def relative(got, want, denom: float) -> float:
@@ -76,11 +78,13 @@ def noise_points(xs, projectors, seed: int) -> list[list[np.ndarray]]:
     rng = np.random.default_rng([seed, 7919])
     us = []
     for x, P in zip(xs, projectors):
-        x = np.asarray(x, np.float64)
-        rms = float(np.sqrt(np.mean(np.square(x)))) if x.size else 1.0
+        x = wide(x)
+        rms = float(np.sqrt(np.mean(np.abs(x) ** 2))) if x.size else 1.0
         u = NOISE_STEP * np.maximum(np.abs(x), rms) * rng.choice([-1.0, 1.0], x.shape)
-        us.append(u if P is None else np.asarray(P(u), np.float64))
-    return [[np.asarray(x, np.float64) + j * u for x, u in zip(xs, us)] for j in NOISE_STEPS]
+        if np.iscomplexobj(x):  # a random direction in the complex plane
+            u = u * np.exp(1j * rng.uniform(0.0, 2 * np.pi, x.shape))
+        us.append(u if P is None else wide(P(u)))
+    return [[wide(x) + j * u for x, u in zip(xs, us)] for j in NOISE_STEPS]
 
 
 def noise(values: list, center) -> float:
@@ -89,8 +93,8 @@ def noise(values: list, center) -> float:
     deviation for independent noise of unit size). A smooth function contributes only
     `h⁴·f⁗` (about 1e-16 relative); the noise of a computation that cancels does not
     shrink with `h` and shows (Moré and Wild, *Estimating computational noise*, 2011)."""
-    m2, m1, p1, p2 = (np.asarray(v, np.float64) for v in values)
-    d4 = m2 - 4 * m1 + 6 * np.asarray(center, np.float64) - 4 * p1 + p2
+    m2, m1, p1, p2 = (wide(v) for v in values)
+    d4 = m2 - 4 * m1 + 6 * wide(center) - 4 * p1 + p2
     return norm(d4) / np.sqrt(70.0)
 
 

@@ -14,6 +14,9 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
+#: The registered dtypes of the rules that support complex numbers.
+WITH_COMPLEX = ("float64", "float32", "complex128", "complex64")
+
 
 def inexact(*arrays):
     """The arrays as `jnp` arrays of one inexact dtype, promoted as `jnp.linalg` does: integers

@@ -29,6 +29,7 @@ import jaxrules as jr
 from jaxrules import inputs
 
 from . import _arguments as _args
+from . import _factored
 
 __all__ = [
     "inv",
@@ -49,6 +50,7 @@ _ASSUME = ("gen", "pos", "lower", "upper")
 #: two matrix-vector products.
 _ONE_SQUARE = dict(
     inputs={"A": inputs.general((2, 5, 5))},
+    dtypes=_args.WITH_COMPLEX,
     bench_inputs=lambda n: {"A": inputs.general((n, n))},
     bench_sizes=(100, 500, 1000),
     order=2,
@@ -211,6 +213,8 @@ def _apply(factors, b, assume, trans):
     if assume == "gen":
         return _lu_solve(factors, b, trans)
     if assume == "pos":
+        if trans and jnp.iscomplexobj(factors[0]):  # Aᵀ = conj(A) for Hermitian A
+            return jnp.conj(jsl.cho_solve((factors[0], True), jnp.conj(b)))
         return jsl.cho_solve((factors[0], True), b)
     return jsl.solve_triangular(factors[0], b, lower=assume == "lower", trans=trans)
 
@@ -221,8 +225,8 @@ def _structure(M, assume):
         return jnp.tril(M)
     if assume == "upper":
         return jnp.triu(M)
-    if assume == "pos":
-        return 0.5 * (M + M.T)
+    if assume == "pos":  # the Hermitian part (self-adjoint under Re Σ aᵢbᵢ: both rules)
+        return 0.5 * (M + jnp.conj(M.T))
     return M
 
 
@@ -235,15 +239,17 @@ def _solve_with(A, b, factors, assume, trans):
     """`op(A)⁻¹ b` with the factors of A, differentiable and transposable at every order."""
     A = _structure(A, assume) if assume in ("lower", "upper") else A
     matvec = (lambda x: _tdot(A, x)) if trans else (lambda x: A @ x)
-    return jax.lax.custom_linear_solve(
+    return _factored.solve(
         matvec,
         b,
-        lambda _, rhs: _apply(factors, rhs, assume, trans),
-        lambda _, rhs: _apply(factors, rhs, assume, 1 - trans),
+        lambda rhs: _apply(factors, rhs, assume, trans),
+        transpose=lambda rhs: _apply(factors, rhs, assume, 1 - trans),
     )
 
 
-@jr.custom_vjp(static_argnames=("assume", "trans"), nondiff_argnames=("factors",))
+@jr.custom_vjp(
+    static_argnames=("assume", "trans"), nondiff_argnames=("factors",), allow_complex=True
+)
 def _solve(A, b, factors, *, assume, trans):
     # x = op(A)⁻¹ b, op(A) = A (trans=0) or Aᵀ (trans=1), using factors of A.
     return _apply(factors, b, assume, trans)
@@ -296,9 +302,14 @@ def linear_solve(A, b, *, assume: str = "gen"):
     JVP: $A\dot x = \dot b - \dot A x$. VJP: $A^\top w = \bar x$;
     $\bar b = w$, $\bar A = -w x^\top$.
 
+    Complex `A`, `b` (complex64/complex128): the same formulas with plain transposes — the
+    solve is holomorphic, and JAX's convention pairs tangents and cotangents by
+    $\operatorname{Re}\sum_i a_i b_i$ without conjugation.
+
     Structured `A`: with `assume="pos"` the primal reads only the lower triangle, and the
     cotangent of `A` follows the **symmetrised** convention
-    $\bar A = -\tfrac12(w x^\top + x w^\top)$ (tangents are taken symmetric); with
+    $\bar A = -\tfrac12(w x^\top + x w^\top)$ (tangents are taken symmetric; Hermitian, with
+    $\bar A$ the Hermitian part of $-w x^\top$, for complex `A`); with
     `"lower"`/`"upper"` the cotangent is the lower/upper part of $-w x^\top$ and
     the other triangle of `A` is ignored.
 
@@ -315,7 +326,6 @@ def linear_solve(A, b, *, assume: str = "gen"):
     """
     if assume not in _ASSUME:
         raise ValueError(f"linear_solve: assume must be one of {_ASSUME}, got {assume!r}.")
-    _args.real("linear_solve", A=A, b=b)
     A, b = _args.inexact(A, b)
     _args.square("linear_solve", "A", A)
     n = A.shape[-1]
@@ -348,48 +358,43 @@ def _solve_ref(A, b, assume="gen"):
     return jnp.linalg.solve(A, b)
 
 
+def _triangular_ref(lower):
+    return lambda A, b, assume: jsl.solve_triangular(A, b, lower=lower)
+
+
 jr.register(
     "linear_solve",
     reference=_solve_ref,
-    # A stack of two matrices and one right-hand side broadcast against it (jnp.linalg.solve's
-    # semantics); the other registrations cover a single matrix with vector / matrix b.
+    # One case per structure, each with its own example point. "gen": a stack of two matrices
+    # and one right-hand side broadcast against it (jnp.linalg.solve's semantics).
     inputs={"A": inputs.general((2, 5, 5)), "b": inputs.general((5,))},
-    cases=[{"assume": "gen"}],
+    cases=[
+        jr.Case("gen", {"assume": "gen"}),
+        jr.Case(
+            "pos",
+            {"assume": "pos"},
+            inputs={"A": inputs.spd(5), "b": inputs.general((5, 2))},
+            bench_inputs=lambda n: {"A": inputs.spd(n), "b": inputs.general((n,))},
+            bench_reference=lambda A, b, assume: jsl.cho_solve(jsl.cho_factor(A), b),
+        ),
+        jr.Case(
+            "lower",
+            {"assume": "lower"},
+            inputs={"A": inputs.lower(5), "b": inputs.general((5,))},
+            bench_inputs=lambda n: {"A": inputs.lower(n), "b": inputs.general((n,))},
+            bench_reference=_triangular_ref(True),
+        ),
+        jr.Case(
+            "upper",
+            {"assume": "upper"},
+            inputs={"A": inputs.upper(5), "b": inputs.general((5, 3))},
+            bench_inputs=lambda n: {"A": inputs.upper(n), "b": inputs.general((n,))},
+            bench_reference=_triangular_ref(False),
+        ),
+    ],
+    dtypes=_args.WITH_COMPLEX,
     bench_inputs=lambda n: {"A": inputs.general((n, n)), "b": inputs.general((n,))},
     bench_sizes=(100, 500, 1000),
-    order=2,
-    tags=("linalg",),
-)(linear_solve)
-jr.register(
-    "linear_solve_pos",
-    reference=_solve_ref,
-    inputs={"A": inputs.spd(5), "b": inputs.general((5, 2))},
-    cases=[{"assume": "pos"}],
-    bench_inputs=lambda n: {"A": inputs.spd(n), "b": inputs.general((n,))},
-    bench_sizes=(100, 500, 1000),
-    bench_reference=lambda A, b, assume: jsl.cho_solve(jsl.cho_factor(A), b),
-    order=2,
-    tags=("linalg",),
-)(linear_solve)
-jr.register(
-    "linear_solve_lower",
-    reference=_solve_ref,
-    inputs={"A": inputs.lower(5), "b": inputs.general((5,))},
-    cases=[{"assume": "lower"}],
-    bench_inputs=lambda n: {"A": inputs.lower(n), "b": inputs.general((n,))},
-    bench_sizes=(100, 500, 1000),
-    bench_reference=lambda A, b, assume: jsl.solve_triangular(A, b, lower=True),
-    order=2,
-    tags=("linalg",),
-)(linear_solve)
-jr.register(
-    "linear_solve_upper",
-    reference=_solve_ref,
-    inputs={"A": inputs.upper(5), "b": inputs.general((5, 3))},
-    cases=[{"assume": "upper"}],
-    bench_inputs=lambda n: {"A": inputs.upper(n), "b": inputs.general((n,))},
-    bench_sizes=(100, 500, 1000),
-    bench_reference=lambda A, b, assume: jsl.solve_triangular(A, b, lower=False),
     order=2,
     tags=("linalg",),
 )(linear_solve)
@@ -400,7 +405,7 @@ def _inv_with(A, factors):
     return _solve_with(A, jnp.eye(A.shape[0], dtype=A.dtype), factors, "gen", 0)
 
 
-@jr.custom_vjp(nondiff_argnames=("factors",), static_argnames=("batched",))
+@jr.custom_vjp(nondiff_argnames=("factors",), static_argnames=("batched",), allow_complex=True)
 def _inv(A, factors, *, batched=False):
     return _lu_solve(factors, jnp.eye(A.shape[0], dtype=A.dtype), 0)
 
@@ -472,7 +477,8 @@ def inv(A):
     (`jnp.linalg.inv`'s gradient does two solves and a product).
 
     Singular `A`: non-finite output, as `jnp.linalg.inv`. `A` may be a stack `(..., n, n)`
-    (one batched factorisation); integer input becomes the default float dtype.
+    (one batched factorisation); integer input becomes the default float dtype; complex `A`
+    uses the same formulas (the inverse is holomorphic: plain transposes).
 
     Examples:
         >>> import jax.numpy as jnp
@@ -491,8 +497,7 @@ def inv(A):
 
 
 def _one_square(name, A):
-    """The argument of `inv`/`logdet`/`slogdet`: real, promoted, `(..., n, n)`."""
-    _args.real(name, A=A)
+    """The argument of `inv`/`logdet`/`slogdet`: promoted, `(..., n, n)`."""
     (A,) = _args.inexact(A)
     _args.square(name, "A", A)
     return A
@@ -502,9 +507,15 @@ jr.register("inv", reference=jnp.linalg.inv, **_ONE_SQUARE)(inv)
 
 
 # -- log-determinant -------------------------------------------------------------------------------
-def _lu_logabsdet(factors):
-    lu = factors[0]
-    return jnp.sum(jnp.log(jnp.abs(jnp.diagonal(lu))))
+def _lu_logdet(factors):
+    """`log|det A|`; for complex `A` a complex logarithm of `det A`,
+    `Σ log uᵢᵢ + iπ·(parity of P)` (its imaginary part is a branch of `arg det A`)."""
+    lu, piv, _ = factors
+    d = jnp.diagonal(lu)
+    if not jnp.iscomplexobj(lu):
+        return jnp.sum(jnp.log(jnp.abs(d)))
+    parity = jnp.sum(piv != jnp.arange(lu.shape[0])) % 2
+    return jnp.sum(jnp.log(d)) + 1j * jnp.pi * parity.astype(lu.real.dtype)
 
 
 def _lu_sign(factors):
@@ -515,9 +526,10 @@ def _lu_sign(factors):
     return jnp.prod(jnp.sign(d)) * jnp.where(parity == 1, -1.0, 1.0).astype(lu.dtype)
 
 
-@jr.custom_vjp(nondiff_argnames=("factors",))
+@jr.custom_vjp(nondiff_argnames=("factors",), allow_complex=True)
 def _logdet(A, factors):
-    return _lu_logabsdet(factors)
+    # Real A: log|det A|. Complex A: a complex log det A (holomorphic; the same rules).
+    return _lu_logdet(factors)
 
 
 def _logdet_jvp(primals, tangents):
@@ -544,6 +556,11 @@ def logdet(A):
     Singular `A`: `-inf` (and non-finite derivatives), as `jnp.linalg.slogdet`. `A` may be a
     stack `(..., n, n)`.
 
+    Complex `A`: the output is real, $\log|\det A| = \operatorname{Re}\log\det A$ (as
+    `jnp.linalg.slogdet(A)[1]`). The rule is that of the holomorphic $\log\det A$ (the same
+    formulas); JAX's `real` then gives $\operatorname{Re}\operatorname{tr}(A^{-1}\dot A)$ and,
+    for a real cotangent $\bar y$, $\bar A = \bar y A^{-\top}$.
+
     Examples:
         >>> import jax.numpy as jnp
         >>> from jaxrules.rules import logdet
@@ -552,13 +569,20 @@ def logdet(A):
     """
     A = _one_square("logdet", A)
     return _args.over_batch(
-        "logdet", lambda A: _logdet(A, _lu_factor(jax.lax.stop_gradient(A))), {"A": A}, (2,)
+        "logdet",
+        lambda A: jnp.real(_logdet(A, _lu_factor(jax.lax.stop_gradient(A)))),
+        {"A": A},
+        (2,),
     )
 
 
 def slogdet(A):
-    r"""`(sign, log|det A|)` like `jnp.linalg.slogdet`; the sign has zero derivative. `A` may
-    be a stack `(..., n, n)`.
+    r"""`(sign, log|det A|)` like `jnp.linalg.slogdet`. `A` may be a stack `(..., n, n)`.
+
+    Real `A`: the sign (±1) has zero derivative. Complex `A`: the sign is
+    $e^{i\theta}$, $\theta = \arg\det A = \operatorname{Im}\log\det A$, and both outputs come
+    from the one holomorphic rule for $\log\det A$: $\dot\theta = \operatorname{Im}
+    \operatorname{tr}(A^{-1}\dot A)$, so $\dot s = i s\,\dot\theta$ (JAX's `slogdet` has the same).
 
     Examples:
         >>> import jax.numpy as jnp
@@ -573,7 +597,13 @@ def slogdet(A):
 
 def _slogdet(A):
     factors = _lu_factor(jax.lax.stop_gradient(A))
-    return _lu_sign(factors), _logdet(A, factors)
+    L = _logdet(A, factors)
+    if not jnp.iscomplexobj(A):
+        return _lu_sign(factors), L
+    # sign = s·e^{i(θ − sg(θ))}: the value of the factors' sign, the derivative i·s·θ̇.
+    theta = jnp.imag(L)
+    sign = _lu_sign(factors) * jnp.exp(1j * (theta - jax.lax.stop_gradient(theta)))
+    return sign, jnp.real(L)
 
 
 jr.register("logdet", reference=lambda A: jnp.linalg.slogdet(A)[1], **_ONE_SQUARE)(logdet)
@@ -594,72 +624,43 @@ jr.register(
 
 
 # -- least squares -----------------------------------------------------------------------------------
+def _hdot(A, v):
+    """`Aᴴ v` (`Aᵀ v` for real `A`) as one contraction over A's first axis (see `_tdot`)."""
+    return jnp.tensordot(jnp.conj(A), v, axes=([0], [0]))
+
+
 @jax.jit
 def _gram_with(A, v, R):
-    """`(AᵀA)⁻¹ v` through `custom_linear_solve` (symmetric operator, factor R)."""
-    return jax.lax.custom_linear_solve(
-        lambda z: _tdot(A, A @ z),
-        v,
-        lambda _, rhs: jsl.solve_triangular(R, jsl.solve_triangular(R, rhs, trans=1), lower=False),
-        symmetric=True,
-    )
+    """`(AᴴA)⁻¹ v` through `custom_linear_solve`: the operator `z ↦ Aᴴ(A z)`
+    (differentiable in `A`, Hermitian: its own adjoint) and the factor `R` (`AᴴA = RᴴR`)."""
 
+    def solve(rhs):
+        return jsl.solve_triangular(R, jsl.solve_triangular(R, rhs, trans="C"), lower=False)
 
-@jr.custom_vjp(nondiff_argnames=("R",))
-def _gram(A, v, R):
-    # z = (AᵀA)⁻¹ v = R⁻¹ R⁻ᵀ v with A = QR (semi-normal equations; only R is needed).
-    return jsl.solve_triangular(R, jsl.solve_triangular(R, v, trans=1), lower=False)
-
-
-def _gram_jvp(primals, tangents):
-    # G = (AᵀA)⁻¹, z = G v: ż = G(v̇ − (ȦᵀA + AᵀȦ) z).
-    A, v, R = primals
-    dA, dv, _ = tangents
-    z = _gram_with(A, v, R)
-    rhs = None if dv is None else dv
-    if dA is not None:
-        t = -(_tdot(dA, A @ z) + _tdot(A, dA @ z))
-        rhs = t if rhs is None else rhs + t
-    return z, None if rhs is None else _gram_with(A, rhs, R)
-
-
-def _gram_fwd(A, v, R):
-    z = _gram_with(A, v, R)
-    return z, (A, R, z)
-
-
-def _gram_bwd(res, z_bar):
-    # u = G z̄ (G symmetric): v̄ = u, Ā = −(A z) uᵀ − (A u) zᵀ.
-    A, R, z = res
-    u = _gram_with(A, z_bar, R)
-    return -(_outer(A @ z, u) + _outer(A @ u, z)), u, None
-
-
-_gram.defjvp(_gram_jvp, zeros_as_none=True)
-_gram.defvjp(_gram_fwd, _gram_bwd)
+    return _factored.solve(lambda z: _hdot(A, A @ z), v, solve, adjoint=solve)
 
 
 @jax.jit
 def _ls_with(A, b, Q, R):
-    """The least-squares solution: the QR value, with the derivatives of `G Aᵀ b`.
+    """The least-squares solution: the QR value, with the derivatives of `G Aᴴ b`.
 
-    `G Aᵀ b` (`G = (AᵀA)⁻¹` through `_gram_with`) is the same map in exact arithmetic
+    `G Aᴴ b` (`G = (AᴴA)⁻¹` through `_gram_with`) is the same map in exact arithmetic
     and is differentiable and transposable at every order; its value would square the
     condition number, so the value is the QR solution's: `sg(x_qr) + g − sg(g)`.
     """
     sg = jax.lax.stop_gradient
-    x_qr = jsl.solve_triangular(R, _tdot(Q, sg(b)), lower=False)
-    g = _gram_with(A, _tdot(A, b), R)
+    x_qr = jsl.solve_triangular(R, _hdot(Q, sg(b)), lower=False)
+    g = _gram_with(A, _hdot(A, b), R)
     return sg(x_qr) + (g - sg(g))
 
 
-@jr.custom_vjp(nondiff_argnames=("Q", "R"))
+@jr.custom_vjp(nondiff_argnames=("Q", "R"), allow_complex=True)
 def _ls(A, b, Q, R):
-    return jsl.solve_triangular(R, _tdot(Q, b), lower=False)
+    return jsl.solve_triangular(R, _hdot(Q, b), lower=False)
 
 
 def _ls_jvp(primals, tangents):
-    # AᵀA ẋ = Ȧᵀ r + Aᵀ(ḃ − Ȧ x), r = b − A x:  ẋ = G Ȧᵀ r + lstsq(A, ḃ − Ȧ x).
+    # AᴴA ẋ = Ȧᴴ r + Aᴴ(ḃ − Ȧ x), r = b − A x:  ẋ = G Ȧᴴ r + lstsq(A, ḃ − Ȧ x).
     A, b, Q, R = primals
     dA, db, _, _ = tangents
     x = _ls_with(A, b, Q, R)
@@ -670,8 +671,8 @@ def _ls_jvp(primals, tangents):
     if dA is not None:
         r = b - A @ x
         c = c - dA @ x
-        dx = _gram_with(A, _tdot(dA, r), R)
-    t = _gram_with(A, _tdot(A, c), R)
+        dx = _gram_with(A, _hdot(dA, r), R)
+    t = _gram_with(A, _hdot(A, c), R)
     return x, t if dx is None else dx + t
 
 
@@ -681,11 +682,13 @@ def _ls_fwd(A, b, Q, R):
 
 
 def _ls_bwd(res, x_bar):
-    # w = G x̄: b̄ = A w, Ā = r wᵀ − (A w) xᵀ.
+    # With gradients g = conj(cotangent) (for real A they coincide), the real derivation with
+    # ᵀ → ᴴ: w = G g_x; g_b = A w, g_A = r wᴴ − (A w) xᴴ.
     A, b, R, x = res
-    w = _gram_with(A, x_bar, R)
+    w = _gram_with(A, jnp.conj(x_bar), R)
     Aw = A @ w
-    return _outer(b - A @ x, w) - _outer(Aw, x), Aw, None, None
+    g_A = _outer(b - A @ x, jnp.conj(w)) - _outer(Aw, jnp.conj(x))
+    return jnp.conj(g_A), jnp.conj(Aw), None, None
 
 
 _ls.defjvp(_ls_jvp, zeros_as_none=True)
@@ -703,6 +706,12 @@ def lstsq(A, b):
     $\dot x = G\dot A^\top r + \operatorname{lstsq}(A, \dot b - \dot A x)$.
     VJP: $w = G\bar x$; $\bar b = A w$, $\bar A = r w^\top - A w x^\top$.
 
+    Complex `A`, `b`: $x = (A^H A)^{-1}A^H b$ is not holomorphic in $A$. The JVP is the
+    above with $^\top \to {}^H$; the VJP, in JAX's convention (cotangent = conjugate of the
+    gradient $\partial_{\operatorname{Re}} + i\partial_{\operatorname{Im}}$), is
+    $w = G\,\overline{\bar x}$, $\bar b = \overline{A w}$,
+    $\bar A = \overline{r w^H - A w x^H}$ — the real formulas for gradients, conjugated.
+
     Both need only the QR factors, and are finite wherever $A$ has full column rank —
     also where singular values repeat (orthonormal columns, the identity), where the
     gradient of `jnp.linalg.lstsq` (through its SVD) is NaN. Rank-deficient $A$ (a
@@ -717,6 +726,7 @@ def lstsq(A, b):
         >>> jax.grad(lambda A: lstsq(A, jnp.array([1.0, 2.0, 3.0])).sum())(A).tolist()[2]
         [3.0, 3.0]
     """
+    A, b = _args.inexact(A, b)
     if jnp.ndim(A) != 2 or A.shape[0] < A.shape[1]:
         raise ValueError(
             f"lstsq: A must be a tall or square matrix (m >= n, full column rank), got shape "
@@ -741,7 +751,8 @@ def lstsq(A, b):
 def _lstsq_ref(A, b):
     # The normal equations, differentiated by JAX: exact in float64 for these well-conditioned
     # inputs, and finite where jnp.linalg.lstsq's SVD-based gradient is not.
-    return jnp.linalg.solve(A.T @ A, A.T @ b)
+    Ah = jnp.conj(A.T)
+    return jnp.linalg.solve(Ah @ A, Ah @ b)
 
 
 def _orthonormal_columns(key, dtype):
@@ -754,16 +765,12 @@ jr.register(
     "lstsq",
     reference=_lstsq_ref,
     inputs={"A": inputs.general((7, 4)), "b": inputs.general((7,))},
+    # Orthonormal columns: every singular value 1, where jnp.linalg.lstsq's gradient is NaN.
+    cases=[jr.Case("general"), jr.Case("orthonormal", inputs=_orthonormal_columns)],
+    dtypes=_args.WITH_COMPLEX,
     bench_inputs=lambda n: {"A": inputs.general((2 * n, n)), "b": inputs.general((2 * n,))},
     bench_sizes=(100, 500, 1000),
     bench_reference=lambda A, b: jnp.linalg.lstsq(A, b)[0],
-    order=2,
-    tags=("linalg",),
-)(lstsq)
-jr.register(
-    "lstsq_orthonormal",
-    reference=_lstsq_ref,
-    inputs=_orthonormal_columns,
     order=2,
     tags=("linalg",),
 )(lstsq)

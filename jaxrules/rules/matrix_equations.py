@@ -41,6 +41,7 @@ import jaxrules as jr
 from jaxrules import inputs
 
 from . import _arguments as _args
+from . import _factored
 
 __all__ = ["discrete_lyapunov", "lyapunov", "sylvester"]
 
@@ -176,11 +177,13 @@ def _solve_factored(C, fa, fb, *, s_lower, t_lower, lyap):
     """
     Za, S, ra = fa
     Zb, T, rb = fb
-    F = _rotate_cols(_rotate_rows((Za.T @ C) @ Zb, ra, adjoint=False), rb, adjoint=True)
+    F = _rotate_cols(_rotate_rows((jnp.conj(Za.T) @ C) @ Zb, ra, adjoint=False), rb, adjoint=True)
     F = F.astype(S.dtype)
     Y = _tri_lyapunov(S, s_lower, F) if lyap else _tri_sylvester(S, s_lower, T, t_lower, F)
     Y = _rotate_cols(_rotate_rows(Y, ra, adjoint=True), rb, adjoint=False)
-    return (Za @ Y.real.astype(C.dtype)) @ Zb.T
+    if not jnp.iscomplexobj(C):  # real data: the solution is real
+        Y = Y.real.astype(C.dtype)
+    return (Za @ Y) @ jnp.conj(Zb.T)
 
 
 @jr.custom_vjp(
@@ -203,11 +206,11 @@ def _syl(A, B, C, fa, fb, flags):
     s_lower, t_lower, lyap = flags
     solve = functools.partial(_solve_factored, s_lower=s_lower, t_lower=t_lower, lyap=lyap)
     solve_t = functools.partial(_solve_factored, s_lower=t_lower, t_lower=s_lower, lyap=lyap)
-    return jax.lax.custom_linear_solve(
+    return _factored.solve(
         lambda X: A @ X + X @ B,
         C,
-        lambda _, rhs: solve(rhs, fa, fb),
-        lambda _, rhs: solve_t(rhs.T, fb, fa).T,
+        lambda rhs: solve(rhs, fa, fb),
+        transpose=lambda rhs: solve_t(rhs.T, fb, fa).T,
     )
 
 
@@ -258,6 +261,8 @@ def _schur(A):
     T, Z = jsl.schur(jax.lax.stop_gradient(A))
     n = T.shape[0]
     cdt = jnp.result_type(T.dtype, jnp.complex64)
+    if jnp.iscomplexobj(A):  # already the complex Schur form (Z unitary): no rotations
+        return Z, jnp.triu(T), (jnp.ones(n, cdt), jnp.zeros(n, cdt), jnp.arange(n))
     if n < 2:
         return Z, T.astype(cdt), (jnp.ones(n, cdt), jnp.zeros(n, cdt), jnp.arange(n))
     eps = jnp.finfo(A.dtype).eps
@@ -297,7 +302,9 @@ def sylvester(A, B, C):
     amplification), never silently projected. Derivatives in both modes and to any order,
     with respect to $A$, $B$ and $C$ (`jax.scipy.linalg.solve_sylvester`
     differentiates with respect to neither $A$ nor $B$). Uses the Schur
-    decomposition, which JAX lowers on CPU only.
+    decomposition, which JAX lowers on CPU only. Dtypes promote as `jnp`; complex matrices
+    are solved with their complex Schur forms, and the rules (holomorphic in $A$, $B$, $C$)
+    are the same formulas with plain transposes, as JAX's convention has it.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -307,9 +314,9 @@ def sylvester(A, B, C):
         >>> jnp.allclose(A @ X + X @ B, jnp.array([[1.0], [2.0]])).item()
         True
     """
+    A, B, C = _args.inexact(A, B, C)
     _args.square("sylvester", "A", A, batched=False)
     _args.square("sylvester", "B", B, batched=False)
-    _args.real("sylvester", A=A, B=B, C=C)
     if jnp.shape(C) != (A.shape[0], B.shape[0]):
         raise ValueError(
             f"sylvester: C must have shape {(A.shape[0], B.shape[0])} (rows of A, columns of "
@@ -321,16 +328,19 @@ def sylvester(A, B, C):
 
 
 def lyapunov(A, Q):
-    r"""Solve the continuous Lyapunov equation $AP + PA^\top + Q = 0$.
+    r"""Solve the continuous Lyapunov equation $AP + PA^\top + Q = 0$ ($AP + PA^H + Q = 0$
+    for complex $A$, as `scipy.linalg.solve_continuous_lyapunov`).
 
-    A Sylvester equation with $B = A^\top$ and $C = -Q$, solved with a single
-    Schur decomposition of $A$ (reused for $A^\top$ and by both rules). Unique
+    A Sylvester equation with $B = A^H$ and $C = -Q$, solved with a single
+    Schur decomposition of $A$ (reused for $A^H$ and by both rules). Unique
     solution when $A$ is stable; $Q$ may be non-symmetric (then so is $P$).
     When two eigenvalues of $A$ sum to zero the output is non-finite (or, where that
     holds only to rounding, amplified by $1/\operatorname{sep}$), as for
     `sylvester`.
     VJP, from the Sylvester rule: $A^\top W + W A = \bar P$; $\bar Q = -W$,
-    $\bar A = -(W P^\top + W^\top P)$.
+    $\bar A = -(W P^\top + W^\top P)$. For complex $A$ the map is not holomorphic ($A^H$);
+    the Sylvester rule is applied to $(A, A^H)$ and JAX's chain rule through the conjugate
+    transpose gives the derivative in its convention.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -340,16 +350,16 @@ def lyapunov(A, Q):
         >>> jnp.allclose(A @ P + P @ A.T + jnp.eye(2), 0.0, atol=1e-6).item()
         True
     """
+    A, Q = _args.inexact(A, Q)
     _args.square("lyapunov", "A", A, batched=False)
-    _args.real("lyapunov", A=A, Q=Q)
     if jnp.shape(Q) != A.shape:
         raise ValueError(f"lyapunov: Q must have the shape of A {A.shape}, got {jnp.shape(Q)}.")
     if A.size == 0:
         return jnp.zeros(A.shape, jnp.result_type(A, Q))
     Z, S, rot = _schur(A)
-    # A = U S Uᴴ and, A being real, Aᵀ = Aᴴ = U Sᴴ Uᴴ with Sᴴ lower triangular.
+    # A = U S Uᴴ, so Aᴴ = U Sᴴ Uᴴ (= Aᵀ for real A) with Sᴴ lower triangular.
     fa, fat = (Z, S, rot), (Z, S.conj().T, rot)
-    return _sylvester(A, A.T, -Q, fa, fat, s_lower=False, t_lower=True, lyap=True)
+    return _sylvester(A, jnp.conj(A.T), -Q, fa, fat, s_lower=False, t_lower=True, lyap=True)
 
 
 # -- discrete Lyapunov (Stein) -------------------------------------------------------------------
@@ -367,12 +377,15 @@ def lyapunov(A, Q):
 #   2 (A + I)⁻¹ R (A + I)⁻ᵀ = ½ (I − M) R (I − M)ᵀ      — two real matrix products.
 # One LU of A + I (to form M) and one Schur of M, on stopped copies, serve every solve at every
 # order.
+# Complex A: the equation is A X Aᴴ − X + Q = 0 and every ᵀ above is ᴴ (the derivation holds in
+# the complex inner product for gradients g = conj(cotangent); see _discrete_lyapunov_bwd).
 @functools.partial(jax.jit, static_argnames=("trans",))
 def _stein_factored(R, P, Z, S, rot, *, trans):
-    """Solve `A X Aᵀ − X = R` (`trans=False`) or `Aᵀ X A − X = R` with the factors
-    `P = I − M` and the Schur factors of `M` (`P` and `M` commute, so the transposed
-    equation uses `Pᵀ`)."""
-    rhs = 0.5 * (P.T @ R @ P if trans else P @ R @ P.T)
+    """Solve `A X Aᴴ − X = R` (`trans=False`) or `Aᴴ X A − X = R` with the factors
+    `P = I − M` and the Schur factors of `M` (`P` and `M` commute, so the adjoint
+    equation, whose transform is `Mᴴ`, uses `Pᴴ`). `ᴴ` is `ᵀ` for real `A`."""
+    Ph = jnp.conj(P.T)
+    rhs = 0.5 * (Ph @ R @ P if trans else P @ R @ Ph)
     f, fh = (Z, S, rot), (Z, S.conj().T, rot)
     if trans:
         return _solve_factored(rhs, fh, f, s_lower=True, t_lower=False, lyap=True)
@@ -381,15 +394,16 @@ def _stein_factored(R, P, Z, S, rot, *, trans):
 
 @functools.partial(jax.jit, static_argnames=("trans",))
 def _stein(A, R, factors, *, trans=False):
-    """`X` with `A X Aᵀ − X = R` (or the transposed operator) through
+    """`X` with `A X Aᴴ − X = R` (or the adjoint `Aᴴ X A − X = R`) through
     `custom_linear_solve`: differentiable in `A` (via the operator) and `R`, at every
-    order, with the factored solves never differentiated."""
-    At = A.T if trans else A
-    return jax.lax.custom_linear_solve(
-        lambda X: At @ X @ At.T - X,
+    order, with the factored solves never differentiated. The adjoint of the operator is
+    the other Stein operator, solved with the same factors."""
+    At = jnp.conj(A.T) if trans else A
+    return _factored.solve(
+        lambda X: At @ X @ jnp.conj(At.T) - X,
         R,
-        lambda _, rhs: _stein_factored(rhs, *factors, trans=trans),
-        lambda _, rhs: _stein_factored(rhs, *factors, trans=not trans),
+        lambda rhs: _stein_factored(rhs, *factors, trans=trans),
+        adjoint=lambda rhs: _stein_factored(rhs, *factors, trans=not trans),
     )
 
 
@@ -406,8 +420,7 @@ def _discrete_lyapunov_jvp(primals, tangents):
         return X, None
     rhs = jnp.zeros_like(X) if dQ is None else -dQ
     if dA is not None:
-        AXdAt = A @ X @ dA.T
-        rhs = rhs - (dA @ X @ A.T + AXdAt)
+        rhs = rhs - (dA @ X @ jnp.conj(A.T) + A @ X @ jnp.conj(dA.T))
     return X, _stein(A, rhs, factors)
 
 
@@ -417,9 +430,12 @@ def _discrete_lyapunov_fwd(A, Q, factors):
 
 
 def _discrete_lyapunov_bwd(res, X_bar):
+    # In gradients g = conj(cotangent) (the same for real A): Aᴴ W A − W = g_X,
+    # g_Q = −W, g_A = −(W A Xᴴ + Wᴴ A X); the cotangents are their conjugates.
     A, factors, X = res
-    W = _stein(A, X_bar, factors, trans=True)  # Aᵀ W A − W = X̄
-    return -(W @ A @ X.T + W.T @ A @ X), -W, None
+    cj = jnp.conj
+    W = _stein(A, cj(X_bar), factors, trans=True)
+    return cj(-(W @ A @ cj(X.T) + cj(W.T) @ A @ X)), -cj(W), None
 
 
 _discrete_lyapunov.defjvp(_discrete_lyapunov_jvp, zeros_as_none=True)
@@ -427,7 +443,8 @@ _discrete_lyapunov.defvjp(_discrete_lyapunov_fwd, _discrete_lyapunov_bwd)
 
 
 def discrete_lyapunov(A, Q):
-    r"""Solve the discrete Lyapunov (Stein) equation $A X A^\top - X + Q = 0$.
+    r"""Solve the discrete Lyapunov (Stein) equation $A X A^\top - X + Q = 0$ ($A X A^H - X + Q
+    = 0$ for complex $A$, as `scipy.linalg.solve_discrete_lyapunov`).
 
     Unique solution when $A$ is stable in the discrete sense (spectral radius below 1;
     more generally when no two eigenvalues of $A$ multiply to 1; otherwise the output is
@@ -437,7 +454,10 @@ def discrete_lyapunov(A, Q):
     decomposition reused by both rules at every order. JVP:
     $A\dot X A^\top - \dot X = -(\dot Q + \dot A X A^\top + A X \dot A^\top)$;
     VJP: $A^\top W A - W = \bar X$, $\bar Q = -W$,
-    $\bar A = -(W A X^\top + W^\top A X)$. CPU only (JAX's Schur).
+    $\bar A = -(W A X^\top + W^\top A X)$. CPU only (JAX's Schur). Complex $A$: the same
+    with $^\top \to {}^H$ for gradients $g = \overline{\text{cotangent}}$ (the map is not
+    holomorphic in $A$): $A^H W A - W = \overline{\bar X}$, $\bar Q = -\overline W$,
+    $\bar A = -\overline{W A X^H + W^H A X}$.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -447,8 +467,8 @@ def discrete_lyapunov(A, Q):
         >>> jnp.allclose(A @ X @ A.T - X + jnp.eye(2), 0.0, atol=1e-6).item()
         True
     """
+    A, Q = _args.inexact(A, Q)
     _args.square("discrete_lyapunov", "A", A, batched=False)
-    _args.real("discrete_lyapunov", A=A, Q=Q)
     if jnp.shape(Q) != A.shape:
         raise ValueError(
             f"discrete_lyapunov: Q must have the shape of A {A.shape}, got {jnp.shape(Q)}."
@@ -462,9 +482,9 @@ def discrete_lyapunov(A, Q):
 
 
 def _kron_stein(A, Q):
-    # Row-major vec: vec(A X Aᵀ) = (A ⊗ A) vec(X).
+    # Row-major vec: vec(A X Aᴴ) = (A ⊗ conj(A)) vec(X).
     n = A.shape[0]
-    K = jnp.kron(A, A) - jnp.eye(n * n, dtype=A.dtype)
+    K = jnp.kron(A, jnp.conj(A)) - jnp.eye(n * n, dtype=A.dtype)
     return jnp.linalg.solve(K, -Q.reshape(-1)).reshape(n, n)
 
 
@@ -486,15 +506,17 @@ jr.register(
         "C": inputs.general((n, n)),
     },
     bench_sizes=(8, 16, 32),
+    dtypes=_args.WITH_COMPLEX,
     order=2,
     tags=("matrix_equations",),
 )(sylvester)
 jr.register(
     "lyapunov",
-    reference=lambda A, Q: _kron_sylvester(A, A.T, -Q),
+    reference=lambda A, Q: _kron_sylvester(A, jnp.conj(A.T), -Q),
     inputs={"A": inputs.stable(4), "Q": inputs.general((4, 4))},
     bench_inputs=lambda n: {"A": inputs.stable(n), "Q": inputs.general((n, n))},
     bench_sizes=(8, 16, 32),
+    dtypes=_args.WITH_COMPLEX,
     order=2,
     tags=("matrix_equations",),
 )(lyapunov)
@@ -508,6 +530,7 @@ jr.register(
         "Q": inputs.general((n, n)),
     },
     bench_sizes=(8, 16, 32),
+    dtypes=_args.WITH_COMPLEX,
     order=2,
     tags=("matrix_equations",),
 )(discrete_lyapunov)

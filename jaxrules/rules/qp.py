@@ -47,6 +47,7 @@ import jaxrules as jr
 from jaxrules import inputs
 
 from . import _arguments as _args
+from . import _factored
 
 __all__ = ["eq_qp"]
 
@@ -68,8 +69,7 @@ def _kkt_solve(Q, A, r, factors):
         x, lam = z[:n], z[n:]
         return jnp.concatenate([Q @ x + lam @ A, A @ x])
 
-    solve = lambda _, rhs: jsl.lu_solve(factors, rhs)
-    return jax.lax.custom_linear_solve(matvec, r, solve, symmetric=True)
+    return _factored.solve(matvec, r, lambda rhs: jsl.lu_solve(factors, rhs), symmetric=True)
 
 
 def _split(z, n):
@@ -144,6 +144,7 @@ def eq_qp(Q, c, A, b):
         >>> x.tolist(), lam.tolist()
         ([0.5, 0.5], [-0.5])
     """
+    _args.real("eq_qp", Q=Q, c=c, A=A, b=b)
     _args.square("eq_qp", "Q", Q, batched=False)
     n = Q.shape[0]
     if jnp.ndim(A) != 2 or A.shape[1] != n or A.shape[0] > n:
