@@ -179,6 +179,13 @@ def run(pairs: int, curve_steps=(100, 200, 500, 1000), m=M, d=D, steps=STEPS):
                 lambda: base(lam, X), lambda: g(lam, X), pairs=pairs
             )
             row.update(ms=1e3 * t_m, speedup=ratio, speedup_range=spread)
+        # The cost of the derivative on top of the method's own forward solve: its gradient
+        # against its primal (the same solve, no gradient), interleaved.
+        own = jax.jit(fns[name])
+        t_g, t_p, _, (lo, hi) = _timing.interleaved_ratio(
+            lambda g=g: g(lam, X), lambda own=own: own(lam, X), pairs=pairs
+        )
+        row.update(grad_over_primal=t_g / t_p, grad_over_primal_range=(lo, hi))
         rows.append(row)
     by = {r["method"]: r for r in rows}
     by["unrolled"]["ms"] = 1e3 * _timing.best_of(lambda: base(lam, X), 5)
@@ -223,9 +230,9 @@ def markdown(res) -> str:
         f"(‖∇f‖ at the end {p['grad_norm_at_end']:.1e}); gradient of a validation loss "
         f"w.r.t. (λ, X_train). Machine: {res['machine']}.",
         "",
-        "| method | time (ms) | speed-up vs unrolled (range) | XLA temp memory | "
-        "rel. error f32 | rel. error f64 |",
-        "|---|---|---|---|---|---|",
+        "| method | time (ms) | speed-up vs unrolled (range) | gradient / own primal (range) | "
+        "XLA temp memory | rel. error f32 | rel. error f64 |",
+        "|---|---|---|---|---|---|---|",
     ]
     base_mem = next(r for r in res["rows"] if r["method"] == "unrolled")["temp_bytes"]
     for r in res["rows"]:
@@ -235,8 +242,12 @@ def markdown(res) -> str:
         memtxt = f"{mem / 2**20:.2f} MiB" + (
             f" ({base_mem / mem:.0f}× less)" if r["method"] != "unrolled" and mem else ""
         )
+        gp = "–"
+        if "grad_over_primal" in r:
+            glo, ghi = r["grad_over_primal_range"]
+            gp = f"{r['grad_over_primal']:.2f}× ({glo:.2f}–{ghi:.2f})"
         lines.append(
-            f"| {r['method']} | {r['ms']:.1f} | {sp} | {memtxt} | {r['err_f32']:.1e} | "
+            f"| {r['method']} | {r['ms']:.1f} | {sp} | {gp} | {memtxt} | {r['err_f32']:.1e} | "
             f"{r.get('err_f64', float('nan')):.1e} |"
         )
     lines += ["", "XLA temporary memory of the gradient against the number of GD steps:", ""]
