@@ -2,7 +2,8 @@
 
 Runs both over the corpus of wrong rules (``tests/wrong_rules.py``) and their correct twins,
 at the same random points, and counts how many wrong rules each catches and how many correct
-ones each fails, in float32 (and float64).
+ones each fails, in single precision (float32, or complex64 for the rules registered for
+complex numbers only) and double (float64 / complex128).
 
 Run: ``python benchmarks/checker_vs_check_grads.py [--seeds N] [--json FILE]``.
 """
@@ -27,8 +28,14 @@ import wrong_rules as W  # noqa: E402
 import jaxrules as jr  # noqa: E402
 
 
+def _dtype(rule, real: str) -> str:
+    """`real`, or the complex dtype of its precision for a rule registered complex-only."""
+    return real if real in rule.dtypes else {"float32": "complex64", "float64": "complex128"}[real]
+
+
 def _check_grads_fails(rule, dtype, seed) -> bool:
     """True if jax.test_util.check_grads raises for this rule at this point."""
+    dtype = _dtype(rule, dtype)
     args = rule.draw(jax.random.key(seed), dtype)
     names = list(args)
     f = lambda *xs: rule.fn(**dict(zip(names, xs)))
@@ -40,6 +47,7 @@ def _check_grads_fails(rule, dtype, seed) -> bool:
 
 
 def _jr_fails(rule, reg, dtype, seed) -> bool:
+    dtype = _dtype(rule, dtype)
     return not jr.check(
         rule.name, registry=reg, seeds=[seed], dtypes=(dtype,), transforms=("jit", "vmap")
     ).passed

@@ -8,6 +8,8 @@ Sections (each writes ``benchmarks/results/<section>[_<tag>].json``):
   (``lx.linear_solve`` with ``lx.LU()``) on the same systems;
 - ``implicit``: ``argmin`` against unrolled gradient descent, jaxopt and optimistix
   (``benchmarks/implicit.py``);
+- ``krylov``: matrix-free ``krylov_solve`` against lineax and ``jax.scipy.sparse.linalg`` on
+  2-D diffusion and convection-diffusion operators (``benchmarks/krylov.py``);
 - ``linalg``: ``linear_solve``, ``inv``, ``logdet``, ``lstsq`` against JAX's own functions at
   n = 100, 500, 1000 in float64 and float32: gradient / primal, gradient and JVP against JAX's
   (``benchmarks/linalg.py``);
@@ -55,7 +57,7 @@ def markers(tag: str = "") -> tuple[str, str]:
     return f"<!-- benchmarks-{tag}:start -->", f"<!-- benchmarks-{tag}:end -->"
 
 
-SECTIONS = ("library", "peers", "implicit", "linalg", "matrix_equations", "overhead")
+SECTIONS = ("library", "peers", "implicit", "krylov", "linalg", "matrix_equations", "overhead")
 
 
 def _r(ratio, spread):
@@ -233,6 +235,18 @@ def matrix_equations_md(rows) -> str:
         "SciPy; JAX cannot differentiate its own with respect to A or B.",
         rows,
     )
+
+
+def krylov(pairs, smoke):
+    import krylov as bench
+
+    return bench.run(m=6 if smoke else 100, pairs=pairs)
+
+
+def krylov_md(res) -> str:
+    import krylov as bench
+
+    return bench.markdown(res)
 
 
 def overhead(pairs, smoke):

@@ -93,7 +93,8 @@ class Rule:
       objects that also carry their own inputs / benchmark inputs / benchmark reference;
     - `dtypes`: the dtypes the checker checks it in by default (`("float64", "float32")`;
       add `"complex128", "complex64"` for a rule that supports complex numbers);
-    - `rtol`/`atol`: tolerance overrides for the checker; `order`: the highest
+    - `rtol`/`atol`: tolerance overrides (`rtol` may be a dict by real dtype name,
+      `{"float64": 1e-8, "float32": 1e-3}`) for the checker; `order`: the highest
       derivative order the rule supports; `tags`; `module`/`qualname`: where defined;
     - `projectors`: per-parameter tangent projectors for structured arguments (taken from
       structured generators unless given);
@@ -109,7 +110,7 @@ class Rule:
     inputs: InputSpec
     cases: tuple[Mapping[str, Any], ...] = ({},)
     dtypes: tuple[str, ...] = ("float64", "float32")
-    rtol: float | None = None
+    rtol: float | dict[str, float] | None = None
     atol: float | None = None
     order: int = 1
     tags: tuple[str, ...] = ()
@@ -292,7 +293,7 @@ def make_rule(
     inputs: InputSpec,
     cases: Sequence[Mapping[str, Any]] | None = None,
     dtypes: Sequence[str] = ("float64", "float32"),
-    rtol: float | None = None,
+    rtol: float | Mapping[str, float] | None = None,
     atol: float | None = None,
     order: int = 1,
     tags: Sequence[str] = (),
@@ -337,7 +338,7 @@ def make_rule(
         inputs=inputs,
         cases=cases_t,
         dtypes=dtypes_t,
-        rtol=rtol,
+        rtol=dict(rtol) if isinstance(rtol, Mapping) else rtol,
         atol=atol,
         order=order,
         tags=tuple(tags),

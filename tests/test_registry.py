@@ -326,3 +326,10 @@ def test_case_inputs_are_validated_at_registration():
             inputs={"x": inputs.general((3,))},
             cases=[jr.Case("c", inputs={"y": inputs.general((3,))})],
         )(lambda x: jnp.sin(x))
+
+
+def test_failure_block_reproduces_its_own_case():
+    reg = _cased_rule()
+    report = jr.check("cased", registry=reg, seeds=1, dtypes=("float32",), transforms=("jit",))
+    (block,) = report.failure_blocks()
+    assert "case 1" in block and "case=1" in block

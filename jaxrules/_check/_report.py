@@ -153,6 +153,7 @@ def _failure_block(fails: Sequence[CheckResult]) -> str:
     recipe = worst.recipe or Recipe(("import jaxrules as jr",), repr(worst.rule))
     code = recipe.code(
         case=worst.case_values,
+        index=worst.case,
         dtypes=tuple(dtypes),
         transforms=requested or ("jit",),
         seed=worst.seed,

@@ -46,6 +46,8 @@ NOISE_STEPS = (-2, -1, 1, 2)  # the points x + j·h·u besides x itself
 def floor_for(dtype: str, rtol: float | None, rule_rtol: float | None) -> float:
     if rtol is not None:
         return rtol
+    if isinstance(rule_rtol, dict):  # per dtype: {"float64": ..., "float32": ...}
+        rule_rtol = rule_rtol.get(real_name(dtype))
     if rule_rtol is not None:
         return rule_rtol
     return FLOOR.get(real_name(dtype), 1e-4)

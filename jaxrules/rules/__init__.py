@@ -17,6 +17,8 @@ from .implicit import SolverError as SolverError
 from .implicit import argmin as argmin
 from .implicit import fixed_point as fixed_point
 from .implicit import root as root
+from .krylov import KrylovSolution as KrylovSolution
+from .krylov import krylov_solve as krylov_solve
 from .linalg import inv as inv
 from .linalg import linear_solve as linear_solve
 from .linalg import logdet as logdet

@@ -30,6 +30,7 @@ from jaxrules import inputs
 
 from . import _arguments as _args
 from . import _factored
+from . import krylov as _krylov
 
 __all__ = [
     "inv",
@@ -288,8 +289,13 @@ _solve.defjvp(_solve_jvp, zeros_as_none=True)
 _solve.defvjp(_solve_fwd, _solve_bwd)
 
 
-def linear_solve(A, b, *, assume: str = "gen"):
+def linear_solve(A, b, *, assume: str = "gen", **krylov):
     r"""Solve $A x = b$ (`b` a vector or a matrix of right-hand sides), as `jnp.linalg.solve`.
+
+    `A` may also be a linear *function* `v ↦ A v` (matrix-free): then the solve is
+    `krylov_solve(A, b, **krylov).value` (`solver="cg"`, `"gmres"` or `"bicgstab"`,
+    `M`, `tol`, `atol`, `maxiter`, `restart`, `throw`; see `jaxrules.rules.krylov`), NaN
+    where it did not converge.
 
     `A` may carry leading batch dimensions, `(..., n, n)`; `b` is `(n,)` (one right-hand side
     for every matrix) or `(..., n, k)` with batch dimensions that broadcast against `A`'s.
@@ -324,6 +330,18 @@ def linear_solve(A, b, *, assume: str = "gen"):
         >>> linear_solve(A, b).tolist()
         [2.0, 3.0]
     """
+    if callable(A) and not hasattr(A, "shape"):
+        if assume != "gen":
+            raise ValueError(
+                "linear_solve: assume= describes a matrix; for an operator (a function) pick "
+                "the Krylov method instead: solver='cg' for a symmetric positive definite one."
+            )
+        return _krylov.krylov_solve(A, b, **krylov).value
+    if krylov:
+        raise TypeError(
+            f"linear_solve: {', '.join(sorted(krylov))} apply to a matrix-free operator (A a "
+            f"function), but A is an array of shape {jnp.shape(A)}."
+        )
     if assume not in _ASSUME:
         raise ValueError(f"linear_solve: assume must be one of {_ASSUME}, got {assume!r}.")
     A, b = _args.inexact(A, b)
