@@ -198,7 +198,7 @@ def test_lstsq_agrees_with_numpy_and_jax_at_general_points(x64):
         np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("n", [5, 50, pytest.param(200, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("n", [5, 20, pytest.param(200, marks=pytest.mark.slow)])
 def test_sylvester_and_lyapunov_match_scipy(n, x64):
     rng = _rng(n)
     A = jr.inputs.stable(n)(jax.random.key(n), "float64")
