@@ -41,7 +41,7 @@ def _converged_reference_grad(X, y, lam, Xv, yv):
     return dlam, dX
 
 
-@pytest.mark.parametrize("linear_solver", ["lu", "cg"])
+@pytest.mark.parametrize("linear_solver", [pytest.param("lu", marks=pytest.mark.slow), "cg"])
 def test_argmin_gradient_matches_converged_reference_to_1e10(linear_solver):
     with jax.enable_x64():
         X, y = _logistic_data(jax.random.key(0))
@@ -62,7 +62,7 @@ def test_argmin_gradient_matches_converged_reference_to_1e10(linear_solver):
         np.testing.assert_allclose(t, got[0], rtol=1e-10)
 
 
-@pytest.mark.parametrize("linear_solver", ["lu", "gmres"])
+@pytest.mark.parametrize("linear_solver", ["lu", pytest.param("gmres", marks=pytest.mark.slow)])
 def test_root_gradient_matches_unrolled_newton_to_1e10(linear_solver):
     with jax.enable_x64():
         kw = ex._root_system_inputs(jax.random.key(3), "float64")
@@ -150,6 +150,7 @@ def test_vmap_and_hessian():
     )
 
 
+@pytest.mark.slow  # the fast tier keeps the other argmin tests; `jaxrules check` its example
 def test_argmin_with_user_gradient_descent_solver():
     X, y = _logistic_data(jax.random.key(0), dtype=jnp.float32)
 
@@ -280,7 +281,7 @@ def test_solver_may_close_over_traced_arrays():
 @pytest.mark.parametrize(
     "linear_solver", ["lu", *(pytest.param(s, marks=pytest.mark.slow) for s in ("cg", "gmres"))]
 )
-@pytest.mark.parametrize("backend", ["default", "no_hijax"])
+@pytest.mark.parametrize("backend", ["default", pytest.param("no_hijax", marks=pytest.mark.slow)])
 def test_every_route_to_the_derivative(linear_solver, backend, request):
     """grad, grad of a jitted function (JAX transposes the JVP rule there), jacfwd and
     jit(grad): the same derivative with each linear solver, with and without hijax."""

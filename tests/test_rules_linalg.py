@@ -198,7 +198,7 @@ def test_lstsq_agrees_with_numpy_and_jax_at_general_points(x64):
         np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("n", [5, 20, pytest.param(200, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("n", [5, *(pytest.param(n, marks=pytest.mark.slow) for n in (20, 200))])
 def test_sylvester_and_lyapunov_match_scipy(n, x64):
     rng = _rng(n)
     A = jr.inputs.stable(n)(jax.random.key(n), "float64")
@@ -221,7 +221,7 @@ def test_sylvester_and_lyapunov_match_scipy(n, x64):
     )
 
 
-@pytest.mark.parametrize("n", [1, 7, 9, 17, 40])
+@pytest.mark.parametrize("n", [1, 7, 9, 17, pytest.param(40, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("lower", [False, True])
 def test_triangular_lyapunov_solver_matches_the_general_one(n, lower, x64):
     # The Lyapunov solver splits F into Hermitian parts and solves only triangles, in blocks:
@@ -242,6 +242,7 @@ def test_triangular_lyapunov_solver_matches_the_general_one(n, lower, x64):
     np.testing.assert_allclose(Y, Y_ref, rtol=1e-11, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_lyapunov_of_symmetric_q_is_symmetric(x64):
     A = jr.inputs.stable(60)(jax.random.key(3), "float64")
     Q = jr.inputs.spd(60)(jax.random.key(4), "float64")
@@ -335,9 +336,9 @@ def _staged_cases():
     ]
 
 
-# lstsq and the matrix equations (cases 3-6, 10-17 s each) run in the slow tier.
+# Cases 1-6 (5-17 s each) run in the slow tier; case 0 in both.
 @pytest.mark.parametrize(
-    "case", [0, 1, 2, *(pytest.param(c, marks=pytest.mark.slow) for c in range(3, 7))]
+    "case", [0, *(pytest.param(c, marks=pytest.mark.slow) for c in range(1, 7))]
 )
 def test_second_order_right_however_jax_reaches_the_rule(case, x64):
     # Staged by jit before differentiation (the low backend: JAX transposes the JVP rule), or

@@ -33,6 +33,7 @@ def test_solution_is_optimal_and_feasible(x64):
         assert f(x + 1e-3 * d) > f(x) and f(x - 1e-3 * d) > f(x)
 
 
+@pytest.mark.slow  # eq_qp's derivatives are also proved by `jaxrules check` (the main job)
 def test_gradients_and_hessian_match_the_dense_kkt_reference(x64):
     p = _problem()
     w = jnp.arange(1.0, 6.0)
