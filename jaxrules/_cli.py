@@ -109,9 +109,11 @@ def _cmd_check(a) -> int:
     _backend.use_compilation_cache(a.cache_dir)
 
     rules = _rules(a.modules, a.rule, a.tag)
-    if a.dtype:  # only the asked dtypes each rule is registered for
-        skipped = [r.name for r in rules if not set(a.dtype) & set(r.dtypes)]
-        rules = [r for r in rules if set(a.dtype) & set(r.dtypes)]
+    # Only the asked dtypes each rule is registered for (default: all of them).
+    asked = {r.name: [d for d in a.dtype or r.dtypes if d in r.dtypes] for r in rules}
+    if a.dtype:
+        skipped = [r.name for r in rules if not asked[r.name]]
+        rules = [r for r in rules if asked[r.name]]
         if skipped:
             print(f"not registered for {', '.join(a.dtype)} (skipped): {', '.join(skipped)}")
         if not rules:
@@ -128,7 +130,7 @@ def _cmd_check(a) -> int:
         t = time.perf_counter()
         rep = jr.check(
             r,
-            dtypes=[d for d in a.dtype if d in r.dtypes] if a.dtype else None,
+            dtypes=asked[r.name],
             transforms=a.transform or ("eager", "jit", "vmap"),
             seeds=seeds,
             order=a.order,

@@ -245,7 +245,8 @@ def check(
     registered = isinstance(rule, (str, Rule)) or (reference is _MISSING and inputs is None)
     recipe = _recipe(rec, registered, registry, reference, inputs)
     if registered and cases is None:  # a registered case is reproduced by its index
-        recipe = dataclasses.replace(recipe, by_index=len(rec.cases) > 1)
+        by_index = len(rec.cases) > 1 or isinstance(rec.cases[0], Case)
+        recipe = dataclasses.replace(recipe, by_index=by_index)
     selected = list(enumerate(rec.cases))
     if case is not None:
         selected = [selected[rec.select(case)]]

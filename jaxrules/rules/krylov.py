@@ -79,6 +79,10 @@ def _transpose(f: Callable, like) -> Callable:
     return lambda v: ft(v)[0]
 
 
+def _nan_unless(ok, t):
+    return t * jnp.where(ok, 1.0, jnp.nan).astype(t.dtype)
+
+
 def _within(residual, rhs, tol, atol):
     bound = _SLACK * jnp.maximum(tol * jnp.linalg.norm(rhs), atol)
     return jnp.isfinite(residual) & (residual <= bound)
@@ -100,8 +104,7 @@ def _iteration(solver, tol, atol, maxiter, restart, M, mask=True):
             z = jssl.bicgstab(mv, rhs, **kw)[0]
         if not mask:
             return z
-        ok = _within(jnp.linalg.norm(mv(z) - rhs), rhs, tol, atol)
-        return z * jnp.where(ok, 1.0, jnp.nan).astype(z.dtype)
+        return _nan_unless(_within(jnp.linalg.norm(mv(z) - rhs), rhs, tol, atol), z)
 
     return solve
 
@@ -117,18 +120,13 @@ def _solve(A, M, r, *, transpose, solver, tol, atol, maxiter, restart, mask=True
         mv, (M, Mt) = _transpose(mv, r), (Mt, M)
     solve = _iteration(solver, *opts, M, mask)
     if symmetric:
-        return jax.lax.custom_linear_solve(mv, r, lambda f, b: solve(f, b), symmetric=True)
-    tsolve = _iteration(solver, *opts, Mt, mask)
-    return jax.lax.custom_linear_solve(mv, r, lambda f, b: solve(f, b), lambda f, b: tsolve(f, b))
+        return jax.lax.custom_linear_solve(mv, r, solve, symmetric=True)
+    return jax.lax.custom_linear_solve(mv, r, solve, _iteration(solver, *opts, Mt, mask))
 
 
 def _test(A, b, x, tol, atol):
     residual = jax.lax.stop_gradient(jnp.linalg.norm(b - A(x)))
     return _within(residual, b, tol, atol), residual
-
-
-def _nan_unless(ok, t):
-    return t * jnp.where(ok, 1.0, jnp.nan).astype(t.dtype)
 
 
 _STATIC = ("solver", "tol", "atol", "maxiter", "restart")
@@ -291,16 +289,20 @@ def _operator(kappa, convection):
     return A
 
 
+def _convection(solver):
+    return 0.0 if solver == "cg" else 0.5  # CG needs a symmetric operator
+
+
 def krylov_example(kappa, b, *, solver="gmres"):
     """The registered example of `krylov_solve`: a diffusion operator with coefficient field
     `kappa` (plus convection for the non-symmetric solvers), solved matrix-free; the
     derivative with respect to `kappa` goes through the operator's closure."""
-    A = _operator(kappa, 0.0 if solver == "cg" else 0.5)
+    A = _operator(kappa, _convection(solver))
     return krylov_solve(A, b, solver=solver).value
 
 
 def _dense_reference(kappa, b, solver="gmres"):
-    A = _operator(kappa, 0.0 if solver == "cg" else 0.5)
+    A = _operator(kappa, _convection(solver))
     n = b.size
     K = jax.jacfwd(lambda u: A(u.reshape(b.shape)).ravel())(jnp.zeros(n, b.dtype))
     return jnp.linalg.solve(K, b.ravel()).reshape(b.shape)

@@ -525,6 +525,11 @@ jr.register("inv", reference=jnp.linalg.inv, **_ONE_SQUARE)(inv)
 
 
 # -- log-determinant -------------------------------------------------------------------------------
+def _parity(piv):
+    """The parity (0 or 1) of the permutation of LU's row swaps `piv`."""
+    return jnp.sum(piv != jnp.arange(piv.shape[0])) % 2
+
+
 def _lu_logdet(factors):
     """`log|det A|`; for complex `A` a complex logarithm of `det A`,
     `Σ log uᵢᵢ + iπ·(parity of P)` (its imaginary part is a branch of `arg det A`)."""
@@ -532,16 +537,13 @@ def _lu_logdet(factors):
     d = jnp.diagonal(lu)
     if not jnp.iscomplexobj(lu):
         return jnp.sum(jnp.log(jnp.abs(d)))
-    parity = jnp.sum(piv != jnp.arange(lu.shape[0])) % 2
-    return jnp.sum(jnp.log(d)) + 1j * jnp.pi * parity.astype(lu.real.dtype)
+    return jnp.sum(jnp.log(d)) + 1j * jnp.pi * _parity(piv).astype(lu.real.dtype)
 
 
 def _lu_sign(factors):
     lu, piv, _ = factors
-    n = lu.shape[0]
-    parity = jnp.sum(piv != jnp.arange(n)) % 2
     d = jnp.diagonal(lu)
-    return jnp.prod(jnp.sign(d)) * jnp.where(parity == 1, -1.0, 1.0).astype(lu.dtype)
+    return jnp.prod(jnp.sign(d)) * jnp.where(_parity(piv) == 1, -1.0, 1.0).astype(lu.dtype)
 
 
 @jr.custom_vjp(nondiff_argnames=("factors",), allow_complex=True)
