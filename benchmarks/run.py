@@ -10,6 +10,8 @@ Sections (each writes ``benchmarks/results/<section>[_<tag>].json``):
   (``benchmarks/implicit.py``);
 - ``krylov``: matrix-free ``krylov_solve`` against lineax and ``jax.scipy.sparse.linalg`` on
   2-D diffusion and convection-diffusion operators (``benchmarks/krylov.py``);
+- ``quadratic_programs``: ``qp`` against jaxopt's OSQP / BoxOSQP and a dense KKT reference on
+  a batch of 64 inequality-constrained QPs (``benchmarks/qp.py``);
 - ``linalg``: ``linear_solve``, ``inv``, ``logdet``, ``lstsq`` against JAX's own functions at
   n = 100, 500, 1000 in float64 and float32: gradient / primal, gradient and JVP against JAX's
   (``benchmarks/linalg.py``);
@@ -57,7 +59,16 @@ def markers(tag: str = "") -> tuple[str, str]:
     return f"<!-- benchmarks-{tag}:start -->", f"<!-- benchmarks-{tag}:end -->"
 
 
-SECTIONS = ("library", "peers", "implicit", "krylov", "linalg", "matrix_equations", "overhead")
+SECTIONS = (
+    "library",
+    "peers",
+    "implicit",
+    "krylov",
+    "quadratic_programs",
+    "linalg",
+    "matrix_equations",
+    "overhead",
+)
 
 
 def _r(ratio, spread):
@@ -245,6 +256,20 @@ def krylov(pairs, smoke):
 
 def krylov_md(res) -> str:
     import krylov as bench
+
+    return bench.markdown(res)
+
+
+def quadratic_programs(pairs, smoke):
+    import qp as bench
+
+    if smoke:
+        return bench.run(pairs, batch=2, n=10, m=5, p=1, active=2)
+    return bench.run(pairs, batch=64)
+
+
+def quadratic_programs_md(res) -> str:
+    import qp as bench
 
     return bench.markdown(res)
 

@@ -150,7 +150,10 @@ def test_benchmarks_run_smoke_and_docs_update(tmp_path):
         timeout=1200,
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    for section in ("library", "peers", "implicit", "linalg", "matrix_equations", "overhead"):
+    for section in (
+        "library", "peers", "implicit", "krylov", "quadratic_programs", "linalg",
+        "matrix_equations", "overhead",
+    ):  # fmt: skip
         data = json.loads((tmp_path / f"{section}.json").read_text())
         assert data["machine"] and data["data"]
     summary = (tmp_path / "summary.md").read_text()

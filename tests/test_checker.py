@@ -144,6 +144,26 @@ def test_builtin_library_passes():
         jr.check(rule.name, seeds=1, dtypes=("float32",), transforms=("jit",)).raise_if_failed()
 
 
+def test_rule_inside_a_jitted_helper_is_seen_to_run():
+    # A registered function whose jaxrules rule sits inside a `jax.jit`-compiled helper (as
+    # `qp`'s does): JAX caches the helper's derivatives, so a second trace runs no Python rule.
+    # The check must still see the rule, on every run (a false failure before).
+    @jr.custom_vjp
+    def f(x):
+        return jnp.sin(x)
+
+    f.defvjp(lambda x: (jnp.sin(x), x), lambda x, g: (jnp.cos(x) * g,))
+    helper = jax.jit(lambda x: 2.0 * f(x))
+    reg = jr.Registry()
+    reg.register(
+        "jitted_helper", reference=lambda x: 2.0 * jnp.sin(x), inputs={"x": I.general((3,))}
+    )(lambda x: helper(x))
+    for _ in range(2):
+        report = jr.check("jitted_helper", registry=reg, seeds=1, transforms=("jit",))
+        ran = [r for r in report.results if r.check == "rule_ran"]
+        assert ran and all(r.passed for r in ran), str(report)
+
+
 def test_unregistered_function_audit_jax_builtin():
     report = jr.check(
         jnp.linalg.inv,

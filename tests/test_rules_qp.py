@@ -7,7 +7,7 @@ import pytest
 
 import jaxrules as jr
 from jaxrules.rules import eq_qp
-from jaxrules.rules.qp import _eq_qp_ref
+from jaxrules.rules.quadratic_programs import _eq_qp_ref
 
 
 @pytest.fixture
@@ -80,3 +80,179 @@ def test_input_validation():
         eq_qp(jnp.eye(2), jnp.ones(2), jnp.ones((3, 2)), jnp.ones(3))
     with pytest.raises(ValueError, match=r"eq_qp: c must have shape \(2,\) and b shape \(1,\)"):
         eq_qp(jnp.eye(2), jnp.ones(3), jnp.ones((1, 2)), jnp.ones(1))
+
+
+# -- qp: inequality constraints ----------------------------------------------------------------
+from jaxrules.rules import SolverError, qp  # noqa: E402
+
+
+def _ineq(seed=0, dtype="float64", **sizes):
+    """A QP with a known strictly complementary solution (see `_ineq_qp_inputs`)."""
+    from jaxrules.rules.quadratic_programs import _ineq_qp_inputs
+
+    p = _ineq_qp_inputs(jax.random.key(seed), dtype, **sizes)
+    return p, sizes.get("active", 2)
+
+
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-10), ("float32", 2e-3)])
+@pytest.mark.parametrize(
+    "sizes", [{}, pytest.param({"n": 30, "p": 3, "m": 40, "active": 12}, marks=pytest.mark.slow)]
+)
+def test_qp_recovers_the_constructed_solution(dtype, tol, sizes):
+    with jax.enable_x64(dtype == "float64"):
+        p, active = _ineq(1, dtype, **sizes)
+        sol = qp(**p)
+        assert bool(sol.converged) and sol.residual <= (1e-12 if dtype == "float64" else 1e-5)
+        assert 1 <= int(sol.steps) <= 20
+        lam = np.asarray(sol.lam)
+        # strict complementarity of the construction: the first `active` constraints bind
+        slack = np.asarray(p["h"] - p["G"] @ sol.x)
+        assert np.all(lam[:active] > 0.4) and np.all(np.abs(slack[:active]) < tol)
+        assert np.all(np.abs(lam[active:]) < tol) and np.all(slack[active:] > 0.4)
+        # KKT by hand
+        Qs = 0.5 * (p["Q"] + p["Q"].T)
+        stat = Qs @ sol.x + p["c"] + p["G"].T @ sol.lam + p["A"].T @ sol.nu
+        np.testing.assert_allclose(stat, 0.0, atol=tol * 10)
+        np.testing.assert_allclose(p["A"] @ sol.x, p["b"], atol=tol * 10)
+
+
+def test_qp_agrees_with_scipy_on_a_random_problem(x64):
+    # Independent of the construction above: random data, feasible at x = 0 (h > 0, b = 0 +
+    # A x_f with a feasible x_f), solved by SciPy's SLSQP.
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(7)
+    n, p, m = 6, 2, 9
+    R = rng.standard_normal((n, n))
+    Q, c = R @ R.T + 0.5 * np.eye(n), 10 * rng.standard_normal(n)
+    A, G = rng.standard_normal((p, n)), rng.standard_normal((m, n))
+    x_f = 0.1 * rng.standard_normal(n)
+    b, h = A @ x_f, G @ x_f + rng.uniform(0.01, 0.1, m)
+    sol = qp(Q, c, A, b, G, h)
+    ref = minimize(
+        lambda x: 0.5 * x @ Q @ x + c @ x,
+        x_f,
+        jac=lambda x: Q @ x + c,
+        constraints=[
+            {"type": "eq", "fun": lambda x: A @ x - b, "jac": lambda x: A},
+            {"type": "ineq", "fun": lambda x: h - G @ x, "jac": lambda x: -G},
+        ],
+        method="SLSQP",
+        options={"ftol": 1e-14, "maxiter": 500},
+    )
+    assert ref.success and bool(sol.converged)
+    np.testing.assert_allclose(sol.x, ref.x, atol=1e-6)
+    assert np.any(np.asarray(sol.lam) > 1e-3)  # some constraint is active: a real test
+
+
+@pytest.mark.slow  # `jaxrules check` proves qp's derivatives against the dense KKT reference
+def test_qp_gradient_matches_central_differences(x64):
+    p, _ = _ineq(2, "float64", n=6, p=2, m=6, active=3)
+    w = jnp.linspace(0.5, 1.5, 6)
+    loss = lambda p: jnp.sum(jnp.sin(qp(**p).x * w)) + jnp.sum(qp(**p).lam ** 2)
+    g = jax.grad(loss)(p)
+    rng = np.random.default_rng(0)
+    for name in p:
+        d = jnp.asarray(rng.standard_normal(p[name].shape))
+        e = 1e-6
+        fd = (loss({**p, name: p[name] + e * d}) - loss({**p, name: p[name] - e * d})) / (2 * e)
+        np.testing.assert_allclose(jnp.vdot(g[name], d), fd, rtol=1e-6, atol=1e-8)
+
+
+def test_qp_weakly_active_constraint_is_held_active(x64):
+    # min ½(x − p)² s.t. x ≤ 0: at p = 0 the bound is weakly active (x = 0, λ = 0). qp holds it
+    # active: dx/dp = 0 (the one-sided derivative for p ≥ 0), dλ/dp = 1. Away from p = 0 the
+    # derivative is the ordinary one on each side.
+    def solve(p):
+        sol = qp(jnp.eye(1), -p, G=jnp.eye(1), h=jnp.zeros(1))
+        return sol.x[0], sol.lam[0]
+
+    for p, (dx, dlam) in ((0.0, (0.0, 1.0)), (0.5, (0.0, 1.0)), (-0.5, (1.0, 0.0))):
+        p = jnp.array([p])
+        np.testing.assert_allclose(jax.jacobian(solve)(p), [[dx], [dlam]], atol=1e-12)
+    # A weakly active constraint among others, in 3-D: x₂ ≤ 0 binds with a zero multiplier.
+    Q, c = jnp.diag(jnp.array([1.0, 2.0, 3.0])), jnp.array([-1.0, 1.0, 0.0])
+    G, h = jnp.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]), jnp.array([0.0, 0.5])
+    sol = qp(Q, c, G=G, h=h)
+    np.testing.assert_allclose(sol.x, [0.5, -0.5, 0.0], atol=1e-12)
+    np.testing.assert_allclose(sol.lam, [0.0, 0.5], atol=1e-12)
+    J = jax.jacobian(lambda c: qp(Q, c, G=G, h=h).x)(c)
+    np.testing.assert_allclose(J[2], 0.0, atol=1e-12)  # x₂ stays at its bound
+
+
+@pytest.mark.parametrize(
+    "problem",
+    [
+        # x ≤ −1 and x ≥ 1: infeasible
+        dict(Q=jnp.eye(1), c=jnp.zeros(1), G=jnp.array([[1.0], [-1.0]]), h=-jnp.ones(2)),
+        # min −x₀ s.t. x₀ ≥ 0 (Q = 0): unbounded
+        pytest.param(
+            dict(Q=jnp.zeros((1, 1)), c=-jnp.ones(1), G=-jnp.ones((1, 1)), h=jnp.zeros(1)),
+            marks=pytest.mark.slow,
+        ),
+    ],
+    ids=["infeasible", "unbounded"],
+)
+def test_qp_failure_is_flagged_with_nan_derivatives_or_raised(x64, problem):
+    sol = qp(**problem)
+    assert not bool(sol.converged)
+    g = jax.grad(lambda c: jnp.sum(qp(**{**problem, "c": c}).x))(problem["c"])
+    assert np.all(np.isnan(g))
+    with pytest.raises(SolverError, match="qp: no solution satisfying the KKT conditions"):
+        qp(**problem, throw=True)
+    with pytest.raises(Exception, match="qp: no solution satisfying the KKT conditions"):
+        jax.block_until_ready(jax.jit(lambda p: qp(**p, throw=True))(problem))
+
+
+def test_qp_without_inequalities_or_constraints(x64):
+    p = _problem()
+    sol = qp(p["Q"], p["c"], p["A"], p["b"])
+    x, lam = eq_qp(**p)
+    np.testing.assert_allclose(sol.x, x, atol=1e-12)
+    np.testing.assert_allclose(sol.nu, lam, atol=1e-12)
+    assert sol.lam.shape == (0,) and bool(sol.converged)
+    Q = jnp.array([[2.0, 0.5], [0.5, 1.0]])
+    np.testing.assert_allclose(qp(Q, jnp.ones(2)).x, -jnp.linalg.solve(Q, jnp.ones(2)))
+
+
+@pytest.mark.slow
+def test_qp_linear_program_at_a_vertex(x64):
+    # Q = 0: min cᵀx over the box 0 ≤ x ≤ u; the solution is the vertex x = u where c < 0.
+    c, u = jnp.array([-1.0, 2.0, -3.0]), jnp.array([1.0, 2.0, 3.0])
+    G, h = jnp.concatenate([jnp.eye(3), -jnp.eye(3)]), jnp.concatenate([u, jnp.zeros(3)])
+    sol = qp(jnp.zeros((3, 3)), c, G=G, h=h)
+    assert bool(sol.converged)
+    np.testing.assert_allclose(sol.x, [1.0, 0.0, 3.0], atol=1e-10)
+    J = jax.jacobian(lambda h: qp(jnp.zeros((3, 3)), c, G=G, h=h).x)(h)
+    np.testing.assert_allclose(J[:, :3], np.diag([1.0, 0.0, 1.0]), atol=1e-10)
+
+
+def test_qp_batches_broadcast_and_vmap(x64):
+    ps = [_ineq(s)[0] for s in range(3)]
+    stack = {k: jnp.stack([p[k] for p in ps]) for k in ps[0]}
+    one = {**stack, "Q": ps[0]["Q"]}  # Q broadcast against the stacked rest
+    for args in (stack, one):
+        sol = qp(**args)
+        assert sol.x.shape == (3, 5) and sol.lam.shape == (3, 4) and sol.converged.shape == (3,)
+        for i in range(3):
+            single = qp(
+                **{k: (v[i] if v.ndim > (2 if k in "QAG" else 1) else v) for k, v in args.items()}
+            )
+            np.testing.assert_allclose(sol.x[i], single.x, atol=1e-12)
+        np.testing.assert_allclose(
+            jax.vmap(lambda p: qp(**p).x)(args if args is stack else stack)[0],
+            qp(**ps[0]).x,
+            atol=1e-12,
+        )
+
+
+def test_qp_input_errors_name_the_argument():
+    Q, c = jnp.eye(2), jnp.ones(2)
+    with pytest.raises(ValueError, match=r"qp: give both G and h, or neither"):
+        qp(Q, c, G=jnp.ones((1, 2)))
+    with pytest.raises(ValueError, match=r"qp: G must have shape \(\.\.\., k, 2\) and h shape"):
+        qp(Q, c, G=jnp.ones((1, 3)), h=jnp.ones(1))
+    with pytest.raises(ValueError, match=r"qp: Q must be a square matrix"):
+        qp(jnp.ones((2, 3)), c)
+    with pytest.raises(TypeError, match=r"qp: c is complex"):
+        qp(Q, c * 1j)

@@ -389,7 +389,10 @@ def _check_rule_ran(point: Point, F, acc) -> None:
         ),
     ):
         try:
-            with _backend.record_rule_calls() as log:
+            # Without jit: a rule inside a `jax.jit`-compiled helper runs in Python only when
+            # JAX differentiates that helper's jaxpr afresh, and JAX caches those derivatives
+            # (the reverse trace would reuse the forward one's and log nothing).
+            with jax.disable_jit(), _backend.record_rule_calls() as log:
                 fn()
         except Exception:
             continue  # reported by the jvp/vjp checks

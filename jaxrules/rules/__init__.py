@@ -30,7 +30,10 @@ from .linalg import slogdet as slogdet
 from .matrix_equations import discrete_lyapunov as discrete_lyapunov
 from .matrix_equations import lyapunov as lyapunov
 from .matrix_equations import sylvester as sylvester
-from .qp import eq_qp as eq_qp
+from .quadratic_programs import QPSolution as QPSolution
+from .quadratic_programs import eq_qp as eq_qp
+from .quadratic_programs import qp as qp
+from .quadratic_programs import qp_layer as qp_layer
 
 # isort: split
 # Last, so that `jaxrules list` shows the library's functions first: registers the implicit
