@@ -5,6 +5,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -118,6 +120,7 @@ def test_plugin_is_cheap_when_unused(tmp_path):
     assert "--jaxrules=MODULE[,MODULE]" in r.stdout
 
 
+@pytest.mark.slow  # subprocesses, 14–20 s; the fast tier keeps the other CLI/plugin tests
 def test_cli_check_with_a_persistent_compilation_cache(tmp_path):
     cache = tmp_path / "cache"
     args = ("check", "--rule", "sin_product", "--seeds", "1", "--transform", "jit")
@@ -161,6 +164,7 @@ def _in(tmp_path, *cmd):
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
 
 
+@pytest.mark.slow  # subprocesses, 14–20 s; the fast tier keeps the other CLI/plugin tests
 def test_cli_finds_modules_in_the_current_directory_and_explains_mistakes(tmp_path):
     proj = _user_project(tmp_path)
     cli = (sys.executable, "-m", "jaxrules", "check")
@@ -178,6 +182,7 @@ def test_cli_finds_modules_in_the_current_directory_and_explains_mistakes(tmp_pa
     assert r.returncode == 2 and "Did you mean 'myrules_cube'?" in r.stderr, r.stderr
 
 
+@pytest.mark.slow  # subprocesses, 14–20 s; the fast tier keeps the other CLI/plugin tests
 def test_plugin_usage_errors_are_not_internal_errors(tmp_path):
     proj = _user_project(tmp_path)
     base = (sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q")

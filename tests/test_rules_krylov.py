@@ -62,6 +62,23 @@ def test_linear_solve_on_an_operator_with_a_preconditioner():
         np.testing.assert_allclose(g, ref, rtol=1e-7)
 
 
+def test_gmres_stops_where_it_converges_not_at_the_end_of_a_cycle():
+    # With a restart long enough to converge inside the first cycle, GMRES must stop at the
+    # tolerance (jax.scipy's default finishes the cycle: 6e-16 here for tol 1e-4) — and still
+    # be right, with or without restarts.
+    with jax.enable_x64():
+        rng = np.random.default_rng(0)
+        kappa = jnp.asarray(rng.uniform(0.5, 2.0, (12, 12)))
+        b = jnp.asarray(rng.standard_normal((12, 12)))
+        A = K._operator(kappa, 0.5)
+        rel = lambda x: float(jnp.linalg.norm(A(x) - b) / jnp.linalg.norm(b))
+        for tol in (1e-4, 1e-8):
+            for restart in (5, 100):
+                sol = krylov_solve(A, b, solver="gmres", tol=tol, restart=restart)
+                assert bool(sol.converged)
+                assert tol / 100 < rel(sol.value) <= tol, (tol, restart, rel(sol.value))
+
+
 def test_failure_is_visible():
     kappa, b = _problem(3)
     A = K._operator(kappa, 0.0)

@@ -29,9 +29,12 @@ residual, which drifts from the true one by rounding: the factor 10 allows for t
 did not — or where a Krylov solve inside a derivative fails the same test — the value and the
 derivatives are NaN; with `throw=True` it raises `SolverError` at run time.
 
-The iterations are `jax.scipy.sparse.linalg`'s `cg`, `gmres` and `bicgstab` (maintained, and
-batched under `vmap`); what this module adds is the convergence test, the failure semantics,
-the closure conversion, the checked registration and the benchmark.
+The CG and BiCGSTAB iterations are `jax.scipy.sparse.linalg`'s `cg` and `bicgstab`
+(maintained, and batched under `vmap`). GMRES is `jaxrules.rules._gmres`: restarted GMRES
+that, unlike `jax.scipy`'s default, knows its residual after every Arnoldi step and stops
+there instead of finishing the restart cycle (same preconditioning and tolerance convention).
+What this module adds is the convergence test, the failure semantics, the closure
+conversion, the checked registration and the benchmark.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ import jax.scipy.sparse.linalg as jssl
 import jaxrules as jr
 from jaxrules import inputs
 
+from . import _gmres
 from ._failure import error_if
 
 __all__ = ["KrylovSolution", "krylov_solve"]
@@ -99,7 +103,7 @@ def _iteration(solver, tol, atol, maxiter, restart, M, mask=True):
         if solver == "cg":
             z = jssl.cg(mv, rhs, **kw)[0]
         elif solver == "gmres":
-            z = jssl.gmres(mv, rhs, restart=restart, **kw)[0]
+            z = _gmres.gmres(mv, rhs, restart=restart, **kw)
         else:
             z = jssl.bicgstab(mv, rhs, **kw)[0]
         if not mask:
@@ -199,8 +203,8 @@ def krylov_solve(
     - `M`: a preconditioner, a function approximating `A⁻¹` (no derivative flows into it).
     - `tol`, `atol`: stop when `‖b − A x‖ ≤ max(tol·‖b‖, atol)`; `tol` defaults to 1e-5 in
       single precision and 1e-10 in double.
-    - `maxiter`: the iteration cap (default: JAX's, `10·n`); `restart`: GMRES's Krylov
-      subspace size.
+    - `maxiter`: the iteration cap (default: JAX's, `10·n`; for GMRES, as in JAX, the number
+      of restart cycles); `restart`: GMRES's Krylov subspace size.
     - `throw`: raise `SolverError` at run time where the solve did not converge.
 
     **Returns:** a `KrylovSolution` `(value, converged, residual)`; `value` and its
