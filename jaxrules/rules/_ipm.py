@@ -75,12 +75,14 @@ def residuals(Q, c, A, b, G, h, it: Iterate):
 
 
 def converged(Q, c, A, b, G, h, it: Iterate, tol) -> jax.Array:
-    """Primal and dual residuals and the complementarity gap below `tol`, relative to the
-    data's scale; and everything finite."""
+    """Primal and dual residuals below `tol` relative to the data's scale, and the duality
+    gap `sᵀλ` (the sum, not the mean `μ`) below `tol` relative to the objective; and
+    everything finite."""
     rd, re, ri, mu = residuals(Q, c, A, b, G, h, it)
     primal = jnp.maximum(_inf(re), _inf(ri)) <= tol * (1 + jnp.maximum(_inf(b), _inf(h)))
     dual = _inf(rd) <= tol * (1 + _inf(c))
-    gap = mu <= tol * (1 + jnp.abs(jnp.vdot(c, it.x)) + jnp.abs(jnp.vdot(it.x, Q @ it.x)))
+    objective = 0.5 * jnp.vdot(it.x, Q @ it.x) + jnp.vdot(c, it.x)
+    gap = mu * it.s.shape[0] <= tol * (1 + jnp.abs(objective))
     finite = jnp.all(jnp.isfinite(jnp.concatenate([it.x, it.s, it.lam, it.nu])))
     return primal & dual & gap & finite
 

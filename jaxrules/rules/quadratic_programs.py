@@ -276,27 +276,42 @@ def _active_set(Q, c, A, b, G, h, *, tol, max_steps):
 
     `M` starts as `λᵢ ≥ sᵢ` at the last iterate (unambiguous where complementarity is strict:
     one of the two is O(1), the other O(μ)). The point of that active set — the solution of
-    the KKT equations with it, exact to rounding — is then corrected once: a constraint taken
-    as inactive whose slack there is ≤ tol (violated, or *weakly active*: at its bound with a
-    zero multiplier) is held active; one taken as active whose multiplier is < −tol is
-    dropped. The factors are those of the corrected set (factored again only if it changed)."""
+    the KKT equations with it, exact to rounding — is then corrected, up to `_ROUNDS` times
+    while it changes (a primal-dual active-set step): a constraint taken as inactive whose
+    slack there is ≤ tol (violated, or *weakly active*: at its bound with a zero multiplier)
+    is held active; one taken as active whose multiplier is < −tol is dropped. The factors
+    are those of the final set (factored again only where it changed)."""
     n, m = Q.shape[0], G.shape[0]
     if m:
         it = _ipm.solve(Q, c, A, b, G, h, tol=tol, max_steps=max_steps)
         M, steps = it.lam >= it.s, it.steps
     else:
         M, steps = jnp.zeros((0,), bool), jnp.zeros((), jnp.int32)
-    factors, z = _factor(Q, c, A, b, G, h, M)
-    x, lam = z[:n], z[n : n + m]
-    scale = 1 + jnp.max(jnp.abs(G @ x), initial=0.0) + jnp.max(jnp.abs(h), initial=0.0)
-    lam_scale = 1 + jnp.max(jnp.abs(lam), initial=0.0)
-    M1 = jnp.where(M, lam >= -tol * lam_scale, h - G @ x <= tol * scale)
-    factors = jax.lax.cond(
-        jnp.all(M1 == M),
-        lambda: factors,
-        lambda: _factor(Q, c, A, b, G, h, M1)[0],
-    )
-    return M1, factors, steps
+
+    def corrected(M, z):
+        x, lam = z[:n], z[n : n + m]
+        Gx = G @ x
+        scale = 1 + jnp.max(jnp.abs(Gx), initial=0.0) + jnp.max(jnp.abs(h), initial=0.0)
+        lam_scale = 1 + jnp.max(jnp.abs(lam), initial=0.0)
+        return jnp.where(M, lam >= -tol * lam_scale, h - Gx <= tol * scale)
+
+    def changing(state):
+        i, M, _, z = state
+        return (i < _ROUNDS) & jnp.any(corrected(M, z) != M)
+
+    def correct(state):
+        i, M, _, z = state
+        M = corrected(M, z)
+        return (i + 1, M, *_factor(Q, c, A, b, G, h, M))
+
+    start = (0, M, *_factor(Q, c, A, b, G, h, M))
+    _, M, factors, _ = jax.lax.while_loop(changing, correct, start)
+    return M, factors, steps
+
+
+#: Active-set corrections after the interior point (each one LU factorisation, run only where
+#: the set changes; none on a well-separated problem).
+_ROUNDS = 3
 
 
 @jr.custom_jvp(nondiff_argnames=("ok",))
