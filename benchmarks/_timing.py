@@ -4,4 +4,21 @@ scripts and ``jr.benchmark`` measure the same way."""
 from jaxrules._bench import calibrate, interleaved_ratio, machine, temp_bytes, time_once
 from jaxrules._bench import mean_time as best_of
 
-__all__ = ["best_of", "calibrate", "interleaved_ratio", "machine", "temp_bytes", "time_once"]
+__all__ = [
+    "best_of",
+    "calibrate",
+    "interleaved_ratio",
+    "machine",
+    "ratio_cell",
+    "temp_bytes",
+    "time_once",
+]
+
+
+def ratio_cell(row: dict, key: str) -> str:
+    """A table cell "median (min–max)" from `row[key + "_ratio"]` and `row[key + "_spread"]`;
+    "–" where the row has no such ratio (the baseline)."""
+    if key + "_ratio" not in row:
+        return "–"
+    lo, hi = row[key + "_spread"]
+    return f"{row[key + '_ratio']:.2f} ({lo:.2f}–{hi:.2f})"

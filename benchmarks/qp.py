@@ -201,11 +201,7 @@ def markdown(res) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
 
-    def ratio(r, key):
-        if key + "_ratio" not in r:
-            return "–"
-        lo, hi = r[key + "_spread"]
-        return f"{r[key + '_ratio']:.2f} ({lo:.2f}–{hi:.2f})"
+    ratio = _timing.ratio_cell
 
     for r in res["rows"]:
         if "failed" in r:
