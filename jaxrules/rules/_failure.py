@@ -1,5 +1,5 @@
-"""Runtime errors that work under `jit`: the one place the rule library raises from inside a
-compiled computation.
+"""Failure made visible: runtime errors that work under `jit` (the one place the rule library
+raises from inside a compiled computation), and the NaN mask of a failed solve's derivatives.
 
 `error_if` stages a `jax.debug.callback` that raises when its predicate holds. Eagerly
 the exception propagates as it is; under `jit` JAX re-raises it as a
@@ -17,9 +17,10 @@ static information; the values are in the result.
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["SolverError", "error_if"]
+__all__ = ["SolverError", "error_if", "nan_unless"]
 
 
 class SolverError(RuntimeError):
@@ -35,3 +36,17 @@ def error_if(pred, message: str) -> None:
             raise SolverError(message)
 
     jax.debug.callback(callback, pred)
+
+
+def nan_unless(ok, tree):
+    """`tree` with its inexact leaves multiplied by 1 where `ok`, NaN where not.
+
+    Multiplicative, so a tangent map stays linear (`jnp.where(ok, t, nan)` is not, and JAX
+    cannot transpose it where it transposes a JVP rule instead of calling the VJP)."""
+
+    def mask(t):
+        if not jnp.issubdtype(jnp.result_type(t), jnp.inexact):
+            return t
+        return t * jnp.where(ok, 1.0, jnp.nan).astype(jnp.result_type(t))
+
+    return jax.tree_util.tree_map(mask, tree)

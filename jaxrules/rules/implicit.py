@@ -64,7 +64,7 @@ from jax.flatten_util import ravel_pytree
 
 import jaxrules as jr
 
-from ._failure import SolverError, error_if
+from ._failure import SolverError, error_if, nan_unless
 from ._solvers import _LINEAR, _eps, _flat, _pick, _residual, iterate, iterate_then_newton, newton
 
 __all__ = ["Solution", "SolverError", "argmin", "fixed_point", "iterate", "newton", "root"]
@@ -164,17 +164,6 @@ def _solve(lin: _Linear, b, *, transpose: bool, on_failure: Callable):
     if lin.method in ("lu", "cholesky"):
         on_failure(lin.ok)
     return z, lin.ok
-
-
-def _nan_unless(ok, tree):
-    # A multiplicative mask keeps the tangent map linear (`jnp.where(ok, t, nan)` is not,
-    # and JAX cannot transpose it where it transposes a JVP rule instead of calling the VJP).
-    def mask(t):
-        if not jnp.issubdtype(jnp.result_type(t), jnp.inexact):
-            return t
-        return t * jnp.where(ok, 1.0, jnp.nan).astype(jnp.result_type(t))
-
-    return jax.tree_util.tree_map(mask, tree)
 
 
 # -- the rule ----------------------------------------------------------------------------------
@@ -314,7 +303,7 @@ def _jvp(fn, x0, params, solver, dfn, _, dparams, __, *, kind, linear_solver, th
         (dfn, dparams),
     )
     dx, ok = _solve(lin, -rhs, transpose=False, on_failure=_reporter(converged, throw, kind, "JVP"))
-    dx = _nan_unless(ok & converged, unravel(dx))
+    dx = nan_unless(ok & converged, unravel(dx))
     return out, (dx, None, None, None, None, None)
 
 
@@ -340,7 +329,7 @@ def _bwd(fn, params, x, converged, chol, x_bar, *, kind, linear_solver, throw, *
     )
     _, vjp = jax.vjp(lambda fn, params: ravel_pytree(_residual(kind, fn, params)(x))[0], fn, params)
     fn_bar, params_bar = vjp(-u)
-    fn_bar, params_bar = _nan_unless(ok & converged, (fn_bar, params_bar))
+    fn_bar, params_bar = nan_unless(ok & converged, (fn_bar, params_bar))
     return fn_bar, None, params_bar, None
 
 

@@ -51,7 +51,7 @@ import jaxrules as jr
 from jaxrules import inputs
 
 from . import _gmres
-from ._failure import error_if
+from ._failure import error_if, nan_unless
 
 __all__ = ["KrylovSolution", "krylov_solve"]
 
@@ -83,10 +83,6 @@ def _transpose(f: Callable, like) -> Callable:
     return lambda v: ft(v)[0]
 
 
-def _nan_unless(ok, t):
-    return t * jnp.where(ok, 1.0, jnp.nan).astype(t.dtype)
-
-
 def _within(residual, rhs, tol, atol):
     bound = _SLACK * jnp.maximum(tol * jnp.linalg.norm(rhs), atol)
     return jnp.isfinite(residual) & (residual <= bound)
@@ -108,7 +104,7 @@ def _iteration(solver, tol, atol, maxiter, restart, M, mask=True):
             z = jssl.bicgstab(mv, rhs, **kw)[0]
         if not mask:
             return z
-        return _nan_unless(_within(jnp.linalg.norm(mv(z) - rhs), rhs, tol, atol), z)
+        return nan_unless(_within(jnp.linalg.norm(mv(z) - rhs), rhs, tol, atol), z)
 
     return solve
 
@@ -140,7 +136,7 @@ _STATIC = ("solver", "tol", "atol", "maxiter", "restart")
 def _primal(A, b, M, **static):
     x = _solve(A, M, b, transpose=False, mask=False, **static)
     converged, residual = _test(A, b, x, static["tol"], static["atol"])
-    return _nan_unless(converged, x), converged, residual
+    return nan_unless(converged, x), converged, residual
 
 
 # `M` is a *zero* argument: the solution does not depend on the preconditioner.
@@ -157,7 +153,7 @@ def _krylov_jvp(primals, tangents, **static):
     x, converged = out[0], out[1]
     rhs = db - jax.jvp(lambda A: A(x), (A,), (dA,))[1]
     dx = _solve(A, M, rhs, transpose=False, **static)
-    return out, (_nan_unless(converged, dx), None, None)
+    return out, (nan_unless(converged, dx), None, None)
 
 
 def _krylov_fwd(A, b, M, **static):
@@ -171,7 +167,7 @@ def _krylov_bwd(res, cts, **static):
     w = _solve(A, M, cts[0], transpose=True, **static)
     _, vjp = jax.vjp(lambda A: A(x), A)
     (A_bar,) = vjp(-w)
-    mask = functools.partial(_nan_unless, converged)
+    mask = functools.partial(nan_unless, converged)
     return jax.tree_util.tree_map(mask, A_bar), mask(w), None
 
 

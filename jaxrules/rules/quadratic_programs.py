@@ -1,4 +1,6 @@
-r"""Equality-constrained quadratic programs, differentiated through their KKT system.
+r"""Quadratic programs, differentiated through their KKT systems: `qp` (equality and
+inequality constraints; its method, derivatives and degenerate cases are in its docstring) and
+`eq_qp` (equality constraints only), derived here.
 
 $$
 x^\star = \arg\min_x \tfrac12 x^\top Q x + c^\top x \quad\text{s.t.}\quad A x = b,
@@ -49,7 +51,7 @@ from jaxrules import inputs
 
 from . import _arguments as _args
 from . import _factored, _ipm
-from ._failure import SolverError, error_if
+from ._failure import SolverError, error_if, nan_unless
 
 __all__ = ["QPSolution", "SolverError", "eq_qp", "qp"]
 
@@ -324,7 +326,7 @@ def _unless(ok, z):
 def _unless_jvp(primals, tangents):
     ok, z = primals
     _, dz = tangents
-    return z, dz * jnp.where(ok, 1.0, jnp.nan).astype(dz.dtype)
+    return z, nan_unless(ok, dz)
 
 
 @functools.partial(jax.jit, static_argnames=("tol", "max_steps"))
