@@ -1,0 +1,626 @@
+r"""ODE solves with adjoint rules: $y' = f(y, t, \theta)$, $y(t_0) = y_0$, solved at output
+times $t_0 < t_1 < \dots < t_N$ by an explicit Runge–Kutta method, differentiated in
+$y_0$ and $\theta$ (the `params` and every array `f` captures) in both modes.
+
+**The computed solution.** An adaptive method (Dopri5, Tsit5) takes steps $h_k$ chosen by its
+error controller; the output $y_i$ is the state after the step that lands on $t_i$. The step
+sizes are treated as constants (they depend on $\theta$ only through the controller, whose
+derivative is neither useful nor defined where a step is accepted or rejected; diffrax makes
+the same choice): the derivative of odeint is the derivative of the composition of the
+accepted steps $y_{k+1} = \Phi_{h_k}(y_k, t_k, \theta)$.
+
+**Forward mode — forward sensitivities.** Differentiating $y' = f$:
+$\dot y' = \partial_y f\,\dot y + \partial_\theta f\,\dot\theta$, $\dot y(t_0) = \dot y_0$.
+jaxrules integrates it alongside the state *with the same steps*: each step maps
+$(y_k, \dot y_k) \mapsto (\Phi(y_k), \partial\Phi\,[\dot y_k, \dot\theta])$ (one JVP of the
+step; a Runge–Kutta step of the variational equation is the JVP of the step, so this is the
+exact tangent of the computed solution), and the error control sees $y$ only. `jax.jacfwd`
+over a few parameters costs a few solves; nothing is stored.
+
+**Reverse mode, `adjoint="checkpoint"` (default) — the discrete adjoint.** For a loss
+$L(y_1, \dots, y_N)$ write $a_k = \partial L/\partial y_k$ for the state after step $k$. Going
+backwards over the accepted steps,
+$a_k = (\partial_y\Phi_{h_k})^\top a_{k+1} + [\text{step } k \text{ lands on } t_i]\,\bar y_i$,
+$\bar\theta \mathrel{+}= (\partial_\theta\Phi_{h_k})^\top a_{k+1}$, and $\bar y_0 = a_0$: one
+VJP of each step. It is the exact gradient of the computed solution (to rounding). The steps'
+states are not stored: the forward solve records its loop state every
+$K = \lceil\sqrt{\text{max\_steps}}\rceil$ iterations, and the backward pass recomputes one
+segment of $K$ iterations at a time from its checkpoint (memory $O(\sqrt{\text{max\_steps}})$
+states, one extra forward solve of work).
+
+**Reverse mode, `adjoint="backsolve"` — the continuous adjoint.** With $a(t) =
+\partial L/\partial y(t)$: $\dot a = -(\partial_y f)^\top a$,
+$\bar\theta = \int_{t_0}^{t_N} (\partial_\theta f)^\top a\,dt$, jumps
+$a(t_i) \mathrel{+}= \bar y_i$ at the output times, $\bar y_0 = a(t_0)$. Writing
+$g(t) = \int_t^{t_N}(\partial_\theta f)^\top a$, the augmented state $[y, a, g]$ solves
+$\tfrac{d}{dt}[y, a, g] = [f, -(\partial_y f)^\top a, -(\partial_\theta f)^\top a]$
+backwards from $t_N$ (with $y(t_N) = y_N$, $a = \bar y_N$, $g = 0$) — one VJP of $f$ per
+stage — with the same method and tolerances; $y$ is reset to the stored output at each output
+time. Memory is independent of the number of steps. The gradient is that of the exact
+solution, computed to the tolerances: it differs from the gradient of the computed solution
+by about `rtol`, and re-integrating $y$ backwards is unstable for stiff or strongly
+dissipative $f$ (errors grow like $e^{\int \|\partial_y f\|}$); use the checkpoint adjoint
+there. (The tutorial series this project grew from integrates $-a$ for the parameters' term
+and gets $\bar\theta$'s sign wrong wherever $\partial_\theta f \ne 0$ along the way: notebook 07
+shows `jr.check` catching it.)
+
+**Failure is visible.** At most `max_steps` iterations (accepted or rejected steps): where
+the last output time is not reached, or a value is not finite, `converged` is false, the
+outputs not reached are NaN and so are the derivatives (also where the backsolve adjoint fails
+to reach $t_0$); `throw=True` raises `SolverError` at run time instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+import jaxrules as jr
+from jaxrules import inputs
+
+from . import _rk
+from ._failure import error_if, nan_unless
+
+__all__ = ["ODESolution", "odeint"]
+
+_ADJOINTS = ("checkpoint", "backsolve")
+
+
+class ODESolution(NamedTuple):
+    """The result of `odeint` (a pytree).
+
+    **Fields:** `ys` (the solution at each output time: `y0`'s pytree with a leading axis of
+    `len(ts)`; differentiable; NaN where not reached), `converged` (bool: the last output
+    time was reached within `max_steps` and every value is finite), `steps` (iterations taken,
+    accepted or rejected) and `accepted` (accepted steps).
+    """
+
+    ys: Any
+    converged: jax.Array
+    steps: jax.Array
+    accepted: jax.Array
+
+
+def _default_tol(dtype) -> float:
+    return 1e-8 if jnp.finfo(dtype).bits == 64 else 1e-5
+
+
+# -- the vector field on flat vectors -----------------------------------------------------------
+def _field(fn, params, unravel) -> Callable:
+    """`fun(y, t)`: `fn` on flat state vectors, parameters bound."""
+
+    def fun(y, t):
+        return ravel_pytree(fn(unravel(y), t, *params))[0]
+
+    return fun
+
+
+def _inexact(x) -> bool:
+    return jnp.issubdtype(jnp.result_type(x), jnp.inexact)
+
+
+class _Diff(NamedTuple):
+    """The differentiable leaves of `(fn, params)` (what `f` captures and the parameters),
+    split from the rest, so that loops carry only what has a cotangent."""
+
+    leaves: list
+    treedef: Any
+    where: list
+
+    @staticmethod
+    def of(fn, params) -> _Diff:
+        leaves, treedef = jax.tree_util.tree_flatten((fn, params))
+        return _Diff(leaves, treedef, [i for i, x in enumerate(leaves) if _inexact(x)])
+
+    def values(self) -> list:
+        return [self.leaves[i] for i in self.where]
+
+    def rebuild(self, values) -> tuple:
+        leaves = list(self.leaves)
+        for i, v in zip(self.where, values):
+            leaves[i] = v
+        return jax.tree_util.tree_unflatten(self.treedef, leaves)
+
+    def cotangent(self, values) -> tuple:
+        """`(fn̄, params̄)`: `values` at the differentiable leaves, float0 zeros elsewhere."""
+        leaves = [np.zeros(np.shape(x), jax.dtypes.float0) for x in self.leaves]
+        for i, v in zip(self.where, values):
+            leaves[i] = v
+        return jax.tree_util.tree_unflatten(self.treedef, leaves)
+
+
+# -- the solve ----------------------------------------------------------------------------------
+_STATIC = ("method", "rtol", "atol", "dt0", "max_steps", "adjoint", "throw")
+_jit = functools.partial(jax.jit, static_argnames=_STATIC)
+
+
+def _every(max_steps: int) -> int:
+    return max(1, math.isqrt(max_steps - 1) + 1) if max_steps > 1 else 1
+
+
+def _start(tab, fun, ts, y, dt0, rtol, atol):
+    k1 = fun(y, ts[0])
+    dt = _rk.initial_step(tab, fun, ts[0], y, k1, rtol, atol) if dt0 is None else dt0
+    return k1, jnp.asarray(dt, y.dtype)
+
+
+def _forward(fn, y0, ts, params, *, method, rtol, atol, dt0, max_steps, every=None):
+    """The forward solve on flat vectors: `(ys (N, d), loop)`."""
+    tab = _rk.METHODS[method]
+    yf, unravel = ravel_pytree(y0)
+    ts = ts.astype(yf.dtype)
+    fun = _field(fn, params, unravel)
+    k1, dt = _start(tab, fun, ts, yf, dt0, rtol, atol)
+    state = _rk.State(ts[0], yf, k1, dt, jnp.asarray(1, jnp.int32))
+    ys = jnp.full((ts.shape[0], yf.size), jnp.nan, yf.dtype).at[0].set(yf)
+
+    def on_land(state, ys, i, landed):
+        return state, ys.at[i].set(jnp.where(landed, state.y, ys[i]))
+
+    loop = _rk.run(
+        tab,
+        lambda t, y, h, k: _rk.step(tab, fun, t, y, h, k),
+        lambda y: y,
+        ts,
+        state,
+        ys,
+        on_land,
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+        every=every,
+    )
+    return loop.extra, loop
+
+
+def _unflat(ys_flat, y0):
+    unravel = ravel_pytree(y0)[1]
+    return jax.vmap(unravel)(ys_flat)
+
+
+def _outputs(ys_flat, y0, loop):
+    n_out = ys_flat.shape[0]
+    converged = (loop.state.i == n_out) & jnp.all(jnp.isfinite(ys_flat))
+    return _unflat(ys_flat, y0), converged, loop.n, loop.accepted
+
+
+@jr.custom_vjp(static_argnames=_STATIC, nondiff_argnames=("ts",))
+def _odeint(fn, y0, ts, params, *, method, rtol, atol, dt0, max_steps, adjoint, throw):
+    """`(ys, converged, steps, accepted)`."""
+    return _primal(
+        fn,
+        y0,
+        ts,
+        params,
+        method=method,
+        rtol=rtol,
+        atol=atol,
+        dt0=dt0,
+        max_steps=max_steps,
+        adjoint=adjoint,
+        throw=throw,
+    )
+
+
+def _solve_kw(static):
+    return {k: static[k] for k in ("method", "rtol", "atol", "dt0", "max_steps")}
+
+
+@_jit
+def _primal(fn, y0, ts, params, **static):
+    ys, loop = _forward(fn, y0, ts, params, **_solve_kw(static))
+    return _outputs(ys, y0, loop)
+
+
+# -- forward mode: sensitivities integrated with the state ------------------------------------
+def _odeint_jvp(primals, tangents, **static):
+    return _jvp(*primals, *tangents, **static)
+
+
+@_jit
+def _jvp(fn, y0, ts, params, dfn, dy0, _, dparams, **static):
+    kw = _solve_kw(static)
+    tab = _rk.METHODS[kw["method"]]
+    yf, unravel = ravel_pytree(y0)
+    dyf = ravel_pytree(dy0)[0].astype(yf.dtype)
+    ts = ts.astype(yf.dtype)
+
+    def field_jvp(y, dy, t):
+        return jax.jvp(
+            lambda y, fn, params: _field(fn, params, unravel)(y, t),
+            (y, fn, params),
+            (dy, dfn, dparams),
+        )
+
+    def stepper(t, Y, h, K):
+        (y, dy), (k, dk) = Y, K
+        out, dout = jax.jvp(
+            lambda y, k, fn, params: _rk.step(tab, _field(fn, params, unravel), t, y, h, k),
+            (y, k, fn, params),
+            (dy, dk, dfn, dparams),
+        )
+        return (out[0], dout[0]), (out[1], dout[1]), (out[2], dout[2])
+
+    k1, dk1 = field_jvp(yf, dyf, ts[0])
+    fun = _field(fn, params, unravel)
+    dt = _rk.initial_step(tab, fun, ts[0], yf, k1, kw["rtol"], kw["atol"])
+    dt = jnp.asarray(dt if kw["dt0"] is None else kw["dt0"], yf.dtype)
+    state = _rk.State(ts[0], (yf, dyf), (k1, dk1), dt, jnp.asarray(1, jnp.int32))
+    n_out = ts.shape[0]
+    blank = jnp.full((n_out, yf.size), jnp.nan, yf.dtype)
+    out0 = (blank.at[0].set(yf), blank.at[0].set(dyf))
+
+    def on_land(state, out, i, landed):
+        y, dy = state.y
+        ys, dys = out
+        return state, (
+            ys.at[i].set(jnp.where(landed, y, ys[i])),
+            dys.at[i].set(jnp.where(landed, dy, dys[i])),
+        )
+
+    loop = _rk.run(
+        tab,
+        stepper,
+        lambda Y: Y[0],
+        ts,
+        state,
+        out0,
+        on_land,
+        rtol=kw["rtol"],
+        atol=kw["atol"],
+        max_steps=kw["max_steps"],
+    )
+    ys, dys = loop.extra
+    out = _outputs(ys, y0, loop)
+    dys = nan_unless(out[1], _unflat(dys, y0))
+    return out, (dys, None, None, None)
+
+
+# -- reverse mode ---------------------------------------------------------------------------------
+@_jit
+def _odeint_fwd(fn, y0, ts, params, **static):
+    kw = _solve_kw(static)
+    if static["adjoint"] == "checkpoint":
+        ys, loop = _forward(fn, y0, ts, params, every=_every(kw["max_steps"]), **kw)
+        out = _outputs(ys, y0, loop)
+        return out, (fn, params, ts, y0, out[1], loop.checkpoints, loop.n)
+    ys, loop = _forward(fn, y0, ts, params, **kw)
+    out = _outputs(ys, y0, loop)
+    return out, (fn, params, ts, y0, out[1], ys, None)
+
+
+def _odeint_bwd(res, cts, **static):
+    return _bwd(*res, cts[0], **static)
+
+
+@_jit
+def _bwd(fn, params, ts, y0, converged, saved, n, ys_bar, **static):
+    kw = _solve_kw(static)
+    ybar = jax.vmap(lambda v: ravel_pytree(v)[0])(ys_bar)
+    diff = _Diff.of(fn, params)
+    if static["adjoint"] == "checkpoint":
+        a, g = _checkpoint_adjoint(diff, y0, ts, saved, n, ybar, **kw)
+        ok = converged
+    else:
+        a, g, ok_back = _backsolve_adjoint(diff, y0, ts, saved, ybar, **kw)
+        ok = converged & ok_back
+        if static["throw"]:
+            error_if(
+                converged & ~ok_back,
+                "odeint: the backsolve adjoint did not reach t0 within max_steps = "
+                f"{kw['max_steps']} (or a value is not finite). Raise max_steps, loosen "
+                "rtol/atol, or use adjoint='checkpoint' (the augmented backward system can be "
+                "stiff or unstable where the forward one is not).",
+            )
+    a, g = nan_unless(ok, (a, g))
+    fn_bar, params_bar = diff.cotangent(g)
+    y0_bar = ravel_pytree(y0)[1](a.astype(ravel_pytree(y0)[0].dtype))
+    return fn_bar, y0_bar, None, params_bar
+
+
+def _checkpoint_adjoint(diff, y0, ts, checkpoints, n, ybar, *, method, rtol, atol, dt0, max_steps):
+    """The discrete adjoint: segments of `K` iterations recomputed from their checkpoints,
+    last first; in each, the accepted steps' VJPs in reverse order."""
+    del dt0
+    tab = _rk.METHODS[method]
+    every = _every(max_steps)
+    yf, unravel = ravel_pytree(y0)
+    ts = ts.astype(yf.dtype)
+    theta = diff.values()
+
+    def fun_of(theta):
+        fn, params = diff.rebuild(theta)
+        return _field(fn, params, unravel)
+
+    fun = fun_of(theta)
+    stepper = lambda t, y, h, k: _rk.step(tab, fun, t, y, h, k)
+
+    def segment(carry):
+        s, a, g = carry
+        start = jax.tree_util.tree_map(lambda C: C[s], checkpoints)
+
+        def recompute(state, j):
+            active = s * every + j < n
+            new, taken = _rk.iterate(tab, stepper, lambda y: y, ts, state, rtol, atol)
+            new = jax.tree_util.tree_map(lambda x, y: jnp.where(active, x, y), new, state)
+            record = (state.t, state.y, taken.h, taken.accepted & active, taken.landed & active)
+            return new, (record, state.i)
+
+        _, (records, idx) = jax.lax.scan(recompute, start, jnp.arange(every))
+
+        def reverse(carry, rec):
+            a, g = carry
+            (t, y, h, accepted, landed), i = rec
+            a = a + jnp.where(landed, ybar[i], 0)
+
+            def pull(a, g):
+                # y₁ = Φ_h(y, θ), with k₁ = f(y, t) recomputed so that it depends on y.
+                def phi(y, theta):
+                    f = fun_of(theta)
+                    return _rk.advance(tab, f, t, y, h, f(y, t))[0]
+
+                _, vjp = jax.vjp(phi, y, theta)
+                a_new, g_inc = vjp(a)
+                return a_new, [gi + di for gi, di in zip(g, g_inc)]
+
+            a, g = jax.lax.cond(accepted, pull, lambda a, g: (a, g), a, g)
+            return (a, g), None
+
+        (a, g), _ = jax.lax.scan(reverse, (a, g), (records, idx), reverse=True)
+        return s - 1, a, g
+
+    segments = (n + every - 1) // every
+    a = jnp.zeros_like(yf)
+    g = [jnp.zeros_like(x) for x in theta]
+    _, a, g = jax.lax.while_loop(lambda c: c[0] >= 0, segment, (segments - 1, a, g))
+    return a + ybar[0], g
+
+
+def _backsolve_adjoint(diff, y0, ts, ys, ybar, *, method, rtol, atol, dt0, max_steps):
+    """The continuous adjoint: `[y, a, g]` integrated from `t_N` back to `t₀` in reversed time
+    `s = −t`, resetting `y` to the stored output and adding the output's cotangent to `a` at
+    each output time."""
+    tab = _rk.METHODS[method]
+    yf, unravel = ravel_pytree(y0)
+    d = yf.size
+    ts = ts.astype(yf.dtype)
+    theta = diff.values()
+    gflat, unravel_g = ravel_pytree(theta)
+    gflat = gflat.astype(yf.dtype)
+
+    def fun_of(theta):
+        fn, params = diff.rebuild(theta)
+        return _field(fn, params, unravel)
+
+    def aug(z, s):
+        # d/ds [y, a, g] = −d/dt [y, a, g] = [−f, (∂_y f)ᵀa, (∂_θ f)ᵀa] at t = −s.
+        y, a = z[:d], z[d : 2 * d]
+        fval, vjp = jax.vjp(lambda y, theta: fun_of(theta)(y, -s), y, theta)
+        ya, ga = vjp(a)
+        return jnp.concatenate([-fval, ya, ravel_pytree(ga)[0].astype(z.dtype)])
+
+    n_out = ts.shape[0]
+    rts = -ts[::-1]
+    rys, rybar = ys[::-1], ybar[::-1]
+    z0 = jnp.concatenate([rys[0], rybar[0], jnp.zeros_like(gflat)])
+    k1, dt = _start(tab, aug, rts, z0, dt0, rtol, atol)
+    state = _rk.State(rts[0], z0, k1, dt, jnp.asarray(1, jnp.int32))
+
+    def on_land(state, extra, i, landed):
+        def jump(z, k1):
+            # The state jumps: its derivative (the FSAL stage) is evaluated again.
+            z = jnp.concatenate([rys[i], z[d : 2 * d] + rybar[i], z[2 * d :]])
+            return z, aug(z, state.t)
+
+        z, k1 = jax.lax.cond(landed, jump, lambda z, k1: (z, k1), state.y, state.k1)
+        return state._replace(y=z, k1=k1), extra
+
+    loop = _rk.run(
+        tab,
+        lambda t, y, h, k: _rk.step(tab, aug, t, y, h, k),
+        lambda z: z,
+        rts,
+        state,
+        None,
+        on_land,
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+    )
+    z = loop.state.y
+    ok = (loop.state.i == n_out) & jnp.all(jnp.isfinite(z))
+    g = unravel_g(z[2 * d :])
+    return z[d : 2 * d], [x.astype(t.dtype) for x, t in zip(g, theta)], ok
+
+
+_odeint.defjvp(_odeint_jvp)
+_odeint.defvjp(_odeint_fwd, _odeint_bwd)
+
+
+# -- the public function --------------------------------------------------------------------------
+def _check_args(f, y0, ts, params, method, rtol, atol, dt0, max_steps, adjoint):
+    if not callable(f):
+        raise TypeError(f"odeint: f must be a function f(y, t, *params), got {type(f).__name__}.")
+    if method not in _rk.METHODS:
+        raise ValueError(f"odeint: method must be one of {tuple(_rk.METHODS)}, got {method!r}.")
+    if adjoint not in _ADJOINTS:
+        raise ValueError(f"odeint: adjoint must be one of {_ADJOINTS}, got {adjoint!r}.")
+    if _rk.METHODS[method].e is None and dt0 is None:
+        raise ValueError(
+            f"odeint: method={method!r} takes fixed steps: pass the step size, dt0=0.01 say."
+        )
+    for name, v in (("rtol", rtol), ("atol", atol), ("dt0", dt0)):
+        if v is not None and not (isinstance(v, (int, float)) and v > 0):
+            raise ValueError(f"odeint: {name} must be a positive Python number, got {v!r}.")
+    if not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"odeint: max_steps must be a positive int, got {max_steps!r}.")
+    leaves = jax.tree_util.tree_leaves(y0)
+    dtypes = {jnp.result_type(leaf) for leaf in leaves}
+    if not leaves or len(dtypes) != 1 or not jnp.issubdtype(next(iter(dtypes)), jnp.floating):
+        raise TypeError(
+            "odeint: y0 must be a pytree of real floating-point arrays of one dtype, got "
+            f"{jax.tree_util.tree_map(lambda v: jax.typeof(v).str_short(), y0)}. Cast it, e.g. "
+            "jnp.asarray(y0, jnp.float32)."
+        )
+    if jnp.ndim(ts) != 1 or jnp.shape(ts)[0] < 1:
+        raise ValueError(
+            f"odeint: ts must be a 1-D array of output times (t0 first), got shape "
+            f"{jnp.shape(ts)}."
+        )
+    if not jnp.issubdtype(jnp.result_type(ts), jnp.floating) and not jnp.issubdtype(
+        jnp.result_type(ts), jnp.integer
+    ):
+        raise TypeError(f"odeint: ts must be real, got {jnp.result_type(ts)}.")
+    try:
+        concrete = np.asarray(ts)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        concrete = None
+    if concrete is not None and concrete.size > 1 and not np.all(np.diff(concrete) > 0):
+        raise ValueError(
+            f"odeint: ts must be strictly increasing, got {concrete}. To integrate backwards "
+            "in time, substitute s = −t: solve y' = −f(y, −s) at −ts."
+        )
+
+
+def odeint(
+    f: Callable,
+    y0: Any,
+    ts: Any,
+    *params: Any,
+    method: str = "dopri5",
+    rtol: float | None = None,
+    atol: float | None = None,
+    dt0: float | None = None,
+    max_steps: int = 4096,
+    adjoint: str = "checkpoint",
+    throw: bool = False,
+) -> ODESolution:
+    r"""Solve $y' = f(y, t, \theta)$ from $y(t_0) = y_0$ and return $y$ at the times `ts`.
+
+    Differentiable in `y0`, `params` and the arrays `f` captures, in both modes: forward mode
+    by forward sensitivities, reverse mode by the discrete adjoint with checkpoints
+    (`adjoint="checkpoint"`, the exact gradient of the computed solution) or the continuous
+    adjoint (`adjoint="backsolve"`, memory independent of the number of steps). The
+    derivation is in the module's documentation (`jaxrules.rules.ode`).
+
+    **Arguments:** `f(y, t, *params)` returns a pytree like `y` (it may close over arrays,
+    traced ones included: they are differentiated like `params`); `y0` a pytree of real
+    floating arrays of one dtype; `ts` the output times, strictly increasing, `ts[0] = t₀`
+    (no derivative: differentiating with respect to them raises); `params` any pytrees.
+
+    **Keyword arguments:** `method` — `"dopri5"` (default) or `"tsit5"` (adaptive, order 5)
+    or `"rk4"` (fixed step `dt0`); `rtol`, `atol` — the error control's tolerances (default
+    1e-8 in float64, 1e-5 in float32); `dt0` — the first step (adaptive; default by Hairer's
+    rule) or the step (`"rk4"`); `max_steps` — at most this many iterations (accepted or
+    rejected steps), which also sizes the checkpoints (`⌈√max_steps⌉` loop states); `adjoint`
+    — `"checkpoint"` or `"backsolve"`; `throw` — raise `SolverError` at run time where the
+    solve did not converge, instead of only flagging it.
+
+    **Returns:** an `ODESolution` `(ys, converged, steps, accepted)`; `ys` and its
+    derivatives are NaN where not converged.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxrules.rules import odeint
+        >>> decay = lambda y, t, k: -k * y
+        >>> ts = jnp.array([0.0, 1.0])
+        >>> sol = odeint(decay, jnp.array(2.0), ts, 0.5)
+        >>> round(float(sol.ys[1]), 6), bool(sol.converged)  # 2·exp(−0.5)
+        (1.213061, True)
+        >>> dk = jax.grad(lambda k: odeint(decay, jnp.array(2.0), ts, k).ys[1])(0.5)
+        >>> round(float(dk), 5)  # −2·exp(−0.5)
+        -1.21306
+    """
+    _check_args(f, y0, ts, params, method, rtol, atol, dt0, max_steps, adjoint)
+    y0 = jax.tree_util.tree_map(jnp.asarray, y0)
+    dtype = jnp.result_type(jax.tree_util.tree_leaves(y0)[0])
+    ts = jnp.asarray(ts).astype(dtype)
+    params = tuple(params)
+    want = jax.eval_shape(lambda y: y, y0)
+    try:
+        got = jax.eval_shape(lambda y: f(y, ts[0], *params), y0)
+    except jax.errors.UnexpectedTracerError:
+        got = None
+    if got is not None and (
+        jax.tree_util.tree_structure(got) != jax.tree_util.tree_structure(want)
+        or [(a.shape, a.dtype) for a in jax.tree_util.tree_leaves(got)]
+        != [(a.shape, a.dtype) for a in jax.tree_util.tree_leaves(want)]
+    ):
+        raise ValueError(
+            "odeint: f(y0, t0, *params) must return the same structure, shapes and dtypes as "
+            f"y0 ({jax.tree_util.tree_map(lambda a: f'{a.dtype}{list(a.shape)}', want)}), got "
+            f"{jax.tree_util.tree_map(lambda a: f'{a.dtype}{list(a.shape)}', got)}."
+        )
+    default = _default_tol(dtype)
+    try:
+        ys, converged, steps, accepted = _odeint(
+            f,
+            y0,
+            ts,
+            params,
+            method=method,
+            rtol=default if rtol is None else float(rtol),
+            atol=default if atol is None else float(atol),
+            dt0=None if dt0 is None else float(dt0),
+            max_steps=max_steps,
+            adjoint=adjoint,
+            throw=throw,
+        )
+    except jax.errors.UnexpectedTracerError as e:
+        raise jax.errors.UnexpectedTracerError(
+            "odeint: f uses a traced array that jaxrules cannot see, so it cannot be "
+            "differentiated: it is hidden inside a jax.jit-compiled function or an object that "
+            "is not a pytree. Pass that array explicitly, as one of odeint(..., *params), or "
+            "capture it in a plain Python function or functools.partial."
+        ) from e
+    if throw:
+        error_if(
+            ~converged,
+            f"odeint: the solve did not reach ts[-1] within max_steps = {max_steps} iterations, "
+            "or a value is not finite (steps and accepted steps are in the ODESolution returned "
+            "with throw=False). Raise max_steps, loosen rtol/atol, or check that the solution "
+            "does not blow up.",
+        )
+    return ODESolution(ys, converged, steps, accepted)
+
+
+# -- the plain-JAX reference ----------------------------------------------------------------------
+def unrolled(f, y0, ts, *params, method="dopri5", rtol=None, atol=None, dt0=None, max_steps=256):
+    """`ys`: the same iterations as `odeint`, as a `lax.scan` of `max_steps` masked
+    iterations that JAX differentiates itself (reverse mode stores every step). The step
+    sizes are behind `stop_gradient` (`_rk.error_ratio`), so its derivative is the derivative
+    of the computed solution that `odeint`'s rules claim. The checker's reference."""
+    tab = _rk.METHODS[method]
+    yf, unravel = ravel_pytree(y0)
+    ts = jnp.asarray(ts).astype(yf.dtype)
+    default = _default_tol(yf.dtype)
+    rtol = default if rtol is None else rtol
+    atol = default if atol is None else atol
+    fun = _field(f, params, unravel)
+    k1, dt = _start(tab, fun, ts, yf, dt0, rtol, atol)
+    dt = jax.lax.stop_gradient(dt)
+    state = _rk.State(ts[0], yf, k1, dt, jnp.asarray(1, jnp.int32))
+    n_out = ts.shape[0]
+
+    def body(carry, _):
+        state, ys = carry
+        done = state.i >= n_out
+        new, taken = _rk.iterate(
+            tab, lambda t, y, h, k: _rk.step(tab, fun, t, y, h, k), lambda y: y, ts, state, rtol, atol
+        )
+        new = jax.tree_util.tree_map(lambda a, b: jnp.where(done, b, a), new, state)
+        landed = taken.landed & ~done
+        i = jnp.minimum(state.i, n_out - 1)
+        ys = ys.at[i].set(jnp.where(landed, new.y, ys[i]))
+        return (new, ys), None
+
+    ys = jnp.zeros((n_out, yf.size), yf.dtype).at[0].set(yf)
+    (_, ys), _ = jax.lax.scan(body, (state, ys), None, length=max_steps)
+    return jax.vmap(unravel)(ys)
