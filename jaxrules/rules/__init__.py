@@ -30,6 +30,8 @@ from .linalg import slogdet as slogdet
 from .matrix_equations import discrete_lyapunov as discrete_lyapunov
 from .matrix_equations import lyapunov as lyapunov
 from .matrix_equations import sylvester as sylvester
+from .ode import ODESolution as ODESolution
+from .ode import odeint as odeint
 from .quadratic_programs import QPSolution as QPSolution
 from .quadratic_programs import eq_qp as eq_qp
 from .quadratic_programs import qp as qp

@@ -471,8 +471,7 @@ def _check_args(f, y0, ts, params, method, rtol, atol, dt0, max_steps, adjoint):
         )
     if jnp.ndim(ts) != 1 or jnp.shape(ts)[0] < 1:
         raise ValueError(
-            f"odeint: ts must be a 1-D array of output times (t0 first), got shape "
-            f"{jnp.shape(ts)}."
+            f"odeint: ts must be a 1-D array of output times (t0 first), got shape {jnp.shape(ts)}."
         )
     if not jnp.issubdtype(jnp.result_type(ts), jnp.floating) and not jnp.issubdtype(
         jnp.result_type(ts), jnp.integer
@@ -613,7 +612,13 @@ def unrolled(f, y0, ts, *params, method="dopri5", rtol=None, atol=None, dt0=None
         state, ys = carry
         done = state.i >= n_out
         new, taken = _rk.iterate(
-            tab, lambda t, y, h, k: _rk.step(tab, fun, t, y, h, k), lambda y: y, ts, state, rtol, atol
+            tab,
+            lambda t, y, h, k: _rk.step(tab, fun, t, y, h, k),
+            lambda y: y,
+            ts,
+            state,
+            rtol,
+            atol,
         )
         new = jax.tree_util.tree_map(lambda a, b: jnp.where(done, b, a), new, state)
         landed = taken.landed & ~done
@@ -624,3 +629,58 @@ def unrolled(f, y0, ts, *params, method="dopri5", rtol=None, atol=None, dt0=None
     ys = jnp.zeros((n_out, yf.size), yf.dtype).at[0].set(yf)
     (_, ys), _ = jax.lax.scan(body, (state, ys), None, length=max_steps)
     return jax.vmap(unravel)(ys)
+
+
+# -- registered examples ------------------------------------------------------------------------
+# A general nonlinear vector field with time-dependent forcing: non-symmetric W (captured by the
+# function, so closure conversion is checked too), forcing b, state of 3. The reference is the
+# unrolled solver: same iterations, differentiated by JAX.
+_EXAMPLE_TS = (0.0, 0.4, 1.1, 2.0)
+_EXAMPLE_STEPS = 64  # the unrolled reference's length (Dopri5 needs 16 steps in float64)
+
+
+def _vector_field(y, t, W, b):
+    return jnp.tanh(W @ y + b * jnp.cos(t)) - 0.5 * y
+
+
+def _example_options(method):
+    return {"dt0": 0.1 if method == "rk4" else None, "method": method, "max_steps": _EXAMPLE_STEPS}
+
+
+def odeint_example(y0, W, b, *, method="dopri5", adjoint="checkpoint"):
+    """`ys` of $y' = \\tanh(Wy + b\\cos t) - y/2$ at four times, by `odeint` (`W` captured)."""
+    ts = jnp.asarray(_EXAMPLE_TS, y0.dtype)
+    field = lambda y, t, b: _vector_field(y, t, W, b)
+    return odeint(field, y0, ts, b, adjoint=adjoint, **_example_options(method)).ys
+
+
+def _example_reference(y0, W, b, *, method="dopri5", adjoint="checkpoint"):
+    ts = jnp.asarray(_EXAMPLE_TS, y0.dtype)
+    return unrolled(_vector_field, y0, ts, W, b, **_example_options(method))
+
+
+_EXAMPLE_INPUTS = {
+    "y0": inputs.general((3,)),
+    "W": inputs.general((3, 3)),
+    "b": inputs.general((3,)),
+}
+
+jr.register(
+    "odeint_example",
+    reference=_example_reference,
+    inputs=_EXAMPLE_INPUTS,
+    cases=[jr.Case(m, {"method": m}) for m in _rk.METHODS],
+    tags=("ode",),
+)(odeint_example)
+
+# The continuous adjoint is the gradient of the exact solution, the reference's that of the
+# computed one: they agree to about the solver's tolerance (1e-8 in float64, 1e-5 in float32),
+# amplified by the problem (measured: 1e-6 relative in float64 with RK4's fixed step).
+jr.register(
+    "odeint_backsolve_example",
+    reference=_example_reference,
+    inputs=_EXAMPLE_INPUTS,
+    cases=[jr.Case(m, {"method": m, "adjoint": "backsolve"}) for m in ("dopri5", "rk4")],
+    rtol={"float64": 1e-5, "float32": 5e-3},
+    tags=("ode",),
+)(odeint_example)
