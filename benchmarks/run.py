@@ -12,6 +12,8 @@ Sections (each writes ``benchmarks/results/<section>[_<tag>].json``):
   2-D diffusion and convection-diffusion operators (``benchmarks/krylov.py``);
 - ``quadratic_programs``: ``qp`` against jaxopt's OSQP / BoxOSQP and a dense KKT reference on
   a batch of 64 inequality-constrained QPs (``benchmarks/qp.py``);
+- ``ode``: ``odeint``'s checkpoint and backsolve adjoints against diffrax's and
+  ``jax.experimental.ode.odeint`` on Lotka–Volterra and a neural ODE (``benchmarks/ode.py``);
 - ``linalg``: ``linear_solve``, ``inv``, ``logdet``, ``lstsq`` against JAX's own functions at
   n = 100, 500, 1000 in float64 and float32: gradient / primal, gradient and JVP against JAX's
   (``benchmarks/linalg.py``);
@@ -65,6 +67,7 @@ SECTIONS = (
     "implicit",
     "krylov",
     "quadratic_programs",
+    "ode",
     "linalg",
     "matrix_equations",
     "overhead",
@@ -270,6 +273,18 @@ def quadratic_programs(pairs, smoke):
 
 def quadratic_programs_md(res) -> str:
     import qp as bench
+
+    return bench.markdown(res)
+
+
+def ode(pairs, smoke):
+    import ode as bench
+
+    return bench.run(pairs, smoke=smoke)
+
+
+def ode_md(res) -> str:
+    import ode as bench
 
     return bench.markdown(res)
 

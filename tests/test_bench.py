@@ -151,7 +151,7 @@ def test_benchmarks_run_smoke_and_docs_update(tmp_path):
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     for section in (
-        "library", "peers", "implicit", "krylov", "quadratic_programs", "linalg",
+        "library", "peers", "implicit", "krylov", "quadratic_programs", "ode", "linalg",
         "matrix_equations", "overhead",
     ):  # fmt: skip
         data = json.loads((tmp_path / f"{section}.json").read_text())

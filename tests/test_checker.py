@@ -133,17 +133,6 @@ def test_pass_report_states_coverage():
     assert "eager" not in str(report)
 
 
-@pytest.mark.slow
-def test_builtin_library_passes():
-    # Slow tier: `jaxrules check` (the README's main job, run by .ci/run on every JAX leg)
-    # checks the whole library more thoroughly; this is the float32-under-jit pass of it.
-    # One seed, float32 (the dtype whose tolerances are tightest relative to rounding), under
-    # jit, every order. `jaxrules check` runs both dtypes, all transforms and three seeds; the
-    # slow tier sweeps 20 seeds.
-    for rule in jr.rules(module="jaxrules.rules"):
-        jr.check(rule.name, seeds=1, dtypes=("float32",), transforms=("jit",)).raise_if_failed()
-
-
 def test_rule_inside_a_jitted_helper_is_seen_to_run():
     # A registered function whose jaxrules rule sits inside a `jax.jit`-compiled helper (as
     # `qp`'s does): JAX caches the helper's derivatives, so a second trace runs no Python rule.
@@ -278,6 +267,8 @@ def test_second_order_only_when_declared():
 @pytest.mark.slow
 @pytest.mark.parametrize("registry_name", ["library", "corpus"])
 def test_no_false_failures_over_20_seeds(registry_name):
+    # The whole library under jit in both dtypes over 20 seeds (`jaxrules check`, the README's
+    # main job that .ci/run runs on every JAX leg, covers the other transforms with 3 seeds).
     if registry_name == "library":
         rules = [(r.name, None) for r in jr.rules(module="jaxrules.rules")]
     else:

@@ -261,7 +261,8 @@ def run(
 ) -> Loop:
     """Iterate until the last output time is reached or `max_steps` iterations were taken.
 
-    `on_land(state, extra, i) -> (state, extra)` runs after a step lands on output `i`. With
+    `on_land(state, extra, i, landed) -> (state, extra)` runs after every iteration, `i` the
+    output index it aimed at and `landed` whether it reached it (a traced bool). With
     `every`, the state before iterations `0, every, 2·every, ...` is recorded in
     `checkpoints` (`ceil(max_steps / every)` of them)."""
     n_out = ts.shape[0]
