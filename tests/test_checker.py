@@ -2,6 +2,7 @@
 the correct ones."""
 
 import concurrent.futures
+import contextlib
 import os
 
 import jax
@@ -154,6 +155,34 @@ def test_rule_inside_a_jitted_helper_is_seen_to_run():
         report = jr.check("jitted_helper", registry=reg, seeds=1, transforms=("jit",))
         ran = [r for r in report.results if r.check == "rule_ran"]
         assert ran and all(r.passed for r in ran), str(report)
+
+
+def test_rule_ran_traces_without_jit_only_when_it_must(monkeypatch):
+    # Without jit, loops run their bodies in Python step by step (a 300-step RK4 loop took 50 s
+    # to trace): the checker traces so only where the ordinary trace saw no rule run.
+    from jaxrules._check import _run
+
+    uses = []
+
+    @contextlib.contextmanager
+    def spy():
+        uses.append(1)
+        with jax.disable_jit():
+            yield
+
+    monkeypatch.setattr(_run.jax, "disable_jit", spy)
+    looped = jr.custom_vjp(lambda x: jax.lax.fori_loop(0, 300, lambda i, y: jnp.sin(y), x))
+    looped.defvjp(
+        lambda x: (looped(x), x),
+        lambda x, g: (
+            jax.vjp(lambda x: jax.lax.fori_loop(0, 300, lambda i, y: jnp.sin(y), x), x)[1](g)[0],
+        ),
+    )
+    reg = jr.Registry()
+    ref = lambda x: jax.lax.fori_loop(0, 300, lambda i, y: jnp.sin(y), x)
+    reg.register("looped", reference=ref, inputs={"x": I.general((3,))})(looped)
+    report = jr.check("looped", registry=reg, seeds=1, transforms=("jit",), dtypes=("float64",))
+    assert report.passed and not uses, str(report)
 
 
 def test_unregistered_function_audit_jax_builtin():

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import jaxrules as jr
-from jaxrules.rules import argmin, fixed_point, root
+from jaxrules.rules import argmin, fixed_point, odeint, root
 
 A = 8.0
 HP = {"lam": 1.0}
@@ -54,6 +54,27 @@ def test_argmin_sees_a_changed_captured_dict():
     np.testing.assert_allclose(x2, 4.0 * c / 6.0, rtol=1e-5)
     np.testing.assert_allclose(g1, np.full(2, 1 / 3), rtol=1e-5)
     np.testing.assert_allclose(g2, np.full(2, 4 / 6), rtol=1e-5)
+
+
+def test_odeint_sees_a_changed_global_and_captured_dict():
+    global A
+    ts = jnp.array([0.0, 0.5])
+    decay = lambda y, t: -A * y
+    A = 1.0
+    try:
+        first = float(odeint(lambda y, t: -A * y, jnp.array(1.0), ts).ys[1])
+        A = 2.0
+        second = float(odeint(lambda y, t: -A * y, jnp.array(1.0), ts).ys[1])
+        assert (first, second) == pytest.approx((np.exp(-0.5), np.exp(-1.0)), rel=1e-4)
+        grad = jax.grad(lambda y0: odeint(decay, y0, ts).ys[1])(1.0)
+        assert float(grad) == pytest.approx(np.exp(-1.0), rel=1e-4)
+    finally:
+        A = 8.0
+    hp = {"k": 1.0}
+    f = lambda y, t: -hp["k"] * y
+    assert float(odeint(f, jnp.array(1.0), ts).ys[1]) == pytest.approx(np.exp(-0.5), rel=1e-4)
+    hp["k"] = 3.0
+    assert float(odeint(f, jnp.array(1.0), ts).ys[1]) == pytest.approx(np.exp(-1.5), rel=1e-4)
 
 
 def test_fixed_point_sees_a_changed_captured_object():

@@ -389,11 +389,16 @@ def _check_rule_ran(point: Point, F, acc) -> None:
         ),
     ):
         try:
-            # Without jit: a rule inside a `jax.jit`-compiled helper runs in Python only when
-            # JAX differentiates that helper's jaxpr afresh, and JAX caches those derivatives
-            # (the reverse trace would reuse the forward one's and log nothing).
-            with jax.disable_jit(), _backend.record_rule_calls() as log:
+            with _backend.record_rule_calls() as log:
                 fn()
+            if not log:
+                # A rule inside a `jax.jit`-compiled helper runs in Python only when JAX
+                # differentiates that helper's jaxpr afresh, and JAX caches those derivatives
+                # (the reverse trace reuses the forward one's and logs nothing): trace again
+                # without jit. Only then: without jit, loops (`while_loop`, `scan`) run their
+                # bodies in Python, step by step, which takes minutes for a solver's loop.
+                with jax.disable_jit(), _backend.record_rule_calls() as log:
+                    fn()
         except Exception:
             continue  # reported by the jvp/vjp checks
         if log:

@@ -530,11 +530,11 @@ def odeint(
         >>> decay = lambda y, t, k: -k * y
         >>> ts = jnp.array([0.0, 1.0])
         >>> sol = odeint(decay, jnp.array(2.0), ts, 0.5)
-        >>> round(float(sol.ys[1]), 6), bool(sol.converged)  # 2·exp(−0.5)
-        (1.213061, True)
+        >>> round(float(sol.ys[1]), 4), bool(sol.converged)  # 2·exp(−0.5), float32
+        (1.2131, True)
         >>> dk = jax.grad(lambda k: odeint(decay, jnp.array(2.0), ts, k).ys[1])(0.5)
-        >>> round(float(dk), 5)  # −2·exp(−0.5)
-        -1.21306
+        >>> round(float(dk), 4)  # −2·exp(−0.5)
+        -1.2131
     """
     _check_args(f, y0, ts, params, method, rtol, atol, dt0, max_steps, adjoint)
     y0 = jax.tree_util.tree_map(jnp.asarray, y0)
