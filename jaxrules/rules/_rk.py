@@ -143,6 +143,15 @@ def step(tab: Tableau, fun: Callable, t, y, h, k1):
     return y1, _combine(jnp.zeros_like(y1), h, tab.e, ks), k_next
 
 
+def stepper(tab: Tableau, fun: Callable) -> Callable:
+    """`(t, y, h, k1) -> (y₁, err, k₁')`: `step` with the tableau and vector field bound."""
+    return lambda t, y, h, k1: step(tab, fun, t, y, h, k1)
+
+
+def _identity(y):
+    return y
+
+
 def _rms(x):
     return jnp.sqrt(jnp.mean(jnp.square(x))) if x.size else jnp.zeros((), x.dtype)
 
@@ -195,16 +204,16 @@ class Taken(NamedTuple):
 def iterate(
     tab: Tableau,
     stepper: Callable,
-    primal: Callable,
     ts,
     state: State,
     rtol,
     atol,
+    primal: Callable = _identity,
 ) -> tuple[State, Taken]:
     """One iteration: a step towards `ts[state.i]` (clipped to land on it), accepted or not.
 
-    `stepper(t, y, h, k1) -> (y₁, err, k₁')` (`step` with the vector field bound, or its JVP);
-    `primal(y)` the part of the state the error control sees."""
+    `stepper(t, y, h, k1) -> (y₁, err, k₁')` (`stepper(tab, fun)`, or its JVP);
+    `primal(y)` the part of the state the error control sees (all of it by default)."""
     t, y, k1, dt, i = state
     target = ts[i]
     # Land exactly on the output time when within a few ulps of reaching it.
@@ -248,7 +257,6 @@ class Loop(NamedTuple):
 def run(
     tab: Tableau,
     stepper: Callable,
-    primal: Callable,
     ts,
     state: State,
     extra,
@@ -258,6 +266,7 @@ def run(
     atol,
     max_steps: int,
     every: int | None = None,
+    primal: Callable = _identity,
 ) -> Loop:
     """Iterate until the last output time is reached or `max_steps` iterations were taken.
 
@@ -285,7 +294,7 @@ def run(
                 lambda C, x: C.at[slot].set(jnp.where(record, x, C[slot])), ck, loop.state
             )
         i = loop.state.i
-        state, taken = iterate(tab, stepper, primal, ts, loop.state, rtol, atol)
+        state, taken = iterate(tab, stepper, ts, loop.state, rtol, atol, primal)
         state, extra = on_land(state, loop.extra, i, taken.landed)
         return Loop(state, loop.n + 1, loop.accepted + taken.accepted, extra, ck)
 

@@ -166,8 +166,7 @@ def _forward(fn, y0, ts, params, *, method, rtol, atol, dt0, max_steps, every=No
 
     loop = _rk.run(
         tab,
-        lambda t, y, h, k: _rk.step(tab, fun, t, y, h, k),
-        lambda y: y,
+        _rk.stepper(tab, fun),
         ts,
         state,
         ys,
@@ -268,7 +267,6 @@ def _jvp(fn, y0, ts, params, dfn, dy0, _, dparams, **static):
     loop = _rk.run(
         tab,
         stepper,
-        lambda Y: Y[0],
         ts,
         state,
         out0,
@@ -276,6 +274,7 @@ def _jvp(fn, y0, ts, params, dfn, dy0, _, dparams, **static):
         rtol=kw["rtol"],
         atol=kw["atol"],
         max_steps=kw["max_steps"],
+        primal=lambda Y: Y[0],
     )
     ys, dys = loop.extra
     out = _outputs(ys, y0, loop)
@@ -338,8 +337,7 @@ def _checkpoint_adjoint(diff, y0, ts, checkpoints, n, ybar, *, method, rtol, ato
         fn, params = diff.rebuild(theta)
         return _field(fn, params, unravel)
 
-    fun = fun_of(theta)
-    stepper = lambda t, y, h, k: _rk.step(tab, fun, t, y, h, k)
+    stepper = _rk.stepper(tab, fun_of(theta))
 
     def segment(carry):
         s, a, g = carry
@@ -347,7 +345,7 @@ def _checkpoint_adjoint(diff, y0, ts, checkpoints, n, ybar, *, method, rtol, ato
 
         def recompute(state, j):
             active = s * every + j < n
-            new, taken = _rk.iterate(tab, stepper, lambda y: y, ts, state, rtol, atol)
+            new, taken = _rk.iterate(tab, stepper, ts, state, rtol, atol)
             new = jax.tree_util.tree_map(lambda x, y: jnp.where(active, x, y), new, state)
             record = (state.t, state.y, taken.h, taken.accepted & active, taken.landed & active)
             return new, (record, state.i)
@@ -423,8 +421,7 @@ def _backsolve_adjoint(diff, y0, ts, ys, ybar, *, method, rtol, atol, dt0, max_s
 
     loop = _rk.run(
         tab,
-        lambda t, y, h, k: _rk.step(tab, aug, t, y, h, k),
-        lambda z: z,
+        _rk.stepper(tab, aug),
         rts,
         state,
         None,
@@ -610,15 +607,7 @@ def unrolled(f, y0, ts, *params, method="dopri5", rtol=None, atol=None, dt0=None
     def body(carry, _):
         state, ys = carry
         done = state.i >= n_out
-        new, taken = _rk.iterate(
-            tab,
-            lambda t, y, h, k: _rk.step(tab, fun, t, y, h, k),
-            lambda y: y,
-            ts,
-            state,
-            rtol,
-            atol,
-        )
+        new, taken = _rk.iterate(tab, _rk.stepper(tab, fun), ts, state, rtol, atol)
         new = jax.tree_util.tree_map(lambda a, b: jnp.where(done, b, a), new, state)
         landed = taken.landed & ~done
         i = jnp.minimum(state.i, n_out - 1)
