@@ -122,18 +122,19 @@ class _Diff(NamedTuple):
     def values(self) -> list:
         return [self.leaves[i] for i in self.where]
 
-    def rebuild(self, values) -> tuple:
-        leaves = list(self.leaves)
+    def _place(self, leaves, values) -> tuple:
+        leaves = list(leaves)
         for i, v in zip(self.where, values):
             leaves[i] = v
         return jax.tree_util.tree_unflatten(self.treedef, leaves)
 
+    def rebuild(self, values) -> tuple:
+        """`(fn, params)` with `values` at the differentiable leaves."""
+        return self._place(self.leaves, values)
+
     def cotangent(self, values) -> tuple:
         """`(fn̄, params̄)`: `values` at the differentiable leaves, float0 zeros elsewhere."""
-        leaves = [np.zeros(np.shape(x), jax.dtypes.float0) for x in self.leaves]
-        for i, v in zip(self.where, values):
-            leaves[i] = v
-        return jax.tree_util.tree_unflatten(self.treedef, leaves)
+        return self._place([np.zeros(np.shape(x), jax.dtypes.float0) for x in self.leaves], values)
 
 
 # -- the solve ----------------------------------------------------------------------------------
@@ -145,10 +146,15 @@ def _every(max_steps: int) -> int:
     return max(1, math.isqrt(max_steps - 1) + 1) if max_steps > 1 else 1
 
 
+def _first_dt(tab, fun, t0, y, k1, dt0, rtol, atol):
+    """The first proposed step: `dt0`, else Hairer's rule (two evaluations of `fun`)."""
+    dt = _rk.initial_step(tab, fun, t0, y, k1, rtol, atol) if dt0 is None else dt0
+    return jnp.asarray(dt, y.dtype)
+
+
 def _start(tab, fun, ts, y, dt0, rtol, atol):
     k1 = fun(y, ts[0])
-    dt = _rk.initial_step(tab, fun, ts[0], y, k1, rtol, atol) if dt0 is None else dt0
-    return k1, jnp.asarray(dt, y.dtype)
+    return k1, _first_dt(tab, fun, ts[0], y, k1, dt0, rtol, atol)
 
 
 def _forward(fn, y0, ts, params, *, method, rtol, atol, dt0, max_steps, every=None):
@@ -249,8 +255,7 @@ def _jvp(fn, y0, ts, params, dfn, dy0, _, dparams, **static):
 
     k1, dk1 = field_jvp(yf, dyf, ts[0])
     fun = _field(fn, params, unravel)
-    dt = _rk.initial_step(tab, fun, ts[0], yf, k1, kw["rtol"], kw["atol"])
-    dt = jnp.asarray(dt if kw["dt0"] is None else kw["dt0"], yf.dtype)
+    dt = _first_dt(tab, fun, ts[0], yf, k1, kw["dt0"], kw["rtol"], kw["atol"])
     state = _rk.State(ts[0], (yf, dyf), (k1, dk1), dt, jnp.asarray(1, jnp.int32))
     n_out = ts.shape[0]
     blank = jnp.full((n_out, yf.size), jnp.nan, yf.dtype)
@@ -286,13 +291,13 @@ def _jvp(fn, y0, ts, params, dfn, dy0, _, dparams, **static):
 @_jit
 def _odeint_fwd(fn, y0, ts, params, **static):
     kw = _solve_kw(static)
-    if static["adjoint"] == "checkpoint":
-        ys, loop = _forward(fn, y0, ts, params, every=_every(kw["max_steps"]), **kw)
-        out = _outputs(ys, y0, loop)
-        return out, (fn, params, ts, y0, out[1], loop.checkpoints, loop.n)
-    ys, loop = _forward(fn, y0, ts, params, **kw)
+    checkpoint = static["adjoint"] == "checkpoint"
+    every = _every(kw["max_steps"]) if checkpoint else None
+    ys, loop = _forward(fn, y0, ts, params, every=every, **kw)
     out = _outputs(ys, y0, loop)
-    return out, (fn, params, ts, y0, out[1], ys, None)
+    # What the backward pass starts from: the checkpoints, or the outputs it resets y to.
+    saved = (loop.checkpoints, loop.n) if checkpoint else (ys, None)
+    return out, (fn, params, ts, y0, out[1], *saved)
 
 
 def _odeint_bwd(res, cts, **static):
