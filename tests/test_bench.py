@@ -107,6 +107,7 @@ def test_every_library_rule_with_sizes_benchmarks_at_a_tiny_size():
         assert rep.rows[0].ratio is not None, (rule.name, rep.rows[0].note)
 
 
+@pytest.mark.slow  # a subprocess running benchmarks (9 s)
 def test_cli_bench_table_json_and_plot(tmp_path):
     out = tmp_path / "bench.json"
     cmd = [

@@ -41,7 +41,10 @@ def _converged_reference_grad(X, y, lam, Xv, yv):
     return dlam, dX
 
 
-@pytest.mark.parametrize("linear_solver", [pytest.param("lu", marks=pytest.mark.slow), "cg"])
+# Slow tier (11-13 s each); the fast tier's argmin gradient check is
+# test_every_route_to_the_derivative (LU, against unrolled Newton to 1e-9).
+@pytest.mark.slow
+@pytest.mark.parametrize("linear_solver", ["lu", "cg"])
 def test_argmin_gradient_matches_converged_reference_to_1e10(linear_solver):
     with jax.enable_x64():
         X, y = _logistic_data(jax.random.key(0))
@@ -218,6 +221,7 @@ def test_singular_jacobian_gives_nan_derivatives_or_an_error():
         jax.block_until_ready(jax.grad(lambda a: _singular(a, throw=True).value.sum())(1.0))
 
 
+@pytest.mark.slow  # 5 s
 def test_memory_does_not_grow_with_solver_steps():
     X, y = _logistic_data(jax.random.key(0), m=200, d=20, dtype=jnp.float32)
 

@@ -47,6 +47,7 @@ def test_value_and_gradient_match_the_dense_solve(solver):
             np.testing.assert_allclose(got, ref, rtol=1e-7, atol=1e-9)
 
 
+@pytest.mark.slow  # 9 s
 def test_linear_solve_on_an_operator_with_a_preconditioner():
     with jax.enable_x64():
         kappa, b = _problem(2)
@@ -62,6 +63,7 @@ def test_linear_solve_on_an_operator_with_a_preconditioner():
         np.testing.assert_allclose(g, ref, rtol=1e-7)
 
 
+@pytest.mark.slow  # 8 s
 def test_gmres_stops_where_it_converges_not_at_the_end_of_a_cycle():
     # With a restart long enough to converge inside the first cycle, GMRES must stop at the
     # tolerance (jax.scipy's default finishes the cycle: 6e-16 here for tol 1e-4) — and still

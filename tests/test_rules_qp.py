@@ -116,6 +116,7 @@ def test_qp_recovers_the_constructed_solution(dtype, tol, sizes):
         np.testing.assert_allclose(p["A"] @ sol.x, p["b"], atol=tol * 10)
 
 
+@pytest.mark.slow  # 7 s
 def test_qp_float32_converges_on_benchmark_sized_problems():
     # n = 100 with 10 equalities and 50 inequalities in float32: the interior point used to stop
     # after one step (its gap test compared the *mean* complementarity with the objective),

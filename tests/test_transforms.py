@@ -186,7 +186,16 @@ def test_staged_before_differentiation(stager, flavour, fwd_scale, rev_scale, A,
     np.testing.assert_allclose(g, rev_scale * base.sum(0), rtol=1e-5)
     g2 = jax.vmap(jax.grad(lambda x: h(x).sum()))(jnp.stack([x, x]))
     np.testing.assert_allclose(g2, rev_scale * jnp.stack([base.sum(0)] * 2), rtol=1e-5)
-    # Second order of a correctly scaled rule (scale 1) against plain JAX.
+
+
+# Second order of a correctly scaled rule against plain JAX, staged each way; the staged
+# forms other than jit (about 3 s each, op by op) run in the slow tier.
+@needs_hijax
+@pytest.mark.parametrize(
+    "stager", ["jit", *(pytest.param(s, marks=pytest.mark.slow) for s in STAGERS if s != "jit")]
+)
+@pytest.mark.parametrize("flavour", ["vjp", "both"])
+def test_staged_before_differentiation_second_order(stager, flavour, A, x, bind_mode):
     f1 = make_matsin(flavour)
     h1 = STAGERS[stager](lambda x: jnp.tanh(f1(A, x)))
     href = STAGERS[stager](lambda x: jnp.tanh(matsin_ref(A, x)))
