@@ -64,6 +64,7 @@ def test_verdicts_need_every_pair_to_agree():
     assert BenchRow(4, "vjp", 1.0, None, None, None, None, None).verdict == "no reference"
 
 
+@pytest.mark.slow  # 5 s
 def test_reference_that_jax_cannot_differentiate_is_reported():
     ref = lambda A, B, C: jax.scipy.linalg.solve_sylvester(A, B, C)
     rep = jr.benchmark("sylvester", sizes=[4], pairs=1, reference=ref)

@@ -15,6 +15,7 @@ def run(*cmd, timeout=600):
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=HERE)
 
 
+@pytest.mark.slow  # subprocesses; the fast tier keeps test_cli_checks_rules_defined_in_module_and_fails
 def test_cli_list_and_check_builtin():
     r = run(sys.executable, "-m", "jaxrules", "list")
     assert r.returncode == 0, r.stderr
@@ -59,6 +60,7 @@ def test_cli_checks_rules_defined_in_module_and_fails():
     assert "jr.check('plugin_bad_exp', dtypes=('float32',)" in r.stdout
 
 
+@pytest.mark.slow  # five subprocesses (7 s)
 def test_cli_errors():
     r = run(sys.executable, "-m", "jaxrules", "check", "no_such_module_xyz")
     assert r.returncode != 0 and "cannot import module 'no_such_module_xyz'" in r.stderr
@@ -74,6 +76,7 @@ def test_cli_errors():
         assert r.returncode == 2 and "expected a whole number >= 1" in r.stderr
 
 
+@pytest.mark.slow  # a pytest subprocess checking rules (6 s)
 def test_pytest_plugin_items(tmp_path):
     r = run(
         sys.executable,

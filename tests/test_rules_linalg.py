@@ -336,10 +336,9 @@ def _staged_cases():
     ]
 
 
-# Cases 1-6 (5-17 s each) run in the slow tier; case 0 in both.
-@pytest.mark.parametrize(
-    "case", [0, *(pytest.param(c, marks=pytest.mark.slow) for c in range(1, 7))]
-)
+# The slow tier (5-17 s each).
+@pytest.mark.slow
+@pytest.mark.parametrize("case", range(7))
 def test_second_order_right_however_jax_reaches_the_rule(case, x64):
     # Staged by jit before differentiation (the low backend: JAX transposes the JVP rule), or
     # differentiated directly (the VJP rule): the Hessian is the reference's either way.

@@ -174,6 +174,7 @@ def test_qp_gradient_matches_central_differences(x64):
         np.testing.assert_allclose(jnp.vdot(g[name], d), fd, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.slow  # 6 s
 def test_qp_weakly_active_constraint_is_held_active(x64):
     # min ½(x − p)² s.t. x ≤ 0: at p = 0 the bound is weakly active (x = 0, λ = 0). qp holds it
     # active: dx/dp = 0 (the one-sided derivative for p ≥ 0), dλ/dp = 1. Away from p = 0 the
