@@ -76,6 +76,28 @@ def test_cli_errors():
         assert r.returncode == 2 and "expected a whole number >= 1" in r.stderr
 
 
+# The same usage errors in-process (the fast tier; the subprocess run above is in the slow one).
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["check", "no_such_module_xyz"], "cannot import module 'no_such_module_xyz'"),
+        (["check", "--rule", "nope"], "no rule named 'nope'"),
+        (["check", "plugin_rules"], "no rules are registered in plugin_rules"),
+        (["check", "--tag", "no-such-tag"], "no rules with tag 'no-such-tag'"),
+        (["check", "--order", "0"], "expected a whole number >= 1"),
+        (["check", "--seeds", "0"], "expected a whole number >= 1"),
+    ],
+)
+def test_cli_usage_errors_in_process(argv, message, capsys, monkeypatch):
+    from jaxrules import _cli
+
+    monkeypatch.syspath_prepend(HERE)
+    with pytest.raises(SystemExit) as e:
+        _cli.main(argv)
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+
+
 @pytest.mark.slow  # a pytest subprocess checking rules (6 s)
 def test_pytest_plugin_items(tmp_path):
     r = run(
