@@ -60,34 +60,25 @@ def test_cli_checks_rules_defined_in_module_and_fails():
     assert "jr.check('plugin_bad_exp', dtypes=('float32',)" in r.stdout
 
 
-@pytest.mark.slow  # five subprocesses (7 s)
+# Usage errors: nothing to check is an error (exit status 2), never a pass.
+USAGE_ERRORS = [
+    (["check", "no_such_module_xyz"], "cannot import module 'no_such_module_xyz'"),
+    (["check", "--rule", "nope"], "no rule named 'nope'"),
+    (["check", "plugin_rules"], "no rules are registered in plugin_rules"),  # a package, no rules
+    (["check", "--tag", "no-such-tag"], "no rules with tag 'no-such-tag'"),
+    (["check", "--order", "0"], "expected a whole number >= 1"),
+    (["check", "--seeds", "0"], "expected a whole number >= 1"),
+]
+
+
+@pytest.mark.slow  # six subprocesses (7 s); the same cases run in-process in the fast tier
 def test_cli_errors():
-    r = run(sys.executable, "-m", "jaxrules", "check", "no_such_module_xyz")
-    assert r.returncode != 0 and "cannot import module 'no_such_module_xyz'" in r.stderr
-    r = run(sys.executable, "-m", "jaxrules", "check", "--rule", "nope")
-    assert r.returncode != 0 and "no rule named 'nope'" in r.stderr
-    # Nothing to check is an error, never a pass.
-    r = run(sys.executable, "-m", "jaxrules", "check", "plugin_rules")  # a package, no rules
-    assert r.returncode != 0 and "no rules are registered in plugin_rules" in r.stderr
-    r = run(sys.executable, "-m", "jaxrules", "check", "--tag", "no-such-tag")
-    assert r.returncode != 0 and "no rules with tag 'no-such-tag'" in r.stderr
-    for bad in (("--order", "0"), ("--seeds", "0")):
-        r = run(sys.executable, "-m", "jaxrules", "check", *bad)
-        assert r.returncode == 2 and "expected a whole number >= 1" in r.stderr
+    for argv, message in USAGE_ERRORS:
+        r = run(sys.executable, "-m", "jaxrules", *argv)
+        assert r.returncode == 2 and message in r.stderr, (argv, r.returncode, r.stderr)
 
 
-# The same usage errors in-process (the fast tier; the subprocess run above is in the slow one).
-@pytest.mark.parametrize(
-    "argv, message",
-    [
-        (["check", "no_such_module_xyz"], "cannot import module 'no_such_module_xyz'"),
-        (["check", "--rule", "nope"], "no rule named 'nope'"),
-        (["check", "plugin_rules"], "no rules are registered in plugin_rules"),
-        (["check", "--tag", "no-such-tag"], "no rules with tag 'no-such-tag'"),
-        (["check", "--order", "0"], "expected a whole number >= 1"),
-        (["check", "--seeds", "0"], "expected a whole number >= 1"),
-    ],
-)
+@pytest.mark.parametrize("argv, message", USAGE_ERRORS)
 def test_cli_usage_errors_in_process(argv, message, capsys, monkeypatch):
     from jaxrules import _cli
 
