@@ -33,7 +33,31 @@ def is_array(x: Any) -> bool:
     )
 
 
-_SIMPLE = (int, float, complex, str, bytes, bool, type(None), np.dtype)
+_SIMPLE = (int, str, bytes, bool, type(None), np.dtype)
+
+#: Top-level packages whose modules, classes and functions jaxrules takes as constant (their
+#: behaviour does not change while the process runs). Anything else that can change without
+#: changing its identity — a user's module or class (attributes), a dict, a list, an object, a
+#: NumPy array, a method bound to one of them (``d.get``) — is never a cache hit.
+_CONSTANT_PACKAGES = frozenset(
+    {
+        "jax",
+        "jaxlib",
+        "jaxrules",
+        "numpy",
+        "scipy",
+        "ml_dtypes",
+        "opt_einsum",
+        "math",
+        "cmath",
+        "operator",
+        "functools",
+        "itertools",
+        "builtins",
+        "typing",
+        "types",
+    }
+)
 
 #: Keys of values whose state may change between calls without changing their identity (a
 #: dict, a list, an object with attributes): unique per conversion, so never a cache hit.
@@ -55,13 +79,28 @@ class _Ident:
         return id(self.value)
 
 
+def _package(name: Any) -> str:
+    return (name if isinstance(name, str) else "").split(".")[0]
+
+
 def _immutable_by_identity(value: Any) -> bool:
-    """Values whose behaviour cannot change while they live: modules, classes, builtins, JAX
-    arrays, and callables that JAX or NumPy define (`jnp.sin`, a `jax.jit` function)."""
-    if isinstance(value, (types.ModuleType, type, types.BuiltinFunctionType, jax.Array)):
+    """Values whose behaviour cannot change while they live: JAX arrays, and the modules,
+    classes and functions of the packages in `_CONSTANT_PACKAGES` (`jnp`, `jnp.sin`, a
+    `jax.jit` function, `math.exp`, `float`). A user's module or class is not (its attributes
+    can be reassigned), nor a builtin method bound to an object (`d.get`)."""
+    if isinstance(value, jax.Array):
         return True
+    if isinstance(value, types.ModuleType):
+        return _package(value.__name__) in _CONSTANT_PACKAGES
+    if isinstance(value, type):
+        return _package(value.__module__) in _CONSTANT_PACKAGES
+    if isinstance(value, types.BuiltinFunctionType):
+        owner = value.__self__
+        return owner is None or (
+            isinstance(owner, types.ModuleType) and _package(owner.__name__) in _CONSTANT_PACKAGES
+        )
     mod = getattr(type(value), "__module__", "") or ""
-    return callable(value) and mod.split(".")[0] in ("jax", "jaxlib", "numpy")
+    return callable(value) and _package(mod) in ("jax", "jaxlib", "numpy")
 
 
 def _global_names(code: types.CodeType) -> set[str]:
@@ -90,6 +129,9 @@ def _key(value: Any, depth: int = 0) -> Any:
     list, a NumPy array, an object — gets a key of its own, so that a cache never returns a
     value computed with its old state (as `jax.jit` re-traces a fresh function).
     """
+    if isinstance(value, (float, complex)):
+        # By bits: 0.0 == -0.0 (and nan != nan), yet they are different constants.
+        return (type(value), repr(value), np.asarray(value).tobytes())
     if isinstance(value, _SIMPLE):
         return (type(value), value)
     if _immutable_by_identity(value):

@@ -24,9 +24,7 @@ How a call runs:
 
 from __future__ import annotations
 
-import collections
 import functools
-import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
@@ -45,10 +43,6 @@ except ImportError:  # pragma: no cover
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-
-
-#: How many specialisations (call signatures) each rule keeps.
-_CACHE_SIZE = 512
 
 
 class CustomRule(Generic[_P, _R]):
@@ -100,10 +94,6 @@ class CustomRule(Generic[_P, _R]):
         self.fwd_rule: Callable | None = None
         self.bwd_rule: Callable | None = None
         self.vjp_zeros = "zeros"
-        # Specialisations, least recently used first; bounded, since a fresh closure per call
-        # (a new lambda each time) makes a new key.
-        self._cache: collections.OrderedDict[Any, Specialization] = collections.OrderedDict()
-        self._lock = threading.Lock()  # the CLI checks rules in threads
         functools.update_wrapper(self, fn)
 
     # -- defining rules ------------------------------------------------------------------------
@@ -126,7 +116,6 @@ class CustomRule(Generic[_P, _R]):
             raise TypeError(f"{self.name}.defjvp: expected a callable rule, got {describe(jvp)}.")
         self.jvp_zeros = _zero_mode(self.name, "defjvp", symbolic_zeros, zeros_as_none)
         self.jvp_rule = self._jax_conv.jvp(jvp) if self._jax_conv else jvp
-        self._cache.clear()
         return jvp
 
     def defjvps(self, *jvps: Callable | None) -> None:
@@ -168,7 +157,6 @@ class CustomRule(Generic[_P, _R]):
         if self._jax_conv:
             fwd, bwd = self._jax_conv.fwd(fwd), self._jax_conv.bwd(bwd)
         self.fwd_rule, self.bwd_rule = fwd, bwd
-        self._cache.clear()
 
     @property
     def has_jvp(self) -> bool:
@@ -198,25 +186,10 @@ class CustomRule(Generic[_P, _R]):
         if not tracers:
             # Concrete values, no transformation: run the function once, as JAX does.
             return self._call_eagerly(static, traced, treedef, leaves)
-        concrete = _backend.all_concrete(tracers)
-        key = (
-            treedef,
-            static_key,
-            tuple(map(_leaf_key, leaves)),
-            self.backend,
-            _backend.direct_under_autodiff(),
-            concrete,
-        )
-        with self._lock:
-            spec = self._cache.get(key)
-            if spec is not None:
-                self._cache.move_to_end(key)
-        if spec is None:
-            spec = Specialization(self, static, treedef, leaves, concrete)
-            with self._lock:
-                self._cache[key] = spec
-                while len(self._cache) > _CACHE_SIZE:
-                    self._cache.popitem(last=False)
+        # A specialisation per call, never reused across calls: like `jax.custom_jvp`, the
+        # function is traced afresh each time it is called under a transformation, so it always
+        # sees the Python state it reads now (the caching contract, docs/how-it-works.md).
+        spec = Specialization(self, static, treedef, leaves, _backend.all_concrete(tracers))
         try:
             return spec.call(leaves)
         except (jax.errors.UnexpectedTracerError, TypeError) as e:
@@ -335,11 +308,6 @@ def _has_arrays(v) -> bool:
         if _closure.is_array(x) or (callable(x) and _closure.captures_arrays(x)):
             return True
     return False
-
-
-def _leaf_key(x):
-    # The full aval: shape, dtype, weak type, sharding and varying manual axes (shard_map).
-    return jax.typeof(x)
 
 
 def _zero_mode(name: str, where: str, symbolic_zeros: bool, zeros_as_none: bool) -> str:
