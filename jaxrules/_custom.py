@@ -179,7 +179,7 @@ class CustomRule(Generic[_P, _R]):
                 f"or {self.name}.defvjp(fwd, bwd) before calling it."
             )
         static, traced = bind(self.argspec, args, kwargs)
-        static_key = self._static_key(static)
+        self._check_static(static)
         traced = self._prepare_traced(traced)
         leaves, treedef = jax.tree_util.tree_flatten(traced)
         tracers = [x for x in leaves if isinstance(x, jax.core.Tracer)]
@@ -218,8 +218,7 @@ class CustomRule(Generic[_P, _R]):
             raise jax.errors.UnexpectedTracerError(_leak_message(self.name))
         return out
 
-    def _static_key(self, static: dict) -> tuple:
-        items = []
+    def _check_static(self, static: dict) -> None:
         for n, v in static.items():
             bad = [
                 (p, x)
@@ -248,9 +247,6 @@ class CustomRule(Generic[_P, _R]):
                     f"cache key), got an unhashable {type(v).__name__}. Pass a tuple instead of "
                     "a list, a frozenset instead of a set, or a hashable object."
                 ) from None
-            # Typed: 1, 1.0 and True are equal in Python but not to jax.jit (nor here).
-            items.append((n, _typed_key(v)))
-        return tuple(items)
 
     def _prepare_traced(self, traced: tuple) -> tuple:
         out = []
@@ -293,14 +289,6 @@ def _leak_message(name: str) -> str:
         f"argument. Pass every array the rules use as an argument of {name} (declare it "
         "nondiff if it needs no derivative)."
     )
-
-
-def _typed_key(v):
-    if isinstance(v, (tuple, list)):
-        return (type(v), tuple(_typed_key(x) for x in v))
-    if isinstance(v, dict):
-        return (type(v), tuple((k, _typed_key(x)) for k, x in v.items()))
-    return (type(v), v)
 
 
 def _has_arrays(v) -> bool:
