@@ -201,14 +201,12 @@ def _pair(flavour, read):
         if with_jvp:
             f.defjvp(lambda p, t: (read() * jnp.sin(p[0]), read() * jnp.cos(p[0]) * t[0]))
         if with_vjp:
-            f.defvjp(
-                lambda x: (read() * jnp.sin(x), x), lambda x, g: (read() * jnp.cos(x) * g,)
-            )
+            f.defvjp(lambda x: (read() * jnp.sin(x), x), lambda x, g: (read() * jnp.cos(x) * g,))
         return f
 
     jvp, vjp = flavour in ("jvp", "both"), flavour in ("vjp", "both")
-    theirs = make(jax.custom_vjp, False, True) if flavour == "vjp" else make(
-        jax.custom_jvp, True, False
+    theirs = (
+        make(jax.custom_vjp, False, True) if flavour == "vjp" else make(jax.custom_jvp, True, False)
     )
     return make(jr.custom_jvp, jvp, vjp), theirs
 
