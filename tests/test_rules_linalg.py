@@ -458,3 +458,34 @@ def test_empty_inputs_like_jnp():
     assert inv(jnp.zeros((0, 3, 3))).shape == (0, 3, 3)
     assert [float(v) for v in slogdet(jnp.zeros((0, 0)))] == [1.0, 0.0]
     assert logdet(jnp.zeros((0, 3, 3))).shape == (0,)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "complex64", "complex128"])
+def test_jax_test_settings_strict_promotion(dtype):
+    # JAX's own tests run with x64, strict dtype promotion, rank promotion "raise" and checks;
+    # slogdet/logdet used to mix int32 pivots with an int64 index and Python complex scalars.
+    settings = {
+        "jax_enable_x64": True,
+        "jax_numpy_dtype_promotion": "strict",
+        "jax_numpy_rank_promotion": "raise",
+        "jax_enable_checks": True,
+    }
+    old = {k: getattr(jax.config, k) for k in settings}
+    try:
+        for k, v in settings.items():
+            jax.config.update(k, v)
+        rng = np.random.default_rng(3)
+        A = rng.standard_normal((2, 4, 4)) + (
+            1j if "complex" in dtype else 0
+        ) * rng.standard_normal((2, 4, 4))
+        A = jnp.asarray(A, dtype)
+        sign, logabs = slogdet(A)
+        want_sign, want_logabs = np.linalg.slogdet(np.asarray(A))
+        np.testing.assert_allclose(sign, want_sign, rtol=1e-4)
+        np.testing.assert_allclose(logabs, want_logabs, rtol=1e-4)
+        g = jax.grad(lambda A: jnp.sum(logdet(A)))(A)
+        assert g.shape == A.shape and bool(jnp.all(jnp.isfinite(g)))
+        np.testing.assert_allclose(inv(A) @ A, np.broadcast_to(np.eye(4), A.shape), atol=1e-4)
+    finally:
+        for k, v in old.items():
+            jax.config.update(k, v)

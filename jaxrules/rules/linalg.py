@@ -527,7 +527,7 @@ jr.register("inv", reference=jnp.linalg.inv, **_ONE_SQUARE)(inv)
 # -- log-determinant -------------------------------------------------------------------------------
 def _parity(piv):
     """The parity (0 or 1) of the permutation of LU's row swaps `piv`."""
-    return jnp.sum(piv != jnp.arange(piv.shape[0])) % 2
+    return jnp.sum(piv != jnp.arange(piv.shape[0], dtype=piv.dtype)) % 2
 
 
 def _lu_logdet(factors):
@@ -537,13 +537,15 @@ def _lu_logdet(factors):
     d = jnp.diagonal(lu)
     if not jnp.iscomplexobj(lu):
         return jnp.sum(jnp.log(jnp.abs(d)))
-    return jnp.sum(jnp.log(d)) + 1j * jnp.pi * _parity(piv).astype(lu.real.dtype)
+    phase = _parity(piv).astype(lu.real.dtype) * jnp.pi
+    return jnp.sum(jnp.log(d)) + jax.lax.complex(jnp.zeros_like(phase), phase)
 
 
 def _lu_sign(factors):
     lu, piv, _ = factors
     d = jnp.diagonal(lu)
-    return jnp.prod(jnp.sign(d)) * jnp.where(_parity(piv) == 1, -1.0, 1.0).astype(lu.dtype)
+    flip = jnp.where(_parity(piv) == 1, -1, 1).astype(lu.dtype)
+    return jnp.prod(jnp.sign(d)) * flip
 
 
 @jr.custom_vjp(nondiff_argnames=("factors",), allow_complex=True)
@@ -622,7 +624,8 @@ def _slogdet(A):
         return _lu_sign(factors), L
     # sign = s·e^{i(θ − sg(θ))}: the value of the factors' sign, the derivative i·s·θ̇.
     theta = jnp.imag(L)
-    sign = _lu_sign(factors) * jnp.exp(1j * (theta - jax.lax.stop_gradient(theta)))
+    phase = theta - jax.lax.stop_gradient(theta)
+    sign = _lu_sign(factors) * jnp.exp(jax.lax.complex(jnp.zeros_like(phase), phase))
     return sign, jnp.real(L)
 
 
