@@ -330,3 +330,31 @@ def as_pytree(fn: Any) -> Closure:
 
 def captures_arrays(fn: Any) -> bool:
     return _convert(fn, 0, set())[1]
+
+
+class Captured:
+    """The arrays that some callables close over, as flat leaves, and the callables rebuilt
+    from new leaves.
+
+    A function or rule that closes over a tracer of an enclosing transformation (a `vmap`ped
+    value, a value inside `jit`) is called by JAX's machinery where that tracer cannot be a
+    constant (a staged jaxpr, a backward pass traced apart). As JAX closure-converts such
+    functions, jaxrules passes the captured arrays as extra inputs and rebuilds the callables
+    from the values that arrive.
+    """
+
+    def __init__(self, fns: tuple):
+        tree = tuple(None if f is None else as_pytree(f) for f in fns)
+        self.leaves, self.treedef = jax.tree_util.tree_flatten(tree)
+        #: For each leaf, the index in `fns` of the callable that captured it.
+        self.owner = [
+            i for i, c in enumerate(tree) for _ in range(len(jax.tree_util.tree_leaves(c)))
+        ]
+
+    @property
+    def has_tracer(self) -> bool:
+        return any(isinstance(x, jax.core.Tracer) for x in self.leaves)
+
+    def rebuild(self, leaves) -> tuple:
+        tree = self.treedef.unflatten(list(leaves))
+        return tuple(None if c is None else c.rebuild() for c in tree)

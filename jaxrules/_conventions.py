@@ -112,6 +112,29 @@ def argnums_to_names(fn: Callable, name: str, argnums: Any) -> tuple[str, ...]:
     return tuple(sorted(out, key=order.__getitem__))
 
 
+def jax_nondiff_names(fn: Callable, name: str, argnums: Any, argnames: Any) -> tuple[str, ...]:
+    """JAX's `nondiff_argnums` and `nondiff_argnames` together (as JAX: their union), as
+    parameter names in increasing position order, validated."""
+    names = list(argnums_to_names(fn, name, argnums) if argnums is not None else ())
+    if isinstance(argnames, str):
+        argnames = (argnames,)
+    params = [
+        p
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    order = {p.name: k for k, p in enumerate(params)}
+    for n in argnames or ():
+        if n not in order:
+            raise ValueError(
+                f"{name}: nondiff_argnames names {n!r}, which is not a positional parameter of "
+                f"{name}{tuple(order)}."
+            )
+        if n not in names:
+            names.append(n)
+    return tuple(sorted(names, key=order.__getitem__))
+
+
 class JaxNondiff:
     """Adapters from JAX's `nondiff_argnums` rule signatures to jaxrules' internal ones.
 
@@ -119,18 +142,28 @@ class JaxNondiff:
     them to rules in that order); `nondiff` the names at `nondiff_argnums`.
     """
 
-    def __init__(self, traced: Sequence[str], nondiff: Sequence[str]):
+    def __init__(self, traced: Sequence[str], nondiff: Sequence[str], var: str | None = None):
         self.traced = tuple(traced)
         self.nondiff = tuple(nondiff)
+        #: The `*args` parameter, if any: JAX's rules see its values one by one.
+        self.var = var
         self.diff_idx = [i for i, n in enumerate(self.traced) if n not in self.nondiff]
         self.nd_idx = [self.traced.index(n) for n in self.nondiff]
+
+    def _flat(self, values) -> tuple:
+        """The differentiable arguments as JAX passes them: `*args` expanded."""
+        out: list[Any] = []
+        for i in self.diff_idx:
+            if self.traced[i] == self.var:
+                out.extend(values[i])
+            else:
+                out.append(values[i])
+        return tuple(out)
 
     def jvp(self, user_jvp: Callable) -> Callable:
         def jvp(primals, tangents, **static):
             nd = [unwrap(primals[i]) for i in self.nd_idx]
-            ps = tuple(primals[i] for i in self.diff_idx)
-            ts = tuple(tangents[i] for i in self.diff_idx)
-            return user_jvp(*nd, ps, ts, **static)
+            return user_jvp(*nd, self._flat(primals), self._flat(tangents), **static)
 
         return jvp
 
@@ -138,21 +171,28 @@ class JaxNondiff:
         def fwd(*args, **static):
             args = unwrap(args)
             out, res = user_fwd(*args, **static)
-            # JAX hands the nondiff arguments to bwd as well: keep them with the residuals.
+            # JAX hands the nondiff arguments to bwd as well: keep them with the residuals,
+            # and how many values `*args` had (JAX's cotangents list them one by one).
             nd = [args[i] for i in self.nd_idx]
-            return out, (_wrap_static(nd), res)
+            n_var = len(args) - (len(self.traced) - (self.var is not None))
+            return out, (_wrap_static(nd), StaticValue(n_var), res)
 
         return fwd
 
     def bwd(self, user_bwd: Callable) -> Callable:
         def bwd(residuals, ct, **static):
-            nd, res = residuals
+            nd, n_var, res = residuals
             cts = user_bwd(*unwrap(nd), res, ct, **static)
-            if not isinstance(cts, (tuple, list)) or len(cts) != len(self.diff_idx):
+            n = len(self.diff_idx) + (n_var.value - 1 if self.var is not None else 0)
+            if not isinstance(cts, (tuple, list)) or len(cts) != n:
                 return cts  # jaxrules' own validation reports it (with the expected length)
             full: list[Any] = [None] * len(self.traced)
-            for i, c in zip(self.diff_idx, cts):
-                full[i] = c
+            it = iter(cts)
+            for i in self.diff_idx:
+                if self.traced[i] == self.var:
+                    full[i] = tuple(next(it) for _ in range(n_var.value))
+                else:
+                    full[i] = next(it)
             return tuple(full)
 
         return bwd

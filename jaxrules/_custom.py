@@ -25,6 +25,7 @@ How a call runs:
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
@@ -57,10 +58,11 @@ class CustomRule(Generic[_P, _R]):
         fn: Callable[_P, _R],
         *,
         static_argnames: Any = None,
-        nondiff_argnames: Any = None,
+        constant_argnames: Any = None,
         zero_argnames: Any = None,
         allow_complex: bool = False,
         nondiff_argnums: Any = None,
+        nondiff_argnames: Any = None,
         name: str | None = None,
     ):
         self.fn = fn
@@ -69,20 +71,23 @@ class CustomRule(Generic[_P, _R]):
         )
         #: JAX's spelling: these parameters come first in the rules (see _conventions).
         self.jax_nondiff: tuple[str, ...] = ()
-        if nondiff_argnums is not None:
-            if static_argnames or nondiff_argnames or zero_argnames:
+        if nondiff_argnums is not None or nondiff_argnames is not None:
+            if static_argnames or constant_argnames or zero_argnames:
                 raise TypeError(
-                    f"{self.name}: nondiff_argnums (JAX's spelling) cannot be combined with "
-                    "static_argnames / nondiff_argnames / zero_argnames (jaxrules' spelling); "
+                    f"{self.name}: nondiff_argnums / nondiff_argnames (JAX's spelling: those "
+                    "arguments come first in the rules) cannot be combined with "
+                    "static_argnames / constant_argnames / zero_argnames (jaxrules' spelling); "
                     "use one of the two."
                 )
-            self.jax_nondiff = _conventions.argnums_to_names(fn, self.name, nondiff_argnums)
-            nondiff_argnames = self.jax_nondiff
+            self.jax_nondiff = _conventions.jax_nondiff_names(
+                fn, self.name, nondiff_argnums, nondiff_argnames
+            )
+            constant_argnames = self.jax_nondiff
         self.argspec: ArgSpec = make_argspec(
-            fn, self.name, static_argnames, nondiff_argnames, zero_argnames
+            fn, self.name, static_argnames, constant_argnames, zero_argnames
         )
         self._jax_conv = (
-            _conventions.JaxNondiff(self.argspec.traced, self.jax_nondiff)
+            _conventions.JaxNondiff(self.argspec.traced, self.jax_nondiff, _var_positional(fn))
             if self.jax_nondiff
             else None
         )
@@ -93,6 +98,7 @@ class CustomRule(Generic[_P, _R]):
         self.jvp_zeros = "zeros"
         self.fwd_rule: Callable | None = None
         self.bwd_rule: Callable | None = None
+        self.optimize_remat = False
         self.vjp_zeros = "zeros"
         functools.update_wrapper(self, fn)
 
@@ -135,6 +141,7 @@ class CustomRule(Generic[_P, _R]):
         *,
         symbolic_zeros: bool = False,
         zeros_as_none: bool = False,
+        optimize_remat: bool = False,
     ) -> None:
         """Define the VJP rule as a pair `fwd`/`bwd`.
 
@@ -147,6 +154,9 @@ class CustomRule(Generic[_P, _R]):
         `.value` and `.perturbed`, as in JAX) or as `None` with `zeros_as_none=True`.
         With `nondiff_argnums` the rules are JAX's `fwd(*args)` and
         `bwd(*nondiff_args, res, g)` returning cotangents of the other arguments.
+        `optimize_remat=True` is JAX's option (under `jax.checkpoint`, `fwd` recomputes only
+        the residuals): passed to `jax.custom_vjp` where that backend carries the rule; the
+        hijax backend runs `fwd` only when reverse mode needs it and ignores the option.
         """
         for what, f in (("fwd", fwd), ("bwd", bwd)):
             if not callable(f):
@@ -157,6 +167,7 @@ class CustomRule(Generic[_P, _R]):
         if self._jax_conv:
             fwd, bwd = self._jax_conv.fwd(fwd), self._jax_conv.bwd(bwd)
         self.fwd_rule, self.bwd_rule = fwd, bwd
+        self.optimize_remat = bool(optimize_remat)
 
     @property
     def has_jvp(self) -> bool:
@@ -174,7 +185,7 @@ class CustomRule(Generic[_P, _R]):
     # -- calling -------------------------------------------------------------------------------
     def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         if not (self.has_jvp or self.has_vjp):
-            raise TypeError(
+            raise AttributeError(  # (JAX's exception class for a missing rule)
                 f"{self.name} has no derivative rule yet: define one with @{self.name}.defjvp "
                 f"or {self.name}.defvjp(fwd, bwd) before calling it."
             )
@@ -183,15 +194,32 @@ class CustomRule(Generic[_P, _R]):
         traced = self._prepare_traced(traced)
         leaves, treedef = jax.tree_util.tree_flatten(traced)
         tracers = [x for x in leaves if isinstance(x, jax.core.Tracer)]
+        # Tracers of an enclosing transformation that the function or a rule closes over
+        # become extra inputs (as JAX closure-converts them).
+        captured = _closure.Captured((self.fn, self.jvp_rule, self.fwd_rule, self.bwd_rule))
+        if not captured.has_tracer:
+            captured = None
+        elif not tracers:
+            tracers = [x for x in captured.leaves if isinstance(x, jax.core.Tracer)]
         if not tracers:
             # Concrete values, no transformation: run the function once, as JAX does.
-            return self._call_eagerly(static, traced, treedef, leaves)
+            out = self._call_eagerly(static, traced, treedef, leaves)
+            if not any(isinstance(o, jax.core.Tracer) for o in jax.tree_util.tree_leaves(out)):
+                return out
+            # A traced output from concrete inputs: a transformation is in progress (a JVP
+            # rule that JAX runs under an enclosing `vmap`), or the function hides a tracer
+            # where jaxrules cannot see it (inside a `jax.jit` function). Bind the rule, as
+            # JAX binds every call: JAX then batches it, or raises for the hidden tracer.
+            return self._bind(static, treedef, leaves, True, None)
+        return self._bind(static, treedef, leaves, _backend.all_concrete(tracers), captured)
+
+    def _bind(self, static, treedef, leaves, concrete, captured):
         # A specialisation per call, never reused across calls: like `jax.custom_jvp`, the
         # function is traced afresh each time it is called under a transformation, so it always
         # sees the Python state it reads now (the caching contract, docs/how-it-works.md).
-        spec = Specialization(self, static, treedef, leaves, _backend.all_concrete(tracers))
+        spec = Specialization(self, static, treedef, leaves, concrete, captured)
         try:
-            return spec.call(leaves)
+            return spec.call(leaves if captured is None else [*leaves, *captured.leaves])
         except (jax.errors.UnexpectedTracerError, TypeError) as e:
             # A leaked tracer: JAX says so with UnexpectedTracerError, or (JAX 0.12, when the
             # tracer reaches a staged jaxpr as a constant) "No constant handler for type:
@@ -211,12 +239,7 @@ class CustomRule(Generic[_P, _R]):
         check_complex(self, leaves, paths)
         if self.jax_nondiff:
             traced = _conventions.unwrap(traced)
-        out = call_original(self.argspec, self.fn, traced, static)
-        if any(isinstance(o, jax.core.Tracer) for o in jax.tree_util.tree_leaves(out)):
-            # Concrete inputs but a traced output: the function closed over a traced value
-            # (JAX raises UnexpectedTracerError here too).
-            raise jax.errors.UnexpectedTracerError(_leak_message(self.name))
-        return out
+        return call_original(self.argspec, self.fn, traced, static)
 
     def _check_static(self, static: dict) -> None:
         for n, v in static.items():
@@ -231,7 +254,7 @@ class CustomRule(Generic[_P, _R]):
                 raise TypeError(
                     f"{self.name}: static argument {n!r} got an array {describe(x)}{where}. "
                     "Static arguments are Python configuration, never traced. Remove it from "
-                    "static_argnames (declare it in nondiff_argnames if it needs no derivative)."
+                    "static_argnames (declare it in constant_argnames if it needs no derivative)."
                 )
             if callable(v) and _closure.captures_arrays(v):
                 raise TypeError(
@@ -283,6 +306,11 @@ class CustomRule(Generic[_P, _R]):
         return functools.partial(self, obj)
 
 
+def _var_positional(fn) -> str | None:
+    params = inspect.signature(fn).parameters.values()
+    return next((p.name for p in params if p.kind is p.VAR_POSITIONAL), None)
+
+
 def _leak_message(name: str) -> str:
     return (
         f"{name}: a rule or the function closes over a traced value it does not receive as an "
@@ -313,10 +341,11 @@ def custom_jvp(fn: Callable[_P, _R], /) -> CustomRule[_P, _R]: ...
 def custom_jvp(
     *,
     static_argnames: Any = None,
-    nondiff_argnames: Any = None,
+    constant_argnames: Any = None,
     zero_argnames: Any = None,
     allow_complex: bool = False,
     nondiff_argnums: Any = None,
+    nondiff_argnames: Any = None,
 ) -> Callable[[Callable[_P, _R]], CustomRule[_P, _R]]: ...
 def custom_jvp(fn=None, /, **options):
     """Decorate a function whose derivative is defined by a JVP rule (and optionally a VJP).
@@ -325,13 +354,15 @@ def custom_jvp(fn=None, /, **options):
 
     - `static_argnames`: parameters that are Python configuration (never traced, hashable,
       passed to the rules as keywords).
-    - `nondiff_argnames`: array parameters that are traced but have no derivative;
-      differentiating with respect to one is an error naming it, never a silent zero.
+    - `constant_argnames`: array parameters that are traced but constant for differentiation
+      (data: the matrix `A` of `A x`); differentiating with respect to one is an error naming
+      it, never a silent zero. (jaxrules' own spelling; JAX's `nondiff_argnames` is below.)
     - `zero_argnames`: parameters the output does not depend on to first order (an initial
       guess): their derivative is exactly zero by declaration.
     - `allow_complex`: accept complex inputs (the rules follow JAX's conventions).
-    - `nondiff_argnums`: JAX's spelling, accepted as in JAX (those arguments come first in the
-      rules); each is static when it holds no array and nondiff when it does.
+    - `nondiff_argnums` / `nondiff_argnames`: JAX's spelling, with JAX's meaning (those
+      arguments come first in the rules); each is static when it holds no array and constant
+      (an error if differentiated, where JAX gives zero) when it does.
 
     **Returns:** a `CustomRule`; define the rule with `@f.defjvp`.
 
@@ -356,10 +387,11 @@ def custom_vjp(fn: Callable[_P, _R], /) -> CustomRule[_P, _R]: ...
 def custom_vjp(
     *,
     static_argnames: Any = None,
-    nondiff_argnames: Any = None,
+    constant_argnames: Any = None,
     zero_argnames: Any = None,
     allow_complex: bool = False,
     nondiff_argnums: Any = None,
+    nondiff_argnames: Any = None,
 ) -> Callable[[Callable[_P, _R]], CustomRule[_P, _R]]: ...
 def custom_vjp(fn=None, /, **options):
     """Decorate a function whose derivative is defined by a VJP rule (and optionally a JVP).
@@ -387,10 +419,11 @@ def custom_vjp(fn=None, /, **options):
 
 _OPTIONS = (
     "static_argnames",
-    "nondiff_argnames",
+    "constant_argnames",
     "zero_argnames",
     "allow_complex",
     "nondiff_argnums",
+    "nondiff_argnames",
 )
 
 

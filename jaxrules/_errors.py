@@ -16,6 +16,15 @@ class RuleCheckError(AssertionError):
     """
 
 
+class RuleOutputError(TypeError, ValueError):
+    """A rule returned an output of the wrong structure, shape or dtype.
+
+    Both a `TypeError` (jaxrules' convention for a wrong kind of value) and a `ValueError`
+    (what JAX raises for a custom rule's mismatched output), so that code catching either
+    keeps working when `jax.custom_*` is swapped for jaxrules' decorators.
+    """
+
+
 def describe(x: Any) -> str:
     """Short type description of a value, JAX style: `f32[3,4]`, `int`, `None`."""
     if x is None:

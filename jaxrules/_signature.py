@@ -9,6 +9,7 @@ order. Rules receive the traced parameters in that order and the static ones as 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -60,7 +61,7 @@ def make_argspec(
     fn: Callable,
     name: str,
     static_argnames: Any = None,
-    nondiff_argnames: Any = None,
+    constant_argnames: Any = None,
     zero_argnames: Any = None,
 ) -> ArgSpec:
     """Validate the declarations against `fn`'s signature."""
@@ -68,10 +69,14 @@ def make_argspec(
         sig = inspect.signature(fn)
     except (TypeError, ValueError) as e:
         raise TypeError(f"{name}: cannot read the signature of {fn!r}: {e}") from None
+    if isinstance(fn, functools.partial) and fn.keywords:
+        # The keywords a partial binds are part of the function, not arguments of the call
+        # (JAX treats a partial's signature as opaque: the rules see the caller's arguments).
+        sig = sig.replace(parameters=[p for n, p in sig.parameters.items() if n not in fn.keywords])
     params = sig.parameters
     groups = {
         "static_argnames": _as_names(name, "static_argnames", static_argnames),
-        "nondiff_argnames": _as_names(name, "nondiff_argnames", nondiff_argnames),
+        "constant_argnames": _as_names(name, "constant_argnames", constant_argnames),
         "zero_argnames": _as_names(name, "zero_argnames", zero_argnames),
     }
     seen: dict[str, str] = {}
@@ -101,7 +106,7 @@ def make_argspec(
         name=name,
         signature=sig,
         static=static,
-        nondiff=groups["nondiff_argnames"],
+        nondiff=groups["constant_argnames"],
         zero=groups["zero_argnames"],
         traced=traced,
     )

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _backend, _conventions, _hijax
+from . import _backend, _closure, _conventions, _hijax
 from ._errors import describe, keystr
 from ._signature import call_form, call_original
 from ._validate import check_tree
@@ -70,27 +70,43 @@ def _weak(x) -> bool:
 class Specialization:
     """A rule specialised to one call signature: tree structure, statics and leaf types."""
 
-    def __init__(self, rule: Any, static: dict, treedef, leaves: list, concrete: bool):
+    def __init__(
+        self,
+        rule: Any,
+        static: dict,
+        treedef,
+        leaves: list,
+        concrete: bool,
+        captured: _closure.Captured | None = None,
+    ):
         self.rule = rule
         self.name = rule.name
         self.static = static
         self.treedef = treedef
         self.concrete = concrete
+        # Arrays the function or its rules close over, passed as extra inputs after the
+        # arguments' leaves (`_closure.Captured`; None when they capture no tracer).
+        self.captured = captured
+        self.n_args = len(leaves)
         spec = rule.argspec
         # Which parameter each leaf belongs to, and its path, for messages.
         paths_per_param = []
         for n, sub in zip(spec.traced, treedef.unflatten(leaves)):
             for p, _ in jax.tree_util.tree_flatten_with_path(sub)[0]:
                 paths_per_param.append((n, p))
-        self.leaf_param = [n for n, _ in paths_per_param]
-        self.leaf_path = [p for _, p in paths_per_param]
         check_complex(rule, leaves, paths_per_param)
         self.kinds = [
             spec.kind(n) if jnp.issubdtype(x.dtype, jnp.inexact) else "int"
             for (n, _), x in zip(paths_per_param, leaves)
         ]
+        if captured is not None:
+            leaves = [*leaves, *captured.leaves]
+            paths_per_param += [("<closed-over value>", ())] * len(captured.leaves)
+            self.kinds += ["captured"] * len(captured.leaves)
+        self.leaf_param = [n for n, _ in paths_per_param]
+        self.leaf_path = [p for _, p in paths_per_param]
         self.in_structs = [_struct(x) for x in leaves]
-        self.traced_structs = treedef.unflatten(self.in_structs)
+        self.traced_structs = treedef.unflatten(self.in_structs[: self.n_args])
         self._jaxpr = None  # the primal's ClosedJaxpr, once traced
         self._out = None  # output avals, once known
         if not concrete:
@@ -135,11 +151,22 @@ class Specialization:
     t_out_avals = property(lambda self: self._outs()[4])
 
     # -- flat functions ------------------------------------------------------------------------
+    def _rules(self, xs) -> tuple:
+        """`(fn, jvp_rule, fwd_rule, bwd_rule)`, rebuilt from the captured values in `xs`."""
+        r = self.rule
+        if self.captured is None:
+            return r.fn, r.jvp_rule, r.fwd_rule, r.bwd_rule
+        return self.captured.rebuild(xs[self.n_args :])
+
+    def _args(self, xs):
+        """The arguments' pytree from flat inputs (without the captured values)."""
+        return self.treedef.unflatten(list(xs[: self.n_args]))
+
     def _python_primal(self, *xs):
-        traced = self.treedef.unflatten(xs)
+        traced = self._args(xs)
         if self.rule.jax_nondiff:
             traced = _conventions.unwrap(traced)
-        return call_original(self.rule.argspec, self.rule.fn, traced, self.static)
+        return call_original(self.rule.argspec, self._rules(xs)[0], traced, self.static)
 
     def primal(self, *xs):
         # Once traced, the jaxpr is the primal: the Python function runs once per trace.
@@ -152,6 +179,16 @@ class Specialization:
         return out
 
     def _check_nondiff(self, nonzero, mode: str):
+        owner = self.captured.owner if self.captured is not None else []
+        if any(nz and owner[i] in (0, 1) for i, nz in enumerate(nonzero[self.n_args :])):
+            # As JAX: the function or its JVP rule cannot close over a value being
+            # differentiated. (The VJP rules may: they run later, under that differentiation,
+            # which differentiates what they compute with it, as in JAX.)
+            raise jax.errors.UnexpectedTracerError(
+                f"{self.name}: the function or a rule closes over a value that is being "
+                f"differentiated ({mode} mode); its derivative would bypass the rule. Pass that "
+                f"value as an argument of {self.name} instead."
+            )
         for k, nz, n, p in zip(self.kinds, nonzero, self.leaf_param, self.leaf_path):
             if k == "nondiff" and nz:
                 raise ValueError(
@@ -159,7 +196,7 @@ class Specialization:
                     f"differentiated ({mode} mode). Its derivative is not defined by this rule. "
                     f"Differentiate with respect to other arguments only (e.g. "
                     f"jax.grad(..., argnums=...)), wrap it in jax.lax.stop_gradient, or remove "
-                    f"{n!r} from nondiff_argnames and give the rule its tangent."
+                    f"{n!r} from constant_argnames and give the rule its tangent."
                 )
 
     def jvp(self, xs, ts):
@@ -171,16 +208,16 @@ class Specialization:
             return self._jvp_by_transposition(xs, ts)
         mode = rule.jvp_zeros
         user_ts = []
-        for k, x, t in zip(self.kinds, xs, ts):
+        for k, x, t in zip(self.kinds[: self.n_args], xs, ts):
             if k in ("nondiff", "zero"):
                 user_ts.append(None)
             elif t is None or k == "int":
                 user_ts.append(_zero(x, mode))
             else:
                 user_ts.append(t)
-        primals = self.treedef.unflatten(xs)
+        primals = self._args(xs)
         tangents = self.treedef.unflatten(user_ts)
-        res = rule.jvp_rule(primals, tangents, **self.static)
+        res = self._rules(xs)[1](primals, tangents, **self.static)
         out, t_out = self._primal_pair(res, "JVP rule", "tangent_out")
         return out, self._complete_tangent_out(t_out, "the JVP rule's tangent output")
 
@@ -259,15 +296,22 @@ class Specialization:
         self._check_nondiff(nonzeros, "reverse")
         rule = self.rule
         spec = rule.argspec
+        args = list(xs[: self.n_args])
         if rule.vjp_zeros == "jax":  # JAX's spelling: CustomVJPPrimal(value, perturbed)
             # (not for nondiff arguments, which JAX passes as they are)
-            xs = [
+            args = [
                 x if n in spec.nondiff or k == "zero" else CustomVJPPrimal(x, bool(nz))
-                for x, k, nz, n in zip(xs, self.kinds, nonzeros, self.leaf_param)
+                for x, k, nz, n in zip(args, self.kinds, nonzeros, self.leaf_param)
             ]
-        pos, kw = call_form(spec, self.treedef.unflatten(xs), self.static)
-        res = rule.fwd_rule(*pos, **kw)
+        pos, kw = call_form(spec, self.treedef.unflatten(args), self.static)
+        res = self._rules(xs)[2](*pos, **kw)
         out, residuals = self._primal_pair(res, "VJP forward rule", "residuals")
+        if rule.optimize_remat:
+            # JAX's optimize_remat: the output is the primal function's; `fwd` supplies only
+            # the residuals (its own output is dead code, removed by XLA).
+            out = self.primal(*xs)
+        if self.captured is not None:  # the backward rule is rebuilt from them too
+            residuals = (residuals, tuple(xs[self.n_args :]))
         return out, residuals
 
     def bwd(self, res, ct, symbolic: bool | None = None):
@@ -283,8 +327,13 @@ class Specialization:
         ct_leaves = [
             _zero(s, mode) if c is None else c for s, c in zip(self.out_leaf_structs, ct_leaves)
         ]
-        cts = rule.bwd_rule(res, self.out_tree.unflatten(ct_leaves), **self.static)
-        cts = _symbolic_to_none(cts)
+        bwd_rule = rule.bwd_rule
+        if self.captured is not None:
+            res, captured = res
+            bwd_rule = self.captured.rebuild(captured)[3]
+        cts = bwd_rule(res, self.out_tree.unflatten(ct_leaves), **self.static)
+        if isinstance(cts, _SymbolicZero):
+            cts = None
         spec = rule.argspec
         n = len(spec.traced)
         if not isinstance(cts, (tuple, list)) or len(cts) != n:
@@ -306,6 +355,7 @@ class Specialization:
             if c is None or kind in ("nondiff", "zero"):
                 flat.extend([None] * len(sub_leaves))
                 continue
+            c = _cotangent_as_tree(c, exp)
             check_tree(
                 self.name,
                 f"the VJP backward rule's cotangent for {pname!r}",
@@ -315,6 +365,7 @@ class Specialization:
                 tangent=True,
             )
             flat.extend(jax.tree_util.tree_structure(exp).flatten_up_to(c))
+        flat += [None] * (len(self.kinds) - self.n_args)  # captured values: no cotangent
         return [None if k != "dynamic" else c for k, c in zip(self.kinds, flat)]
 
     # -- backends ------------------------------------------------------------------------------
@@ -420,7 +471,7 @@ class Specialization:
             )
             return tuple(self.bwd(res, ct))
 
-        cv.defvjp(fwd_rule, bwd_rule, symbolic_zeros=True)
+        cv.defvjp(fwd_rule, bwd_rule, symbolic_zeros=True, optimize_remat=self.rule.optimize_remat)
 
         def call(xs):
             try:
@@ -439,6 +490,42 @@ class Specialization:
 
     def call(self, leaves):
         return self._fn(leaves)
+
+
+def _cotangent_as_tree(c, expected):
+    """A VJP rule's cotangent for one argument, in the argument's full tree structure.
+
+    As JAX accepts: a *prefix* of the argument's tree (one array for a pytree node stands for
+    each of its leaves; `None` for a zero subtree) and `SymbolicZero` leaves. A SymbolicZero of
+    the expected tangent shape and dtype becomes `None` (zero); one of another shape becomes
+    zeros of *its* shape, so that validation reports the mismatch (JAX raises there too).
+    """
+    is_leaf = lambda x: x is None or isinstance(x, _SymbolicZero)
+    if jax.tree_util.tree_structure(c, is_leaf=is_leaf) != jax.tree_util.tree_structure(expected):
+        try:
+            c = jax.tree.broadcast(c, expected, is_leaf=is_leaf)
+        except (ValueError, TypeError):
+            return c  # not a prefix: validation reports the structure
+    if not any(isinstance(x, _SymbolicZero) for x in jax.tree_util.tree_leaves(c, is_leaf)):
+        return c
+    return jax.tree_util.tree_map(
+        lambda t, e: (
+            t
+            if not isinstance(t, _SymbolicZero)
+            else (
+                None
+                if (tuple(t.shape), jnp.dtype(t.dtype)) == (tuple(e.shape), _tangent_dtype(e.dtype))
+                else jnp.zeros(t.shape, t.dtype)
+            )
+        ),
+        c,
+        expected,
+        is_leaf=is_leaf,
+    )
+
+
+def _tangent_dtype(dtype):
+    return jnp.dtype(dtype) if jnp.issubdtype(dtype, jnp.inexact) else jnp.dtype(jax.dtypes.float0)
 
 
 def _flat_function(fn: Callable, n: int) -> Callable:

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._errors import describe, keystr, short_aval
+from ._errors import RuleOutputError, describe, keystr, short_aval
 
 
 def _is_none(x):
@@ -32,7 +32,7 @@ def check_tree(
     tangent: bool,
     hint: str = "",
 ) -> None:
-    """Raise a TypeError if `got` does not match the structure/shapes/dtypes of `expected`.
+    """Raise a `RuleOutputError` if `got` does not match the structure, shapes, dtypes of `expected`.
 
     `expected` is a pytree of `jax.ShapeDtypeStruct` (the primal's). With
     `tangent=True` the expected dtype is the tangent dtype (float0 for integer leaves; such
@@ -43,7 +43,7 @@ def check_tree(
         got_leaves = exp_tree.flatten_up_to(got)
     except (ValueError, TypeError):
         got_tree = jax.tree_util.tree_structure(got, is_leaf=_is_none)
-        raise TypeError(
+        raise RuleOutputError(
             f"{rule}: {what} has the wrong tree structure.\n"
             f"  expected: {exp_tree}\n"
             f"  got:      {got_tree}\n"
@@ -57,7 +57,7 @@ def check_tree(
         if g is None:
             if allow_none:
                 continue
-            raise TypeError(
+            raise RuleOutputError(
                 f"{rule}: {what} at {keystr(path)} is None; expected an array "
                 f"{short_aval(e.shape, e.dtype)}.{hint}"
             )
@@ -67,7 +67,7 @@ def check_tree(
             if isinstance(g, (int, float, complex, bool)):
                 dtype = jnp.result_type(g)
             else:
-                raise TypeError(
+                raise RuleOutputError(
                     f"{rule}: {what} at {keystr(path)} is a {type(g).__name__}; expected an "
                     f"array {short_aval(e.shape, e.dtype)}.{hint}"
                 )
@@ -75,7 +75,7 @@ def check_tree(
         if tuple(shape) != tuple(e.shape) or (
             jnp.dtype(dtype) != jnp.dtype(want_dtype) and not _weak_ok(g, want_dtype)
         ):
-            raise TypeError(
+            raise RuleOutputError(
                 f"{rule}: {what} at {keystr(path)} has the wrong shape or dtype: expected "
                 f"{short_aval(e.shape, want_dtype)}, got {describe(g) if hasattr(g, 'shape') else short_aval(shape, dtype)}."
                 f"{hint}"

@@ -371,6 +371,43 @@ def test_nondiff_argnums_custom_jvp_with_callable():
     )
 
 
+def test_nondiff_argnames_with_jax_meaning():
+    # JAX's nondiff_argnames: those arguments come first in the rules, alone or with argnums.
+    def make(deco):
+        _, custom_vjp = deco
+
+        @functools.partial(custom_vjp, nondiff_argnums=(0,), nondiff_argnames=("g",))
+        def app(f, g, x):
+            return f(x) + g(x)
+
+        def fwd(f, g, x):
+            return app(f, g, x), jnp.cos(x)
+
+        def bwd(f, g, cos_x, v):
+            return (cos_x * v,)
+
+        app.defvjp(fwd, bwd)
+        return app
+
+    double = lambda x: 2 * x
+    assert_same(
+        _both(
+            make,
+            lambda app: (
+                app(double, double, 1.0),
+                jax.value_and_grad(lambda x: app(double, jnp.sin, x))(1.0),
+                jax.vmap(jax.grad(lambda x: app(jnp.sin, double, x)))(jnp.arange(3.0)),
+            ),
+        )
+    )
+    with pytest.raises(ValueError, match=r"_app_for_errors: nondiff_argnames names 'h', which"):
+        jr.custom_vjp(nondiff_argnames=("h",))(_app_for_errors)
+
+
+def _app_for_errors(f, x):
+    return f(x)
+
+
 def test_nondiff_argnums_array_is_nondiff_not_a_silent_zero():
     # JAX: an array in nondiff_argnums of custom_jvp silently gets a zero gradient. jaxrules
     # runs the same code, and differentiating with respect to that array is an error.

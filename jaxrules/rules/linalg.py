@@ -112,7 +112,7 @@ matvec.defvjp(
 )
 
 
-@jr.custom_jvp(nondiff_argnames=("A",))
+@jr.custom_jvp(constant_argnames=("A",))
 def matvec_fixed(A, x):
     r"""$y = A x$ where $A$ is data, not a variable (the seed tutorial's example).
 
@@ -249,7 +249,7 @@ def _solve_with(A, b, factors, assume, trans):
 
 
 @jr.custom_vjp(
-    static_argnames=("assume", "trans"), nondiff_argnames=("factors",), allow_complex=True
+    static_argnames=("assume", "trans"), constant_argnames=("factors",), allow_complex=True
 )
 def _solve(A, b, factors, *, assume, trans):
     # x = op(A)⁻¹ b, op(A) = A (trans=0) or Aᵀ (trans=1), using factors of A.
@@ -423,7 +423,7 @@ def _inv_with(A, factors):
     return _solve_with(A, jnp.eye(A.shape[0], dtype=A.dtype), factors, "gen", 0)
 
 
-@jr.custom_vjp(nondiff_argnames=("factors",), static_argnames=("batched",), allow_complex=True)
+@jr.custom_vjp(constant_argnames=("factors",), static_argnames=("batched",), allow_complex=True)
 def _inv(A, factors, *, batched=False):
     return _lu_solve(factors, jnp.eye(A.shape[0], dtype=A.dtype), 0)
 
@@ -548,7 +548,7 @@ def _lu_sign(factors):
     return jnp.prod(jnp.sign(d)) * flip
 
 
-@jr.custom_vjp(nondiff_argnames=("factors",), allow_complex=True)
+@jr.custom_vjp(constant_argnames=("factors",), allow_complex=True)
 def _logdet(A, factors):
     # Real A: log|det A|. Complex A: a complex log det A (holomorphic; the same rules).
     return _lu_logdet(factors)
@@ -677,7 +677,7 @@ def _ls_with(A, b, Q, R):
     return sg(x_qr) + (g - sg(g))
 
 
-@jr.custom_vjp(nondiff_argnames=("Q", "R"), allow_complex=True)
+@jr.custom_vjp(constant_argnames=("Q", "R"), allow_complex=True)
 def _ls(A, b, Q, R):
     return jsl.solve_triangular(R, _hdot(Q, b), lower=False)
 

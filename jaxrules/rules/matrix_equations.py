@@ -188,7 +188,7 @@ def _solve_factored(C, fa, fb, *, s_lower, t_lower, lyap):
 
 @jr.custom_vjp(
     static_argnames=("s_lower", "t_lower", "lyap"),
-    nondiff_argnames=("fa", "fb"),
+    constant_argnames=("fa", "fb"),
     allow_complex=True,
 )
 def _sylvester(A, B, C, fa, fb, *, s_lower, t_lower, lyap=False):
@@ -407,7 +407,7 @@ def _stein(A, R, factors, *, trans=False):
     )
 
 
-@jr.custom_vjp(nondiff_argnames=("factors",), allow_complex=True)
+@jr.custom_vjp(constant_argnames=("factors",), allow_complex=True)
 def _discrete_lyapunov(A, Q, factors):
     return _stein_factored(-Q, *factors, trans=False)
 

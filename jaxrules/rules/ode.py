@@ -196,7 +196,7 @@ def _outputs(ys_flat, y0, loop):
     return _unflat(ys_flat, y0), converged, loop.n, loop.accepted
 
 
-@jr.custom_vjp(static_argnames=_STATIC, nondiff_argnames=("ts",))
+@jr.custom_vjp(static_argnames=_STATIC, constant_argnames=("ts",))
 def _odeint(fn, y0, ts, params, *, method, rtol, atol, dt0, max_steps, adjoint, throw):
     """`(ys, converged, steps, accepted)`."""
     return _primal(

@@ -80,7 +80,7 @@ def _split(z, n):
     return z[:n], z[n:]
 
 
-@jr.custom_vjp(nondiff_argnames=("factors",))
+@jr.custom_vjp(constant_argnames=("factors",))
 def _eq_qp(Q, c, A, b, factors):
     z = jsl.lu_solve(factors, jnp.concatenate([-c, b]))
     return _split(z, Q.shape[0])
@@ -316,7 +316,7 @@ def _active_set(Q, c, A, b, G, h, *, tol, max_steps):
 _ROUNDS = 3
 
 
-@jr.custom_jvp(nondiff_argnames=("ok",))
+@jr.custom_jvp(constant_argnames=("ok",))
 def _unless(ok, z):
     """`z`, with non-finite (NaN) derivatives where `ok` is false."""
     return z
