@@ -279,10 +279,8 @@ class CustomRule(Generic[_P, _R]):
                 continue
 
             def leaf(x, n=n):
-                if _closure.is_array(x):
-                    return x
-                if isinstance(x, (bool, int, float, complex)):
-                    return jnp.asarray(x)
+                if _closure.is_array(x) or isinstance(x, (bool, int, float, complex)):
+                    return x  # (Python numbers reach the rules as they are, as in JAX)
                 if callable(x):
                     # Its captured arrays become traced leaves; with none, it is static.
                     return _closure.as_pytree(x)

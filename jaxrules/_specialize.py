@@ -14,6 +14,7 @@ trace, so Python control flow on values works there as in JAX.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -36,7 +37,7 @@ def _zero(x, mode: str):
     if mode == "none":
         return None
     if mode == "jax":
-        return _SymbolicZero(jax.core.ShapedArray(x.shape, x.dtype).to_tangent_aval())
+        return _SymbolicZero(jax.core.ShapedArray(jnp.shape(x), _dtype(x)).to_tangent_aval())
     return _zeros_like_struct(x)
 
 
@@ -54,12 +55,17 @@ def _symbolic_to_none(tree):
 def _zeros_like_struct(s):
     dt = s.dtype if jnp.issubdtype(s.dtype, jnp.inexact) else jax.dtypes.float0
     if dt == jax.dtypes.float0:
-        return np.zeros(s.shape, dtype=dt)
-    return jnp.zeros(s.shape, dt)
+        return np.zeros(jnp.shape(s), dtype=dt)
+    return jnp.zeros(jnp.shape(s), dt)
 
 
 def _struct(x) -> jax.ShapeDtypeStruct:
-    return jax.ShapeDtypeStruct(jnp.shape(x), x.dtype, weak_type=_weak(x))
+    a = jax.typeof(x)  # (also for a Python number, which reaches the rules as it is)
+    return jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=a.weak_type)
+
+
+def _dtype(x):
+    return jax.typeof(x).dtype
 
 
 def _weak(x) -> bool:
@@ -96,7 +102,7 @@ class Specialization:
                 paths_per_param.append((n, p))
         check_complex(rule, leaves, paths_per_param)
         self.kinds = [
-            spec.kind(n) if jnp.issubdtype(x.dtype, jnp.inexact) else "int"
+            spec.kind(n) if jnp.issubdtype(_dtype(x), jnp.inexact) else "int"
             for (n, _), x in zip(paths_per_param, leaves)
         ]
         if captured is not None:
@@ -199,8 +205,10 @@ class Specialization:
                     f"{n!r} from constant_argnames and give the rule its tangent."
                 )
 
-    def jvp(self, xs, ts):
-        """Flat JVP: `ts` leaves are arrays or `None` (zero)."""
+    def jvp(self, xs, ts, symbolic_out: bool = False):
+        """Flat JVP: `ts` leaves are arrays or `None` (zero). With `symbolic_out`, zero
+        output tangents are JAX's `SymbolicZero`s (for `jax.custom_jvp`, which keeps them
+        symbolic downstream, as it does for a rule written for it)."""
         _backend.record(self.name, "jvp")
         self._check_nondiff([t is not None for t in ts], "forward")
         rule = self.rule
@@ -219,7 +227,9 @@ class Specialization:
         tangents = self.treedef.unflatten(user_ts)
         res = self._rules(xs)[1](primals, tangents, **self.static)
         out, t_out = self._primal_pair(res, "JVP rule", "tangent_out")
-        return out, self._complete_tangent_out(t_out, "the JVP rule's tangent output")
+        return out, self._complete_tangent_out(
+            t_out, "the JVP rule's tangent output", symbolic_out
+        )
 
     def _primal_pair(self, res, what: str, second: str):
         """Check that a rule returned `(primal_out, second)` with the function's output."""
@@ -242,7 +252,7 @@ class Specialization:
         )
         return out, other
 
-    def _complete_tangent_out(self, t_out, what):
+    def _complete_tangent_out(self, t_out, what, symbolic: bool = False):
         t_out = _symbolic_to_none(t_out)
         if t_out is None:
             t_leaves = [None] * len(self.out_leaf_structs)
@@ -250,7 +260,9 @@ class Specialization:
             check_tree(self.name, what, self.out_struct, t_out, allow_none=True, tangent=True)
             t_leaves = self.out_tree.flatten_up_to(t_out)
         t_leaves = [
-            _zeros_like_struct(s) if t is None or not jnp.issubdtype(s.dtype, jnp.inexact) else t
+            (_zero(s, "jax" if symbolic else "zeros"))
+            if t is None or not jnp.issubdtype(s.dtype, jnp.inexact)
+            else t
             for s, t in zip(self.out_leaf_structs, t_leaves)
         ]
         return self.out_tree.unflatten(t_leaves)
@@ -272,7 +284,7 @@ class Specialization:
             ct = self.out_tree.unflatten([next(it) if f else None for f in float_out])
             cts = self.bwd(res, ct, symbolic=False)
             return [
-                cts[i] if cts[i] is not None else jnp.zeros(jnp.shape(xs[i]), xs[i].dtype)
+                cts[i] if cts[i] is not None else jnp.zeros(jnp.shape(xs[i]), _dtype(xs[i]))
                 for i in diff
             ]
 
@@ -455,7 +467,7 @@ class Specialization:
     def _build_low(self, backend: str) -> Callable:
         # A plain function with a ready-made signature: JAX inspects it on every call.
         if backend == "custom_jvp":
-            return self._custom_jvp(self.jvp)
+            return self._custom_jvp(functools.partial(self.jvp, symbolic_out=True))
         cv = jax.custom_vjp(_flat_function(self.primal, len(self.in_structs)))
 
         def fwd_rule(*xs):

@@ -568,3 +568,46 @@ def test_fresh_closures_are_traced_like_jax():
         p = jnp.array(float(i))
         np.testing.assert_allclose(jvp(lambda x: f(lambda x: x * p, x)), (x * i) ** 2)
         np.testing.assert_allclose(jvp(lambda x: f(lambda x, k=3: x * p + k, x)), (x * i + 3) ** 2)
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_python_scalars_under_every_transform(flavour):
+    # f(x, 2.0): a Python float beside an array reaches the rules as JAX's typed literal under
+    # some transforms (jvp of jit, jit of jacfwd); it used to crash ('TypedFloat' has no shape).
+    skip_vjp_only_forward(flavour)
+
+    @jr.custom_jvp
+    def f(x, y):
+        return jnp.sin(x) * y
+
+    if flavour in ("jvp", "both"):
+        f.defjvp(lambda p, t: (f(*p), jnp.cos(p[0]) * p[1] * t[0] + jnp.sin(p[0]) * t[1]))
+    if flavour in ("vjp", "both"):
+        f.defvjp(
+            lambda x, y: (f(x, y), (x, y)),
+            lambda r, g: (jnp.cos(r[0]) * r[1] * g, jnp.sum(jnp.sin(r[0]) * g)),
+        )
+    x = jnp.array([0.3, -1.1, 2.0])
+    dfdx = np.diag(2.0 * np.cos(np.asarray(x)))
+    g = lambda x: f(x, 2.0)
+    results = {
+        "jvp of jit": jax.jvp(jax.jit(g), (x,), (jnp.ones(3),))[1],
+        "jit of jacfwd": jax.jit(jax.jacfwd(g))(x),
+        "jit of jacrev": jax.jit(jax.jacrev(g))(x),
+        "jacfwd of jit": jax.jacfwd(jax.jit(g))(x),
+        "vmap of grad": jax.vmap(jax.grad(g))(x),
+        "hessian": jax.hessian(lambda s: f(s, 2.0))(0.3) if flavour != "vjp" else None,
+        "scalar jvp of jit": jax.jvp(jax.jit(g), (0.3,), (1.0,))[1],
+    }
+    want = {
+        "jvp of jit": dfdx.sum(1),
+        "jit of jacfwd": dfdx,
+        "jit of jacrev": dfdx,
+        "jacfwd of jit": dfdx,
+        "vmap of grad": np.diag(dfdx),
+        "hessian": -2.0 * np.sin(0.3) if flavour != "vjp" else None,
+        "scalar jvp of jit": 2.0 * np.cos(0.3),
+    }
+    for k, v in results.items():
+        if v is not None:
+            np.testing.assert_allclose(v, want[k], rtol=1e-5, err_msg=k)

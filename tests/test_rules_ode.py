@@ -252,3 +252,13 @@ def test_memory_does_not_grow_with_the_steps_as_the_unrolled_solver_does(adjoint
         else:
             assert big < 5 * small, (small, big)  # √16 = 4
         assert big < u_big / 10
+
+
+def test_python_scalar_parameter_under_jvp_of_jit():
+    # A Python float parameter reached the rules as JAX's typed literal (it used to crash with
+    # "'TypedFloat' object has no attribute 'shape'" on JAX 0.12).
+    ts = jnp.array([0.0, 1.0])
+    y1 = lambda k: odeint(lambda y, t, k: -k * y, jnp.array(1.0), ts, k).ys[1]
+    _, t = jax.jvp(jax.jit(y1), (1.0,), (1.0,))
+    np.testing.assert_allclose(t, -np.exp(-1.0), rtol=1e-4)
+    np.testing.assert_allclose(jax.jit(jax.jacfwd(y1))(1.0), -np.exp(-1.0), rtol=1e-4)
