@@ -30,7 +30,6 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
 import jax
-import jax.numpy as jnp
 
 from . import _backend, _closure, _conventions
 from ._errors import describe, keystr

@@ -227,9 +227,7 @@ class Specialization:
         tangents = self.treedef.unflatten(user_ts)
         res = self._rules(xs)[1](primals, tangents, **self.static)
         out, t_out = self._primal_pair(res, "JVP rule", "tangent_out")
-        return out, self._complete_tangent_out(
-            t_out, "the JVP rule's tangent output", symbolic_out
-        )
+        return out, self._complete_tangent_out(t_out, "the JVP rule's tangent output", symbolic_out)
 
     def _primal_pair(self, res, what: str, second: str):
         """Check that a rule returned `(primal_out, second)` with the function's output."""
