@@ -286,7 +286,12 @@ class _LinearPrimitive(_VJPHiPrimitive):  # type: ignore[misc,valid-type]
             return [c if (c is None or a == 0) else jnp.sum(c, axis=0) for c, a in zip(cts, taxes)]
 
         fns = LinFns(lin.name, apply, transpose)
-        out_aval = out_avals(apply, res, ts)
+        # Every output batched along axis 0. Not found by tracing `apply`: in reverse mode the
+        # map is only ever transposed, and tracing it here would run the transpose of the VJP
+        # rule (the VJP rule itself, with zeros for its symbolic-zero cotangents) needlessly.
+        out_aval = jax.tree_util.tree_map(
+            lambda a: a.update(shape=(size, *a.shape)), self.out_aval
+        )
         out = _LinearPrimitive(fns, (_typeof_tree(res), _typeof_tree(ts)), out_aval)(res, ts)
         return out, jax.tree_util.tree_map(lambda _: 0, out)
 
