@@ -289,9 +289,7 @@ class _LinearPrimitive(_VJPHiPrimitive):  # type: ignore[misc,valid-type]
         # Every output batched along axis 0. Not found by tracing `apply`: in reverse mode the
         # map is only ever transposed, and tracing it here would run the transpose of the VJP
         # rule (the VJP rule itself, with zeros for its symbolic-zero cotangents) needlessly.
-        out_aval = jax.tree_util.tree_map(
-            lambda a: a.update(shape=(size, *a.shape)), self.out_aval
-        )
+        out_aval = jax.tree_util.tree_map(lambda a: a.update(shape=(size, *a.shape)), self.out_aval)
         out = _LinearPrimitive(fns, (_typeof_tree(res), _typeof_tree(ts)), out_aval)(res, ts)
         return out, jax.tree_util.tree_map(lambda _: 0, out)
 

@@ -286,7 +286,11 @@ class Specialization:
                 for i in diff
             ]
 
-        ct_structs = [s for s, f in zip(self.out_leaf_structs, float_out) if f]
+        # The output avals as traced (with shard_map's varying manual axes: from plain
+        # shapes, the transpose would treat the cotangent as invariant and sum it over devices).
+        ct_structs = [
+            a for a, f in zip(self.out_tree.flatten_up_to(self.out_avals), float_out) if f
+        ]
         try:
             transposed = jax.linear_transpose(bwd_lin, ct_structs)
             t_float = transposed([ts[i] for i in diff])[0]

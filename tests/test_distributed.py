@@ -27,6 +27,15 @@ SCRIPT = textwrap.dedent(
     A_s = jax.device_put(A, NamedSharding(mesh, P("d", None)))
     x_s = jax.device_put(x, NamedSharding(mesh, P("d")))
     loss = lambda f: lambda A, x: jnp.sum(jnp.tanh(f(A, x)))
+    X = jnp.stack([x, 2 * x, -x, x / 2])
+
+    def _shard_map_jvp(f, where, cv):
+        sm = lambda g: jax.jit(jax.shard_map(g, mesh=mesh, in_specs=(P("d", None), P("d", None)),
+                                             out_specs=P("d"), check_vma=cv))
+        if where == "inside":
+            return sm(lambda A, X: jax.jvp(f, (A, X[0]), (A, X[0]))[1])(A_s, X)
+        return jax.jvp(sm(lambda A, X: f(A, X[0])), (A_s, X), (A_s, X))[1]
+
     checks = {{
         "sharded_jit_grad": lambda f: jax.jit(jax.grad(loss(f), (0, 1)))(A_s, x_s),
         "sharded_jit_jvp": lambda f: jax.jit(lambda A, x: jax.jvp(f, (A, x), (A, x)))(A_s, x_s),
@@ -37,6 +46,16 @@ SCRIPT = textwrap.dedent(
             lambda A, X: jax.grad(loss(f), (0, 1))(A, X[0]), mesh=mesh,
             in_specs=(P("d", None), P("d", None)), out_specs=(P("d", None), P("d"))))(
                 A_s, jnp.stack([x, 2 * x, -x, x / 2])),
+        # Forward mode inside and through shard_map, in both of its type-checking modes (a
+        # VJP-only rule's transposed JVP summed its tangent over the devices with
+        # check_vma=True: a silent wrong value on JAX 0.12).
+        **{{
+            f"shard_map_{{where}}_jvp_vma_{{cv}}": (
+                lambda f, where=where, cv=cv: _shard_map_jvp(f, where, cv)
+            )
+            for where in ("inside", "through")
+            for cv in (True, False)
+        }},
         "export_call": lambda f: export.export(jax.jit(f))(A, x).call(A, x),
         "export_grad": lambda f: export.export(jax.jit(jax.grad(loss(f), (0, 1))))(A, x).call(A, x),
         "export_jvp": lambda f: export.export(jax.jit(
@@ -69,4 +88,4 @@ def test_sharding_shard_map_export():
     )
     if r.returncode != 0:
         pytest.fail(f"subprocess failed:\n{r.stdout}\n{r.stderr[-4000:]}")
-    assert r.stdout.count("ok ") == 24, r.stdout
+    assert r.stdout.count("ok ") == 36, r.stdout
