@@ -267,8 +267,16 @@ class Closure:
         return f"Closure({self.template!r})"
 
 
-def _convert_value(v: Any, depth: int, seen: set[int]) -> tuple[Any, bool]:
-    """Turn `v` into a pytree of arrays / Closures / _Opaque; report if any array was found."""
+#: Mutable containers: with `shallow`, their contents are not looked into (a rule appending
+#: values to a list it closes over is keeping a log, not computing with them).
+_MUTABLE = (list, dict, set)
+
+
+def _convert_value(
+    v: Any, depth: int, seen: set[int], shallow: bool = False, keep: Any = None
+) -> tuple[Any, bool]:
+    """Turn `v` into a pytree of arrays / Closures / _Opaque; report if any array was found.
+    With `shallow`, lists, dicts and sets (but `keep`) are opaque values."""
     found = False
 
     def leaf(x):
@@ -277,29 +285,36 @@ def _convert_value(v: Any, depth: int, seen: set[int]) -> tuple[Any, bool]:
             found = True
             return x
         if callable(x) and not isinstance(x, type):
-            c, f = _convert(x, depth + 1, seen)
+            c, f = _convert(x, depth + 1, seen, shallow)
             found = found or f
             return c if f else _Opaque(x)
         return _Opaque(x)
 
+    def is_leaf(x):
+        if x is None or isinstance(x, Closure):
+            return True
+        return shallow and isinstance(x, _MUTABLE) and x is not keep
+
     try:
-        out = jax.tree_util.tree_map(leaf, v, is_leaf=lambda x: x is None or isinstance(x, Closure))
+        out = jax.tree_util.tree_map(leaf, v, is_leaf=is_leaf)
     except Exception:  # an object that flattens badly is kept as it is
         return _Opaque(v), False
     return out, found
 
 
-def _convert(fn: Any, depth: int, seen: set[int]) -> tuple[Any, bool]:
+def _convert(fn: Any, depth: int, seen: set[int], shallow: bool = False) -> tuple[Any, bool]:
     if depth > _MAX_DEPTH or id(fn) in seen:
         return fn, False
     seen = seen | {id(fn)}
     if isinstance(fn, Closure):
         return fn, True
     if isinstance(fn, functools.partial):
-        parts, found = _convert_value((fn.func, fn.args, fn.keywords), depth, seen)
+        parts, found = _convert_value(
+            (fn.func, fn.args, fn.keywords), depth, seen, shallow, fn.keywords
+        )
         return (Closure("partial", fn, parts), True) if found else (fn, False)
     if isinstance(fn, types.MethodType):
-        parts, found = _convert_value((fn.__func__, fn.__self__), depth, seen)
+        parts, found = _convert_value((fn.__func__, fn.__self__), depth, seen, shallow)
         return (Closure("method", fn, parts), True) if found else (fn, False)
     if isinstance(fn, types.FunctionType):
         cells = []
@@ -309,7 +324,11 @@ def _convert(fn: Any, depth: int, seen: set[int]) -> tuple[Any, bool]:
             except ValueError:  # an empty cell (a not-yet-assigned recursive name)
                 return fn, False
         parts, found = _convert_value(
-            (tuple(cells), fn.__defaults__, fn.__kwdefaults__), depth, seen
+            (tuple(cells), fn.__defaults__, fn.__kwdefaults__),
+            depth,
+            seen,
+            shallow,
+            fn.__kwdefaults__,
         )
         return (Closure("function", fn, parts), True) if found else (fn, False)
     return fn, False
@@ -324,7 +343,11 @@ def convert(fn: Any) -> Any:
 def as_pytree(fn: Any) -> Closure:
     """`fn` as a pytree: its captured arrays are the leaves; none (a static callable) if it
     captures no array."""
-    out, found = _convert(fn, 0, set())
+    return _as_pytree(fn)
+
+
+def _as_pytree(fn: Any, shallow: bool = False) -> Closure:
+    out, found = _convert(fn, 0, set(), shallow)
     return out if found else Closure("static", fn, ())
 
 
@@ -344,7 +367,9 @@ class Captured:
     """
 
     def __init__(self, fns: tuple):
-        tree = tuple(None if f is None else as_pytree(f) for f in fns)
+        # Shallow: arrays held in lists, dicts or sets the callables close over are not
+        # extra inputs (a log of values is not data; JAX never sees it either).
+        tree = tuple(None if f is None else _as_pytree(f, shallow=True) for f in fns)
         self.leaves, self.treedef = jax.tree_util.tree_flatten(tree)
         #: For each leaf, the index in `fns` of the callable that captured it.
         self.owner = [

@@ -218,7 +218,7 @@ class CustomRule(Generic[_P, _R]):
         # sees the Python state it reads now (the caching contract, docs/how-it-works.md).
         spec = Specialization(self, static, treedef, leaves, concrete, captured)
         try:
-            return spec.call(leaves if captured is None else [*leaves, *captured.leaves])
+            return spec.call(spec.inputs)
         except (jax.errors.UnexpectedTracerError, TypeError) as e:
             # A leaked tracer: JAX says so with UnexpectedTracerError, or (JAX 0.12, when the
             # tracer reaches a staged jaxpr as a constant) "No constant handler for type:

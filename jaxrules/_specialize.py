@@ -37,7 +37,11 @@ def _zero(x, mode: str):
     if mode == "none":
         return None
     if mode == "jax":
-        return _SymbolicZero(jax.core.ShapedArray(jnp.shape(x), _dtype(x)).to_tangent_aval())
+        return _SymbolicZero(
+            jax.core.ShapedArray(
+                jnp.shape(x), x.dtype if hasattr(x, "dtype") else _dtype(x)
+            ).to_tangent_aval()
+        )
     return _zeros_like_struct(x)
 
 
@@ -53,7 +57,8 @@ def _symbolic_to_none(tree):
 
 
 def _zeros_like_struct(s):
-    dt = s.dtype if jnp.issubdtype(s.dtype, jnp.inexact) else jax.dtypes.float0
+    dt = s.dtype if hasattr(s, "dtype") else _dtype(s)  # (a Python number too)
+    dt = dt if jnp.issubdtype(dt, jnp.inexact) else jax.dtypes.float0
     if dt == jax.dtypes.float0:
         return np.zeros(jnp.shape(s), dtype=dt)
     return jnp.zeros(jnp.shape(s), dt)
@@ -66,6 +71,11 @@ def _struct(x) -> jax.ShapeDtypeStruct:
 
 def _dtype(x):
     return jax.typeof(x).dtype
+
+
+def _is_python_number(x) -> bool:
+    # (JAX's typed literals are float subclasses with an aval: those are arrays to JAX.)
+    return isinstance(x, (bool, int, float, complex)) and not hasattr(x, "aval")
 
 
 def _weak(x) -> bool:
@@ -93,7 +103,6 @@ class Specialization:
         # Arrays the function or its rules close over, passed as extra inputs after the
         # arguments' leaves (`_closure.Captured`; None when they capture no tracer).
         self.captured = captured
-        self.n_args = len(leaves)
         spec = rule.argspec
         # Which parameter each leaf belongs to, and its path, for messages.
         paths_per_param = []
@@ -101,18 +110,35 @@ class Specialization:
             for p, _ in jax.tree_util.tree_flatten_with_path(sub)[0]:
                 paths_per_param.append((n, p))
         check_complex(rule, leaves, paths_per_param)
-        self.kinds = [
-            spec.kind(n) if jnp.issubdtype(_dtype(x), jnp.inexact) else "int"
-            for (n, _), x in zip(paths_per_param, leaves)
+        # Python numbers are constants: they reach the rules as they are (as in JAX) and are
+        # not inputs of what JAX binds (never perturbed; a zero tangent in the rules).
+        self.const = {i: x for i, x in enumerate(leaves) if _is_python_number(x)}
+        self.full_structs = [_struct(x) for x in leaves]
+        self.full_kinds = [
+            "const"
+            if i in self.const
+            else spec.kind(n)
+            if jnp.issubdtype(_dtype(x), jnp.inexact)
+            else "int"
+            for i, ((n, _), x) in enumerate(zip(paths_per_param, leaves))
         ]
+        self.full_param = [n for n, _ in paths_per_param]
+        keep = [i for i in range(len(leaves)) if i not in self.const]
+        self.n_args = len(keep)  # the arguments' inputs; the captured values follow
+        self.kinds = [self.full_kinds[i] for i in keep]
+        paths_per_param = [paths_per_param[i] for i in keep]
+        leaves = [leaves[i] for i in keep]
         if captured is not None:
             leaves = [*leaves, *captured.leaves]
             paths_per_param += [("<closed-over value>", ())] * len(captured.leaves)
             self.kinds += ["captured"] * len(captured.leaves)
+        #: What is bound through JAX: the arguments' leaves but Python numbers, then the
+        #: captured values.
+        self.inputs = leaves
         self.leaf_param = [n for n, _ in paths_per_param]
         self.leaf_path = [p for _, p in paths_per_param]
         self.in_structs = [_struct(x) for x in leaves]
-        self.traced_structs = treedef.unflatten(self.in_structs[: self.n_args])
+        self.traced_structs = treedef.unflatten(self.full_structs)
         self._jaxpr = None  # the primal's ClosedJaxpr, once traced
         self._out = None  # output avals, once known
         if not concrete:
@@ -164,9 +190,18 @@ class Specialization:
             return r.fn, r.jvp_rule, r.fwd_rule, r.bwd_rule
         return self.captured.rebuild(xs[self.n_args :])
 
+    def _full(self, xs, fill=None) -> list:
+        """The arguments' leaves from flat inputs: Python numbers put back (`fill` in their
+        place if given), captured values dropped."""
+        it = iter(xs[: self.n_args])
+        return [
+            (self.const[i] if fill is None else fill) if i in self.const else next(it)
+            for i in range(len(self.full_kinds))
+        ]
+
     def _args(self, xs):
         """The arguments' pytree from flat inputs (without the captured values)."""
-        return self.treedef.unflatten(list(xs[: self.n_args]))
+        return self.treedef.unflatten(self._full(xs))
 
     def _python_primal(self, *xs):
         traced = self._args(xs)
@@ -216,10 +251,12 @@ class Specialization:
             return self._jvp_by_transposition(xs, ts)
         mode = rule.jvp_zeros
         user_ts = []
-        for k, x, t in zip(self.kinds[: self.n_args], xs, ts):
+        _NONE = object()
+        full_ts = self._full(ts, fill=_NONE)
+        for k, x, t in zip(self.full_kinds, self._full(xs), full_ts):
             if k in ("nondiff", "zero"):
                 user_ts.append(None)
-            elif t is None or k == "int":
+            elif t is None or t is _NONE or k in ("int", "const"):
                 user_ts.append(_zero(x, mode))
             else:
                 user_ts.append(t)
@@ -310,12 +347,13 @@ class Specialization:
         self._check_nondiff(nonzeros, "reverse")
         rule = self.rule
         spec = rule.argspec
-        args = list(xs[: self.n_args])
+        args = self._full(xs)
         if rule.vjp_zeros == "jax":  # JAX's spelling: CustomVJPPrimal(value, perturbed)
             # (not for nondiff arguments, which JAX passes as they are)
+            nzs = self._full(list(nonzeros), fill=False)
             args = [
                 x if n in spec.nondiff or k == "zero" else CustomVJPPrimal(x, bool(nz))
-                for x, k, nz, n in zip(args, self.kinds, nonzeros, self.leaf_param)
+                for x, k, nz, n in zip(args, self.full_kinds, nzs, self.full_param)
             ]
         pos, kw = call_form(spec, self.treedef.unflatten(args), self.static)
         res = self._rules(xs)[2](*pos, **kw)
@@ -379,6 +417,7 @@ class Specialization:
                 tangent=True,
             )
             flat.extend(jax.tree_util.tree_structure(exp).flatten_up_to(c))
+        flat = [c for i, c in enumerate(flat) if i not in self.const]
         flat += [None] * (len(self.kinds) - self.n_args)  # captured values: no cotangent
         return [None if k != "dynamic" else c for k, c in zip(self.kinds, flat)]
 

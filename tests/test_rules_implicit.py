@@ -403,3 +403,17 @@ def test_fixed_point_default_iterates_a_contraction_and_falls_back_to_newton():
         # Derivatives are the implicit ones either way.
         g = jax.grad(lambda a: fixed_point(lambda x, a: 1.5 * x - 0.5 * a, 0.0, a).value)(1.0)
         np.testing.assert_allclose(g, 1.0, rtol=1e-10)  # x* = a
+
+
+def test_converged_means_converged_far_from_the_start():
+    # From x0 = 1e6 (residual 1e18), 30 Newton steps reach x = 5.22 with residual 141: a
+    # residual test relative to the start alone said converged=True.
+    F = lambda x, p: x**3 - p
+    sol = root(F, 1e6, 1.0, max_steps=30)
+    assert float(sol.value) == pytest.approx(5.2228, rel=1e-3)
+    assert not bool(sol.converged)
+    assert not bool(jnp.isfinite(jax.grad(lambda p: root(F, 1e6, p, max_steps=30).value)(1.0)))
+    with pytest.raises(SolverError):
+        root(F, 1e6, 1.0, max_steps=30, throw=True)
+    sol = root(F, 1e6, 1.0)  # enough steps: converged, and right
+    assert bool(sol.converged) and float(sol.value) == pytest.approx(1.0, rel=1e-6)

@@ -46,6 +46,22 @@ def newton(
     max_steps: int = 50,
     linear_solver: str = "auto",
 ) -> tuple[Any, jax.Array]:
+    r"""Newton's method on the residual of `kind`, returning `(x, steps)`; see `_newton`."""
+    x, steps, _ = _newton(
+        fn, x0, kind=kind, tol=tol, max_steps=max_steps, linear_solver=linear_solver
+    )
+    return x, steps
+
+
+def _newton(
+    fn: Callable,
+    x0: Any,
+    *,
+    kind: str = "root",
+    tol: float | None = None,
+    max_steps: int = 50,
+    linear_solver: str = "auto",
+) -> tuple[Any, jax.Array, jax.Array]:
     r"""Newton's method on the residual of `kind` (see the module), returning `(x, steps)`.
 
     Direction $d = -(\partial_x R)^{-1} R$ (dense LU up to `DENSE_MAX` unknowns,
@@ -54,7 +70,9 @@ def newton(
     steepest descent where the Newton direction does not descend). Stops when a step is below
     `tol·(1 + ‖x‖∞)` (default $\varepsilon^{3/4}$: the next step would be at rounding
     level) or after `max_steps`. `fn` is the problem's function of `x` alone (`F`,
-    `T` or `f` with the parameters bound).
+    `T` or `f` with the parameters bound). Returns `(x, steps, stepped)`, `stepped`
+    saying that the iteration stopped on a short step (or an exact zero of the residual), not
+    on `max_steps` or a failed line search.
     """
     x0f, unravel = ravel_pytree(x0)
     dtype = x0f.dtype
@@ -75,7 +93,7 @@ def newton(
         return solver(mv, -r, tol=_eps(dtype) ** 0.5, maxiter=4 * n)[0]
 
     def body(state):
-        xf, r, m, k, _ = state
+        xf, r, m, k, _, _ = state
         d = direction(xf, r)
         d_ok = jnp.all(jnp.isfinite(d))
         d = jnp.where(d_ok, d, -r if f is not None else jnp.zeros_like(d))
@@ -114,21 +132,22 @@ def newton(
         )
         ok = jnp.isfinite(m_new) & d_ok
         step = jnp.max(jnp.abs(t * d), initial=0.0)
-        done = ~ok | (step <= tol * (1 + jnp.max(jnp.abs(xf), initial=0.0)))
-        done = done | jnp.all(r_new == 0)
+        stepped = ok & (step <= tol * (1 + jnp.max(jnp.abs(xf), initial=0.0)))
+        stepped = stepped | jnp.all(r_new == 0)
         x_new = jnp.where(ok, x_new, xf)
         r_new = jnp.where(ok, r_new, r)
         m_new = jnp.where(ok, m_new, m)
-        return x_new, r_new, m_new, k + 1, done
+        return x_new, r_new, m_new, k + 1, ~ok | stepped, stepped
 
     def cond(state):
-        *_, k, done = state
+        *_, k, done, _ = state
         return (~done) & (k < max_steps)
 
     r0 = R(x0f)
-    init = (x0f, r0, merit(x0f, r0), jnp.zeros((), jnp.int32), jnp.all(r0 == 0))
-    xf, *_, steps, _ = jax.lax.while_loop(cond, body, init)
-    return unravel(xf), steps
+    exact = jnp.all(r0 == 0)
+    init = (x0f, r0, merit(x0f, r0), jnp.zeros((), jnp.int32), exact, exact)
+    xf, *_, steps, _, stepped = jax.lax.while_loop(cond, body, init)
+    return unravel(xf), steps, stepped
 
 
 def iterate_then_newton(
@@ -138,8 +157,8 @@ def iterate_then_newton(
     tol: float | None = None,
     max_steps: int = 50,
     linear_solver: str = "auto",
-) -> tuple[Any, jax.Array]:
-    r"""`fixed_point`'s default: plain iteration $x \leftarrow T(x)$ while it contracts, then
+) -> tuple[Any, jax.Array, jax.Array]:
+    r"""`fixed_point`'s default, returning `(x, steps, stepped)` as `_newton`: plain iteration $x \leftarrow T(x)$ while it contracts, then
     Newton from where it stopped if it has not converged; returns `(x, steps)`.
 
     A contraction (the common case: a deep-equilibrium layer, a damped update) converges by
@@ -189,7 +208,7 @@ def iterate_then_newton(
     converged = step <= tol * (1 + jnp.max(jnp.abs(x), initial=0.0))
 
     def finish(x):
-        y, steps = newton(
+        y, steps, stepped = _newton(
             fn,
             unravel(x),
             kind="fixed_point",
@@ -197,12 +216,16 @@ def iterate_then_newton(
             max_steps=max_steps,
             linear_solver=linear_solver,
         )
-        return ravel_pytree(y)[0], steps
+        return ravel_pytree(y)[0], steps, stepped
 
-    x, newton_steps = jax.lax.cond(
-        converged, lambda x, _: (x, jnp.zeros((), jnp.int32)), lambda _, b: finish(b), x, best
+    x, newton_steps, stepped = jax.lax.cond(
+        converged,
+        lambda x, _: (x, jnp.zeros((), jnp.int32), jnp.ones((), bool)),
+        lambda _, b: finish(b),
+        x,
+        best,
     )
-    return unravel(x), k + newton_steps
+    return unravel(x), k + newton_steps, stepped
 
 
 def _pick(linear_solver: str, n: int, kind: str) -> str:
