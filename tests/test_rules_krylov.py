@@ -138,3 +138,21 @@ def test_checker_flags_an_untransposed_adjoint(monkeypatch):
     )
     assert not report.passed
     assert {f.check for f in report.failures} >= {"vjp"}
+
+
+def test_cg_probes_its_symmetry_assumption():
+    # A slightly nonsymmetric operator: CG used to converge to the right value, say
+    # converged=True, and give a gradient off by 1.2% (its adjoint solve uses A itself).
+    n = 30
+    rng = np.random.default_rng(0)
+    S = rng.standard_normal((n, n))
+    S = S @ S.T / n + np.eye(n)
+    E = 1e-3 * rng.standard_normal((n, n))
+    b = jnp.asarray(rng.standard_normal(n))
+    for skew, want in ((0.0, True), (1.0, False)):
+        K = jnp.asarray(S + skew * (E - E.T))
+        sol = krylov_solve(lambda v, K=K: K @ v, b, solver="cg", maxiter=400)
+        assert bool(sol.converged) == want, skew
+        assert bool(jnp.all(jnp.isfinite(sol.value))) == want
+    with pytest.raises(Exception, match=r"cg needs A symmetric"):
+        krylov_solve(lambda v: K @ v, b, solver="cg", maxiter=400, throw=True)
