@@ -311,8 +311,8 @@ def _var_positional(fn) -> str | None:
 def _leak_message(name: str) -> str:
     return (
         f"{name}: a rule or the function closes over a traced value it does not receive as an "
-        f"argument. Pass every array the rules use as an argument of {name} (declare it "
-        "nondiff if it needs no derivative)."
+        f"argument. Pass every array the rules use as an argument of {name} (in "
+        "constant_argnames if it needs no derivative)."
     )
 
 

@@ -91,8 +91,8 @@ class Rule:
       generator `(key, dtype) -> dict of arguments`;
     - `cases`: example static values, one dict per case (`({},)` when none), or `Case`
       objects that also carry their own inputs / benchmark inputs / benchmark reference;
-    - `dtypes`: the dtypes the checker checks it in by default (`("float64", "float32")`;
-      add `"complex128", "complex64"` for a rule that supports complex numbers);
+    - `dtypes`: the dtypes the checker checks it in by default (`("float64", "float32")`,
+      and `"complex128", "complex64"` too for a rule decorated with `allow_complex=True`);
     - `rtol`/`atol`: tolerance overrides (`rtol` may be a dict by real dtype name,
       `{"float64": 1e-8, "float32": 1e-3}`) for the checker; `order`: the highest
       derivative order the rule supports; `tags`; `module`/`qualname`: where defined;
@@ -292,7 +292,7 @@ def make_rule(
     reference: Callable | None,
     inputs: InputSpec,
     cases: Sequence[Mapping[str, Any]] | None = None,
-    dtypes: Sequence[str] = ("float64", "float32"),
+    dtypes: Sequence[str] | None = None,
     rtol: float | Mapping[str, float] | None = None,
     atol: float | None = None,
     order: int = 1,
@@ -325,6 +325,9 @@ def make_rule(
             raise TypeError(f"register({name!r}): {what} must be callable, got {type(f).__name__}.")
     if not isinstance(order, int) or order < 1:
         raise ValueError(f"register({name!r}): order must be an int >= 1, got {order!r}.")
+    if dtypes is None:  # a rule that declares complex support is checked in complex too
+        cplx = isinstance(fn, CustomRule) and fn.allow_complex
+        dtypes = ("float64", "float32") + (("complex128", "complex64") if cplx else ())
     dtypes_t = (dtypes,) if isinstance(dtypes, str) else tuple(dtypes)
     for d in dtypes_t:
         if not isinstance(d, str) or d not in INEXACT:

@@ -33,7 +33,7 @@ def test_one_screen_example_runs():
     exec(compile(code, "README.md", "exec"), ns)
     import jax
 
-    with pytest.raises(ValueError, match="'grid' is declared nondiff"):
+    with pytest.raises(ValueError, match="'grid' is declared constant"):
         jax.grad(lambda g: ns["smooth"](ns["x"], g).sum())(ns["grid"])
 
 

@@ -271,7 +271,7 @@ def test_sylvester_derivatives_wrt_A_and_B_where_jax_has_none(x64):
 
 def test_matvec_fixed_refuses_derivative_wrt_data():
     A, x = jnp.ones((2, 3)), jnp.ones(3)
-    with pytest.raises(ValueError, match="matvec_fixed: argument 'A' is declared nondiff"):
+    with pytest.raises(ValueError, match="matvec_fixed: argument 'A' is declared constant"):
         jax.grad(lambda A: matvec_fixed(A, x).sum())(A)
 
 

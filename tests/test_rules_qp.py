@@ -272,3 +272,18 @@ def test_qp_input_errors_name_the_argument():
         qp(jnp.ones((2, 3)), c)
     with pytest.raises(TypeError, match=r"qp: c is complex"):
         qp(Q, c * 1j)
+
+
+def test_indefinite_q_is_not_converged():
+    # A saddle point satisfies the KKT conditions: it used to come back converged=True with
+    # finite derivatives. The second-order test (the KKT matrix's inertia) flags it.
+    Q = jnp.array([[2.0, 0.0], [0.0, -1.0]])
+    G, h = jnp.array([[1.0, 0.0], [-1.0, 0.0]]), jnp.array([1.0, 1.0])
+    sol = qp(Q, jnp.zeros(2), G=G, h=h)
+    assert not bool(sol.converged)
+    g = jax.grad(lambda c: jnp.sum(qp(Q, c, G=G, h=h).x))(jnp.zeros(2))
+    assert not bool(jnp.all(jnp.isfinite(g)))
+    with pytest.raises(SolverError):
+        qp(Q, jnp.zeros(2), G=G, h=h, throw=True)
+    Q = jnp.array([[2.0, 0.5], [0.5, 1.0]])  # the convex twin: converged
+    assert bool(qp(Q, jnp.array([1.0, -1.0]), G=G, h=h).converged)

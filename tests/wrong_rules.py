@@ -16,6 +16,9 @@ from jaxrules import inputs as I
 WRONG = jr.Registry()
 RIGHT = jr.Registry()
 EXPECTED: dict[str, tuple[str, str | None, tuple[str, ...] | None]] = {}
+#: Mistakes only the checker's *defaults* catch (`jr.check(name)`, no dtype or seed chosen):
+#: the test runs these with the registration's defaults.
+DEFAULTS_ONLY: set[str] = set()
 
 
 def wrong(name, check, argument, *, only=None, **options):
@@ -455,6 +458,78 @@ RIGHT.register("gram", reference=_gram, inputs={"A": rect}, dtypes=(*CPLX, "floa
     _rule(_gram, None, lambda A: (_gram(A), A),
           lambda A, g: (jnp.conj(A) @ (g + jnp.conj(g.T)),), allow_complex=True)
 )  # fmt: skip
+
+
+# -- issue 27: what the checker used to miss -------------------------------------------------
+def _sin_flag(x):
+    return jnp.sin(x), jnp.all(x > -10.0)  # a `converged`-style boolean output
+
+
+wrong("wrong_flag", "primal", None, reference=_sin_flag, inputs={"x": vec})(
+    _rule(lambda x: (jnp.sin(x), jnp.all(x > 10.0)), None,
+          lambda x: ((jnp.sin(x), jnp.all(x > 10.0)), x), lambda x, g: (jnp.cos(x) * g[0],))
+)  # fmt: skip
+RIGHT.register("sin_flag", reference=_sin_flag, inputs={"x": vec})(
+    _rule(_sin_flag, None, lambda x: (_sin_flag(x), x), lambda x, g: (jnp.cos(x) * g[0],))
+)
+
+_MEMO: dict = {}
+
+
+def _memo_bwd(x, g):
+    # A Python-side memo of cos(x), keyed by shape and filled on concrete values: right at the
+    # first eager point, stale at every other one (traced calls compute it afresh).
+    if isinstance(x, jax.core.Tracer):
+        return (jnp.cos(x) * g,)
+    c = _MEMO.setdefault(x.shape, jnp.cos(x))
+    return (c * g,)
+
+
+wrong("memo_after_first_point", "vjp", "x", only=("eager",), reference=jnp.sin,
+      inputs={"x": vec})(
+    _rule(lambda x: jnp.sin(x), lambda p, t: (jnp.sin(p[0]), jnp.cos(p[0]) * t[0]),
+          lambda x: (jnp.sin(x), x), _memo_bwd)
+)  # fmt: skip
+DEFAULTS_ONLY.add("memo_after_first_point")
+
+
+wrong("float64_under_x64", "x64", None, reference=jnp.sin,
+      inputs={"x": vec})(
+    # np.float64(1.0) is float32 without x64 and float64 with it: the JVP rule's primal is
+    # then float64 for float32 inputs
+    _rule(lambda x: jnp.sin(x),
+          lambda p, t: (jnp.sin(p[0]) * np.float64(1.0), jnp.cos(p[0]) * t[0]))
+)  # fmt: skip
+
+
+def _cmul(a, b):
+    return a * b
+
+
+wrong("complex_path_wrong", "vjp", "a", reference=_cmul, inputs={"a": vec, "b": vec})(
+    # declared complex-capable, right on real inputs, conjugated on complex ones; registered
+    # without dtypes: the complex dtypes are checked by default
+    _rule(_cmul, None, lambda a, b: (a * b, (a, b)),
+          lambda r, g: (jnp.conj(r[1]) * g, jnp.conj(r[0]) * g), allow_complex=True)
+)  # fmt: skip
+DEFAULTS_ONLY.add("complex_path_wrong")
+
+
+def _shifted(x, x0):
+    return jnp.sin(x) + 0.1 * x0
+
+
+wrong("zero_declared_but_used", "zero_declared", "x0", reference=_shifted,
+      inputs={"x": vec, "x0": vec})(
+    # `x0` is declared zero (an initial guess), but the output depends on it
+    _rule(_shifted, lambda p, t: (_shifted(*p), jnp.cos(p[0]) * t[0]), zero_argnames=("x0",))
+)  # fmt: skip
+RIGHT.register("zero_declared", reference=lambda x, x0: jnp.sin(x) + 0.0 * x0,
+               inputs={"x": vec, "x0": vec})(
+    _rule(lambda x, x0: jnp.sin(x), lambda p, t: (jnp.sin(p[0]), jnp.cos(p[0]) * t[0]),
+          zero_argnames=("x0",))
+)  # fmt: skip
+
 
 # The correct twins of the linear-algebra mistakes, for false-positive counts.
 RIGHT.register("quadratic_form", reference=_quad, inputs={"x": vec, "Q": mat}, order=2)(

@@ -165,6 +165,10 @@ class Accumulator:
         return list(self.worst.values())
 
 
+def _inexact(x) -> bool:
+    return jnp.issubdtype(np.asarray(x).dtype, jnp.inexact)
+
+
 def _project(P, x):
     return x if P is None or x is None else np.asarray(P(x))
 
@@ -207,7 +211,7 @@ def compare(point: Point, transform: str, k: int, q: dict, acc: Accumulator) -> 
             P = point.layout.projectors[key[0]] if check.projected and key[0] is not None else None
             pairs.append((key, _project(P, g), _project(P, w), P))
         # M: the largest wanted norm of this check and direction (the scale of zeros).
-        M = max((norm(w) for _, _, w, _ in pairs), default=0.0)
+        M = max((norm(w) for _, _, w, _ in pairs if _inexact(w)), default=0.0)
         for key, g, w, P in pairs:
             if np.shape(g) != np.shape(w):
                 acc.add(
@@ -215,6 +219,24 @@ def compare(point: Point, transform: str, k: int, q: dict, acc: Accumulator) -> 
                         transform, check.name, point.label_in(key[0]), point.label_out(key[1]),
                         float("inf"), 0.0,
                         f"shape {np.shape(g)} where the witness has {np.shape(w)}",
+                    )
+                )  # fmt: skip
+                continue
+            if not jnp.issubdtype(np.asarray(w).dtype, jnp.inexact):
+                # An integer or boolean output (a `converged` flag, a count): exactly.
+                same = np.array_equal(np.asarray(g), np.asarray(w))
+                msg = (
+                    ""
+                    if same
+                    else (
+                        f"integer/boolean output {np.asarray(g).tolist()!r} where the reference "
+                        f"gives {np.asarray(w).tolist()!r} (compared exactly)"
+                    )
+                )
+                acc.add(
+                    point.result(
+                        transform, check.name, point.label_in(key[0]), point.label_out(key[1]),
+                        0.0 if same else float("inf"), 0.0, msg,
                     )
                 )  # fmt: skip
                 continue

@@ -44,6 +44,7 @@ class Layout:
     labels: list[str]
     projectors: list[Callable | None]
     argspec: ArgSpec
+    fixed_params: list[str] = dataclasses.field(default_factory=list)  # per fixed leaf
 
     def rebuild(self, xs, fixed):
         leaves: list[Any] = [None] * (len(self.x_index) + len(self.fixed_index))
@@ -107,7 +108,7 @@ def make_layout(rec: Rule, args: Mapping[str, Any], spec: ArgSpec) -> tuple[Layo
     names = tuple(n for n in spec.traced if n not in defaulted)
     traced = tuple(values[n] for n in names)
     with_path, treedef = jax.tree_util.tree_flatten_with_path(traced)
-    x_index, fixed_index, labels, projectors = [], [], [], []
+    x_index, fixed_index, labels, projectors, fixed_params = [], [], [], [], []
     for i, (path, leaf) in enumerate(with_path):
         pname = names[path[0].idx]
         sub = path[1:]
@@ -119,8 +120,11 @@ def make_layout(rec: Rule, args: Mapping[str, Any], spec: ArgSpec) -> tuple[Layo
             projectors.append(rec.projector(pname) if not sub else None)
         else:
             fixed_index.append(i)
+            fixed_params.append(pname)
     leaves = [leaf for _, leaf in with_path]
     xs = [jnp.asarray(leaves[i]) for i in x_index]
     fixed = [leaves[i] for i in fixed_index]
-    layout = Layout(static, names, treedef, x_index, fixed_index, labels, projectors, spec)
+    layout = Layout(
+        static, names, treedef, x_index, fixed_index, labels, projectors, spec, fixed_params
+    )
     return layout, xs, fixed

@@ -17,12 +17,12 @@ import numpy as np
 from .. import _backend, _custom
 from .._dtypes import double, normal
 from .._registry import Case, Rule, default_registry, make_rule
-from ._compare import Accumulator, Point, compare
+from ._compare import Accumulator, Point, compare, up_tree, upcast
 from ._layout import argspec, make_layout
 from ._programs import ReferencePrograms, RulePrograms
 from ._quantities import is_float, zero_cotangent
 from ._report import CheckReport, Coverage, Recipe
-from ._tolerance import floor_for
+from ._tolerance import floor_for, norm
 
 TRANSFORMS = ("eager", "jit", "vmap")
 _MISSING = object()
@@ -344,9 +344,13 @@ def _check_case(rec, case_idx, case, dtype, transforms, order, seeds, K, floor, 
             _check_structure(point, acc)
             if expects_rule:
                 _check_rule_ran(point, F, acc)
+            if first_dtype:
+                _check_zero_declared(point, acc)
+            if not double(dtype):
+                _check_single_under_x64(point, F, acc)
         for transform in transforms:
-            if transform == "eager" and (seed_i > 0 or not first_dtype):
-                continue  # eager: a smoke test at the first point of the first dtype
+            if transform == "eager" and not first_dtype:
+                continue  # eager: at every point of the first dtype (Python runs each time)
             on_error = lambda label, check, e: acc.error(point, label, check, e)
             for label, k, q in programs.evaluate(
                 transform, point.xs, point.fixed, point.D, on_error
@@ -371,6 +375,105 @@ def _check_structure(point: Point, acc) -> None:
         acc.add(point.result(None, "structure", None, None, float("inf"), 0.0, msg))
     else:
         acc.add(point.result(None, "structure", None, None, 0.0, 0.0))
+
+
+def _check_zero_declared(point: Point, acc) -> None:
+    """Arguments declared to have a zero derivative (`zero_argnames`: users get exactly zero
+    for them) must not move the reference's output: JAX's JVP of the reference with respect
+    to each, float64, along a random direction, against the JVP with respect to the
+    differentiated arguments."""
+    if point.refs is None:
+        return
+    spec = point.layout.argspec
+    zero = [
+        j
+        for j, (n, f) in enumerate(zip(point.layout.fixed_params, point.fixed))
+        if spec.kind(n) == "zero" and is_float(jax.ShapeDtypeStruct(jnp.shape(f), f.dtype))
+    ]
+    if not zero:
+        return
+    F_ref = point.layout.function(point.rec.reference)
+    rng = np.random.default_rng([point.seed, 7919])
+    with jax.enable_x64(True):
+        xs, fixed = up_tree(point.xs), up_tree(point.fixed)
+        v = [upcast(V[0]) for V in point.D["v"]]
+        try:
+            _, t_x = jax.jvp(lambda ys: F_ref(ys, fixed), (xs,), (v,))
+        except Exception as e:
+            acc.error(point, None, "reference", e)
+            return
+        scale = sum(norm(t) for t in t_x if is_float(t))
+        for j in zero:
+            d = jnp.asarray(normal(rng, jnp.shape(fixed[j]), fixed[j].dtype))
+
+            def G(z, j=j):
+                fx = list(fixed)
+                fx[j] = z
+                return F_ref(xs, fx)
+
+            _, t_z = jax.jvp(G, (fixed[j],), (d,))
+            err = sum(norm(t) for t in t_z if is_float(t)) / max(scale, 1e-300)
+            tol = max(point.floor, 1e-9) ** 0.5
+            name = point.layout.fixed_params[j]
+            msg = (
+                ""
+                if err <= tol
+                else (
+                    f"the reference's output depends on {name!r}, declared in zero_argnames: "
+                    "users differentiating with respect to it get a silent zero. Remove it from "
+                    "zero_argnames (give the rule its derivative), or fix the reference"
+                )
+            )
+            acc.add(point.result(None, "zero_declared", name, None, err, tol, msg))
+
+
+def _check_single_under_x64(point: Point, F, acc) -> None:
+    """A single-precision point also under `jax.enable_x64(True)` (where users run it too):
+    the output, tangent and cotangent dtypes stay those without x64 (a rule computing with a
+    NumPy float64 constant returns float64 only there), by tracing, not running."""
+    v = [a[0] for a in point.D["v"]]
+    w = [zero_cotangent(o) if a is None else a[0] for a, o in zip(point.D["w"], point.out_struct)]
+    want = [jnp.dtype(s.dtype) for s in point.out_struct]
+    for part, fn in (
+        ("primal", lambda: jax.eval_shape(lambda xs: F(xs, point.fixed), point.xs)),
+        (
+            "jvp",
+            lambda: jax.eval_shape(
+                lambda xs: jax.jvp(lambda ys: F(ys, point.fixed), (xs,), (v,)), point.xs
+            ),
+        ),
+        (
+            "vjp",
+            lambda: jax.eval_shape(
+                lambda xs: jax.vjp(lambda ys: F(ys, point.fixed), xs)[1](w), point.xs
+            ),
+        ),
+    ):
+        with jax.enable_x64(True):
+            try:
+                out = fn()
+            except Exception as e:
+                acc.error(point, None, "x64", e)
+                continue
+        if part == "vjp":
+            got = [jnp.dtype(o.dtype) for o in jax.tree_util.tree_leaves(out)]
+            exp = [jnp.dtype(x.dtype) for x in point.xs]
+        elif part == "jvp":
+            got = [jnp.dtype(o.dtype) for o in jax.tree_util.tree_leaves(out[0])]
+            exp = want
+        else:
+            got, exp = [jnp.dtype(o.dtype) for o in jax.tree_util.tree_leaves(out)], want
+        ok = got == exp
+        msg = (
+            ""
+            if ok
+            else (
+                f"{part} dtypes under jax.enable_x64(True) are {[str(d) for d in got]}, without it "
+                f"{[str(d) for d in exp]}: the rule mixes in a float64 value (a NumPy float64 "
+                "constant, or .astype(float)) that only x64 mode keeps"
+            )
+        )
+        acc.add(point.result(None, "x64", None, part, 0.0 if ok else float("inf"), 0.0, msg))
 
 
 def _check_rule_ran(point: Point, F, acc) -> None:

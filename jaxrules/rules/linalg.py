@@ -116,7 +116,7 @@ matvec.defvjp(
 def matvec_fixed(A, x):
     r"""$y = A x$ where $A$ is data, not a variable (the seed tutorial's example).
 
-    `A` is declared nondiff: it is traced like any array (no recompilation for a new
+    `A` is declared constant: it is traced like any array (no recompilation for a new
     `A`), and differentiating with respect to it is an error. JVP: $\dot y = A\dot x$;
     reverse mode by transposition: $\bar x = A^\top\bar y$.
 

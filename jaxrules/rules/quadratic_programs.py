@@ -346,9 +346,24 @@ def _qp(Q, c, A, b, G, h, *, tol, max_steps):
     )
     x, lam, nu = z[:n], z[n : n + m], z[n + m :]
     residual = _violation(*stopped, *jax.lax.stop_gradient((x, lam, nu)))
-    converged = jnp.isfinite(residual) & (residual <= tol)
+    converged = jnp.isfinite(residual) & (residual <= tol) & _second_order(*stopped, M)
     z = _unless(converged, z)
     return QPSolution(z[:n], z[n : n + m], z[n + m :], converged, steps, residual)
+
+
+def _second_order(Q, c, A, b, G, h, M):
+    """Whether `x` is a strict minimiser with unique multipliers: `Q` positive definite on the
+    null space of the active constraints' Jacobian `[A; G_M]`, which has full row rank. By
+    Sylvester's law of inertia these hold iff the KKT matrix `K` of `_ineq_kkt` has exactly
+    `n` positive and `p + m` negative eigenvalues (an inactive row contributes its −1), none
+    near zero (relative to the largest, at `√ε`). An indefinite `Q` (a saddle point that
+    satisfies the KKT conditions) fails, and so do a flat direction (non-unique `x`) and
+    dependent active constraints (non-unique multipliers, where the derivative of `λ` does
+    not exist). One symmetric eigendecomposition of `K`, on stopped data."""
+    n = Q.shape[0]
+    ev = jnp.linalg.eigvalsh(_ineq_kkt(Q, A, G, M))
+    small = jnp.finfo(ev.dtype).eps ** 0.5 * jnp.max(jnp.abs(ev), initial=1.0)
+    return (jnp.sum(ev > small) == n) & (jnp.sum(ev < -small) == ev.shape[0] - n)
 
 
 def _default_tol(dtype) -> float:
@@ -386,7 +401,10 @@ def qp(Q, c, A=None, b=None, G=None, h=None, *, tol=None, max_steps=50, throw=Fa
     $\lambda_i = 0$). It is exact to rounding (a "polished" interior point), and `converged`
     certifies it: the KKT conditions — stationarity, $Ax = b$, $Gx \le h$, $\lambda \ge 0$,
     $\lambda \circ (h - Gx) = 0$ — hold to `tol`, each relative to the size of its terms
-    (`residual`). For a convex QP that is optimality.
+    (`residual`) — and so does the second-order condition: `Q` positive definite on the null
+    space of the active constraints, which are linearly independent (the inertia of $K$; a
+    saddle point of an indefinite `Q` satisfies the KKT conditions and is *not* converged).
+    Then the solution is a strict minimiser with unique multipliers, and differentiable.
 
     **Derivatives** (OptNet's, Amos & Kolter 2017, in its exact form): differentiating the
     KKT conditions at the solution, with the active set locally constant,
