@@ -417,3 +417,10 @@ def test_converged_means_converged_far_from_the_start():
         root(F, 1e6, 1.0, max_steps=30, throw=True)
     sol = root(F, 1e6, 1.0)  # enough steps: converged, and right
     assert bool(sol.converged) and float(sol.value) == pytest.approx(1.0, rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_x0_is_a_clear_error(dtype):
+    # It used to fail deep inside the LU kernel ("Unsupported dtype float16").
+    with pytest.raises(TypeError, match=rf"root: x0 is {dtype}; the solvers work in float32"):
+        root(lambda x: x**3 - 8, jnp.array(1.0, dtype))

@@ -156,3 +156,33 @@ def test_cg_probes_its_symmetry_assumption():
         assert bool(jnp.all(jnp.isfinite(sol.value))) == want
     with pytest.raises(Exception, match=r"cg needs A symmetric"):
         krylov_solve(lambda v: K @ v, b, solver="cg", maxiter=400, throw=True)
+
+
+def test_a_nonlinear_operator_is_a_clear_error_or_not_converged():
+    b = jnp.ones(3)
+    for A in (lambda v: v**2 + v, lambda v: jnp.sin(v)):
+        with pytest.raises(TypeError, match=r"krylov_solve: A must be a linear function"):
+            krylov_solve(A, b)
+    # affine: transposable, but not linear (A(0) != 0): never converged
+    sol = krylov_solve(lambda v: 2.0 * v + 1.0, b)
+    assert not bool(sol.converged)
+    assert bool(krylov_solve(lambda v: 2.0 * v, b).converged)
+
+
+def test_pytree_right_hand_side_as_jax_scipy():
+    k = {"a": jnp.array([2.0, 3.0]), "b": jnp.array([4.0, 5.0, 6.0])}
+    A = lambda v, k=k: {"a": k["a"] * v["a"], "b": k["b"] * v["b"]}
+    b = {"a": jnp.ones(2), "b": jnp.ones(3)}
+    sol = krylov_solve(A, b, solver="cg")
+    assert bool(sol.converged)
+    np.testing.assert_allclose(sol.value["a"], 1 / k["a"], rtol=1e-5)
+    np.testing.assert_allclose(sol.value["b"], 1 / k["b"], rtol=1e-5)
+    g = jax.grad(
+        lambda k: sum(
+            jnp.sum(x)
+            for x in jax.tree.leaves(
+                krylov_solve(lambda v: {"a": k["a"] * v["a"], "b": k["b"] * v["b"]}, b).value
+            )
+        )
+    )(k)
+    np.testing.assert_allclose(g["b"], -1 / k["b"] ** 2, rtol=1e-4)

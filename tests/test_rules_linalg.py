@@ -489,3 +489,23 @@ def test_jax_test_settings_strict_promotion(dtype):
     finally:
         for k, v in old.items():
             jax.config.update(k, v)
+
+
+@pytest.mark.parametrize("int_dtype", ["int32", "int64", "bool"])
+def test_integer_inputs_keep_jnp_linalg_dtypes_under_x64(int_dtype):
+    # JAX maps integers of up to 32 bits to float32 and 64-bit ones to float64, also under x64;
+    # jaxrules gave float64 for int32 under x64.
+    with jax.enable_x64(True):
+        A = (
+            np.array([[3, 1], [1, 2]]).astype(int_dtype)
+            if int_dtype != "bool"
+            else np.eye(2, dtype=bool)
+        )
+        b = np.array([1, 2]).astype(int_dtype) if int_dtype != "bool" else np.array([True, False])
+        for ours, theirs in (
+            (linear_solve(A, b), jnp.linalg.solve(A, b)),
+            (inv(A), jnp.linalg.inv(A)),
+            (slogdet(A)[1], jnp.linalg.slogdet(A)[1]),
+            (logdet(A), jnp.linalg.slogdet(A)[1]),
+        ):
+            assert ours.dtype == theirs.dtype, (ours.dtype, theirs.dtype)

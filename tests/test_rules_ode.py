@@ -262,3 +262,12 @@ def test_python_scalar_parameter_under_jvp_of_jit():
     _, t = jax.jvp(jax.jit(y1), (1.0,), (1.0,))
     np.testing.assert_allclose(t, -np.exp(-1.0), rtol=1e-4)
     np.testing.assert_allclose(jax.jit(jax.jacfwd(y1))(1.0), -np.exp(-1.0), rtol=1e-4)
+
+
+def test_non_increasing_times_under_jit_are_nan_and_not_converged():
+    run = jax.jit(lambda ts: odeint(lambda y, t: -y, jnp.array(1.0), ts))
+    sol = run(jnp.array([0.0, 1.0, 0.5]))
+    assert not bool(sol.converged)
+    assert bool(jnp.isfinite(sol.ys[1])) and bool(jnp.isnan(sol.ys[2]))
+    with pytest.raises(ValueError, match=r"odeint: ts must be strictly increasing"):
+        odeint(lambda y, t: -y, jnp.array(1.0), jnp.array([0.0, 1.0, 0.5]))

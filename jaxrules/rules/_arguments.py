@@ -19,12 +19,14 @@ WITH_COMPLEX = ("float64", "float32", "complex128", "complex64")
 
 
 def inexact(*arrays):
-    """The arrays as `jnp` arrays of one inexact dtype, promoted as `jnp.linalg` does: integers
-    and booleans become the default float dtype, `float16` with `float32` becomes `float32`."""
+    """The arrays as `jnp` arrays of one inexact dtype, promoted as `jnp.linalg` does: booleans
+    and integers of up to 32 bits become `float32`, 64-bit integers `float64` (JAX's
+    `to_inexact_dtype`, also under x64), `float16` with `float32` becomes `float32`."""
     arrays = [jnp.asarray(a) for a in arrays]
     dtype = jnp.result_type(*arrays)
     if not jnp.issubdtype(dtype, jnp.inexact):
-        dtype = jnp.result_type(dtype, jnp.zeros((), float).dtype)
+        wide = jnp.dtype(dtype).itemsize == 8
+        dtype = jax.dtypes.canonicalize_dtype(jnp.float64 if wide else jnp.float32)
     return [a.astype(dtype) for a in arrays]
 
 

@@ -370,6 +370,14 @@ def _run(kind, fn, x0, params, *, solver, tol, max_steps, linear_solver, throw) 
             f"{jax.tree_util.tree_map(lambda v: jax.typeof(v).str_short(), x0)}. Cast it, e.g. "
             "jnp.asarray(x0, jnp.float32)."
         )
+    low = [d for d in {jnp.result_type(leaf) for leaf in leaves} if jnp.finfo(d).bits < 32]
+    if low:
+        raise TypeError(
+            f"{kind}: x0 is {low[0]}; the solvers work in float32 or float64 (the dense "
+            f"Jacobian's LU factorisation has no {low[0]} kernel, and {low[0]}'s ~3 digits "
+            "cannot meet a convergence test). Cast x0 (and the problem) to float32, e.g. "
+            "jnp.asarray(x0, jnp.float32)."
+        )
     x0 = jax.tree_util.tree_map(jnp.asarray, x0)
     params = tuple(params)
     want = jax.tree_util.tree_structure(x0), [jax.typeof(v) for v in jax.tree_util.tree_leaves(x0)]

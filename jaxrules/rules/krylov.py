@@ -46,6 +46,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import jax.scipy.sparse.linalg as jssl
+import numpy as np
+from jax.flatten_util import ravel_pytree
 
 import jaxrules as jr
 from jaxrules import inputs
@@ -70,6 +72,10 @@ class KrylovSolution(NamedTuple):
     value: jax.Array
     converged: jax.Array
     residual: jax.Array
+
+
+def _closure_is_array(x) -> bool:
+    return isinstance(x, (jax.Array, np.ndarray, np.generic, float, int)) or hasattr(x, "aval")
 
 
 def _default_tol(dtype) -> float:
@@ -156,6 +162,8 @@ def _primal(A, b, M, **static):
     converged, residual = _test(A, b, x, static["tol"], static["atol"])
     if static["solver"] == "cg":
         converged = converged & _spd_probe(A, b)
+    # An affine map (A(v) = M v + c) transposes like a linear one: A(0) must be 0.
+    converged = converged & jnp.all(A(jnp.zeros_like(b)) == 0)
     return nan_unless(converged, x), converged, residual
 
 
@@ -213,7 +221,8 @@ def krylov_solve(
 
     - `A`: a linear function `v ↦ A v` on arrays of `b`'s shape; it may close over arrays,
       which get derivatives (a coefficient field, weights).
-    - `b`: the right-hand side, a floating-point array of any shape.
+    - `b`: the right-hand side, a floating-point array of any shape, or a pytree of them (as
+      `jax.scipy.sparse.linalg` takes; `A` and `M` then map such pytrees to such pytrees).
     - `solver`: `"cg"` (A symmetric positive definite: probed on two random vectors, and
       `converged` is false where it is not), `"gmres"` (any nonsingular A; the default),
       `"bicgstab"`.
@@ -251,6 +260,16 @@ def krylov_solve(
             f"krylov_solve: M (the preconditioner) must be a function v -> M v, got "
             f"{type(M).__name__}."
         )
+    if not _closure_is_array(b):
+        # A pytree right-hand side (as jax.scipy.sparse.linalg takes): solve on the flat
+        # vector, with A and M wrapped to act on it.
+        b_flat, unravel = ravel_pytree(b)
+        flat = lambda f: None if f is None else (lambda v: ravel_pytree(f(unravel(v)))[0])
+        sol = krylov_solve(
+            flat(A), b_flat, solver=solver, M=flat(M), tol=tol, atol=atol, maxiter=maxiter,
+            restart=restart, throw=throw,
+        )  # fmt: skip
+        return KrylovSolution(unravel(sol.value), sol.converged, sol.residual)
     b = jnp.asarray(b)
     if jnp.issubdtype(b.dtype, jnp.complexfloating):
         raise TypeError(
@@ -266,6 +285,14 @@ def krylov_solve(
             f"krylov_solve: A(v) must return an array of b's shape and dtype {b.shape} "
             f"{b.dtype}, got {got[0]} {got[1]}."
         )
+    try:  # tracing only: JAX transposes a linear function, and nothing else
+        jax.eval_shape(lambda v: jax.linear_transpose(A, v)(v), b)
+    except Exception as e:
+        raise TypeError(
+            f"krylov_solve: A must be a linear function v -> A v, and JAX cannot transpose "
+            f"this one ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}): it "
+            "is not linear in v. For a nonlinear system use jaxrules.rules.root."
+        ) from None
     tol_ = _default_tol(b.dtype) if tol is None else float(tol)
     x, converged, residual = _krylov(
         A,

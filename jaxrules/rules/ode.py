@@ -182,7 +182,11 @@ def _forward(fn, y0, ts, params, *, method, rtol, atol, dt0, max_steps, every=No
         max_steps=max_steps,
         every=every,
     )
-    return loop.extra, loop
+    # Times that stop increasing (traced `ts` under jit; concrete ones raise before): NaN from
+    # the first one on, whatever the loop did there (float32 integrated backwards, float64 ran
+    # out of steps), so that `converged` is false in every dtype.
+    going = jnp.concatenate([jnp.ones((1,), bool), jnp.cumprod(jnp.diff(ts) > 0).astype(bool)])
+    return jnp.where(going[:, None], loop.extra, jnp.nan), loop
 
 
 def _unflat(ys_flat, y0):
@@ -513,7 +517,10 @@ def odeint(
     **Arguments:** `f(y, t, *params)` returns a pytree like `y` (it may close over arrays,
     traced ones included: they are differentiated like `params`); `y0` a pytree of real
     floating arrays of one dtype; `ts` the output times, strictly increasing, `ts[0] = t₀`
-    (no derivative: differentiating with respect to them raises); `params` any pytrees.
+    (no derivative: differentiating with respect to them raises; concrete `ts` that do not
+    increase are a `ValueError`, and traced ones under `jit`, where no error can be raised,
+    give NaN outputs from the first time that goes backwards and `converged=False`, or a
+    `SolverError` with `throw=True`); `params` any pytrees.
 
     **Keyword arguments:** `method` — `"dopri5"` (default) or `"tsit5"` (adaptive, order 5)
     or `"rk4"` (fixed step `dt0`); `rtol`, `atol` — the error control's tolerances (default
