@@ -233,7 +233,7 @@ class Specialization:
         for k, nz, n, p in zip(self.kinds, nonzero, self.leaf_param, self.leaf_path):
             if k == "nondiff" and nz:
                 raise ValueError(
-                    f"{self.name}: argument {n!r}{_at(p)} is declared constant (no derivative), but it is being "
+                    f"{self.name}: argument {n!r}{_at(p)} is declared constant, but it is being "
                     f"differentiated ({mode} mode). Its derivative is not defined by this rule. "
                     f"Differentiate with respect to other arguments only (e.g. "
                     f"jax.grad(..., argnums=...)), wrap it in jax.lax.stop_gradient, or remove "
