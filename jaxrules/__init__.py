@@ -19,6 +19,7 @@ from ._custom import CustomRule as CustomRule
 from ._custom import custom_jvp as custom_jvp
 from ._custom import custom_vjp as custom_vjp
 from ._errors import RuleCheckError as RuleCheckError
+from ._errors import RuleOutputError as RuleOutputError
 from ._registry import Case as Case
 from ._registry import Registry as Registry
 from ._registry import Rule as Rule
