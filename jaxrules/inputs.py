@@ -165,7 +165,8 @@ def general(shape, *, cond: float = 10.0, scale: float = 1.0) -> Generator:
     shuffled, so nothing is diagonal, symmetric or normal. `U`, `V` are Haar orthogonal
     (unitary for complex dtypes).
     """
-    return _both(f"general({_shape(shape)}, cond={cond})", _general(shape, cond, scale))
+    extra = "" if scale == 1.0 else f", scale={scale}"  # (the reproducer's code: every option)
+    return _both(f"general({_shape(shape)}, cond={cond}{extra})", _general(shape, cond, scale))
 
 
 def well_conditioned(shape, *, cond: float = 4.0) -> Generator:

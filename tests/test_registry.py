@@ -333,3 +333,11 @@ def test_failure_block_reproduces_its_own_case():
     report = jr.check("cased", registry=reg, seeds=1, dtypes=("float32",), transforms=("jit",))
     (block,) = report.failure_blocks()
     assert "case 1" in block and "case=1" in block
+
+
+def test_generator_repr_reproduces_every_option():
+    # A reproducer prints generators by repr: general(scale=60) printed without its scale.
+    for g in (jr.inputs.general((8,), scale=60.0), jr.inputs.general((3, 3), cond=5.0)):
+        again = eval(repr(g), {"jr": jr})
+        key = jax.random.key(4)
+        np.testing.assert_array_equal(g(key, "float32"), again(key, "float32"))
