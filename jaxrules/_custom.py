@@ -265,8 +265,8 @@ class CustomRule(Generic[_P, _R]):
                 hash(v)
             except TypeError:
                 raise TypeError(
-                    f"{self.name}: static argument {n!r} must be hashable (it is part of the "
-                    f"cache key), got an unhashable {type(v).__name__}. Pass a tuple instead of "
+                    f"{self.name}: static argument {n!r} must be hashable (as jax.jit's static "
+                    f"arguments), got an unhashable {type(v).__name__}. Pass a tuple instead of "
                     "a list, a frozenset instead of a set, or a hashable object."
                 ) from None
 

@@ -29,6 +29,7 @@ from ._signature import call_form, call_original
 from ._validate import check_tree
 
 _SymbolicZero = jax.custom_derivatives.SymbolicZero
+_VALUE = object()  # `Specialization._full`'s default: a Python number's own value
 CustomVJPPrimal = jax.custom_derivatives.CustomVJPPrimal
 
 
@@ -76,11 +77,6 @@ def _dtype(x):
 def _is_python_number(x) -> bool:
     # (JAX's typed literals are float subclasses with an aval: those are arrays to JAX.)
     return isinstance(x, (bool, int, float, complex)) and not hasattr(x, "aval")
-
-
-def _weak(x) -> bool:
-    aval = getattr(x, "aval", None)
-    return bool(getattr(aval, "weak_type", False))
 
 
 class Specialization:
@@ -190,12 +186,12 @@ class Specialization:
             return r.fn, r.jvp_rule, r.fwd_rule, r.bwd_rule
         return self.captured.rebuild(xs[self.n_args :])
 
-    def _full(self, xs, fill=None) -> list:
-        """The arguments' leaves from flat inputs: Python numbers put back (`fill` in their
-        place if given), captured values dropped."""
+    def _full(self, xs, fill=_VALUE) -> list:
+        """The arguments' leaves from flat inputs: the Python numbers put back (or `fill` in
+        their places), the captured values dropped."""
         it = iter(xs[: self.n_args])
         return [
-            (self.const[i] if fill is None else fill) if i in self.const else next(it)
+            (self.const[i] if fill is _VALUE else fill) if i in self.const else next(it)
             for i in range(len(self.full_kinds))
         ]
 
@@ -251,12 +247,11 @@ class Specialization:
             return self._jvp_by_transposition(xs, ts)
         mode = rule.jvp_zeros
         user_ts = []
-        _NONE = object()
-        full_ts = self._full(ts, fill=_NONE)
-        for k, x, t in zip(self.full_kinds, self._full(xs), full_ts):
+        # (`None` in the Python numbers' places: never perturbed)
+        for k, x, t in zip(self.full_kinds, self._full(xs), self._full(ts, fill=None)):
             if k in ("nondiff", "zero"):
                 user_ts.append(None)
-            elif t is None or t is _NONE or k in ("int", "const"):
+            elif t is None or k in ("int", "const"):
                 user_ts.append(_zero(x, mode))
             else:
                 user_ts.append(t)

@@ -388,7 +388,7 @@ def _check_zero_declared(point: Point, acc) -> None:
     zero = [
         j
         for j, (n, f) in enumerate(zip(point.layout.fixed_params, point.fixed))
-        if spec.kind(n) == "zero" and is_float(jax.ShapeDtypeStruct(jnp.shape(f), f.dtype))
+        if spec.kind(n) == "zero" and jnp.issubdtype(jnp.result_type(f), jnp.inexact)
     ]
     if not zero:
         return
@@ -433,43 +433,29 @@ def _check_single_under_x64(point: Point, F, acc) -> None:
     NumPy float64 constant returns float64 only there), by tracing, not running."""
     v = [a[0] for a in point.D["v"]]
     w = [zero_cotangent(o) if a is None else a[0] for a, o in zip(point.D["w"], point.out_struct)]
-    want = [jnp.dtype(s.dtype) for s in point.out_struct]
-    for part, fn in (
-        ("primal", lambda: jax.eval_shape(lambda xs: F(xs, point.fixed), point.xs)),
-        (
-            "jvp",
-            lambda: jax.eval_shape(
-                lambda xs: jax.jvp(lambda ys: F(ys, point.fixed), (xs,), (v,)), point.xs
-            ),
-        ),
-        (
-            "vjp",
-            lambda: jax.eval_shape(
-                lambda xs: jax.vjp(lambda ys: F(ys, point.fixed), xs)[1](w), point.xs
-            ),
-        ),
+    G = lambda ys: F(ys, point.fixed)
+    outs = [jnp.dtype(s.dtype) for s in point.out_struct]
+    ins = [jnp.dtype(x.dtype) for x in point.xs]
+    # (part, what to trace, the dtypes it must keep: its primal output's, or the inputs')
+    for part, fn, want in (
+        ("primal", lambda xs: G(xs), outs),
+        ("jvp", lambda xs: jax.jvp(G, (xs,), (v,))[0], outs),
+        ("vjp", lambda xs: jax.vjp(G, xs)[1](w), ins),
     ):
         with jax.enable_x64(True):
             try:
-                out = fn()
+                out = jax.eval_shape(fn, point.xs)
             except Exception as e:
                 acc.error(point, None, "x64", e)
                 continue
-        if part == "vjp":
-            got = [jnp.dtype(o.dtype) for o in jax.tree_util.tree_leaves(out)]
-            exp = [jnp.dtype(x.dtype) for x in point.xs]
-        elif part == "jvp":
-            got = [jnp.dtype(o.dtype) for o in jax.tree_util.tree_leaves(out[0])]
-            exp = want
-        else:
-            got, exp = [jnp.dtype(o.dtype) for o in jax.tree_util.tree_leaves(out)], want
-        ok = got == exp
+        got = [jnp.dtype(o.dtype) for o in jax.tree_util.tree_leaves(out)]
+        ok = got == want
         msg = (
             ""
             if ok
             else (
                 f"{part} dtypes under jax.enable_x64(True) are {[str(d) for d in got]}, without it "
-                f"{[str(d) for d in exp]}: the rule mixes in a float64 value (a NumPy float64 "
+                f"{[str(d) for d in want]}: the rule mixes in a float64 value (a NumPy float64 "
                 "constant, or .astype(float)) that only x64 mode keeps"
             )
         )

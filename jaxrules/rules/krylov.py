@@ -46,11 +46,11 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import jax.scipy.sparse.linalg as jssl
-import numpy as np
 from jax.flatten_util import ravel_pytree
 
 import jaxrules as jr
 from jaxrules import inputs
+from jaxrules._closure import is_array
 
 from . import _gmres
 from ._failure import error_if, nan_unless
@@ -72,10 +72,6 @@ class KrylovSolution(NamedTuple):
     value: jax.Array
     converged: jax.Array
     residual: jax.Array
-
-
-def _closure_is_array(x) -> bool:
-    return isinstance(x, (jax.Array, np.ndarray, np.generic, float, int)) or hasattr(x, "aval")
 
 
 def _default_tol(dtype) -> float:
@@ -260,7 +256,7 @@ def krylov_solve(
             f"krylov_solve: M (the preconditioner) must be a function v -> M v, got "
             f"{type(M).__name__}."
         )
-    if not _closure_is_array(b):
+    if not (is_array(b) or isinstance(b, (int, float))):
         # A pytree right-hand side (as jax.scipy.sparse.linalg takes): solve on the flat
         # vector, with A and M wrapped to act on it.
         b_flat, unravel = ravel_pytree(b)
