@@ -287,3 +287,70 @@ def test_indefinite_q_is_not_converged():
         qp(Q, jnp.zeros(2), G=G, h=h, throw=True)
     Q = jnp.array([[2.0, 0.5], [0.5, 1.0]])  # the convex twin: converged
     assert bool(qp(Q, jnp.array([1.0, -1.0]), G=G, h=h).converged)
+
+
+def _redundant_problems():
+    """A QP in R³ with two independent active inequalities (multipliers 0.7, 0.4) and an
+    equality, then the same problem with a redundant constraint added: `(full, dedup, lift)`,
+    `lift` mapping a perturbation of the deduplicated data to the consistent perturbation of
+    the full data (the redundant row moving with the rows it repeats)."""
+    Q = jnp.array([[2.0, 0.3, 0.0], [0.3, 1.5, 0.2], [0.0, 0.2, 1.0]])
+    G0, A0 = jnp.array([[1.0, 1.0, 0.0], [0.0, 1.0, -1.0]]), jnp.array([[1.0, -0.5, 1.0]])
+    x, lam, nu = jnp.array([0.2, 0.3, -0.1]), jnp.array([0.7, 0.4]), jnp.array([-0.6])
+    c = -(Q @ x + G0.T @ lam + A0.T @ nu)
+    base = dict(Q=Q, c=c, A=A0, b=A0 @ x, G=G0, h=G0 @ x)
+    dup_g = lambda G, h: (jnp.concatenate([G, G[:1]]), jnp.concatenate([h, h[:1]]))
+    sum_g = lambda G, h: (jnp.concatenate([G, G[:1] + G[1:]]), jnp.concatenate([h, h[:1] + h[1:]]))
+    dup_a = lambda A, b: (jnp.concatenate([A, A]), jnp.concatenate([b, b]))
+
+    def lift_g(how):
+        return lambda p: {**p, **dict(zip("Gh", how(p["G"], p["h"])))}
+
+    def lift_a(p):
+        return {**p, **dict(zip("Ab", dup_a(p["A"], p["b"])))}
+
+    return {
+        "duplicated inequality": lift_g(dup_g),
+        "redundant inequality (sum of two)": lift_g(sum_g),
+        "duplicated equality": lift_a,
+    }, base
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "duplicated inequality",
+        pytest.param("redundant inequality (sum of two)", marks=pytest.mark.slow),
+        pytest.param("duplicated equality", marks=pytest.mark.slow),
+    ],
+)
+def test_redundant_constraints_keep_x_and_a_consistent_derivative(x64, case):
+    # x is unique, but the active constraints are linearly dependent: the KKT matrix is
+    # singular. This used to return an infeasible x (converged=False, NaN derivatives). qp
+    # keeps a maximal independent subset (equalities first, then inequalities by index): x,
+    # converged and the multipliers' action are those of the problem without the redundant
+    # row, and so are the derivatives along any perturbation that keeps the data consistent.
+    lifts, base = _redundant_problems()
+    lift = lifts[case]
+    full, dedup = qp(**lift(base)), qp(**base)
+    assert bool(full.converged) and bool(dedup.converged)
+    np.testing.assert_allclose(full.x, dedup.x, atol=1e-12)
+    p = lift(base)
+    action = p["G"].T @ full.lam + p["A"].T @ full.nu
+    np.testing.assert_allclose(action, base["G"].T @ dedup.lam + base["A"].T @ dedup.nu, atol=1e-12)
+    assert bool(jnp.all(full.lam >= 0))
+    rng = np.random.default_rng(0)
+    tangent = {k: jnp.asarray(rng.standard_normal(v.shape)) for k, v in base.items()}
+    tangent["Q"] = 0.5 * (tangent["Q"] + tangent["Q"].T)
+    _, dx_full = jax.jvp(lambda d: qp(**lift(d)).x, (base,), (tangent,))
+    _, dx_dedup = jax.jvp(lambda d: qp(**d).x, (base,), (tangent,))
+    np.testing.assert_allclose(dx_full, dx_dedup, atol=1e-10)
+    g = jax.grad(lambda d: jnp.sum(qp(**d).x ** 2))(p)
+    assert all(bool(jnp.all(jnp.isfinite(v))) for v in jax.tree.leaves(g))
+
+
+def test_inconsistent_duplicated_equality_is_not_converged(x64):
+    lifts, base = _redundant_problems()
+    p = lifts["duplicated equality"](base)
+    p["b"] = p["b"].at[1].add(0.1)  # the same row, a different right-hand side: infeasible
+    assert not bool(qp(**p).converged)

@@ -28,7 +28,8 @@ $\sigma = (\mu^{\rm aff}/\mu)^3$ (Mehrotra 1992; Nocedal & Wright, *Numerical Op
 §16.6). The step keeps $s, \lambda > 0$ (fraction 0.99 to the boundary). The starting point
 is CVXOPT's: the least-squares point of the constraints, shifted into the positive orthant.
 
-Everything is fixed-shape and runs under `jit` and `vmap` (a `while_loop` with an iteration
+The equality rows must be linearly independent (`jaxrules.rules.qp` passes a redundant one
+as a zero row, which the reduced system then ignores). Everything is fixed-shape and runs under `jit` and `vmap` (a `while_loop` with an iteration
 cap; batched, each problem stops updating when it converges).
 """
 
@@ -61,10 +62,11 @@ def _max_step(v, dv):
 
 
 def _reduced(Q, A, G, D):
-    p = A.shape[0]
+    # A zero row of A (a dropped, redundant equality) reads −Δνᵢ = −(r_e)ᵢ instead of
+    # 0 = −(r_e)ᵢ, which would make the matrix singular.
     H = Q + (G.T * D) @ G
     top = jnp.concatenate([H, A.T], axis=1)
-    bottom = jnp.concatenate([A, jnp.zeros((p, p), Q.dtype)], axis=1)
+    bottom = jnp.concatenate([A, -jnp.diag(jnp.all(A == 0, axis=1).astype(Q.dtype))], axis=1)
     return jsl.lu_factor(jnp.concatenate([top, bottom], axis=0))
 
 

@@ -218,36 +218,72 @@ class QPSolution(NamedTuple):
     residual: jax.Array
 
 
-def _ineq_kkt(Q, A, G, M):
+def _ineq_kkt(Q, A, G, M, E):
     """The KKT matrix of the QP with the inequalities `M` (bool) held active and the others
-    dropped, for `z = [x; λ; ν]`: `[[Q, GᵀM, Aᵀ], [MG, −(I − M), 0], [A, 0, 0]]` (symmetric)."""
+    dropped, and the equalities `E` (bool) kept and the others dropped, for
+    `z = [x; λ; ν]`: `[[Q, GᵀM, AᵀE], [MG, −(I − M), 0], [EA, 0, −(I − E)]]` (symmetric; a
+    dropped row reads `λᵢ = 0` or `νᵢ = 0`)."""
     m, p = G.shape[0], A.shape[0]
-    Mf = M.astype(Q.dtype)
-    GM = G * Mf[:, None]
+    Mf, Ef = M.astype(Q.dtype), E.astype(Q.dtype)
+    GM, AE = G * Mf[:, None], A * Ef[:, None]
     rows = [
-        jnp.concatenate([Q, GM.T, A.T], axis=1),
+        jnp.concatenate([Q, GM.T, AE.T], axis=1),
         jnp.concatenate([GM, -jnp.diag(1 - Mf), jnp.zeros((m, p), Q.dtype)], axis=1),
-        jnp.concatenate([A, jnp.zeros((p, m + p), Q.dtype)], axis=1),
+        jnp.concatenate([AE, jnp.zeros((p, m), Q.dtype), -jnp.diag(1 - Ef)], axis=1),
     ]
     return jnp.concatenate(rows, axis=0)
 
 
-def _ineq_operator(Q, A, G, M):
+def _ineq_operator(Q, A, G, M, E):
     """`z ↦ K z` for the matrix of `_ineq_kkt`, differentiable in `Q`, `A`, `G`."""
     n, m = Q.shape[0], G.shape[0]
-    Mf = M.astype(Q.dtype)
+    Mf, Ef = M.astype(Q.dtype), E.astype(Q.dtype)
 
     def matvec(z):
         x, lam, nu = z[:n], z[n : n + m], z[n + m :]
         return jnp.concatenate(
-            [Q @ x + G.T @ (Mf * lam) + A.T @ nu, Mf * (G @ x) - (1 - Mf) * lam, A @ x]
+            [
+                Q @ x + G.T @ (Mf * lam) + A.T @ (Ef * nu),
+                Mf * (G @ x) - (1 - Mf) * lam,
+                Ef * (A @ x) - (1 - Ef) * nu,
+            ]
         )
 
     return matvec
 
 
-def _ineq_rhs(c, b, h, M):
-    return jnp.concatenate([-c, M.astype(h.dtype) * h, b])
+def _ineq_rhs(c, b, h, M, E):
+    return jnp.concatenate([-c, M.astype(h.dtype) * h, E.astype(b.dtype) * b])
+
+
+def _independent(A, G, M):
+    """The constraints to keep, `(E, M)`: a maximal linearly independent subset of the rows
+    of `[A; G_M]` (the equalities and the active inequalities), chosen greedily in that
+    order (equalities first, then inequalities by index) by Gram–Schmidt (orthogonalised
+    twice). A row is dependent when what it adds to the span of the kept rows is below
+    `√ε` of its norm: a duplicated or redundant constraint, which would make the KKT
+    matrix singular. On an independent set this returns `(True…, M)` unchanged."""
+    rows = jnp.concatenate([A, G], axis=0)
+    candidate = jnp.concatenate([jnp.ones(A.shape[0], bool), M])
+    if not rows.shape[0]:
+        return candidate[: A.shape[0]], M
+    n = rows.shape[1]
+    eps = jnp.finfo(rows.dtype).eps
+
+    def step(i, state):
+        basis, count, keep = state
+        row = rows[i]
+        r = row - basis.T @ (basis @ row)
+        r = r - basis.T @ (basis @ r)
+        norm, size = jnp.linalg.norm(r), jnp.linalg.norm(row)
+        new = candidate[i] & (size > 0) & (norm > jnp.sqrt(eps) * size) & (count < n)
+        unit = r / jnp.where(new, norm, 1.0)
+        basis = jnp.where(new, basis.at[jnp.minimum(count, n - 1)].set(unit), basis)
+        return basis, count + new, keep.at[i].set(new)
+
+    start = (jnp.zeros((n, n), rows.dtype), jnp.zeros((), jnp.int32), jnp.zeros_like(candidate))
+    keep = jax.lax.fori_loop(0, rows.shape[0], step, start)[2]
+    return keep[: A.shape[0]], keep[A.shape[0] :]
 
 
 def _violation(Q, c, A, b, G, h, x, lam, nu):
@@ -266,26 +302,33 @@ def _violation(Q, c, A, b, G, h, x, lam, nu):
     return jnp.max(jnp.stack(terms))
 
 
-def _factor(Q, c, A, b, G, h, M):
-    factors = jsl.lu_factor(_ineq_kkt(Q, A, G, M))
-    return factors, jsl.lu_solve(factors, _ineq_rhs(c, b, h, M))
+def _factor(Q, c, A, b, G, h, M, E):
+    factors = jsl.lu_factor(_ineq_kkt(Q, A, G, M, E))
+    return factors, jsl.lu_solve(factors, _ineq_rhs(c, b, h, M, E))
 
 
 @functools.partial(jax.jit, static_argnames=("tol", "max_steps"))
 def _active_set(Q, c, A, b, G, h, *, tol, max_steps):
-    """The interior-point solve (on stopped data) and its outcome: the active set `M`, the
-    LU factors of the KKT matrix for it, and the step count.
+    """The interior-point solve (on stopped data) and its outcome: the constraints held
+    active, `M` (inequalities) and `E` (equalities), the LU factors of the KKT matrix for
+    them, and the step count.
 
     `M` starts as `λᵢ ≥ sᵢ` at the last iterate (unambiguous where complementarity is strict:
     one of the two is O(1), the other O(μ)). The point of that active set — the solution of
     the KKT equations with it, exact to rounding — is then corrected, up to `_ROUNDS` times
     while it changes (a primal-dual active-set step): a constraint taken as inactive whose
     slack there is ≤ tol (violated, or *weakly active*: at its bound with a zero multiplier)
-    is held active; one taken as active whose multiplier is < −tol is dropped. The factors
-    are those of the final set (factored again only where it changed)."""
+    is held active; one taken as active whose multiplier is < −tol is dropped. Every set is
+    reduced to linearly independent constraints (`_independent`): a duplicated or redundant
+    one is dropped (its multiplier 0). The factors are those of the final set (factored
+    again only where it changed)."""
     n, m = Q.shape[0], G.shape[0]
     if m:
-        it = _ipm.solve(Q, c, A, b, G, h, tol=tol, max_steps=max_steps)
+        # Redundant equalities (dependent rows of A) would make the interior point's Newton
+        # systems singular: it sees them as zero rows.
+        E = _independent(A, G, jnp.zeros(m, bool))[0]
+        Ef = E.astype(A.dtype)
+        it = _ipm.solve(Q, c, A * Ef[:, None], b * Ef, G, h, tol=tol, max_steps=max_steps)
         M, steps = it.lam >= it.s, it.steps
     else:
         M, steps = jnp.zeros((0,), bool), jnp.zeros((), jnp.int32)
@@ -295,20 +338,21 @@ def _active_set(Q, c, A, b, G, h, *, tol, max_steps):
         Gx = G @ x
         scale = 1 + jnp.max(jnp.abs(Gx), initial=0.0) + jnp.max(jnp.abs(h), initial=0.0)
         lam_scale = 1 + jnp.max(jnp.abs(lam), initial=0.0)
-        return jnp.where(M, lam >= -tol * lam_scale, h - Gx <= tol * scale)
+        return _independent(A, G, jnp.where(M, lam >= -tol * lam_scale, h - Gx <= tol * scale))
 
     def changing(state):
-        i, M, _, z = state
-        return (i < _ROUNDS) & jnp.any(corrected(M, z) != M)
+        i, (_, M), _, z = state
+        return (i < _ROUNDS) & jnp.any(corrected(M, z)[1] != M)
 
     def correct(state):
-        i, M, _, z = state
-        M = corrected(M, z)
-        return (i + 1, M, *_factor(Q, c, A, b, G, h, M))
+        i, (_, M), _, z = state
+        E, M = corrected(M, z)
+        return (i + 1, (E, M), *_factor(Q, c, A, b, G, h, M, E))
 
-    start = (0, M, *_factor(Q, c, A, b, G, h, M))
-    _, M, factors, _ = jax.lax.while_loop(changing, correct, start)
-    return M, factors, steps
+    E, M = _independent(A, G, M)
+    start = (0, (E, M), *_factor(Q, c, A, b, G, h, M, E))
+    _, (E, M), factors, _ = jax.lax.while_loop(changing, correct, start)
+    return M, E, factors, steps
 
 
 #: Active-set corrections after the interior point (each one LU factorisation, run only where
@@ -334,24 +378,24 @@ def _qp(Q, c, A, b, G, h, *, tol, max_steps):
     n, m = Q.shape[0], G.shape[0]
     Qs = 0.5 * (Q + Q.T)
     stopped = jax.lax.stop_gradient((Qs, c, A, b, G, h))
-    M, factors, steps = _active_set(*stopped, tol=tol, max_steps=max_steps)
+    M, E, factors, steps = _active_set(*stopped, tol=tol, max_steps=max_steps)
     # The KKT equations with the active set M are linear in z = [x; λ; ν]: K(Q, A, G) z =
     # [−c; M h; b]. Their solve is the value, and its derivative the implicit one — with the
     # factors above, at every order (custom_linear_solve differentiates the operator).
     z = _factored.solve(
-        _ineq_operator(Qs, A, G, M),
-        _ineq_rhs(c, b, h, M),
+        _ineq_operator(Qs, A, G, M, E),
+        _ineq_rhs(c, b, h, M, E),
         lambda r: jsl.lu_solve(factors, r),
         symmetric=True,
     )
     x, lam, nu = z[:n], z[n : n + m], z[n + m :]
     residual = _violation(*stopped, *jax.lax.stop_gradient((x, lam, nu)))
-    converged = jnp.isfinite(residual) & (residual <= tol) & _second_order(*stopped, M)
+    converged = jnp.isfinite(residual) & (residual <= tol) & _second_order(*stopped, M, E)
     z = _unless(converged, z)
     return QPSolution(z[:n], z[n : n + m], z[n + m :], converged, steps, residual)
 
 
-def _second_order(Q, c, A, b, G, h, M):
+def _second_order(Q, c, A, b, G, h, M, E):
     """Whether `x` is a strict minimiser with unique multipliers: `Q` positive definite on the
     null space of the active constraints' Jacobian `[A; G_M]`, which has full row rank. By
     Sylvester's law of inertia these hold iff the KKT matrix `K` of `_ineq_kkt` has exactly
@@ -361,7 +405,7 @@ def _second_order(Q, c, A, b, G, h, M):
     dependent active constraints (non-unique multipliers, where the derivative of `λ` does
     not exist). One symmetric eigendecomposition of `K`, on stopped data."""
     n = Q.shape[0]
-    ev = jnp.linalg.eigvalsh(_ineq_kkt(Q, A, G, M))
+    ev = jnp.linalg.eigvalsh(_ineq_kkt(Q, A, G, M, E))
     # Zero to rounding: N·ε of the largest (√ε flagged well-posed float32 problems whose
     # smallest eigenvalue is 2.4e-4 of the largest, n = 100, 60 constraints).
     small = ev.shape[0] * jnp.finfo(ev.dtype).eps * jnp.max(jnp.abs(ev), initial=1.0)
@@ -424,9 +468,18 @@ def qp(Q, c, A=None, b=None, G=None, h=None, *, tol=None, max_steps=50, throw=Fa
     one-sided derivative for perturbations that push against the constraint ($\dot x$
     keeps it satisfied to first order; $\dot\lambda_i$ may be negative). Constraints count
     as weakly active when their slack at the polished point is below `tol` (relative).
-    Linearly dependent active constraints (more than `n` of them, or the LICQ failing) or
-    `Q` singular on the active constraints' null space make $K$ singular: non-finite values,
-    `converged=False`.
+    **Redundant constraints.** Where the active constraints are linearly dependent (a
+    duplicated row, one the sum of others, more than `n` of them) `x` may still be unique,
+    but the multipliers are not and $K$ would be singular. `qp` keeps a maximal linearly
+    independent subset — the equalities first, then the active inequalities by index, a row
+    counting as dependent when it adds less than $\sqrt\varepsilon$ of its norm to the span
+    of those kept — and treats the rest as inactive (multiplier 0; a dropped equality is
+    still checked to hold). `x` is the solution; the multipliers are one valid choice; the
+    derivative is that of the QP with the kept constraints, which is exact along every
+    perturbation that keeps the data consistent (a duplicated row moving with its twin) and,
+    across the kink a lone perturbation of one twin creates, one of the one-sided
+    derivatives. `Q` singular on the kept constraints' null space (`x` not unique)
+    remains a failure: `converged=False`.
 
     **Failure.** An infeasible or unbounded problem (or one not solved in `max_steps`)
     gives `converged=False`, NaN derivatives, and with `throw=True` a `SolverError`; the
@@ -463,8 +516,8 @@ def qp(Q, c, A=None, b=None, G=None, h=None, *, tol=None, max_steps=50, throw=Fa
             ~sol.converged,
             f"qp: no solution satisfying the KKT conditions to tol = {tol:g} was found "
             f"(max_steps = {max_steps}): the problem is infeasible or unbounded (Q not "
-            "positive definite on a direction the constraints leave free), its active "
-            "constraints are linearly dependent, or the interior point needs more steps. "
+            "positive definite on a direction the constraints leave free), Q is indefinite "
+            "there (a saddle point), or the interior point needs more steps. "
             "The residual and step count are in the QPSolution returned with throw=False.",
         )
     return sol
@@ -495,9 +548,9 @@ def _qp_ref(Q, c, A, b, G, h):
     # discrete outcome of the solve, locally constant at the registered inputs).
     Qs = 0.5 * (Q + Q.T)
     tol = _default_tol(Q.dtype)
-    M = _active_set(*jax.lax.stop_gradient((Qs, c, A, b, G, h)), tol=tol, max_steps=50)[0]
+    M, E = _active_set(*jax.lax.stop_gradient((Qs, c, A, b, G, h)), tol=tol, max_steps=50)[:2]
     n, m = Q.shape[0], G.shape[0]
-    z = jnp.linalg.solve(_ineq_kkt(Qs, A, G, M), _ineq_rhs(c, b, h, M))
+    z = jnp.linalg.solve(_ineq_kkt(Qs, A, G, M, E), _ineq_rhs(c, b, h, M, E))
     return z[:n], z[n : n + m], z[n + m :]
 
 
