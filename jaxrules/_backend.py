@@ -63,6 +63,7 @@ class _State(threading.local):
     def __init__(self):
         self.forced: str | None = None
         self.log: list | None = None
+        self.undecorated = False
 
 
 _state = _State()
@@ -148,6 +149,23 @@ def force_backend(backend: str | None) -> Iterator[None]:
         yield
     finally:
         _state.forced = old
+
+
+@contextlib.contextmanager
+def undecorated() -> Iterator[None]:
+    """Inside the block (at trace time, per thread), a rule's call runs its undecorated
+    function, which JAX then differentiates itself (checker only: its calibration of what
+    JAX's own differentiation achieves in a dtype)."""
+    old = _state.undecorated
+    _state.undecorated = True
+    try:
+        yield
+    finally:
+        _state.undecorated = old
+
+
+def is_undecorated() -> bool:
+    return _state.undecorated
 
 
 @contextlib.contextmanager

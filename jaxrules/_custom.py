@@ -183,6 +183,8 @@ class CustomRule(Generic[_P, _R]):
 
     # -- calling -------------------------------------------------------------------------------
     def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        if _backend.is_undecorated():
+            return self.fn(*args, **kwargs)
         if not (self.has_jvp or self.has_vjp):
             raise AttributeError(  # (JAX's exception class for a missing rule)
                 f"{self.name} has no derivative rule yet: define one with @{self.name}.defjvp "

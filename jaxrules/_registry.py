@@ -98,6 +98,11 @@ class Rule:
       derivative order the rule supports; `tags`; `module`/`qualname`: where defined;
     - `projectors`: per-parameter tangent projectors for structured arguments (taken from
       structured generators unless given);
+    - `scales`: the magnitudes, beyond the registered inputs' own, at which the checker also
+      checks the rule (one point each, the scalable generators of `inputs` multiplied by
+      the factor, see `jaxrules.inputs.Generator.scaled`): by default `(1e-2, 1e2)`, so a
+      branch for small or large inputs is exercised; `()` for a rule whose domain is only
+      the registered magnitudes (say why in the registration);
     - `bench_inputs`: `n -> inputs` (same forms as `inputs`) giving arguments of size
       `n` for `jaxrules.benchmark`; `bench_sizes`: its default sizes;
       `bench_reference`: what the benchmark compares against, where the checker's reference
@@ -118,6 +123,7 @@ class Rule:
     qualname: str = ""
     projectors: Mapping[str, Callable] = dataclasses.field(default_factory=dict)
     doc: str = ""
+    scales: tuple[float, ...] = (1e-2, 1e2)
     bench_inputs: Callable[[int], InputSpec] | None = None
     bench_sizes: tuple[int, ...] = ()
     bench_reference: Callable | None = None
@@ -161,14 +167,29 @@ class Rule:
             f"{', '.join(f'{i} ({lab})' for i, lab in enumerate(labels))}."
         )
 
+    def scalable(self, case: Mapping[str, Any] | None = None) -> bool:
+        """Whether the example inputs (of `case`) can be drawn at another magnitude: some of
+        them are generators that scale (a joint generator cannot be)."""
+        spec = self.for_case(case).inputs
+        return isinstance(spec, Mapping) and any(
+            isinstance(g, Generator) and g.scalable for g in spec.values()
+        )
+
     def draw(
-        self, key, dtype, case: Mapping[str, Any] | None = None, *, size: int | None = None
+        self,
+        key,
+        dtype,
+        case: Mapping[str, Any] | None = None,
+        *,
+        size: int | None = None,
+        scale: float = 1.0,
     ) -> dict[str, Any]:
         """Example arguments (static values of `case` included) as a dict by parameter name;
-        with `size`, the benchmark's arguments of that size (`bench_inputs`)."""
+        with `size`, the benchmark's arguments of that size (`bench_inputs`); with `scale`,
+        the scalable generators' draws times `scale` (the others' as they are)."""
         rec = self.for_case(case)
         if rec is not self:
-            return rec.draw(key, dtype, dict(case), size=size)
+            return rec.draw(key, dtype, dict(case), size=size, scale=scale)
         case = dict(case or {})
         spec = self.inputs
         if size is not None:
@@ -189,6 +210,11 @@ class Rule:
             args = dict(args)
         else:
             keys = jax.random.split(key, max(len(spec), 1))
+            if scale != 1.0:
+                spec = {
+                    n: g.scaled(scale) if isinstance(g, Generator) and g.scalable else g
+                    for n, g in spec.items()
+                }
             args = {n: g(k, dtype) for (n, g), k in zip(spec.items(), keys)}
         args.update(case)
         return args
@@ -301,6 +327,7 @@ def make_rule(
     bench_inputs: Callable[[int], InputSpec] | None = None,
     bench_sizes: Sequence[int] = (),
     bench_reference: Callable | None = None,
+    scales: Sequence[float] = (1e-2, 1e2),
 ) -> Rule:
     target = fn.fn if isinstance(fn, CustomRule) else fn
     name = name or getattr(target, "__name__", None)
@@ -334,6 +361,7 @@ def make_rule(
             raise ValueError(f"register({name!r}): dtypes must name some of {INEXACT}, got {d!r}.")
     if not dtypes_t:
         raise ValueError(f"register({name!r}): dtypes is empty; the checker would check nothing.")
+    scales_t = _scales(f"register({name!r})", scales)
     return Rule(
         name=name,
         fn=fn,
@@ -349,10 +377,25 @@ def make_rule(
         qualname=getattr(target, "__qualname__", name),
         projectors=dict(projectors or {}),
         doc=inspect.getdoc(target) or "",
+        scales=scales_t,
         bench_inputs=bench_inputs,
         bench_sizes=tuple(int(n) for n in bench_sizes),
         bench_reference=bench_reference,
     )
+
+
+def _scales(who: str, scales) -> tuple[float, ...]:
+    """`scales` as a tuple of finite positive floats (a `ValueError` naming `who`)."""
+    try:
+        out = tuple(float(s) for s in scales)
+    except TypeError:
+        out = None
+    if out is None or not all(s > 0 and s != float("inf") for s in out):
+        raise ValueError(
+            f"{who}: scales must be a sequence of finite factors > 0 (e.g. (1e-2, 1e2); () "
+            f"for none), got {scales!r}."
+        )
+    return out
 
 
 def _check_inputs(name: str, inputs: InputSpec, params) -> None:
@@ -390,7 +433,7 @@ def register(name: str | None = None, **options) -> Callable[[Callable], Callabl
     """Register a rule in the default registry, with its reference and example inputs.
 
     **Arguments:** `name` (defaults to the function's), and keywords `reference`,
-    `inputs`, `cases`, `dtypes`, `rtol`, `atol`, `order`, `tags`, `projectors`,
+    `inputs`, `cases`, `dtypes`, `rtol`, `atol`, `order`, `tags`, `projectors`, `scales`,
     `bench_inputs`, `bench_sizes`, `bench_reference` (see `Rule`).
 
     Examples:

@@ -61,7 +61,10 @@ class Generator:
     `project` (identity unless the generator is structured) maps a tangent or cotangent onto
     the subspace the inputs live in. `complex_draw`: the draw for complex dtypes; without it,
     a complex dtype uses `draw` and must get complex values from it (a real point cast to
-    complex would check only the real axis: that is an error).
+    complex would check only the real axis: that is an error). `scalable`: multiplying a
+    draw by a positive number keeps it a valid input (true of every built-in generator but
+    `orthogonal` and `integer`), so the checker may use `scaled` copies to check the rule at
+    large and small magnitudes.
     """
 
     def __init__(
@@ -71,11 +74,40 @@ class Generator:
         project=None,
         *,
         complex_draw: Callable[[np.random.Generator], np.ndarray] | None = None,
+        scalable: bool = False,
     ):
         self.name = name
         self._draw = draw
         self._project = project
         self._complex_draw = complex_draw
+        self.scalable = scalable
+
+    def scaled(self, factor: float) -> Generator:
+        """The same draws times `factor` (> 0): the same structure at another magnitude.
+
+        Examples:
+            >>> import jax, jaxrules as jr
+            >>> g = jr.inputs.general((3,))
+            >>> big = g.scaled(100.0)(jax.random.key(0), "float32")
+            >>> bool(abs(big / g(jax.random.key(0), "float32") - 100).max() < 1e-3)
+            True
+        """
+        if not self.scalable:
+            raise ValueError(
+                f"{self.name}: its draws are not valid inputs at another magnitude (an "
+                "orthogonal matrix, integers), so it cannot be scaled."
+            )
+        factor = float(factor)
+        if not (np.isfinite(factor) and factor > 0):
+            raise ValueError(f"{self.name}: scaled() needs a finite factor > 0, got {factor}.")
+        times = lambda draw: None if draw is None else (lambda rng: factor * draw(rng))
+        return Generator(
+            f"{self.name}.scaled({factor!r})",
+            times(self._draw),
+            self._project,
+            complex_draw=times(self._complex_draw),
+            scalable=True,
+        )
 
     @property
     def structured(self) -> bool:
@@ -122,7 +154,11 @@ def _shape(shape) -> tuple[int, ...]:
 def _both(name: str, draw, project=None) -> Generator:
     """A generator from `draw(rng, cplx)`: its real and complex versions."""
     return Generator(
-        name, lambda rng: draw(rng, False), project, complex_draw=lambda rng: draw(rng, True)
+        name,
+        lambda rng: draw(rng, False),
+        project,
+        complex_draw=lambda rng: draw(rng, True),
+        scalable=True,
     )
 
 
@@ -209,13 +245,19 @@ def symmetric(n: int, *, cond: float = 10.0) -> Generator:
 def orthogonal(n: int) -> Generator:
     """A random orthogonal matrix (unitary for complex dtypes; Haar-distributed, via QR with
     the phase correction)."""
-    return _both(f"orthogonal({n})", lambda rng, cplx: _unitary(rng, n, cplx, haar=True))
+    g = _both(f"orthogonal({n})", lambda rng, cplx: _unitary(rng, n, cplx, haar=True))
+    g.scalable = False  # a multiple of an orthogonal matrix is not orthogonal
+    return g
 
 
 def positive(shape, *, low: float = 0.5, high: float = 2.0) -> Generator:
     """Entries uniform in `[low, high]` (for logs, square roots, divisions). Real only."""
     shape = _shape(shape)
-    return Generator(f"positive({shape})", lambda rng: rng.uniform(low, high, shape))
+    return Generator(
+        f"positive({shape}, low={low}, high={high})",
+        lambda rng: rng.uniform(low, high, shape),
+        scalable=True,
+    )
 
 
 def stable(n: int, *, margin: float = 0.5) -> Generator:

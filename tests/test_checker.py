@@ -374,6 +374,77 @@ def test_float64_tolerance_calibrated_where_the_reference_cancels(seeds):
 
 
 @needs_hijax
+def test_float32_softplus_against_a_naive_reference_passes():
+    # In float32 at |x| ≳ 17 the stable rule's second derivative σ(x)(1 − σ(x)) rounds to 0
+    # (true: 1e-12 ... 1e-40), and the naive reference log1p(exp(x)) overflows, so its float32
+    # derivatives (the calibration) are NaN: these seeds failed with "error 1 > tolerance
+    # 5e-05". The checker then also calibrates against JAX's own float32 derivative of the
+    # rule's function with its rules removed (logaddexp, differentiated by JAX): it is as
+    # inexact there, and that is what float32 allows.
+    notes = []
+    for seed in (1, 2, 4):
+        report = jr.check(
+            _softplus,
+            reference=_naive_softplus,
+            inputs={"x": I.general((8,), scale=60.0)},
+            order=2,
+            dtypes=("float32",),
+            transforms=("jit",),
+            seeds=[seed],
+            scales=(),  # (the registered point alone: its notes are the ones asserted)
+        )
+        assert report.passed, str(report)
+        notes += [n.note for n in report.notes]
+    assert any("its rules removed" in n for n in notes), notes
+    # ... and a wrong rule is still flagged at such points (JAX's own derivative of the
+    # undecorated function is right where the rule is not: no excuse).
+    wrong = jr.custom_jvp(lambda x: jnp.logaddexp(x, 0.0))
+    wrong.defjvp(lambda p, t: (wrong(p[0]), jax.nn.sigmoid(p[0]) * 1.01 * t[0]))
+    report = jr.check(
+        wrong,
+        reference=_naive_softplus,
+        inputs={"x": I.general((8,), scale=60.0)},
+        dtypes=("float32",),
+        transforms=("jit",),
+        seeds=[1],
+    )
+    assert not report.passed
+
+
+@needs_hijax
+def test_a_failure_at_a_scaled_point_names_the_scale_and_reproduces():
+    report = jr.check("wrong_for_large_inputs", registry=W.WRONG, seeds=1, dtypes=("float64",),
+                      transforms=("jit",))  # fmt: skip
+    assert "inputs also × 0.01, 100" in str(report.coverage)
+    fail = next(f for f in report.failures if f.check == "jvp")
+    assert fail.scale == 100.0 and "inputs × 100" in fail.outcome()
+    code = fail.reproducer()
+    assert "scales=(100.0,)" in code
+    with pytest.raises(jr.RuleCheckError):
+        exec(code, {})
+    # Without scaled points the default check misses it (the O(1) points never reach |x| > 20).
+    assert jr.check("wrong_for_large_inputs", registry=W.WRONG, scales=()).passed
+
+
+def test_scales_are_validated_and_only_scalable_generators_scale():
+    with pytest.raises(ValueError, match=r"register\('s'\): scales must be a sequence of finite"):
+        jr.Registry().register("s", reference=jnp.sin, inputs={"x": I.general((2,))},
+                               scales=(0.0,))(jnp.sin)  # fmt: skip
+    with pytest.raises(ValueError, match=r"orthogonal\(3\): its draws are not valid inputs"):
+        I.orthogonal(3).scaled(2.0)
+    reg = jr.Registry()
+    reg.register("u", reference=jnp.dot, inputs={"a": I.general((3,)), "b": I.orthogonal(3)})(
+        jnp.dot
+    )
+    rec = reg.get("u")
+    key = jax.random.key(0)
+    small, one = rec.draw(key, "float32", scale=0.01), rec.draw(key, "float32")
+    np.testing.assert_allclose(small["a"], 0.01 * one["a"], rtol=1e-6)
+    np.testing.assert_array_equal(small["b"], one["b"])  # orthogonal: as it is
+    assert repr(I.general((3,)).scaled(100.0)) == "jr.inputs.general((3,), cond=10.0).scaled(100.0)"
+
+
+@needs_hijax
 def test_float64_calibration_does_not_excuse_a_small_error():
     @jr.custom_jvp
     def sin(x):

@@ -316,13 +316,9 @@ def _redundant_problems():
     }, base
 
 
+@pytest.mark.slow  # 5-14 s each (new shapes: the interior point compiles afresh)
 @pytest.mark.parametrize(
-    "case",
-    [
-        "duplicated inequality",
-        pytest.param("redundant inequality (sum of two)", marks=pytest.mark.slow),
-        pytest.param("duplicated equality", marks=pytest.mark.slow),
-    ],
+    "case", ["duplicated inequality", "redundant inequality (sum of two)", "duplicated equality"]
 )
 def test_redundant_constraints_keep_x_and_a_consistent_derivative(x64, case):
     # x is unique, but the active constraints are linearly dependent: the KKT matrix is

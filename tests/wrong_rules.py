@@ -531,6 +531,51 @@ RIGHT.register("zero_declared", reference=lambda x, x0: jnp.sin(x) + 0.0 * x0,
 )  # fmt: skip
 
 
+# -- branches the O(1) example points never reach (the checker's scaled points do) --------------
+def _arctan_jvp(asymptotic):
+    def jvp(p, t):
+        (x,), (dx,) = p, t
+        # For |x| > 20 a rule may use an asymptotic form of 1/(1 + x²): here 1/x (wrong: it
+        # is 1/x², to leading order) or the exact value rearranged (right).
+        far = jnp.abs(x) > 20.0
+        safe = jnp.where(far, x, 1.0)
+        return jnp.arctan(x), jnp.where(far, asymptotic(safe), 1 / (1 + x * x)) * dx
+
+    return jvp
+
+
+wrong("wrong_for_large_inputs", "jvp", "x", reference=jnp.arctan, inputs={"x": vec})(
+    _rule(jnp.arctan, _arctan_jvp(lambda x: 1 / x))
+)
+RIGHT.register("arctan_far", reference=jnp.arctan, inputs={"x": vec})(
+    _rule(jnp.arctan, _arctan_jvp(lambda x: 1 / (x * x) / (1 + 1 / (x * x))))
+)
+
+
+def _sinc(x):
+    return jnp.sin(x) / x
+
+
+def _sinc_jvp(sign):
+    def jvp(p, t):
+        (x,), (dx,) = p, t
+        # Near 0, (x cos x − sin x)/x² cancels: its series −x/3 + x³/30 (here with a wrong
+        # sign in the wrong twin).
+        near = jnp.abs(x) < 0.05
+        safe = jnp.where(near, 1.0, x)
+        series = sign * (-x / 3 + x**3 / 30)
+        exact = (safe * jnp.cos(safe) - jnp.sin(safe)) / (safe * safe)
+        return _sinc(x), jnp.where(near, series, exact) * dx
+
+    return jvp
+
+
+wrong("wrong_for_small_inputs", "jvp", "x", reference=_sinc, inputs={"x": vec})(
+    _rule(_sinc, _sinc_jvp(-1.0))
+)
+RIGHT.register("sinc_near_zero", reference=_sinc, inputs={"x": vec})(_rule(_sinc, _sinc_jvp(1.0)))
+
+
 # The correct twins of the linear-algebra mistakes, for false-positive counts.
 RIGHT.register("quadratic_form", reference=_quad, inputs={"x": vec, "Q": mat}, order=2)(
     _rule(

@@ -164,6 +164,7 @@ class ReferencePrograms:
         self.order = order
         self._fn: Callable | None = None
         self._compiled: dict[str, Callable] = {}
+        self.failed = False  # (the undecorated calibration: JAX cannot differentiate it)
 
     def bind(self, F_ref: Callable) -> None:
         """Set the reference as a function of the leaves (once per case: the layouts of a

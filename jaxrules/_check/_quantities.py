@@ -199,6 +199,11 @@ class Check:
     order: int = 1
     catches: str = ""
 
+    @property
+    def of_values(self) -> bool:
+        """Whether it compares function values (a primal), not derivatives."""
+        return self.name.endswith("primal")
+
 
 CHECKS: tuple[Check, ...] = (
     Check(

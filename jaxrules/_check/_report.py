@@ -21,7 +21,15 @@ class Recipe:
     by_index: bool = False  # select the case as case=<index> (a registered rule's own cases)
 
     def code(
-        self, *, case: Mapping[str, Any] | None, dtypes, transforms, seed, order, index=0
+        self,
+        *,
+        case: Mapping[str, Any] | None,
+        dtypes,
+        transforms,
+        seed,
+        order,
+        index=0,
+        scale=1.0,
     ) -> str:
         kw = list(self.extra)
         if self.by_index:
@@ -32,6 +40,8 @@ class Recipe:
         kw.append(f"transforms={tuple(transforms)!r}")
         if seed is not None:
             kw.append(f"seeds=[{seed}]")
+        if scale != 1.0:
+            kw.append(f"scales=({scale!r},)")
         if order is not None:
             kw.append(f"order={order}")
         call = f"jr.check({self.target}, {', '.join(kw)}).raise_if_failed()"
@@ -61,6 +71,7 @@ class CheckResult:
     seed: int | None
     message: str = ""
     note: str = ""
+    scale: float = 1.0  # the magnitude of the point (see `Rule.scales`)
     order: int | None = dataclasses.field(default=None, compare=False)
     recipe: Recipe | None = dataclasses.field(default=None, compare=False, repr=False)
 
@@ -73,17 +84,19 @@ class CheckResult:
         """The `transforms=` entry that ran this check (`vmap(point)` comes from `vmap`)."""
         return None if self.transform is None else self.transform.split("(")[0]
 
-    def reproducer(self) -> str:
-        """Python code that re-runs this check alone (imports included)."""
+    def reproducer(self, dtypes=None, transforms=None) -> str:
+        """Python code that re-runs this check alone (imports included); `dtypes` and
+        `transforms` widen it to those of a group of failures."""
         recipe = self.recipe or Recipe(("import jaxrules as jr",), repr(self.rule))
         tr = self.requested_transform
         return recipe.code(
             case=self.case_values,
             index=self.case,
-            dtypes=(self.dtype,),
-            transforms=(tr,) if tr else ("jit",),
+            dtypes=dtypes or (self.dtype,),
+            transforms=transforms or ((tr,) if tr else ("jit",)),
             seed=self.seed,
             order=self.order,
+            scale=self.scale,
         )
 
     @property
@@ -95,7 +108,8 @@ class CheckResult:
     def outcome(self) -> str:
         if self.message:
             return self.message
-        return f"error {self.error:.3g} > tolerance {self.tol:.3g} (seed {self.seed})"
+        at = f"seed {self.seed}" + ("" if self.scale == 1.0 else f", inputs × {self.scale:g}")
+        return f"error {self.error:.3g} > tolerance {self.tol:.3g} ({at})"
 
     def describe(self) -> str:
         case = f" case {self.case} {dict(self.case_values)}" if self.case_values else ""
@@ -115,16 +129,22 @@ class Coverage:
     order: int
     directions: int
     cases: int
+    scales: tuple[float, ...] = ()
 
     def __str__(self) -> str:
         notes = {
             "vmap": " (+ point-only and directions-only batching)",
-            "eager": f" (first seed, {self.dtypes[0]})",
+            "eager": f" ({self.dtypes[0]})",
         }
         tr = ", ".join(t + notes.get(t, "") for t in self.transforms)
+        scales = (
+            f"; inputs also × {', '.join(f'{s:g}' for s in self.scales)} (first seed)"
+            if self.scales
+            else ""
+        )
         return (
-            f"dtypes {', '.join(self.dtypes)}; transforms {tr}; seeds {list(self.seeds)}; "
-            f"order {self.order}; {self.directions} direction(s) per point; "
+            f"dtypes {', '.join(self.dtypes)}; transforms {tr}; seeds {list(self.seeds)}"
+            f"{scales}; order {self.order}; {self.directions} direction(s) per point; "
             f"{self.cases} case(s)"
         )
 
@@ -150,15 +170,7 @@ def _failure_block(fails: Sequence[CheckResult]) -> str:
     if worst.note:
         lines.append(f"    note: {worst.note}")
     requested = tuple(dict.fromkeys(f.requested_transform for f in fails if f.transform))
-    recipe = worst.recipe or Recipe(("import jaxrules as jr",), repr(worst.rule))
-    code = recipe.code(
-        case=worst.case_values,
-        index=worst.case,
-        dtypes=tuple(dtypes),
-        transforms=requested or ("jit",),
-        seed=worst.seed,
-        order=worst.order,
-    )
+    code = worst.reproducer(tuple(dtypes), requested or ("jit",))
     lines.append("    reproduce:\n        " + code.replace("\n", "\n        "))
     return "\n".join(lines)
 
@@ -182,7 +194,12 @@ class CheckReport:
     @property
     def notes(self) -> list[CheckResult]:
         """The results whose tolerance was widened by calibration (with the reason)."""
-        return [r for r in self.results if r.note]
+        return [r for r in self.results if r.note and r.check != "scaled_point"]
+
+    @property
+    def skipped(self) -> list[CheckResult]:
+        """The scaled points not checked because the reference is not finite there."""
+        return [r for r in self.results if r.check == "scaled_point"]
 
     def raise_if_failed(self) -> CheckReport:
         """Raise `jaxrules.RuleCheckError` listing every failure; return self if none."""
@@ -237,6 +254,8 @@ class CheckReport:
             out.append(
                 f"{len(widened)} tolerance(s) widened by calibration, e.g. {widened[0].note}"
             )
+        for r in self.skipped:
+            out.append(f"{r.rule} [{r.dtype}]: {r.note}")
         return "\n".join(out)
 
     def __str__(self) -> str:

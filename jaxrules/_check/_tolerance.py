@@ -107,6 +107,8 @@ def note(dtype: str, floor: float, tol: float, e_ref: float, how: str) -> str:
         "noise": "JAX's float64 derivative of the reference has rounding noise of {e:.2g} "
         "here (measured at nearby points: it is itself that inaccurate)",
         "calibration": "JAX's own {dtype} derivative of the reference is off by {e:.2g} here",
+        "undecorated": "JAX's own {dtype} derivative of the rule's function, its rules "
+        "removed, is off by {e:.2g} here (the reference's is not finite)",
         "self": "the reference's own {dtype} result is off by {e:.2g} in this check",
     }[how].format(e=e_ref, dtype=dtype)
     return f"tolerance widened from {floor:.0e} to {tol:.2g}: {why}"
