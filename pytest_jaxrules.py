@@ -68,7 +68,7 @@ def pytest_configure(config):
     use_compilation_cache(
         config.getoption("jaxrules_cache_dir", None) or os.environ.get("JAXRULES_CACHE_DIR")
     )
-    if not jr.rules(module=tuple(names)):
+    if not jr.list_rules(module=tuple(names)):
         raise pytest.UsageError(
             f"--jaxrules: no rules are registered in {', '.join(names)}; register them with "
             "@jr.register(...) in the module you name."

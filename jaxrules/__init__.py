@@ -3,11 +3,12 @@
 Examples:
     >>> import jaxrules as jr
     >>> from jaxrules.rules import sin_product
-    >>> "sin_product" in [r.name for r in jr.rules()]
+    >>> "sin_product" in [r.name for r in jr.list_rules()]
     True
 """
 
 from . import inputs as inputs
+from . import rules as rules  # the rule library: importing it registers the built-in rules
 from ._backend import FallbackWarning as FallbackWarning
 from ._bench import BenchmarkReport as BenchmarkReport
 from ._bench import BenchRow as BenchRow
@@ -24,10 +25,6 @@ from ._registry import Case as Case
 from ._registry import Registry as Registry
 from ._registry import Rule as Rule
 from ._registry import get as get
+from ._registry import list_rules as list_rules
 from ._registry import register as register
-
-__version__ = "0.1.0.dev0"
-
-# Last (after a statement, so that import sorting keeps it here): the rule library is built
-# on the names above. `jaxrules.rules` is also callable: `jr.rules()` lists the registry.
-from . import rules as rules
+from ._version import __version__ as __version__

@@ -14,19 +14,19 @@ BUILTIN = "jaxrules.rules"
 
 
 def _rules(modules: Sequence[str], names: Sequence[str] | None, tag: str | None):
-    import jaxrules as jr
-
+    # (imported here, not at the top: `jaxrules --help` does not import JAX)
     from ._modules import ModuleError, import_modules
+    from ._registry import list_rules
 
     mods = list(modules) or [BUILTIN]
     try:
         import_modules(mods)
     except ModuleError as e:
         _usage_error(str(e))
-    rules = jr.rules(tag=tag, module=tuple(mods))
+    rules = list_rules(tag=tag, module=tuple(mods))
     if not rules:
         where = f"with tag {tag!r} " if tag else ""
-        known = sorted({t for r in jr.rules(module=tuple(mods)) for t in r.tags})
+        known = sorted({t for r in list_rules(module=tuple(mods)) for t in r.tags})
         hint = f" (tags there: {', '.join(known)})" if tag and known else ""
         _usage_error(
             f"jaxrules: no rules {where}are registered in {', '.join(mods)}{hint}; nothing to "
@@ -102,9 +102,8 @@ class _Progress:
 
 
 def _cmd_check(a) -> int:
-    import jaxrules as jr
-
     from . import _backend
+    from ._check import check
 
     _backend.use_compilation_cache(a.cache_dir)
 
@@ -120,6 +119,8 @@ def _cmd_check(a) -> int:
             print("error: no rule is registered for the asked dtypes", file=sys.stderr)
             return 2
     seeds = a.seed if a.seed else a.seeds
+    if a.quick:
+        print("quick profile (one dtype, one seed, jit): not the full proof; CI runs the full one")
     t0 = time.perf_counter()
     lock = threading.Lock()
     progress = _Progress(rules, t0)
@@ -128,12 +129,13 @@ def _cmd_check(a) -> int:
         with lock:
             progress.start(r)
         t = time.perf_counter()
-        rep = jr.check(
+        rep = check(
             r,
             dtypes=asked[r.name],
             transforms=a.transform or ("eager", "jit", "vmap"),
             seeds=seeds,
             order=a.order,
+            quick=a.quick,
         )
         with lock:
             progress.finish(r, rep.passed, time.perf_counter() - t)
@@ -164,9 +166,17 @@ def _cmd_check(a) -> int:
         for rep in reports:
             kinds[rep.coverage.dtypes] = kinds.get(rep.coverage.dtypes, 0) + 1
         dtypes = "; ".join(f"{', '.join(d)} ({n} rules)" for d, n in kinds.items())
+        scaled = [rep.coverage.scales for rep in reports if rep.coverage.scales]
+        scales = (
+            f"; inputs also × {', '.join(f'{s:g}' for s in scaled[0])} "
+            f"({len(scaled)} rules with scalable inputs)"
+            if scaled
+            else ""
+        )
+        quick = "QUICK PROFILE, not the full proof: " if a.quick else ""
         print(
-            f"covered: dtypes {dtypes}; transforms {', '.join(c.transforms)}; "
-            f"seeds {list(c.seeds)}; {order}; every registered case "
+            f"covered: {quick}dtypes {dtypes}; transforms {', '.join(c.transforms)}; "
+            f"seeds {list(c.seeds)}{scales}; {order}; every registered case "
             f"({sum(len(r.cases) for r in rules)} in all)"
         )
     for rep in reports:
@@ -178,7 +188,7 @@ def _cmd_check(a) -> int:
 
 
 def _cmd_bench(a) -> int:
-    import jaxrules as jr
+    from ._bench import benchmark
 
     rules = _rules(a.modules, a.rule, a.tag)
     if a.plot:
@@ -200,7 +210,7 @@ def _cmd_bench(a) -> int:
         if sizes is None and not r.bench_sizes:
             progress(f"{r.name}: no bench_inputs, benchmarking its example inputs")
         for case in r.bench_cases():  # each case with problems of its own
-            rep = jr.benchmark(
+            rep = benchmark(
                 r, sizes=sizes, dtype=a.dtype, pairs=a.pairs, progress=progress, case=case
             )
             reports.append(rep)
@@ -248,9 +258,12 @@ def _positive(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ._version import __version__
+
     p = argparse.ArgumentParser(
         prog="jaxrules", description="Check and benchmark JAX custom differentiation rules."
     )
+    p.add_argument("--version", action="version", version=f"jaxrules {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def common(sp):
@@ -273,6 +286,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sp.add_argument("--transform", action="append", choices=["eager", "jit", "vmap"])
     sp.add_argument("--seed", action="append", type=int, help="a seed to check (repeatable)")
     sp.add_argument("--seeds", type=_positive, default=3, help="number of seeds (default 3)")
+    sp.add_argument(
+        "--quick",
+        action="store_true",
+        help="while editing: one dtype, one seed, jit only (not the full proof; CI runs that)",
+    )
     sp.add_argument("--order", type=_positive, default=None, help="highest order to check")
     sp.add_argument(
         "--jobs", type=int, default=None, help="rules checked in parallel (default: cores)"

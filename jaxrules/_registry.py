@@ -452,8 +452,14 @@ def register(name: str | None = None, **options) -> Callable[[Callable], Callabl
     return default_registry.register(name, **options)
 
 
-def rules(tag: str | None = None, module: str | Sequence[str] | None = None) -> list[Rule]:
-    """The rules of the default registry (optionally by tag or defining module)."""
+def list_rules(tag: str | None = None, module: str | Sequence[str] | None = None) -> list[Rule]:
+    """The rules of the default registry (optionally by tag or defining module).
+
+    Examples:
+        >>> import jaxrules as jr
+        >>> "linear_solve" in [r.name for r in jr.list_rules(tag="linalg")]
+        True
+    """
     return default_registry.rules(tag=tag, module=module)
 
 

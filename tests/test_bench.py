@@ -101,7 +101,7 @@ def test_interleaved_ratio_alternates_and_reports_the_spread():
 def test_every_library_rule_with_sizes_benchmarks_at_a_tiny_size():
     # The bench_inputs of every registration produce arguments the rule and its benchmark
     # reference accept (tiny sizes, one pair: a smoke test, not a timing).
-    for rule in jr.rules(module="jaxrules.rules"):
+    for rule in jr.list_rules(module="jaxrules.rules"):
         if rule.bench_inputs is None:
             continue
         rep = jr.benchmark(rule, sizes=[4], pairs=1, modes=("vjp",))

@@ -308,7 +308,7 @@ def test_no_false_failures_over_20_seeds(registry_name):
     # The whole library under jit in both dtypes over 20 seeds (`jaxrules check`, the README's
     # main job that .ci/run runs on every JAX leg, covers the other transforms with 3 seeds).
     if registry_name == "library":
-        rules = [(r.name, None) for r in jr.rules(module="jaxrules.rules")]
+        rules = [(r.name, None) for r in jr.list_rules(module="jaxrules.rules")]
     else:
         rules = [(r.name, W.RIGHT) for r in W.RIGHT]
     # Rules in parallel threads, largest first, as `jaxrules check` runs them (XLA compiles

@@ -15,6 +15,19 @@ def run(*cmd, timeout=600):
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=HERE)
 
 
+def test_version_is_written_once():
+    import jaxrules
+    from jaxrules._cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert re.fullmatch(r"\d+\.\d+\.\d+", jaxrules.__version__)
+    from importlib.metadata import version
+
+    assert version("jaxrules") == jaxrules.__version__  # pyproject.toml reads _version.py
+
+
 @pytest.mark.slow  # subprocesses; the fast tier keeps test_cli_checks_rules_defined_in_module_and_fails
 def test_cli_list_and_check_builtin():
     r = run(sys.executable, "-m", "jaxrules", "list")
@@ -232,3 +245,16 @@ def test_cli_progress_estimates_time_left(capsys):
     assert "start  a" in err[0]
     assert "PASS   a in 2.0s (1/2 done, about " in err[1] and err[1].endswith("s left)")
     assert "FAIL   b in 5.0s (2/2 done)" in err[2]
+
+
+def test_quick_profile_is_labelled_and_still_catches_a_wrong_rule():
+    import jaxrules as jr
+
+    report = jr.check("sin_product", quick=True)
+    assert report.passed
+    c = report.coverage
+    assert (c.dtypes, c.transforms, c.seeds, c.scales) == (("float64",), ("jit",), (0,), ())
+    assert str(c).startswith("QUICK PROFILE, not the full proof")
+    import wrong_rules as W
+
+    assert not jr.check("wrong_sign", registry=W.WRONG, quick=True).passed

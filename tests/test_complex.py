@@ -101,14 +101,14 @@ def test_complex_gradient_follows_jax_convention():
 
 
 def test_registered_dtypes_say_which_rules_support_complex():
-    lib = jr.rules(module="jaxrules.rules")
+    lib = jr.list_rules(module="jaxrules.rules")
     cplx = {r.name for r in lib if "complex64" in r.dtypes}
     assert cplx == COMPLEX_RULES
     assert all(r.dtypes[:2] == ("float64", "float32") for r in lib)
 
 
 @pytest.mark.parametrize(
-    "name", sorted({r.name for r in jr.rules(module="jaxrules.rules")} - COMPLEX_RULES)
+    "name", sorted({r.name for r in jr.list_rules(module="jaxrules.rules")} - COMPLEX_RULES)
 )
 def test_rules_without_complex_support_reject_it(name):
     rec = jr.get(name)

@@ -75,7 +75,7 @@ def test_module_reload_reregisters_cleanly(tmp_path, monkeypatch):
     importlib.reload(mod)
     second = jr.get("reload_me_rule")
     assert second.fn is mod.f and second is not first
-    assert jr.rules(module="reload_me") == [second]
+    assert jr.list_rules(module="reload_me") == [second]
     del sys.modules["reload_me"]
 
 
@@ -121,7 +121,7 @@ def test_joint_inputs_and_cases():
 
 
 def test_builtin_library_is_registered():
-    names = [r.name for r in jr.rules(module="jaxrules.rules")]
+    names = [r.name for r in jr.list_rules(module="jaxrules.rules")]
     assert "sin_product" in names
     from jaxrules.rules import sin_product
 

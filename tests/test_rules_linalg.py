@@ -49,7 +49,7 @@ def _rng(seed=0):
 
 
 def test_every_registered_rule_is_in_the_library_checks():
-    names = {r.name for r in jr.rules(module="jaxrules.rules")}
+    names = {r.name for r in jr.list_rules(module="jaxrules.rules")}
     assert {
         "linear_solve",
         "inv",
@@ -63,7 +63,7 @@ def test_every_registered_rule_is_in_the_library_checks():
         "matvec_fixed",
         "quadratic_form",
     } <= names
-    assert all(r.order == 2 for r in jr.rules(tag="linalg"))
+    assert all(r.order == 2 for r in jr.list_rules(tag="linalg"))
 
 
 @pytest.mark.parametrize("assume, factor", [("gen", "lu"), ("pos", "cholesky")])

@@ -130,6 +130,7 @@ class Coverage:
     directions: int
     cases: int
     scales: tuple[float, ...] = ()
+    quick: bool = False
 
     def __str__(self) -> str:
         notes = {
@@ -142,8 +143,11 @@ class Coverage:
             if self.scales
             else ""
         )
+        head = (
+            "QUICK PROFILE, not the full proof (run without quick for that): " if self.quick else ""
+        )
         return (
-            f"dtypes {', '.join(self.dtypes)}; transforms {tr}; seeds {list(self.seeds)}"
+            f"{head}dtypes {', '.join(self.dtypes)}; transforms {tr}; seeds {list(self.seeds)}"
             f"{scales}; order {self.order}; {self.directions} direction(s) per point; "
             f"{self.cases} case(s)"
         )

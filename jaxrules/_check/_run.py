@@ -205,6 +205,7 @@ def check(
     case: int | str | None = None,
     registry=None,
     scales: Sequence[float] | None = None,
+    quick: bool = False,
 ) -> CheckReport:
     """Check a rule's derivatives against JAX's own differentiation of its reference.
 
@@ -226,6 +227,9 @@ def check(
     - `reference`, `inputs`, `cases`: override or supply the registered ones (`cases`:
       dicts of static values, or `jr.Case` objects with their own inputs).
     - `case`: check only this one of the rule's cases (its index or label).
+    - `quick`: the editing profile, not the full proof: one dtype (the rule's first), one
+      seed, `jit` only, no scaled points (`dtypes`, `transforms`, `seeds` and `scales` are
+      ignored); the report says so. Use the default, full profile in CI.
     - `scales`: magnitudes at which the rule is also checked, one point each (the first
       seed's, its scalable generators' draws times the factor; under `jit`, or the one
       compiled transform asked for): default the registration's, `(1e-2, 1e2)` unless it declares its own;
@@ -244,6 +248,8 @@ def check(
     """
     t0 = time.perf_counter()
     rec, expects_rule = _resolve(rule, reference, inputs, cases, registry)
+    if quick:
+        dtypes, transforms, seeds, scales = rec.dtypes[:1], ("jit",), 1, ()
     dtypes = rec.dtypes if dtypes is None else dtypes
     seed_list, dtype_list = _validate(rec.name, dtypes, transforms, seeds, directions, order)
     order_ = rec.order if order is None else int(order)
@@ -285,6 +291,7 @@ def check(
         int(directions),
         len(selected),
         tuple(scale_list) if any(rec.scalable(c) for _, c in selected) else (),
+        bool(quick),
     )
     return CheckReport(results, time.perf_counter() - t0, coverage)
 

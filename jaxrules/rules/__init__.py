@@ -1,14 +1,11 @@
-"""The library of hand-derived rules, one module per family. Each is registered and checked.
+"""The library of hand-derived rules, one module per family. Each is registered and checked
+(`jr.list_rules(module="jaxrules.rules")` lists them).
 
-`jaxrules.rules` is also callable: `jr.rules(tag=None, module=None)` lists the registered
-rules (of the default registry), so that `from jaxrules.rules import linear_solve` and
-`jr.rules()` can share a name.
+The modules import what they use from jaxrules' private modules (the decorators, the
+registry, the input generators), never the package's front door, the checker or the
+benchmark (import-linter contracts in `pyproject.toml`, run by `.ci/run`).
 """
 
-import sys as _sys
-import types as _types
-
-from .._registry import rules as _list_rules
 from ._solvers import iterate as iterate
 from ._solvers import newton as newton
 from .elementwise import sin_product as sin_product
@@ -41,12 +38,3 @@ from .quadratic_programs import qp_layer as qp_layer
 # Last, so that `jaxrules list` shows the library's functions first: registers the implicit
 # rules' example problems (`root_example`, `fixed_point_example`, `argmin_example`).
 from . import examples as examples
-
-
-class _CallableModule(_types.ModuleType):
-    def __call__(self, tag=None, module=None):
-        """List registered rules, optionally by `tag` or defining `module`."""
-        return _list_rules(tag=tag, module=module)
-
-
-_sys.modules[__name__].__class__ = _CallableModule

@@ -12,9 +12,8 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-import jaxrules as jr
-from jaxrules import inputs
-
+from .. import _registry as registry
+from .. import inputs
 from ._solvers import _flat
 from .implicit import argmin, fixed_point, root
 
@@ -74,7 +73,7 @@ def _root_system_bench(n):
     return draw
 
 
-jr.register(
+registry.register(
     "root_example",
     reference=_root_system_ref,
     inputs=_root_system_inputs,
@@ -97,7 +96,7 @@ def _fixed_point_ref(W, b):
     return jax.lax.fori_loop(0, 200, lambda _, x: jnp.tanh(W @ x + b), jnp.zeros_like(b))
 
 
-jr.register(
+registry.register(
     "fixed_point_example",
     reference=_fixed_point_ref,
     inputs={"W": inputs.general((4, 4), scale=0.8 / 2), "b": inputs.general((4,))},  # ‖W‖₂=0.8
@@ -127,7 +126,7 @@ def _logistic_ridge_ref(X, y, lam):
     return _unrolled_newton(jax.grad(lambda w: _logistic(w, X, y, lam)), w0)
 
 
-jr.register(
+registry.register(
     "argmin_example",
     reference=_logistic_ridge_ref,
     inputs={

@@ -62,8 +62,7 @@ import jax.scipy.linalg as jsl
 import jax.scipy.sparse.linalg as jssl
 from jax.flatten_util import ravel_pytree
 
-import jaxrules as jr
-
+from .._custom import custom_vjp
 from ._failure import SolverError, error_if, nan_unless
 from ._solvers import (
     _LINEAR,
@@ -188,7 +187,7 @@ _jit = functools.partial(jax.jit, static_argnames=_STATIC)
 
 # `x0` and `solver` are *zero* arguments: the solution depends on neither (a solver may
 # close over arrays, even traced ones, e.g. a step size computed from the data).
-@jr.custom_vjp(static_argnames=_STATIC, zero_argnames=("x0", "solver"))
+@custom_vjp(static_argnames=_STATIC, zero_argnames=("x0", "solver"))
 def _implicit(fn, x0, params, solver, *, kind, tol, max_steps, linear_solver, throw):
     """`(x*, converged, steps, residual, minimum, chol)`: solve, then test the residual; for
     `argmin` on the dense path also the Hessian, whose Cholesky factor `chol` (else `None`)

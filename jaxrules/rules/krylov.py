@@ -48,10 +48,10 @@ import jax.numpy as jnp
 import jax.scipy.sparse.linalg as jssl
 from jax.flatten_util import ravel_pytree
 
-import jaxrules as jr
-from jaxrules import inputs
-from jaxrules._closure import is_array
-
+from .. import _registry as registry
+from .. import inputs
+from .._closure import is_array
+from .._custom import custom_vjp
 from . import _gmres
 from ._failure import error_if, nan_unless
 
@@ -164,7 +164,7 @@ def _primal(A, b, M, **static):
 
 
 # `M` is a *zero* argument: the solution does not depend on the preconditioner.
-@jr.custom_vjp(static_argnames=_STATIC, zero_argnames=("M",))
+@custom_vjp(static_argnames=_STATIC, zero_argnames=("M",))
 def _krylov(A, b, M, *, solver, tol, atol, maxiter, restart):
     return _primal(A, b, M, solver=solver, tol=tol, atol=atol, maxiter=maxiter, restart=restart)
 
@@ -352,11 +352,11 @@ def _dense_reference(kappa, b, solver="gmres"):
     return jnp.linalg.solve(K, b.ravel()).reshape(b.shape)
 
 
-jr.register(
+registry.register(
     "krylov_example",
     reference=_dense_reference,
     inputs={"kappa": inputs.positive((4, 4)), "b": inputs.general((4, 4))},
-    cases=[jr.Case(s, {"solver": s}) for s in _SOLVERS],
+    cases=[registry.Case(s, {"solver": s}) for s in _SOLVERS],
     # The iterations stop at tol (1e-10 in float64, 1e-5 in float32), so the solution and its
     # derivatives are that accurate, times the condition number (~20 here), not to rounding.
     rtol={"float64": 1e-8, "float32": 1e-3},

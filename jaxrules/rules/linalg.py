@@ -25,9 +25,9 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
-import jaxrules as jr
-from jaxrules import inputs
-
+from .. import _registry as registry
+from .. import inputs
+from .._custom import custom_jvp, custom_vjp
 from . import _arguments as _args
 from . import _factored
 from . import krylov as _krylov
@@ -74,7 +74,7 @@ def _tdot(A, v):
 
 
 # -- matvec --------------------------------------------------------------------------------------
-@jr.custom_vjp
+@custom_vjp
 def matvec(A, x):
     r"""Matrix-vector product $y = A x$, differentiable in both $A$ and $x$.
 
@@ -112,7 +112,7 @@ matvec.defvjp(
 )
 
 
-@jr.custom_jvp(constant_argnames=("A",))
+@custom_jvp(constant_argnames=("A",))
 def matvec_fixed(A, x):
     r"""$y = A x$ where $A$ is data, not a variable (the seed tutorial's example).
 
@@ -138,7 +138,7 @@ def _matvec_fixed_jvp(primals, tangents):
 
 
 # -- quadratic form ------------------------------------------------------------------------------
-@jr.custom_vjp
+@custom_vjp
 def quadratic_form(x, Q):
     r"""$y = \tfrac12 x^\top Q x$ for a general (non-symmetric) $Q$.
 
@@ -248,9 +248,7 @@ def _solve_with(A, b, factors, assume, trans):
     )
 
 
-@jr.custom_vjp(
-    static_argnames=("assume", "trans"), constant_argnames=("factors",), allow_complex=True
-)
+@custom_vjp(static_argnames=("assume", "trans"), constant_argnames=("factors",), allow_complex=True)
 def _solve(A, b, factors, *, assume, trans):
     # x = op(A)⁻¹ b, op(A) = A (trans=0) or Aᵀ (trans=1), using factors of A.
     return _apply(factors, b, assume, trans)
@@ -380,29 +378,29 @@ def _triangular_ref(lower):
     return lambda A, b, assume: jsl.solve_triangular(A, b, lower=lower)
 
 
-jr.register(
+registry.register(
     "linear_solve",
     reference=_solve_ref,
     # One case per structure, each with its own example point. "gen": a stack of two matrices
     # and one right-hand side broadcast against it (jnp.linalg.solve's semantics).
     inputs={"A": inputs.general((2, 5, 5)), "b": inputs.general((5,))},
     cases=[
-        jr.Case("gen", {"assume": "gen"}),
-        jr.Case(
+        registry.Case("gen", {"assume": "gen"}),
+        registry.Case(
             "pos",
             {"assume": "pos"},
             inputs={"A": inputs.spd(5), "b": inputs.general((5, 2))},
             bench_inputs=lambda n: {"A": inputs.spd(n), "b": inputs.general((n,))},
             bench_reference=lambda A, b, assume: jsl.cho_solve(jsl.cho_factor(A), b),
         ),
-        jr.Case(
+        registry.Case(
             "lower",
             {"assume": "lower"},
             inputs={"A": inputs.lower(5), "b": inputs.general((5,))},
             bench_inputs=lambda n: {"A": inputs.lower(n), "b": inputs.general((n,))},
             bench_reference=_triangular_ref(True),
         ),
-        jr.Case(
+        registry.Case(
             "upper",
             {"assume": "upper"},
             inputs={"A": inputs.upper(5), "b": inputs.general((5, 3))},
@@ -423,7 +421,7 @@ def _inv_with(A, factors):
     return _solve_with(A, jnp.eye(A.shape[0], dtype=A.dtype), factors, "gen", 0)
 
 
-@jr.custom_vjp(constant_argnames=("factors",), static_argnames=("batched",), allow_complex=True)
+@custom_vjp(constant_argnames=("factors",), static_argnames=("batched",), allow_complex=True)
 def _inv(A, factors, *, batched=False):
     return _lu_solve(factors, jnp.eye(A.shape[0], dtype=A.dtype), 0)
 
@@ -521,7 +519,7 @@ def _one_square(name, A):
     return A
 
 
-jr.register("inv", reference=jnp.linalg.inv, **_ONE_SQUARE)(inv)
+registry.register("inv", reference=jnp.linalg.inv, **_ONE_SQUARE)(inv)
 
 
 # -- log-determinant -------------------------------------------------------------------------------
@@ -548,7 +546,7 @@ def _lu_sign(factors):
     return jnp.prod(jnp.sign(d)) * flip
 
 
-@jr.custom_vjp(constant_argnames=("factors",), allow_complex=True)
+@custom_vjp(constant_argnames=("factors",), allow_complex=True)
 def _logdet(A, factors):
     # Real A: log|det A|. Complex A: a complex log det A (holomorphic; the same rules).
     return _lu_logdet(factors)
@@ -629,13 +627,15 @@ def _slogdet(A):
     return sign, jnp.real(L)
 
 
-jr.register("logdet", reference=lambda A: jnp.linalg.slogdet(A)[1], **_ONE_SQUARE)(logdet)
-jr.register("slogdet", reference=lambda A: tuple(jnp.linalg.slogdet(A)), **_ONE_SQUARE)(slogdet)
+registry.register("logdet", reference=lambda A: jnp.linalg.slogdet(A)[1], **_ONE_SQUARE)(logdet)
+registry.register("slogdet", reference=lambda A: tuple(jnp.linalg.slogdet(A)), **_ONE_SQUARE)(
+    slogdet
+)
 
 
-jr.register("matvec", **_MATVEC)(matvec)
-jr.register("matvec_fixed", **_MATVEC)(matvec_fixed)
-jr.register(
+registry.register("matvec", **_MATVEC)(matvec)
+registry.register("matvec_fixed", **_MATVEC)(matvec_fixed)
+registry.register(
     "quadratic_form",
     reference=lambda x, Q: 0.5 * x @ Q @ x,
     inputs={"x": inputs.general((5,)), "Q": inputs.general((5, 5))},
@@ -677,7 +677,7 @@ def _ls_with(A, b, Q, R):
     return sg(x_qr) + (g - sg(g))
 
 
-@jr.custom_vjp(constant_argnames=("Q", "R"), allow_complex=True)
+@custom_vjp(constant_argnames=("Q", "R"), allow_complex=True)
 def _ls(A, b, Q, R):
     return jsl.solve_triangular(R, _hdot(Q, b), lower=False)
 
@@ -784,12 +784,12 @@ def _orthonormal_columns(key, dtype):
     return {"A": q, "b": b}
 
 
-jr.register(
+registry.register(
     "lstsq",
     reference=_lstsq_ref,
     inputs={"A": inputs.general((7, 4)), "b": inputs.general((7,))},
     # Orthonormal columns: every singular value 1, where jnp.linalg.lstsq's gradient is NaN.
-    cases=[jr.Case("general"), jr.Case("orthonormal", inputs=_orthonormal_columns)],
+    cases=[registry.Case("general"), registry.Case("orthonormal", inputs=_orthonormal_columns)],
     dtypes=_args.WITH_COMPLEX,
     bench_inputs=lambda n: {"A": inputs.general((2 * n, n)), "b": inputs.general((2 * n,))},
     bench_sizes=(100, 500, 1000),

@@ -37,9 +37,9 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
-import jaxrules as jr
-from jaxrules import inputs
-
+from .. import _registry as registry
+from .. import inputs
+from .._custom import custom_vjp
 from . import _arguments as _args
 from . import _factored
 
@@ -186,7 +186,7 @@ def _solve_factored(C, fa, fb, *, s_lower, t_lower, lyap):
     return (Za @ Y) @ jnp.conj(Zb.T)
 
 
-@jr.custom_vjp(
+@custom_vjp(
     static_argnames=("s_lower", "t_lower", "lyap"),
     constant_argnames=("fa", "fb"),
     allow_complex=True,
@@ -407,7 +407,7 @@ def _stein(A, R, factors, *, trans=False):
     )
 
 
-@jr.custom_vjp(constant_argnames=("factors",), allow_complex=True)
+@custom_vjp(constant_argnames=("factors",), allow_complex=True)
 def _discrete_lyapunov(A, Q, factors):
     return _stein_factored(-Q, *factors, trans=False)
 
@@ -495,7 +495,7 @@ def _kron_sylvester(A, B, C):
     return jnp.linalg.solve(K, C.reshape(-1)).reshape(n, m)
 
 
-jr.register(
+registry.register(
     "sylvester",
     reference=_kron_sylvester,
     inputs={"A": inputs.stable(4), "B": inputs.stable(3), "C": inputs.general((4, 3))},
@@ -510,7 +510,7 @@ jr.register(
     order=2,
     tags=("matrix_equations",),
 )(sylvester)
-jr.register(
+registry.register(
     "lyapunov",
     reference=lambda A, Q: _kron_sylvester(A, jnp.conj(A.T), -Q),
     inputs={"A": inputs.stable(4), "Q": inputs.general((4, 4))},
@@ -520,7 +520,7 @@ jr.register(
     order=2,
     tags=("matrix_equations",),
 )(lyapunov)
-jr.register(
+registry.register(
     "discrete_lyapunov",
     reference=_kron_stein,
     # ‖A‖₂ = 0.8: spectral radius below 1, non-normal, non-symmetric.

@@ -62,9 +62,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-import jaxrules as jr
-from jaxrules import inputs
-
+from .. import _registry as registry
+from .. import inputs
+from .._custom import custom_vjp
 from . import _rk
 from ._failure import error_if, nan_unless
 
@@ -200,7 +200,7 @@ def _outputs(ys_flat, y0, loop):
     return _unflat(ys_flat, y0), converged, loop.n, loop.accepted
 
 
-@jr.custom_vjp(static_argnames=_STATIC, constant_argnames=("ts",))
+@custom_vjp(static_argnames=_STATIC, constant_argnames=("ts",))
 def _odeint(fn, y0, ts, params, *, method, rtol, atol, dt0, max_steps, adjoint, throw):
     """`(ys, converged, steps, accepted)`."""
     return _primal(
@@ -674,11 +674,11 @@ _EXAMPLE_INPUTS = {
     "b": inputs.general((3,)),
 }
 
-jr.register(
+registry.register(
     "odeint_example",
     reference=_example_reference,
     inputs=_EXAMPLE_INPUTS,
-    cases=[jr.Case(m, {"method": m}) for m in _rk.METHODS],
+    cases=[registry.Case(m, {"method": m}) for m in _rk.METHODS],
     tags=("ode",),
 )(odeint_example)
 
@@ -687,11 +687,11 @@ jr.register(
 # amplified by the problem (measured over 20 seeds: at most 1.2e-7 relative in float64). With
 # a fixed step the difference is the method's error instead (RK4 at dt = 0.1: 1.4e-5), so the
 # adaptive method is the one registered; the adjoint's code is the same for every method.
-jr.register(
+registry.register(
     "odeint_backsolve_example",
     reference=_example_reference,
     inputs=_EXAMPLE_INPUTS,
-    cases=[jr.Case("dopri5", {"method": "dopri5", "adjoint": "backsolve"})],
+    cases=[registry.Case("dopri5", {"method": "dopri5", "adjoint": "backsolve"})],
     rtol={"float64": 1e-5, "float32": 5e-3},
     tags=("ode",),
 )(odeint_example)

@@ -46,9 +46,9 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
-import jaxrules as jr
-from jaxrules import inputs
-
+from .. import _registry as registry
+from .. import inputs
+from .._custom import custom_jvp, custom_vjp
 from . import _arguments as _args
 from . import _factored, _ipm
 from ._failure import SolverError, error_if, nan_unless
@@ -80,7 +80,7 @@ def _split(z, n):
     return z[:n], z[n:]
 
 
-@jr.custom_vjp(constant_argnames=("factors",))
+@custom_vjp(constant_argnames=("factors",))
 def _eq_qp(Q, c, A, b, factors):
     z = jsl.lu_solve(factors, jnp.concatenate([-c, b]))
     return _split(z, Q.shape[0])
@@ -188,7 +188,7 @@ def _qp_inputs(key, dtype, n=5, m=2):
     }
 
 
-jr.register(
+registry.register(
     "eq_qp",
     reference=_eq_qp_ref,
     inputs=_qp_inputs,
@@ -360,7 +360,7 @@ def _active_set(Q, c, A, b, G, h, *, tol, max_steps):
 _ROUNDS = 3
 
 
-@jr.custom_jvp(constant_argnames=("ok",))
+@custom_jvp(constant_argnames=("ok",))
 def _unless(ok, z):
     """`z`, with non-finite (NaN) derivatives where `ok` is false."""
     return z
@@ -570,7 +570,7 @@ def _ineq_qp_inputs(key, dtype, n=5, p=1, m=4, active=2):
     return {"Q": Q, "c": c, "A": A, "b": A @ x, "G": G, "h": G @ x + s}
 
 
-jr.register(
+registry.register(
     "qp",
     reference=_qp_ref,
     inputs=_ineq_qp_inputs,
