@@ -559,11 +559,11 @@ def _sinc(x):
 def _sinc_jvp(sign):
     def jvp(p, t):
         (x,), (dx,) = p, t
-        # Near 0, (x cos x − sin x)/x² cancels: its series −x/3 + x³/30 (here with a wrong
-        # sign in the wrong twin).
-        near = jnp.abs(x) < 0.05
+        # Near 0, (x cos x − sin x)/x² cancels: its series −x/3 + x³/30 − x⁵/840 (the next
+        # term is 1e-16 of it at |x| = 0.01; here with a wrong sign in the wrong twin).
+        near = jnp.abs(x) < 0.01
         safe = jnp.where(near, 1.0, x)
-        series = sign * (-x / 3 + x**3 / 30)
+        series = sign * (-x / 3 + x**3 / 30 - x**5 / 840)
         exact = (safe * jnp.cos(safe) - jnp.sin(safe)) / (safe * safe)
         return _sinc(x), jnp.where(near, series, exact) * dx
 
