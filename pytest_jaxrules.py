@@ -29,14 +29,19 @@ def pytest_addoption(parser):
         action="store",
         default=None,
         metavar="DIR",
-        help="JAX's persistent compilation cache for the checks (default: $JAXRULES_CACHE_DIR; "
-        "none if unset); keep DIR between CI runs",
+        help="JAX's persistent compilation cache for the checks, or 'off' (default: "
+        "$JAXRULES_CACHE_DIR, else a per-user cache); keep DIR between CI runs",
     )
 
 
 def pytest_configure(config):
     """Validate the options and import the rule modules now, so that a mistake is a usage
     error (one paragraph, exit status 4), never an INTERNALERROR during collection."""
+    config.addinivalue_line(
+        "markers",
+        "jaxrules: a check of a registered rule (the plugin's items, rule_params); deselect "
+        "with -m 'not jaxrules' where `jaxrules check` runs them already",
+    )
     modules = config.getoption("jaxrules", None)
     if not modules:
         return
@@ -60,14 +65,10 @@ def pytest_configure(config):
         import_modules(names, where="--jaxrules")
     except ModuleError as e:
         raise pytest.UsageError(str(e)) from None
-    import os
-
     import jaxrules as jr
-    from jaxrules._backend import use_compilation_cache
+    from jaxrules import _cache
 
-    use_compilation_cache(
-        config.getoption("jaxrules_cache_dir", None) or os.environ.get("JAXRULES_CACHE_DIR")
-    )
+    _cache.enable(config.getoption("jaxrules_cache_dir", None))
     if not jr.list_rules(module=tuple(names)):
         raise pytest.UsageError(
             f"--jaxrules: no rules are registered in {', '.join(names)}; register them with "

@@ -81,7 +81,7 @@ def _r(ratio, spread):
 # -- library: every rule against JAX differentiating its reference -------------------------------
 def library(pairs, smoke):
     reports = []
-    for rule in jr.rules(module="jaxrules.rules"):
+    for rule in jr.list_rules(module="jaxrules.rules"):
         if rule.bench_inputs is None:
             continue  # registered for the checker only
         if jax.default_backend() != "cpu" and "matrix_equations" in rule.tags:

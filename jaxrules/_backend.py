@@ -204,17 +204,6 @@ def all_concrete(tracers) -> bool:
     return True
 
 
-def use_compilation_cache(path: str | None) -> None:
-    """JAX's persistent compilation cache in `path` (nothing if `path` is empty): checking
-    compiles hundreds of small programs, and a warm cache (kept between CI runs) skips nearly
-    all of them. Every program is cached, however small or fast to compile."""
-    if not path:
-        return
-    jax.config.update("jax_compilation_cache_dir", os.path.abspath(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
-
 def describe() -> dict:
     """What this JAX gives jaxrules (for `jaxrules info` and bug reports)."""
     return {

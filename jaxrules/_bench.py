@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._closure import is_array
-from ._custom import CustomRule
+from ._custom import CustomRule, undecorated
 from ._registry import Registry, Rule, case_label, default_registry
 
 MODES = ("primal", "jvp", "vjp")
@@ -161,6 +161,8 @@ class BenchmarkReport:
     pairs: int
     machine: str
     rows: list[BenchRow]
+    against: str = "its reference"  # what the rule is timed against, named
+    arguments: dict = dataclasses.field(default_factory=dict)  # size -> the timed arguments
 
     def summary(self) -> str:
         parts = []
@@ -173,7 +175,7 @@ class BenchmarkReport:
                 by.setdefault(r.verdict, []).append("example" if r.size is None else str(r.size))
             text = "; ".join(f"{v} at n={', '.join(s)}" for v, s in by.items())
             parts.append(f"{mode.upper() if mode != 'primal' else 'primal'}: {text}")
-        head = f"{self.rule} vs JAX differentiating its reference ({self.dtype})"
+        head = f"{self.rule} vs JAX differentiating {self.against} ({self.dtype})"
         if self.pairs < 5:
             head += " [fewer than 5 pairs: indicative only]"
         return head + (": " + " | ".join(parts) if parts else ": no reference to compare")
@@ -206,10 +208,15 @@ class BenchmarkReport:
             if noisy
             else ""
         )
+        args = "".join(
+            f"\n  n={'example' if n is None else n}: {shapes}"
+            for n, shapes in self.arguments.items()
+        )
         return (
             f"{self.summary()}\n{self.pairs} interleaved pairs per cell; ms: medians; "
             f"rule / reference: the ratio of the medians, (range) over the pairs; "
-            f"{self.machine}\nTimes include: {INCLUDES}.{warn}\n\n{self.table()}"
+            f"{self.machine}\nTimes include: {INCLUDES}.{warn}"
+            f"{chr(10) + 'Differentiated arguments:' + args if args else ''}\n\n{self.table()}"
         )
 
     def to_dict(self) -> dict:
@@ -219,6 +226,8 @@ class BenchmarkReport:
             "pairs": self.pairs,
             "machine": self.machine,
             "rows": [dataclasses.asdict(r) for r in self.rows],
+            "against": self.against,
+            "arguments": {str(k): v for k, v in self.arguments.items()},
         }
 
     @classmethod
@@ -230,7 +239,11 @@ class BenchmarkReport:
             if r.get("ratio_range") is not None:
                 r["ratio_range"] = tuple(r["ratio_range"])
             rows.append(BenchRow(**r))
-        return cls(d["rule"], d["dtype"], d["pairs"], d["machine"], rows)
+        args = {None if k == "None" else int(k): v for k, v in d.get("arguments", {}).items()}
+        return cls(
+            d["rule"], d["dtype"], d["pairs"], d["machine"], rows,
+            d.get("against", "its reference"), args,
+        )  # fmt: skip
 
     def to_json(self, path: str) -> None:
         with open(path, "w") as fh:
@@ -309,8 +322,7 @@ def _programs(f: Callable, dyn: dict, seed: int):
 def _caller(rec: Rule, fn: Callable, static: dict) -> Callable:
     """`d -> fn(...)` called as the rule is: positional where the rule's parameter is, so a
     reference with other parameter names (`jnp.linalg.inv(a)`) works too."""
-    target = rec.fn.fn if isinstance(rec.fn, CustomRule) else rec.fn
-    sig = inspect.signature(target)
+    sig = inspect.signature(undecorated(rec.fn))
 
     def call(d):
         bound = sig.bind_partial(**d, **static)
@@ -378,6 +390,12 @@ def benchmark(
     else:
         sizes_list = [int(n) for n in sizes]
     ref_fn = reference or rec.bench_reference or rec.reference
+    against = _named(
+        "the given reference" if reference else
+        "its bench_reference" if rec.bench_reference else "its reference",
+        ref_fn,
+    )  # fmt: skip
+    arguments: dict = {}
     rows: list[BenchRow] = []
     with jax.enable_x64(dtype == "float64"):
         for size in sizes_list:
@@ -390,6 +408,7 @@ def benchmark(
                 fixed |= set(rec.fn.argspec.static) | set(rec.fn.argspec.nondiff)
             static = {k: v for k, v in args.items() if k in fixed or not _is_float(v)}
             dyn = {k: v for k, v in args.items() if k not in static}
+            arguments[size] = ", ".join(f"{k} {tuple(jnp.shape(v))}" for k, v in dyn.items())
             f_rule = _caller(rec, rec.fn, static)
             f_ref = None if ref_fn is None else _caller(rec, ref_fn, static)
             rule_progs = _programs(f_rule, dyn, seed)
@@ -431,4 +450,15 @@ def benchmark(
                         note=note,
                     )
                 )
-    return BenchmarkReport(name, dtype, pairs, machine(), rows)
+    return BenchmarkReport(name, dtype, pairs, machine(), rows, against, arguments)
+
+
+def _named(what: str, fn) -> str:
+    """`what` and the function's name, where it has a useful one."""
+    if fn is None:
+        return what
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    mod = getattr(fn, "__module__", None)
+    if not name or "<" in name:
+        return what
+    return f"{what} ({mod}.{name})" if mod else f"{what} ({name})"

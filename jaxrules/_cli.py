@@ -102,10 +102,10 @@ class _Progress:
 
 
 def _cmd_check(a) -> int:
-    from . import _backend
+    from . import _cache
     from ._check import check
 
-    _backend.use_compilation_cache(a.cache_dir)
+    _cache.enable(a.cache_dir)
 
     rules = _rules(a.modules, a.rule, a.tag)
     # Only the asked dtypes each rule is registered for (default: all of them).
@@ -297,8 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     sp.add_argument(
         "--cache-dir",
-        default=os.environ.get("JAXRULES_CACHE_DIR"),
-        help="persistent compilation cache (default: $JAXRULES_CACHE_DIR; none if unset)",
+        default=None,
+        help="JAX's persistent compilation cache, or 'off' (default: $JAXRULES_CACHE_DIR, "
+        "else a per-user cache)",
     )
     sp.set_defaults(func=_cmd_check)
 

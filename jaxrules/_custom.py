@@ -440,3 +440,9 @@ def _decorator(fn, options):
             "@jr.custom_jvp or @jr.custom_jvp(static_argnames=...)."
         )
     return CustomRule(fn, **options)
+
+
+def undecorated(fn: Callable) -> Callable:
+    """The function under jaxrules' decorators (`fn` itself if it has none): a rule's
+    `__wrapped__` chain, unwound through `CustomRule`s only (a user's own wrapper stays)."""
+    return inspect.unwrap(fn, stop=lambda f: not isinstance(f, CustomRule))

@@ -9,7 +9,7 @@ from typing import Any
 
 import jax
 
-from ._custom import CustomRule
+from ._custom import CustomRule, undecorated
 from ._dtypes import INEXACT
 from .inputs import Generator
 
@@ -329,7 +329,7 @@ def make_rule(
     bench_reference: Callable | None = None,
     scales: Sequence[float] = (1e-2, 1e2),
 ) -> Rule:
-    target = fn.fn if isinstance(fn, CustomRule) else fn
+    target = undecorated(fn)
     name = name or getattr(target, "__name__", None)
     if not name:
         raise ValueError("register: cannot infer a name for this rule; pass one explicitly.")
@@ -422,7 +422,7 @@ def _check_inputs(name: str, inputs: InputSpec, params) -> None:
 
 def _code(fn: Callable):
     """The code object behind a rule's function (`None` if it has none)."""
-    target = fn.fn if isinstance(fn, CustomRule) else fn
+    target = undecorated(fn)
     return getattr(target, "__code__", None) or object()
 
 

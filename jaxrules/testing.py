@@ -66,11 +66,14 @@ def rule_params(
         import pytest
     except ImportError:  # pragma: no cover
         return out
-    return [pytest.param(p, id=p.id) for p in out]
+    # Marked `jaxrules`: a CI that runs `jaxrules check` deselects them (-m "not jaxrules"),
+    # so no rule is checked twice.
+    return [pytest.param(p, id=p.id, marks=pytest.mark.jaxrules) for p in out]
 
 
 def check_rule_param(param: RuleParam) -> None:
     """Run the checks of one `RuleParam`; raise `RuleCheckError` on failure."""
+    __tracebackhide__ = True  # pytest: the traceback starts at the test that called this
     rule = default_registry.get(param.rule)
     report = check(
         rule,
@@ -108,5 +111,7 @@ def _collect_items(session, config):
     items = []
     for p in rule_params(*modules, **kw):
         param = p.values[0]
-        items.append(RuleItem.from_parent(session, name=f"jaxrules::{param.id}", param=param))
+        item = RuleItem.from_parent(session, name=f"jaxrules::{param.id}", param=param)
+        item.add_marker("jaxrules")
+        items.append(item)
     return items

@@ -26,7 +26,12 @@ def test_benchmark_rows_table_and_summary():
         assert lo * (1 - 1e-9) <= r.ratio <= hi * (1 + 1e-9)
         assert r.rule_bytes is None or r.rule_bytes >= 0
     text = str(rep)
-    assert text.startswith("linear_solve (gen) vs JAX differentiating its reference (float32)")
+    # The header names what was timed against, and the arguments' shapes.
+    assert text.startswith(
+        "linear_solve (gen) vs JAX differentiating its reference "
+        "(jaxrules.rules.linalg._solve_ref) (float32)"
+    )
+    assert "Differentiated arguments:\n  n=4: A (4, 4), b (4,)\n  n=8: A (8, 8), b (8,)" in text
     assert "[fewer than 5 pairs: indicative only]" in text
     assert "VJP: jax.vjp and its pullback on a full cotangent (the forward pass included)" in text
     assert "| 8 | vjp |" in text

@@ -506,3 +506,12 @@ def test_var_positional_parameters():
     report = jr.check(total, reference=total, inputs={"xs": gen}, seeds=1, transforms=("jit",))
     assert report.passed, str(report)
     assert {r.argument for r in report.results if r.check == "jvp"} >= {"xs[0]", "xs[1]"}
+
+
+def test_report_leaves_out_an_all_arguments_block_the_per_argument_one_covers():
+    report = jr.check("missing_term", registry=W.WRONG, seeds=1, dtypes=("float64",),
+                      transforms=("jit",))  # fmt: skip
+    assert {f.argument for f in report.failures} == {"y", None}  # failed for both ...
+    blocks = report.failure_blocks()
+    assert len(blocks) == 1 and "argument y" in blocks[0]  # ... one block says it
+    assert "(transform -: what does not depend on one" in str(report)

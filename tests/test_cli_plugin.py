@@ -258,3 +258,28 @@ def test_quick_profile_is_labelled_and_still_catches_a_wrong_rule():
     import wrong_rules as W
 
     assert not jr.check("wrong_sign", registry=W.WRONG, quick=True).passed
+
+
+@pytest.mark.slow  # a pytest subprocess (6 s)
+def test_a_failing_rule_test_file_traceback_starts_at_the_test(tmp_path):
+    (tmp_path / "test_mine.py").write_text(
+        "import pytest\n"
+        "from jaxrules.testing import check_rule_param, rule_params\n\n"
+        '@pytest.mark.parametrize("param", rule_params("plugin_rules.bad", seeds=1)[:1])\n'
+        "def test_rule(param):\n"
+        "    check_rule_param(param)\n"
+    )
+    r = run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
+            str(tmp_path / "test_mine.py"))  # fmt: skip
+    out = r.stdout
+    assert r.returncode == 1, out + r.stderr
+    assert "check_rule_param(param)" in out and "RuleCheckError" in out, out
+    # jaxrules' own frames (check_rule_param's body, raise_if_failed) are hidden
+    assert "report.raise_if_failed()" not in out and "raise RuleCheckError" not in out, out
+
+
+def test_rule_params_are_marked_so_ci_can_run_each_rule_once():
+    from jaxrules.testing import rule_params
+
+    params = rule_params("plugin_rules.good", seeds=1)
+    assert params and all(any(m.name == "jaxrules" for m in p.marks) for p in params)

@@ -41,28 +41,43 @@ def up_tree(t):
     return jax.tree_util.tree_map(lambda a: jnp.asarray(upcast(a)), t)
 
 
-@dataclasses.dataclass
-class Point:
-    """Everything about one drawn point of one (rule, case, dtype): the leaves, the
-    directions, the witnesses (computed once) and the calibration (computed on demand)."""
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """How one (rule, case, dtype) is checked: built once by `jr.check`, shared by its
+    points."""
 
     rec: Rule
     case_idx: int
     case: Mapping[str, Any]
     dtype: str
-    seed: int
-    order: int
-    floor: float
+    transforms: tuple[str, ...]
+    order: int  # the highest derivative order checked
+    seeds: tuple[int, ...]
+    scales: tuple[float, ...]  # the magnitudes also checked (empty: none; see Rule.scales)
+    n_directions: int  # random directions (and output cotangents) per point
+    floor: float  # the relative tolerance before calibration
     atol: float | None
+    expects_rule: bool  # a jaxrules rule must run (the `rule_ran` check)
+    first_dtype: bool  # the case's first dtype: eager and zero_declared run in it only
+
+
+@dataclasses.dataclass
+class Point:
+    """Everything about one drawn point of one (rule, case, dtype): the leaves, the
+    directions, the witnesses (computed once) and the calibration (computed on demand)."""
+
+    settings: Settings
+    seed: int
+    scale: float  # the factor on the scalable generators' draws (see Rule.scales)
     layout: Layout
     xs: list
     fixed: list
-    D: dict  # stacked directions {"v", "w"}: lists of (K, ...) arrays (None: integer output)
-    K: int
+    # stacked random directions {"v": per input, "w": per output}: lists of
+    # (n_directions, ...) arrays (None: an integer output)
+    directions: dict
     out_struct: list  # the rule's output leaves (ShapeDtypeStruct), traced once per point
     refs: ReferencePrograms | None
     want: list[dict] | None = None
-    scale: float = 1.0  # the factor on the scalable generators' draws (see Rule.scales)
     # JAX's own differentiation of the rule's undecorated function (a second calibration)
     undecorated: ReferencePrograms | None = None
     _calib: list[dict] | None = None
@@ -74,6 +89,15 @@ class Point:
     def n_out(self) -> int:
         return len(self.out_struct)
 
+    # The settings this point is checked with, by name.
+    rec = property(lambda self: self.settings.rec)
+    case_idx = property(lambda self: self.settings.case_idx)
+    case = property(lambda self: self.settings.case)
+    dtype = property(lambda self: self.settings.dtype)
+    order = property(lambda self: self.settings.order)
+    floor = property(lambda self: self.settings.floor)
+    atol = property(lambda self: self.settings.atol)
+
     @property
     def float64(self) -> bool:
         return double(self.dtype)
@@ -82,13 +106,13 @@ class Point:
         if self.refs is not None:
             with jax.enable_x64(True):
                 self.want = self.refs.run(
-                    "64", up_tree(self.xs), up_tree(self.fixed), up_tree(self.D)
+                    "64", up_tree(self.xs), up_tree(self.fixed), up_tree(self.directions)
                 )
 
     def calibration(self) -> list[dict]:
         """The reference's quantities in the rule's dtype at the same point."""
         if self._calib is None:
-            self._calib = self.refs.run(self.dtype, self.xs, self.fixed, self.D)
+            self._calib = self.refs.run(self.dtype, self.xs, self.fixed, self.directions)
         return self._calib
 
     def undecorated_calibration(self) -> list[dict] | None:
@@ -100,7 +124,9 @@ class Point:
             return None
         if self._calib_undecorated is None:
             try:
-                self._calib_undecorated = progs.run(self.dtype, self.xs, self.fixed, self.D)
+                self._calib_undecorated = progs.run(
+                    self.dtype, self.xs, self.fixed, self.directions
+                )
             except Exception:
                 progs.failed = True
                 return None
@@ -110,7 +136,7 @@ class Point:
         """The float64 witness at the noise estimate's four nearby points."""
         if self._noise is None:
             with jax.enable_x64(True):
-                fixed, D = up_tree(self.fixed), up_tree(self.D)
+                fixed, D = up_tree(self.fixed), up_tree(self.directions)
                 self._noise = [
                     self.refs.run("64", [jnp.asarray(y) for y in ys], fixed, D)
                     for ys in noise_points(self.xs, self.layout.projectors, self.seed)
@@ -125,7 +151,7 @@ class Point:
             with jax.enable_x64(True):
                 up = [jnp.asarray(upcast(x)) for x in self.xs]
                 upf = [jnp.asarray(upcast(f)) if hasattr(f, "dtype") else f for f in self.fixed]
-                vs = [upcast(V[k]) for V in self.D["v"]]
+                vs = [upcast(V[k]) for V in self.directions["v"]]
                 v = vs if i is None else vs[i]
                 self._fd[key] = _witness.fd_jvp(lambda ys: F(ys, upf), up, i, v)
         return self._fd[key]
@@ -299,9 +325,9 @@ def _consistency(point: Point, transform, k, q, acc) -> None:
     if "jvp" not in q or "vjp" not in q:
         return
     for i in range(len(point.xs)):
-        v = upcast(point.D["v"][i][k])
+        v = upcast(point.directions["v"][i][k])
         for o in range(point.n_out):
-            w = point.D["w"][o]
+            w = point.directions["w"][o]
             jv = q["jvp"][i][o] if q["jvp"][i] is not None else None
             jtw = q["vjp"][o][i] if q["vjp"][o] is not None else None
             if jv is None or jtw is None or w is None:

@@ -157,6 +157,23 @@ def _group_key(r: CheckResult):
     return (r.rule, r.case, r.argument, r.output)
 
 
+def _redundant(key, fails, groups) -> bool:
+    """An "all arguments" (or "all outputs") block each of whose failures (check, dtype,
+    transform) is also a failure of a block for one argument (output): it adds nothing to
+    that block, and is left out. (Batched, only all arguments at once are checked: such a
+    block names the batchings, and stays.)"""
+    rule, case, arg, out = key
+    if arg is not None and out is not None:
+        return False
+    covered: set[tuple] = set()
+    for (r, c, a, o), fs in groups.items():
+        finer = (arg is None and a is not None) or (out is None and o is not None)
+        same = (arg is None or a == arg) and (out is None or o == out)
+        if (r, c) == (rule, case) and finer and same:
+            covered |= {(f.check, f.dtype, f.transform) for f in fs}
+    return {(f.check, f.dtype, f.transform) for f in fails} <= covered
+
+
 def _failure_block(fails: Sequence[CheckResult]) -> str:
     """One block for the failures of one (rule, case, argument, output)."""
     first = fails[0]
@@ -207,6 +224,7 @@ class CheckReport:
 
     def raise_if_failed(self) -> CheckReport:
         """Raise `jaxrules.RuleCheckError` listing every failure; return self if none."""
+        __tracebackhide__ = True  # pytest: the traceback starts at the caller
         if not self.passed:
             raise RuleCheckError(self.failure_text())
         return self
@@ -216,7 +234,7 @@ class CheckReport:
         groups: dict[tuple, list[CheckResult]] = {}
         for f in self.failures:
             groups.setdefault(_group_key(f), []).append(f)
-        return [_failure_block(g) for g in groups.values()]
+        return [_failure_block(g) for k, g in groups.items() if not _redundant(k, g, groups)]
 
     def failure_text(self) -> str:
         if self.passed:
@@ -250,6 +268,11 @@ class CheckReport:
             out.append(
                 f"{rule:<20} {case:>4}  {dtype:<10} {tr:<17} {len(rs):>6}  "
                 f"{worst_ratio(rs):>13.3g}  {'PASS' if ok else 'FAIL'}"
+            )
+        if any(tr == "-" for (_, _, _, tr) in rows):
+            out.append(
+                "(transform -: what does not depend on one: the output structure, that a rule "
+                "ran, the x64 dtypes, zero_declared)"
             )
         if self.coverage is not None:
             out.append(f"covered: {self.coverage}")

@@ -14,10 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _backend, _custom
+from .. import _backend, _cache, _custom
 from .._dtypes import double, normal
 from .._registry import Case, Rule, _scales, default_registry, make_rule
-from ._compare import Accumulator, Point, compare, up_tree, upcast
+from ._compare import Accumulator, Point, Settings, compare, up_tree, upcast
 from ._layout import argspec, make_layout
 from ._programs import ReferencePrograms, RulePrograms
 from ._quantities import is_float, zero_cotangent
@@ -206,6 +206,7 @@ def check(
     registry=None,
     scales: Sequence[float] | None = None,
     quick: bool = False,
+    cache_dir: str | bool | None = None,
 ) -> CheckReport:
     """Check a rule's derivatives against JAX's own differentiation of its reference.
 
@@ -227,6 +228,10 @@ def check(
     - `reference`, `inputs`, `cases`: override or supply the registered ones (`cases`:
       dicts of static values, or `jr.Case` objects with their own inputs).
     - `case`: check only this one of the rule's cases (its index or label).
+    - `cache_dir`: JAX's persistent compilation cache for the programs the check compiles:
+      a directory, or `"off"`; by default `$JAXRULES_CACHE_DIR`, else a per-user cache
+      (`~/.cache/jaxrules`). The one setting of the CLI and the plugin too, see
+      `jaxrules._cache`; a cache the user gave JAX is used as it is.
     - `quick`: the editing profile, not the full proof: one dtype (the rule's first), one
       seed, `jit` only, no scaled points (`dtypes`, `transforms`, `seeds` and `scales` are
       ignored); the report says so. Use the default, full profile in CI.
@@ -247,6 +252,7 @@ def check(
         True
     """
     t0 = time.perf_counter()
+    _cache.enable(cache_dir)
     rec, expects_rule = _resolve(rule, reference, inputs, cases, registry)
     if quick:
         dtypes, transforms, seeds, scales = rec.dtypes[:1], ("jit",), 1, ()
@@ -267,14 +273,23 @@ def check(
         # The float64 witness is shared by the dtypes of a case: one compilation.
         refs = None if rec.reference is None else ReferencePrograms(order_)
         for dtype in dtype_list:
-            floor = floor_for(dtype, rtol, rec.rtol)
-            atol_ = atol if atol is not None else rec.atol
+            settings = Settings(
+                rec=rec,
+                case_idx=case_idx,
+                case=case_,
+                dtype=dtype,
+                transforms=tuple(transforms),
+                order=order_,
+                seeds=tuple(seed_list),
+                scales=tuple(scale_list) if rec.scalable(case_) else (),
+                n_directions=int(directions),
+                floor=floor_for(dtype, rtol, rec.rtol),
+                atol=atol if atol is not None else rec.atol,
+                expects_rule=expects_rule,
+                first_dtype=dtype == dtype_list[0],
+            )
             with _precision(dtype):
-                _check_case(
-                    rec, case_idx, case_, dtype, tuple(transforms), order_, seed_list,
-                    int(directions), floor, atol_, acc, expects_rule, refs, dtype == dtype_list[0],
-                    scale_list if rec.scalable(case_) else (),
-                )  # fmt: skip
+                _check_case(settings, refs, acc)
     results = acc.results()
     if not any(r.check not in ("structure", "rule_ran") for r in results):
         raise ValueError(
@@ -296,14 +311,12 @@ def check(
     return CheckReport(results, time.perf_counter() - t0, coverage)
 
 
-def _draw_point(
-    rec, case_idx, case, dtype, seed, order, floor, atol, K, refs, acc, scale=1.0
-) -> Point | None:
+def _draw_point(s: Settings, seed: int, scale: float, refs, acc) -> Point | None:
+    """The point of `seed` (its inputs × `scale`), its directions and output structure;
+    `None` (reported to `acc`) where it cannot be drawn or the rule cannot be traced."""
+    rec, case, dtype, K = s.rec, s.case, s.dtype, s.n_directions
     kx = jax.random.split(jax.random.key(seed), 3)[0]
-    stub = Point(
-        rec, case_idx, case, dtype, seed, order, floor, atol, None, [], [], {}, K, [], refs,
-        scale=scale,
-    )  # fmt: skip
+    stub = Point(s, seed, scale, None, [], [], {}, [], refs)
     try:
         args = rec.draw(kx, dtype, case, scale=scale)
         layout, xs, fixed = make_layout(rec.for_case(case), args, argspec(rec, case))
@@ -321,7 +334,7 @@ def _draw_point(
     # Random general directions (projected for structured inputs) and output cotangents, in
     # NumPy (JAX's PRNG would compile for every shape).
     rng = np.random.default_rng([seed, 104729])
-    D = {
+    directions = {
         "v": [
             _project(
                 layout.projectors[i], jnp.asarray(normal(rng, (K, *x.shape), x.dtype), x.dtype)
@@ -329,12 +342,11 @@ def _draw_point(
             for i, x in enumerate(xs)
         ],
         "w": [
-            jnp.asarray(normal(rng, (K, *s.shape), s.dtype), s.dtype) if is_float(s) else None
-            for s in out_struct
+            jnp.asarray(normal(rng, (K, *o.shape), o.dtype), o.dtype) if is_float(o) else None
+            for o in out_struct
         ],
     }
-    return Point(rec, case_idx, case, dtype, seed, order, floor, atol, layout, xs, fixed, D, K,
-                 list(out_struct), refs, scale=scale)  # fmt: skip
+    return Point(s, seed, scale, layout, xs, fixed, directions, list(out_struct), refs)
 
 
 def _finite(tree) -> bool:
@@ -359,8 +371,9 @@ def _project(P, V):
     return V if P is None else jax.vmap(P)(V)
 
 
-def _check_case(rec, case_idx, case, dtype, transforms, order, seeds, K, floor, atol, acc,
-                expects_rule, refs, first_dtype, scales):  # fmt: skip
+def _check_case(s: Settings, refs: ReferencePrograms | None, acc: Accumulator) -> None:
+    """Every point of one (rule, case, dtype): the seeds', then the scaled ones."""
+    rec, transforms, seeds, scales = s.rec, s.transforms, s.seeds, s.scales
     programs = None
     # The seeds' points, then the first seed's at each scale, under one compiled transform
     # (jit where asked for: what a scaled point adds is the values that reach the rule).
@@ -371,15 +384,13 @@ def _check_case(rec, case_idx, case, dtype, transforms, order, seeds, K, floor, 
     points = [(i, seed, 1.0) for i, seed in enumerate(seeds)]
     points += [(len(seeds), seeds[0], float(s)) for s in scales if float(s) != 1.0]
     for seed_i, seed, scale in points:
-        point = _draw_point(
-            rec, case_idx, case, dtype, seed, order, floor, atol, K, refs, acc, scale
-        )
+        point = _draw_point(s, seed, scale, refs, acc)
         if point is None:
             return
         F = point.layout.function(rec.fn)
         if programs is None:
-            programs = RulePrograms(F, order, K)
-            undecorated = ReferencePrograms(order)
+            programs = RulePrograms(F, s.order, s.n_directions)
+            undecorated = ReferencePrograms(s.order)
             undecorated.bind(_undecorated(F))
         point.undecorated = undecorated
         if refs is not None:
@@ -400,18 +411,18 @@ def _check_case(rec, case_idx, case, dtype, transforms, order, seeds, K, floor, 
                 continue
         if seed_i == 0:
             _check_structure(point, acc)
-            if expects_rule:
+            if s.expects_rule:
                 _check_rule_ran(point, F, acc)
-            if first_dtype:
+            if s.first_dtype:
                 _check_zero_declared(point, acc)
-            if not double(dtype):
+            if not double(s.dtype):
                 _check_single_under_x64(point, F, acc)
         for transform in transforms if scale == 1.0 else scaled_transforms:
-            if transform == "eager" and not first_dtype:
+            if transform == "eager" and not s.first_dtype:
                 continue  # eager: at every seed's point of the first dtype
             on_error = lambda label, check, e: acc.error(point, label, check, e)
             for label, k, q in programs.evaluate(
-                transform, point.xs, point.fixed, point.D, on_error
+                transform, point.xs, point.fixed, point.directions, on_error
             ):
                 compare(point, label, k, q, acc)
 
@@ -454,7 +465,7 @@ def _check_zero_declared(point: Point, acc) -> None:
     rng = np.random.default_rng([point.seed, 7919])
     with jax.enable_x64(True):
         xs, fixed = up_tree(point.xs), up_tree(point.fixed)
-        v = [upcast(V[0]) for V in point.D["v"]]
+        v = [upcast(V[0]) for V in point.directions["v"]]
         try:
             _, t_x = jax.jvp(lambda ys: F_ref(ys, fixed), (xs,), (v,))
         except Exception as e:
@@ -489,8 +500,11 @@ def _check_single_under_x64(point: Point, F, acc) -> None:
     """A single-precision point also under `jax.enable_x64(True)` (where users run it too):
     the output, tangent and cotangent dtypes stay those without x64 (a rule computing with a
     NumPy float64 constant returns float64 only there), by tracing, not running."""
-    v = [a[0] for a in point.D["v"]]
-    w = [zero_cotangent(o) if a is None else a[0] for a, o in zip(point.D["w"], point.out_struct)]
+    v = [a[0] for a in point.directions["v"]]
+    w = [
+        zero_cotangent(o) if a is None else a[0]
+        for a, o in zip(point.directions["w"], point.out_struct)
+    ]
     G = lambda ys: F(ys, point.fixed)
     outs = [jnp.dtype(s.dtype) for s in point.out_struct]
     ins = [jnp.dtype(x.dtype) for x in point.xs]
@@ -523,8 +537,11 @@ def _check_single_under_x64(point: Point, F, acc) -> None:
 def _check_rule_ran(point: Point, F, acc) -> None:
     """Trace the JVP and the VJP once each and see whether a jaxrules rule was invoked."""
     xs, fixed = point.xs, point.fixed
-    v = [a[0] for a in point.D["v"]]
-    w = [zero_cotangent(o) if a is None else a[0] for a, o in zip(point.D["w"], point.out_struct)]
+    v = [a[0] for a in point.directions["v"]]
+    w = [
+        zero_cotangent(o) if a is None else a[0]
+        for a, o in zip(point.directions["w"], point.out_struct)
+    ]
     for part, fn in (
         (
             "forward",
