@@ -4,10 +4,16 @@ on, each with one complete reproducer."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+import importlib
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._errors import RuleCheckError
+from .._registry import Rule, default_registry
+
+#: `jr.check`'s default for `reference`: none given (`None` means "no reference").
+MISSING: Any = object()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,3 +312,77 @@ def worst_ratio(results: Sequence[CheckResult]) -> float:
 
 
 __all__ = ["CheckReport", "CheckResult", "Coverage", "Recipe", "RuleCheckError"]
+
+
+# -- reproducer code -----------------------------------------------------------------------------
+def _code_for(fn: Callable) -> tuple[str | None, str]:
+    """An import line and an expression naming `fn` from a fresh interpreter, if it has one."""
+    mod, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    if not mod or not qual or "<" in qual or mod == "__main__":
+        return None, f"<{getattr(fn, '__name__', 'your function')}>"
+    for m in dict.fromkeys([mod.replace("._src", ""), mod]):
+        try:
+            obj = importlib.import_module(m)
+            for part in qual.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError):
+            continue
+        if obj is fn:
+            return f"import {m}", f"{m}.{qual}"
+    return None, f"<{qual}>"
+
+
+def recipe_for(rec: Rule, registered: bool, registry, reference, inputs) -> Recipe:
+    """How to re-run a check of `rec` from a fresh interpreter (`reference`, `inputs`: what
+    the `jr.check` call overrode; `MISSING` / `None` where it did not)."""
+    imports = ["import jaxrules as jr"]
+    extra: list[str] = []
+    if registered:
+        if (
+            rec.module
+            and rec.module not in ("__main__", "jaxrules")
+            and registry
+            in (
+                None,
+                default_registry,
+            )
+        ):
+            imports.append(f"import {rec.module}  # registers {rec.name!r}")
+        if registry not in (None, default_registry):
+            found = _registry_name(registry, rec.module)
+            if found:
+                imports.append(f"from {found[0]} import {found[1]}")
+                extra.append(f"registry={found[1]}")
+            else:
+                extra.append("registry=<the Registry holding it>")
+        target = repr(rec.name)
+    else:
+        line, target = _code_for(rec.fn)
+        if line:
+            imports.append(line)
+    if reference is not MISSING:
+        if reference is None:
+            extra.append("reference=None")
+        else:
+            line, code = _code_for(reference)
+            if line:
+                imports.append(line)
+            extra.append(f"reference={code}")
+    if inputs is not None:
+        if isinstance(inputs, Mapping):
+            extra.append("inputs={" + ", ".join(f"{k!r}: {g!r}" for k, g in inputs.items()) + "}")
+        else:
+            extra.append(f"inputs={inputs!r}")
+    return Recipe(tuple(dict.fromkeys(imports)), target, tuple(extra))
+
+
+def _registry_name(registry, module: str) -> tuple[str, str] | None:
+    """The module attribute holding `registry` (the rule's own module first)."""
+    mods = [sys.modules.get(module), *list(sys.modules.values())]
+    for m in mods:
+        if m is None:
+            continue
+        for attr, val in list(vars(m).items()):
+            if val is registry and not attr.startswith("__"):
+                return m.__name__, attr
+    return None

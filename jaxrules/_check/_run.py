@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -21,11 +19,11 @@ from ._compare import Accumulator, Point, Settings, compare, up_tree, upcast
 from ._layout import argspec, make_layout
 from ._programs import ReferencePrograms, RulePrograms
 from ._quantities import is_float, zero_cotangent
-from ._report import CheckReport, Coverage, Recipe
+from ._report import MISSING as _MISSING
+from ._report import CheckReport, Coverage, recipe_for
 from ._tolerance import floor_for, norm
 
 TRANSFORMS = ("eager", "jit", "vmap")
-_MISSING = object()
 
 
 # -- the rule under test ------------------------------------------------------------------------
@@ -69,77 +67,6 @@ def _resolve(rule, reference, inputs, cases, registry) -> tuple[Rule, bool]:
 
 def _case(c):
     return c if isinstance(c, Case) else dict(c)
-
-
-def _code_for(fn: Callable) -> tuple[str | None, str]:
-    """An import line and an expression naming `fn` from a fresh interpreter, if it has one."""
-    mod, qual = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
-    if not mod or not qual or "<" in qual or mod == "__main__":
-        return None, f"<{getattr(fn, '__name__', 'your function')}>"
-    for m in dict.fromkeys([mod.replace("._src", ""), mod]):
-        try:
-            obj = importlib.import_module(m)
-            for part in qual.split("."):
-                obj = getattr(obj, part)
-        except (ImportError, AttributeError):
-            continue
-        if obj is fn:
-            return f"import {m}", f"{m}.{qual}"
-    return None, f"<{qual}>"
-
-
-def _recipe(rec: Rule, registered: bool, registry, reference, inputs) -> Recipe:
-    imports = ["import jaxrules as jr"]
-    extra: list[str] = []
-    if registered:
-        if (
-            rec.module
-            and rec.module not in ("__main__", "jaxrules")
-            and registry
-            in (
-                None,
-                default_registry,
-            )
-        ):
-            imports.append(f"import {rec.module}  # registers {rec.name!r}")
-        if registry not in (None, default_registry):
-            found = _registry_name(registry, rec.module)
-            if found:
-                imports.append(f"from {found[0]} import {found[1]}")
-                extra.append(f"registry={found[1]}")
-            else:
-                extra.append("registry=<the Registry holding it>")
-        target = repr(rec.name)
-    else:
-        line, target = _code_for(rec.fn)
-        if line:
-            imports.append(line)
-    if reference is not _MISSING:
-        if reference is None:
-            extra.append("reference=None")
-        else:
-            line, code = _code_for(reference)
-            if line:
-                imports.append(line)
-            extra.append(f"reference={code}")
-    if inputs is not None:
-        if isinstance(inputs, Mapping):
-            extra.append("inputs={" + ", ".join(f"{k!r}: {g!r}" for k, g in inputs.items()) + "}")
-        else:
-            extra.append(f"inputs={inputs!r}")
-    return Recipe(tuple(dict.fromkeys(imports)), target, tuple(extra))
-
-
-def _registry_name(registry, module: str) -> tuple[str, str] | None:
-    """The module attribute holding `registry` (the rule's own module first)."""
-    mods = [sys.modules.get(module), *list(sys.modules.values())]
-    for m in mods:
-        if m is None:
-            continue
-        for attr, val in list(vars(m).items()):
-            if val is registry and not attr.startswith("__"):
-                return m.__name__, attr
-    return None
 
 
 # -- argument validation: no check runs vacuously -----------------------------------------------
@@ -261,7 +188,7 @@ def check(
     order_ = rec.order if order is None else int(order)
     scale_list = _scales(f"check({rec.name!r})", rec.scales if scales is None else scales)
     registered = isinstance(rule, (str, Rule)) or (reference is _MISSING and inputs is None)
-    recipe = _recipe(rec, registered, registry, reference, inputs)
+    recipe = recipe_for(rec, registered, registry, reference, inputs)
     if registered and cases is None:  # a registered case is reproduced by its index
         by_index = len(rec.cases) > 1 or isinstance(rec.cases[0], Case)
         recipe = dataclasses.replace(recipe, by_index=by_index)
