@@ -576,6 +576,36 @@ wrong("wrong_for_small_inputs", "jvp", "x", reference=_sinc, inputs={"x": vec})(
 RIGHT.register("sinc_near_zero", reference=_sinc, inputs={"x": vec})(_rule(_sinc, _sinc_jvp(1.0)))
 
 
+# -- spectral functions (Daleckii–Krein) ---------------------------------------------------------
+def _expm_sym_ref(A):
+    w, V = jnp.linalg.eigh(0.5 * (A + A.T))
+    return (V * jnp.exp(w)) @ V.T
+
+
+def _expm_sym_jvp_diagonal_only(p, t):
+    # The mistake: f'(λᵢ) for every pair (i, j) — the divided differences (f(λᵢ) − f(λⱼ)) /
+    # (λᵢ − λⱼ) replaced by the derivative, as if the eigenvectors did not move.
+    (A,), (dA,) = p, t
+    w, V = jnp.linalg.eigh(0.5 * (A + A.T))
+    F = jnp.broadcast_to(jnp.exp(w)[:, None], (w.size, w.size))
+    return _expm_sym_ref(A), V @ (F * (V.T @ (0.5 * (dA + dA.T)) @ V)) @ V.T
+
+
+SYM = dict(reference=_expm_sym_ref, inputs={"A": I.symmetric(4)})
+wrong("spectral_without_divided_differences", "jvp", "A", **SYM)(
+    _rule(_expm_sym_ref, _expm_sym_jvp_diagonal_only)
+)
+
+
+def _expm_sym_library(A):
+    from jaxrules.rules import funm_symmetric
+
+    return funm_symmetric(jnp.exp, A)
+
+
+RIGHT.register("expm_symmetric", **SYM, order=2)(_expm_sym_library)
+
+
 # The correct twins of the linear-algebra mistakes, for false-positive counts.
 RIGHT.register("quadratic_form", reference=_quad, inputs={"x": vec, "Q": mat}, order=2)(
     _rule(

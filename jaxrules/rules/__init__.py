@@ -33,6 +33,10 @@ from .quadratic_programs import QPSolution as QPSolution
 from .quadratic_programs import eq_qp as eq_qp
 from .quadratic_programs import qp as qp
 from .quadratic_programs import qp_layer as qp_layer
+from .spectral import funm_symmetric as funm_symmetric
+from .spectral import logm_spd as logm_spd
+from .spectral import psd_projection as psd_projection
+from .spectral import sqrtm_psd as sqrtm_psd
 
 # isort: split
 # Last, so that `jaxrules list` shows the library's functions first: registers the implicit

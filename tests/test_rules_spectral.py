@@ -1,0 +1,71 @@
+"""Spectral functions of symmetric matrices beyond ``jr.check``: repeated eigenvalues, where
+JAX's derivative of ``eigh`` is not finite and the function still is differentiable."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+
+from jaxrules.rules import funm_symmetric, logm_spd, psd_projection, sqrtm_psd
+
+
+@pytest.fixture
+def x64():
+    with jax.enable_x64():
+        yield
+
+
+def _repeated(eigs, seed=0):
+    q = np.linalg.qr(np.random.default_rng(seed).standard_normal((len(eigs), len(eigs))))[0]
+    return jnp.asarray((q * np.asarray(eigs, float)) @ q.T)
+
+
+def _fd_jvp(fn, A, dA, h=1e-5):
+    return (fn(A + h * dA) - fn(A - h * dA)) / (2 * h)
+
+
+@pytest.mark.parametrize("f", [jnp.sqrt, jnp.exp, jnp.log], ids=["sqrt", "exp", "log"])
+def test_derivatives_finite_and_right_at_repeated_eigenvalues(x64, f):
+    A = _repeated([1.0, 1.0, 2.0, 3.0, 3.0])
+    dA = _repeated([0.3, -1.0, 0.5, 2.0, 0.7], seed=1)  # symmetric, general
+    fn = lambda A: funm_symmetric(f, A)
+    _, t = jax.jvp(fn, (A,), (dA,))
+    np.testing.assert_allclose(t, _fd_jvp(fn, A, dA), rtol=1e-7, atol=1e-9)
+    W = jnp.asarray(np.random.default_rng(2).standard_normal(A.shape))
+    g = jax.grad(lambda A: jnp.sum(W * fn(A)))(A)
+    # <g, dA> = <W, J dA> (the VJP is the JVP's transpose, on symmetric directions)
+    np.testing.assert_allclose(jnp.vdot(g, dA), jnp.vdot(W, t), rtol=1e-10)
+    # JAX's own derivative through eigh is not finite here (jax-ml/jax#669, #2311)
+    plain = lambda A: (lambda w, V: (V * f(w)) @ V.T)(*jnp.linalg.eigh(A))
+    assert not bool(jnp.all(jnp.isfinite(jax.grad(lambda A: jnp.sum(W * plain(A)))(A))))
+
+
+def test_sqrt_at_a_multiple_of_the_identity(x64):
+    # The issue's example: V sqrt(Λ) Vᵀ at 2·I. d tr √A / dA = ½ A^(-1/2) = I / (2√2).
+    g = jax.grad(lambda A: jnp.trace(sqrtm_psd(A)))(2.0 * jnp.eye(4))
+    np.testing.assert_allclose(g, jnp.eye(4) / (2 * np.sqrt(2)), atol=1e-12)
+
+
+def test_ready_made_functions_agree_with_their_definitions(x64):
+    S = _repeated([0.5, 1.0, 2.0, 4.0], seed=3)
+    R = sqrtm_psd(S)
+    np.testing.assert_allclose(R @ R, S, atol=1e-12)
+    np.testing.assert_allclose(logm_spd(S), scipy.linalg.logm(np.asarray(S)), atol=1e-12)
+    B = _repeated([-1.0, 0.5, 2.0, -3.0], seed=4)
+    P = psd_projection(B)
+    w = np.linalg.eigvalsh(np.asarray(P))
+    assert w.min() > -1e-12
+    np.testing.assert_allclose(P, _repeated([0.0, 0.5, 2.0, 0.0], seed=4), atol=1e-12)
+    # batched like jnp.linalg: (..., n, n)
+    stack = jnp.stack([S, 2 * S])
+    np.testing.assert_allclose(sqrtm_psd(stack)[1], sqrtm_psd(2 * S), atol=1e-12)
+
+
+def test_input_errors_name_the_function_and_argument():
+    with pytest.raises(TypeError, match=r"funm_symmetric: A is complex"):
+        funm_symmetric(jnp.exp, jnp.eye(2) * 1j)
+    with pytest.raises(ValueError, match=r"funm_symmetric: A must be a square matrix"):
+        funm_symmetric(jnp.exp, jnp.ones((2, 3)))
+    with pytest.raises(TypeError, match=r"funm_symmetric: f must be an elementwise JAX function"):
+        funm_symmetric(2.0, jnp.eye(2))
