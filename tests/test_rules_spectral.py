@@ -36,9 +36,12 @@ def test_derivatives_finite_and_right_at_repeated_eigenvalues(x64, f):
     g = jax.grad(lambda A: jnp.sum(W * fn(A)))(A)
     # <g, dA> = <W, J dA> (the VJP is the JVP's transpose, on symmetric directions)
     np.testing.assert_allclose(jnp.vdot(g, dA), jnp.vdot(W, t), rtol=1e-10)
-    # JAX's own derivative through eigh is not finite here (jax-ml/jax#669, #2311)
+    # JAX's own derivative through eigh is not finite here, or (JAX 0.12: the computed
+    # eigenvalues differ by rounding, 1/gap ~ 1e16) finite and wrong (jax-ml/jax#669, #2311)
     plain = lambda A: (lambda w, V: (V * f(w)) @ V.T)(*jnp.linalg.eigh(A))
-    assert not bool(jnp.all(jnp.isfinite(jax.grad(lambda A: jnp.sum(W * plain(A)))(A))))
+    g_jax = jax.grad(lambda A: jnp.sum(W * plain(A)))(A)
+    wrong = abs(float(jnp.vdot(g_jax, dA) - jnp.vdot(W, t))) > 1e-3 * abs(float(jnp.vdot(W, t)))
+    assert not bool(jnp.all(jnp.isfinite(g_jax))) or wrong
 
 
 def test_sqrt_at_a_multiple_of_the_identity(x64):
