@@ -1,0 +1,67 @@
+"""Every registered rule of the library lowers for GPU and TPU (32 cases × 3 programs × 3
+platforms, 20 s on one core): its primal, JVP and VJP at the
+registered example point, exported with `jax.export` for `cuda`, `rocm` and `tpu` (this runs
+on a CPU-only machine: lowering needs no device)."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+from jax import export
+
+import jaxrules as jr
+from jaxrules._check._layout import argspec, make_layout
+
+PLATFORMS = ("cuda", "rocm", "tpu")
+#: Rules that do not lower off the CPU yet, and why: JAX lowers its Schur decomposition on the
+#: CPU only (issue 29: an accelerator path for the matrix equations). The test fails if one of
+#: these starts to lower (shrink the list) or if any other rule stops.
+CPU_ONLY = {
+    "sylvester": "schur",
+    "lyapunov": "schur",
+    "discrete_lyapunov": "schur",
+}
+
+
+def _programs(rec, case):
+    args = rec.draw(jax.random.key(0), "float32", case)
+    layout, xs, fixed = make_layout(rec.for_case(case), args, argspec(rec, case))
+    F = layout.function(rec.fn)
+    G = lambda xs: [o for o in F(xs, fixed) if jnp.issubdtype(jnp.result_type(o), jnp.inexact)]
+    out = jax.eval_shape(G, xs)
+    v = [jnp.ones_like(x) for x in xs]
+    w = [jnp.ones(o.shape, o.dtype) for o in out]
+    return xs, {
+        "primal": G,
+        "jvp": lambda xs: jax.jvp(G, (xs,), (v,))[1],
+        "vjp": lambda xs: jax.vjp(G, xs)[1](w)[0],
+    }
+
+
+CASES = [
+    pytest.param(rec.name, i, id=f"{rec.name}[{i}]")
+    for rec in jr.list_rules(module="jaxrules.rules")
+    for i in range(len(rec.cases))
+]
+
+
+@pytest.mark.parametrize("name, case", CASES)
+def test_every_library_rule_lowers_for_gpu_and_tpu(name, case):
+    rec = jr.get(name)
+    xs, programs = _programs(rec, rec.cases[case])
+    failures = {}
+    for platform in PLATFORMS:
+        for part, fn in programs.items():
+            try:
+                export.export(jax.jit(fn), platforms=[platform])(xs)
+            except Exception as e:
+                failures[(platform, part)] = f"{type(e).__name__}: {str(e).splitlines()[0]}"
+    if name in CPU_ONLY:
+        assert failures, f"{name} now lowers on {PLATFORMS}: remove it from CPU_ONLY"
+        assert all(CPU_ONLY[name] in msg for msg in failures.values()), failures
+    else:
+        assert not failures, failures
+
+
+def test_the_cpu_only_list_names_registered_rules():
+    names = {r.name for r in jr.list_rules(module="jaxrules.rules")}
+    assert set(CPU_ONLY) <= names
