@@ -232,17 +232,20 @@ def _e_ref(point: Point, check: Check, k: int, key, w, denom, P) -> tuple[float,
         if any(v is None for v in values):
             return 0.0, "noise"
         return noise([_project(P, v) for v in values], w) / denom, "noise"
-    c = check.got(point.calibration()[k], key)
-    return (0.0 if c is None else relative(_project(P, c), w, denom)), "calibration"
+    e = _calibration_error(point.calibration(), check, k, key, w, denom, P)
+    return (0.0 if e is None else e), "calibration"
+
+
+def _calibration_error(calib, check: Check, k: int, key, w, denom, P) -> float | None:
+    """The error of a calibration's quantity (JAX's own derivative in the rule's dtype) in
+    this comparison; `None` where it has none."""
+    c = None if calib is None else check.got(calib[k], key)
+    return None if c is None else relative(_project(P, c), w, denom)
 
 
 def _e_undecorated(point: Point, check: Check, k: int, key, w, denom, P) -> float:
-    calib = point.undecorated_calibration()
-    c = None if calib is None else check.got(calib[k], key)
-    if c is None:
-        return -1.0
-    e = relative(_project(P, c), w, denom)
-    return e if np.isfinite(e) else -1.0
+    e = _calibration_error(point.undecorated_calibration(), check, k, key, w, denom, P)
+    return e if e is not None and np.isfinite(e) else -1.0
 
 
 def compare(point: Point, transform: str, k: int, q: dict, acc: Accumulator) -> None:
