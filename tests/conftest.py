@@ -76,3 +76,10 @@ def assert_tree_close(a, b, rtol=1e-5, atol=1e-5):
     assert ta == tb, (ta, tb)
     for u, v in zip(la, lb):
         np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=rtol, atol=atol)
+
+
+@pytest.fixture
+def x64():
+    """Float64 for the test (JAX's `enable_x64` context)."""
+    with jax.enable_x64():
+        yield

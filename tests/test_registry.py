@@ -132,12 +132,6 @@ def test_builtin_library_is_registered():
 KEY = jax.random.key(42)
 
 
-@pytest.fixture
-def x64():
-    with jax.enable_x64():
-        yield
-
-
 def test_float64_needs_x64_mode():
     with pytest.raises(
         ValueError,

@@ -10,12 +10,6 @@ from jaxrules.rules import eq_qp
 from jaxrules.rules.quadratic_programs import _eq_qp_ref
 
 
-@pytest.fixture
-def x64():
-    with jax.enable_x64():
-        yield
-
-
 def _problem():
     return jr.get("eq_qp").draw(jax.random.key(3), "float64")
 

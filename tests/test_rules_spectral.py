@@ -10,12 +10,6 @@ import scipy.linalg
 from jaxrules.rules import funm_symmetric, logm_spd, psd_projection, sqrtm_psd
 
 
-@pytest.fixture
-def x64():
-    with jax.enable_x64():
-        yield
-
-
 def _repeated(eigs, seed=0):
     q = np.linalg.qr(np.random.default_rng(seed).standard_normal((len(eigs), len(eigs))))[0]
     return jnp.asarray((q * np.asarray(eigs, float)) @ q.T)

@@ -41,7 +41,7 @@ from .. import _registry as registry
 from .. import inputs
 from .._custom import custom_vjp
 from . import _arguments as _args
-from . import _factored
+from . import _factored, _sign
 
 __all__ = ["discrete_lyapunov", "lyapunov", "sylvester"]
 
@@ -186,38 +186,82 @@ def _solve_factored(C, fa, fb, *, s_lower, t_lower, lyap):
     return (Za @ Y) @ jnp.conj(Zb.T)
 
 
+METHODS = ("auto", "schur", "sign")
+
+
+def _check_method(name, method):
+    if method not in METHODS:
+        raise ValueError(
+            f"{name}: method must be one of {', '.join(map(repr, METHODS))}, got {method!r}. "
+            "'auto' solves with the Schur decomposition on the CPU and with the matrix sign "
+            "function on GPU and TPU (decided where the program is lowered)."
+        )
+
+
+def _factor(A, method):
+    """The Schur factors of a stopped `A` where the Schur path may run: `None` for
+    `method="sign"`; for `"auto"`, the factors on the CPU and zeros of their structure on
+    other platforms (`lax.platform_dependent`, resolved when the program is lowered: the
+    Schur decomposition is never lowered for a GPU or TPU)."""
+    if method == "sign":
+        return None
+    if method == "schur":
+        return _schur(A)
+    zeros = lambda A: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(_schur, A))
+    return jax.lax.platform_dependent(A, cpu=_schur, default=zeros)
+
+
+def _solve(A, B, C, fa, fb, *, s_lower, t_lower, lyap, method):
+    """`X` with `AX + XB = C`: Bartels–Stewart with the factors `fa`, `fb` (`"schur"`), the
+    sign iteration on `A`, `B` (`"sign"`, `_sign.sylvester`), or, for `"auto"`, the first on
+    the CPU and the second elsewhere. Never differentiated (`A`, `B` are stopped)."""
+    schur = lambda C, fa, fb, A, B: _solve_factored(
+        C, fa, fb, s_lower=s_lower, t_lower=t_lower, lyap=lyap
+    )
+    sign = lambda C, fa, fb, A, B: _sign.sylvester(A, B, C, b_is_ah=lyap)
+    args = (C, fa, fb, jax.lax.stop_gradient(A), jax.lax.stop_gradient(B))
+    if method == "schur":
+        return schur(*args)
+    if method == "sign":
+        return sign(*args)
+    return jax.lax.platform_dependent(*args, cpu=schur, default=sign)
+
+
 @custom_vjp(
-    static_argnames=("s_lower", "t_lower", "lyap"),
+    static_argnames=("s_lower", "t_lower", "lyap", "method"),
     constant_argnames=("fa", "fb"),
     allow_complex=True,
 )
-def _sylvester(A, B, C, fa, fb, *, s_lower, t_lower, lyap=False):
+def _sylvester(A, B, C, fa, fb, *, s_lower, t_lower, lyap=False, method="schur"):
     # fa = (Z, S, rot) with A = U S Uᴴ (see _schur); fb likewise for B; the flags say which of
-    # S, T are lower (rather than upper) triangular, and whether fb is fa with T = Sᴴ.
-    return _solve_factored(C, fa, fb, s_lower=s_lower, t_lower=t_lower, lyap=lyap)
+    # S, T are lower (rather than upper) triangular, and whether fb is fa with T = Sᴴ (then
+    # also B = Aᴴ). `method`: see `_solve`.
+    return _syl(A, B, C, fa, fb, (s_lower, t_lower, lyap, method), differentiable=False)
 
 
-@functools.partial(jax.jit, static_argnums=(5,))
-def _syl(A, B, C, fa, fb, flags):
+@functools.partial(jax.jit, static_argnums=(5,), static_argnames=("differentiable",))
+def _syl(A, B, C, fa, fb, flags, differentiable=True):
     """`X` with `AX + XB = C`, through `custom_linear_solve`: the operator
     `X ↦ AX + XB` is differentiated (closing over A and B), the factored solves never are,
     and the transpose solve (`AᵀW + WBᵀ = X̄  ⇔  B Wᵀ + Wᵀ A = X̄ᵀ`) reuses the factors,
     swapped. Differentiable and transposable at every order, in every backend."""
-    s_lower, t_lower, lyap = flags
-    solve = functools.partial(_solve_factored, s_lower=s_lower, t_lower=t_lower, lyap=lyap)
-    solve_t = functools.partial(_solve_factored, s_lower=t_lower, t_lower=s_lower, lyap=lyap)
+    s_lower, t_lower, lyap, method = flags
+    solve = functools.partial(_solve, s_lower=s_lower, t_lower=t_lower, lyap=lyap, method=method)
+    solve_t = functools.partial(_solve, s_lower=t_lower, t_lower=s_lower, lyap=lyap, method=method)
+    if not differentiable:
+        return solve(A, B, C, fa, fb)
     return _factored.solve(
         lambda X: A @ X + X @ B,
         C,
-        lambda rhs: solve(rhs, fa, fb),
-        transpose=lambda rhs: solve_t(rhs.T, fb, fa).T,
+        lambda rhs: solve(A, B, rhs, fa, fb),
+        transpose=lambda rhs: solve_t(B, A, rhs.T, fb, fa).T,
     )
 
 
-def _sylvester_jvp(primals, tangents, *, s_lower, t_lower, lyap=False):
+def _sylvester_jvp(primals, tangents, *, s_lower, t_lower, lyap=False, method="schur"):
     A, B, C, fa, fb = primals
     dA, dB, dC, _, _ = tangents
-    flags = (s_lower, t_lower, lyap)
+    flags = (s_lower, t_lower, lyap, method)
     X = _syl(A, B, C, fa, fb, flags)
     rhs = dC
     if dA is not None:
@@ -227,15 +271,15 @@ def _sylvester_jvp(primals, tangents, *, s_lower, t_lower, lyap=False):
     return X, None if rhs is None else _syl(A, B, rhs, fa, fb, flags)
 
 
-def _sylvester_fwd(A, B, C, fa, fb, *, s_lower, t_lower, lyap=False):
-    X = _syl(A, B, C, fa, fb, (s_lower, t_lower, lyap))
+def _sylvester_fwd(A, B, C, fa, fb, *, s_lower, t_lower, lyap=False, method="schur"):
+    X = _syl(A, B, C, fa, fb, (s_lower, t_lower, lyap, method))
     return X, (A, B, fa, fb, X)
 
 
-def _sylvester_bwd(res, X_bar, *, s_lower, t_lower, lyap=False):
+def _sylvester_bwd(res, X_bar, *, s_lower, t_lower, lyap=False, method="schur"):
     A, B, fa, fb, X = res
     # Aᵀ W + W Bᵀ = X̄  ⇔  B Wᵀ + Wᵀ A = X̄ᵀ: the same factors, swapped.
-    W = _syl(B, A, X_bar.T, fb, fa, (t_lower, s_lower, lyap)).T
+    W = _syl(B, A, X_bar.T, fb, fa, (t_lower, s_lower, lyap, method)).T
     return -(W @ X.T), -(X.T @ W), W, None, None
 
 
@@ -294,17 +338,25 @@ def _schur(A):
     return Z, jnp.triu(T), rot
 
 
-def sylvester(A, B, C):
+def sylvester(A, B, C, *, method="auto"):
     r"""Solve the Sylvester equation $AX + XB = C$ ($A$ n×n, $B$ m×m).
 
     Solvable iff the spectra of $A$ and $-B$ are disjoint; otherwise (or nearly
     so) the output is non-finite (or inaccurate, with $1/\operatorname{sep}(A, -B)$
     amplification), never silently projected. Derivatives in both modes and to any order,
     with respect to $A$, $B$ and $C$ (`jax.scipy.linalg.solve_sylvester`
-    differentiates with respect to neither $A$ nor $B$). Uses the Schur
-    decomposition, which JAX lowers on CPU only. Dtypes promote as `jnp`; complex matrices
-    are solved with their complex Schur forms, and the rules (holomorphic in $A$, $B$, $C$)
-    are the same formulas with plain transposes, as JAX's convention has it.
+    differentiates with respect to neither $A$ nor $B$). Dtypes promote as `jnp`; complex
+    matrices are solved with their complex Schur forms, and the rules (holomorphic in $A$,
+    $B$, $C$) are the same formulas with plain transposes, as JAX's convention has it.
+
+    `method` (static): `"schur"` solves by Bartels–Stewart with the Schur decompositions of
+    $A$ and $B$ (any solvable equation; JAX lowers the Schur decomposition on the CPU only);
+    `"sign"` by the matrix sign function (`jaxrules.rules._sign`: LU and matrix products,
+    every platform), which needs the spectra of $A$ and $B$ both in the open left
+    half-plane (e.g. both stable) or both in the open right one, and returns NaN otherwise;
+    `"auto"` (default) is `"schur"` where the program runs on a CPU and `"sign"` on GPU and
+    TPU (`jax.lax.platform_dependent`: decided when the program is lowered). Both rules reuse
+    the one factorisation (Schur) or run the sign iteration afresh for each solve (sign).
 
     Examples:
         >>> import jax.numpy as jnp
@@ -315,6 +367,7 @@ def sylvester(A, B, C):
         True
     """
     A, B, C = _args.inexact(A, B, C)
+    _check_method("sylvester", method)
     _args.square("sylvester", "A", A, batched=False)
     _args.square("sylvester", "B", B, batched=False)
     if jnp.shape(C) != (A.shape[0], B.shape[0]):
@@ -324,10 +377,11 @@ def sylvester(A, B, C):
         )
     if C.size == 0:  # nothing to solve (an empty A or B), as jnp on empty arrays
         return jnp.zeros(C.shape, jnp.result_type(A, B, C))
-    return _sylvester(A, B, C, _schur(A), _schur(B), s_lower=False, t_lower=False)
+    fa, fb = _factor(A, method), _factor(B, method)
+    return _sylvester(A, B, C, fa, fb, s_lower=False, t_lower=False, method=method)
 
 
-def lyapunov(A, Q):
+def lyapunov(A, Q, *, method="auto"):
     r"""Solve the continuous Lyapunov equation $AP + PA^\top + Q = 0$ ($AP + PA^H + Q = 0$
     for complex $A$, as `scipy.linalg.solve_continuous_lyapunov`).
 
@@ -342,6 +396,10 @@ def lyapunov(A, Q):
     the Sylvester rule is applied to $(A, A^H)$ and JAX's chain rule through the conjugate
     transpose gives the derivative in its convention.
 
+    `method`: as for `sylvester`; the sign path (`"sign"`, and `"auto"` on GPU and TPU)
+    solves every stable $A$ (and every anti-stable one), with one inverse per step
+    ($B_k = A_k^H$), and returns NaN for other $A$.
+
     Examples:
         >>> import jax.numpy as jnp
         >>> from jaxrules.rules import lyapunov
@@ -351,15 +409,18 @@ def lyapunov(A, Q):
         True
     """
     A, Q = _args.inexact(A, Q)
+    _check_method("lyapunov", method)
     _args.square("lyapunov", "A", A, batched=False)
     if jnp.shape(Q) != A.shape:
         raise ValueError(f"lyapunov: Q must have the shape of A {A.shape}, got {jnp.shape(Q)}.")
     if A.size == 0:
         return jnp.zeros(A.shape, jnp.result_type(A, Q))
-    Z, S, rot = _schur(A)
+    fa = _factor(A, method)
     # A = U S Uᴴ, so Aᴴ = U Sᴴ Uᴴ (= Aᵀ for real A) with Sᴴ lower triangular.
-    fa, fat = (Z, S, rot), (Z, S.conj().T, rot)
-    return _sylvester(A, jnp.conj(A.T), -Q, fa, fat, s_lower=False, t_lower=True, lyap=True)
+    fat = None if fa is None else (fa[0], fa[1].conj().T, fa[2])
+    return _sylvester(
+        A, jnp.conj(A.T), -Q, fa, fat, s_lower=False, t_lower=True, lyap=True, method=method
+    )
 
 
 # -- discrete Lyapunov (Stein) -------------------------------------------------------------------
@@ -376,65 +437,70 @@ def lyapunov(A, Q):
 # needs no solve: A = (I + M)(I − M)⁻¹ (invert the transform), so A + I = 2 (I − M)⁻¹ and
 #   2 (A + I)⁻¹ R (A + I)⁻ᵀ = ½ (I − M) R (I − M)ᵀ      — two real matrix products.
 # One LU of A + I (to form M) and one Schur of M, on stopped copies, serve every solve at every
-# order.
+# order. Off the CPU (method "sign"/"auto"), M X + X Mᴴ = rhs is solved by the sign iteration:
+# M = (A − I)(A + I)⁻¹ maps |λ| < 1 to Re μ < 0, so every discrete-stable A is in its reach.
 # Complex A: the equation is A X Aᴴ − X + Q = 0 and every ᵀ above is ᴴ (the derivation holds in
 # the complex inner product for gradients g = conj(cotangent); see _discrete_lyapunov_bwd).
-@functools.partial(jax.jit, static_argnames=("trans",))
-def _stein_factored(R, P, Z, S, rot, *, trans):
-    """Solve `A X Aᴴ − X = R` (`trans=False`) or `Aᴴ X A − X = R` with the factors
-    `P = I − M` and the Schur factors of `M` (`P` and `M` commute, so the adjoint
-    equation, whose transform is `Mᴴ`, uses `Pᴴ`). `ᴴ` is `ᵀ` for real `A`."""
+@functools.partial(jax.jit, static_argnames=("trans", "method"))
+def _stein_factored(R, P, fM, *, trans, method):
+    """Solve `A X Aᴴ − X = R` (`trans=False`) or `Aᴴ X A − X = R` with `P = I − M` and the
+    factors `fM` of `M` (`_factor`; `P` and `M` commute, so the adjoint equation, whose
+    transform is `Mᴴ`, uses `Pᴴ`). `ᴴ` is `ᵀ` for real `A`."""
     Ph = jnp.conj(P.T)
     rhs = 0.5 * (Ph @ R @ P if trans else P @ R @ Ph)
-    f, fh = (Z, S, rot), (Z, S.conj().T, rot)
+    M = jnp.eye(P.shape[0], dtype=P.dtype) - P
+    Mh = jnp.conj(M.T)
+    fh = None if fM is None else (fM[0], fM[1].conj().T, fM[2])
     if trans:
-        return _solve_factored(rhs, fh, f, s_lower=True, t_lower=False, lyap=True)
-    return _solve_factored(rhs, f, fh, s_lower=False, t_lower=True, lyap=True)
+        return _solve(Mh, M, rhs, fh, fM, s_lower=True, t_lower=False, lyap=True, method=method)
+    return _solve(M, Mh, rhs, fM, fh, s_lower=False, t_lower=True, lyap=True, method=method)
 
 
-@functools.partial(jax.jit, static_argnames=("trans",))
-def _stein(A, R, factors, *, trans=False):
+@functools.partial(jax.jit, static_argnames=("trans", "method"))
+def _stein(A, R, factors, *, trans=False, method="schur"):
     """`X` with `A X Aᴴ − X = R` (or the adjoint `Aᴴ X A − X = R`) through
     `custom_linear_solve`: differentiable in `A` (via the operator) and `R`, at every
     order, with the factored solves never differentiated. The adjoint of the operator is
     the other Stein operator, solved with the same factors."""
     At = jnp.conj(A.T) if trans else A
+    solve = functools.partial(_stein_factored, method=method)
     return _factored.solve(
         lambda X: At @ X @ jnp.conj(At.T) - X,
         R,
-        lambda rhs: _stein_factored(rhs, *factors, trans=trans),
-        adjoint=lambda rhs: _stein_factored(rhs, *factors, trans=not trans),
+        lambda rhs: solve(rhs, P=factors[0], fM=factors[1], trans=trans),
+        adjoint=lambda rhs: solve(rhs, P=factors[0], fM=factors[1], trans=not trans),
     )
 
 
-@custom_vjp(constant_argnames=("factors",), allow_complex=True)
-def _discrete_lyapunov(A, Q, factors):
-    return _stein_factored(-Q, *factors, trans=False)
+@custom_vjp(static_argnames=("method",), constant_argnames=("factors",), allow_complex=True)
+def _discrete_lyapunov(A, Q, factors, *, method="schur"):
+    P, fM = factors
+    return _stein_factored(-Q, P, fM, trans=False, method=method)
 
 
-def _discrete_lyapunov_jvp(primals, tangents):
+def _discrete_lyapunov_jvp(primals, tangents, *, method="schur"):
     A, Q, factors = primals
     dA, dQ, _ = tangents
-    X = _stein(A, -Q, factors)
+    X = _stein(A, -Q, factors, method=method)
     if dA is None and dQ is None:
         return X, None
     rhs = jnp.zeros_like(X) if dQ is None else -dQ
     if dA is not None:
         rhs = rhs - (dA @ X @ jnp.conj(A.T) + A @ X @ jnp.conj(dA.T))
-    return X, _stein(A, rhs, factors)
+    return X, _stein(A, rhs, factors, method=method)
 
 
-def _discrete_lyapunov_fwd(A, Q, factors):
-    X = _stein(A, -Q, factors)
+def _discrete_lyapunov_fwd(A, Q, factors, *, method="schur"):
+    X = _stein(A, -Q, factors, method=method)
     return X, (A, factors, X)
 
 
-def _discrete_lyapunov_bwd(res, X_bar):
+def _discrete_lyapunov_bwd(res, X_bar, *, method="schur"):
     # In gradients g = conj(cotangent) (the same for real A): Aᴴ W A − W = g_X,
     # g_Q = −W, g_A = −(W A Xᴴ + Wᴴ A X); the cotangents are their conjugates.
     A, factors, X = res
     cj = jnp.conj
-    W = _stein(A, cj(X_bar), factors, trans=True)
+    W = _stein(A, cj(X_bar), factors, trans=True, method=method)
     return cj(-(W @ A @ cj(X.T) + cj(W.T) @ A @ X)), -cj(W), None
 
 
@@ -442,7 +508,7 @@ _discrete_lyapunov.defjvp(_discrete_lyapunov_jvp, zeros_as_none=True)
 _discrete_lyapunov.defvjp(_discrete_lyapunov_fwd, _discrete_lyapunov_bwd)
 
 
-def discrete_lyapunov(A, Q):
+def discrete_lyapunov(A, Q, *, method="auto"):
     r"""Solve the discrete Lyapunov (Stein) equation $A X A^\top - X + Q = 0$ ($A X A^H - X + Q
     = 0$ for complex $A$, as `scipy.linalg.solve_discrete_lyapunov`).
 
@@ -454,10 +520,15 @@ def discrete_lyapunov(A, Q):
     decomposition reused by both rules at every order. JVP:
     $A\dot X A^\top - \dot X = -(\dot Q + \dot A X A^\top + A X \dot A^\top)$;
     VJP: $A^\top W A - W = \bar X$, $\bar Q = -W$,
-    $\bar A = -(W A X^\top + W^\top A X)$. CPU only (JAX's Schur). Complex $A$: the same
+    $\bar A = -(W A X^\top + W^\top A X)$. Complex $A$: the same
     with $^\top \to {}^H$ for gradients $g = \overline{\text{cotangent}}$ (the map is not
     holomorphic in $A$): $A^H W A - W = \overline{\bar X}$, $\bar Q = -\overline W$,
     $\bar A = -\overline{W A X^H + W^H A X}$.
+
+    `method`: as for `sylvester`. The transformed equation's matrix
+    $M = (A + I)^{-1}(A - I)$ has its spectrum in the open left half-plane exactly when
+    $A$ is stable in the discrete sense, so the sign path (`"sign"`, and `"auto"` on GPU and
+    TPU) solves every discrete-stable $A$; for other $A$ it returns NaN.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -467,6 +538,7 @@ def discrete_lyapunov(A, Q):
         >>> jnp.allclose(A @ X @ A.T - X + jnp.eye(2), 0.0, atol=1e-6).item()
         True
     """
+    _check_method("discrete_lyapunov", method)
     A, Q = _args.inexact(A, Q)
     _args.square("discrete_lyapunov", "A", A, batched=False)
     if jnp.shape(Q) != A.shape:
@@ -478,22 +550,28 @@ def discrete_lyapunov(A, Q):
     As = jax.lax.stop_gradient(A)
     eye = jnp.eye(A.shape[0], dtype=A.dtype)
     M = jnp.linalg.solve(As + eye, As - eye)
-    return _discrete_lyapunov(A, Q, (eye - M, *_schur(M)))
+    return _discrete_lyapunov(A, Q, (eye - M, _factor(M, method)), method=method)
 
 
-def _kron_stein(A, Q):
+def _kron_stein(A, Q, method=None):
+    del method  # one reference for every path
     # Row-major vec: vec(A X Aᴴ) = (A ⊗ conj(A)) vec(X).
     n = A.shape[0]
     K = jnp.kron(A, jnp.conj(A)) - jnp.eye(n * n, dtype=A.dtype)
     return jnp.linalg.solve(K, -Q.reshape(-1)).reshape(n, n)
 
 
-def _kron_sylvester(A, B, C):
+def _kron_sylvester(A, B, C, method=None):
+    del method  # one reference for every path
     # Row-major vec: vec(AX) = (A ⊗ I) vec(X), vec(XB) = (I ⊗ Bᵀ) vec(X).
     n, m = C.shape
     K = jnp.kron(A, jnp.eye(m, dtype=A.dtype)) + jnp.kron(jnp.eye(n, dtype=A.dtype), B.T)
     return jnp.linalg.solve(K, C.reshape(-1)).reshape(n, m)
 
+
+#: Both paths are checked on the CPU: "auto" (here the Schur path) and the sign path that "auto"
+#: takes on GPU and TPU.
+_PATHS = [registry.Case(m, {"method": m}) for m in ("auto", "sign")]
 
 registry.register(
     "sylvester",
@@ -507,16 +585,18 @@ registry.register(
     },
     bench_sizes=(8, 16, 32),
     dtypes=_args.WITH_COMPLEX,
+    cases=_PATHS,
     order=2,
     tags=("matrix_equations",),
 )(sylvester)
 registry.register(
     "lyapunov",
-    reference=lambda A, Q: _kron_sylvester(A, jnp.conj(A.T), -Q),
+    reference=lambda A, Q, method=None: _kron_sylvester(A, jnp.conj(A.T), -Q),
     inputs={"A": inputs.stable(4), "Q": inputs.general((4, 4))},
     bench_inputs=lambda n: {"A": inputs.stable(n), "Q": inputs.general((n, n))},
     bench_sizes=(8, 16, 32),
     dtypes=_args.WITH_COMPLEX,
+    cases=_PATHS,
     order=2,
     tags=("matrix_equations",),
 )(lyapunov)
@@ -531,6 +611,7 @@ registry.register(
     },
     bench_sizes=(8, 16, 32),
     dtypes=_args.WITH_COMPLEX,
+    cases=_PATHS,
     order=2,
     tags=("matrix_equations",),
 )(discrete_lyapunov)
