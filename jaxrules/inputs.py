@@ -40,6 +40,7 @@ __all__ = [
     "lower",
     "orthogonal",
     "positive",
+    "positive_stable",
     "spd",
     "stable",
     "symmetric",
@@ -273,6 +274,20 @@ def stable(n: int, *, margin: float = 0.5) -> Generator:
         return m - shift * np.eye(n)
 
     return _both(f"stable({n})", draw)
+
+
+def positive_stable(n: int, *, margin: float = 0.5) -> Generator:
+    """A general (non-normal) matrix with its spectrum in the right half-plane: `−stable(n)`'s
+    mirror image, `M + (margin·√n − min Re λ(M))·I`. No eigenvalue on the closed negative
+    real axis, so its principal square root and logarithm are defined and smooth there.
+    """
+
+    def draw(rng, cplx):
+        m = _svd_matrix(rng, n, n, 10.0, cplx) * np.sqrt(n)
+        shift = margin * np.sqrt(n) - np.min(np.linalg.eigvals(m).real)
+        return m + shift * np.eye(n)
+
+    return _both(f"positive_stable({n})", draw)
 
 
 def _triangular(n: int, lower_: bool):

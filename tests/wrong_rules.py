@@ -606,6 +606,61 @@ def _expm_sym_library(A):
 RIGHT.register("expm_symmetric", **SYM, order=2)(_expm_sym_library)
 
 
+# -- matrix functions of general matrices ----------------------------------------------------
+def _sqrtm_ref(A):
+    from jaxrules.rules.matrix_functions import _sqrtm_ref
+
+    return _sqrtm_ref(A)
+
+
+def _sqrtm_jvp_scalar_rule(p, t):
+    # The mistake: the scalar rule (√a)' = ȧ / (2√a) carried over as Ẋ = ½ X⁻¹ Ȧ — right only
+    # for perturbations that commute with A; the derivative solves X Ẋ + Ẋ X = Ȧ.
+    (A,), (dA,) = p, t
+    X = _sqrtm_ref(A)
+    return X, 0.5 * jnp.linalg.solve(X, dA)
+
+
+ROOT = dict(reference=_sqrtm_ref, inputs={"A": I.positive_stable(4)})
+wrong("sqrtm_scalar_derivative", "jvp", "A", **ROOT)(_rule(_sqrtm_ref, _sqrtm_jvp_scalar_rule))
+
+
+def _sqrtm_library(A):
+    from jaxrules.rules import sqrtm
+
+    return sqrtm(A)
+
+
+RIGHT.register("sqrtm", **ROOT, order=2)(_sqrtm_library)
+
+
+def _polar_ref(A):
+    W, s, Vt = jnp.linalg.svd(A, full_matrices=False)
+    return W @ Vt, (Vt.T * s) @ Vt
+
+
+def _polar_jvp_without_dp(p, t):
+    # The mistake: U = A P⁻¹ differentiated as if P were constant, U̇ = Ȧ P⁻¹ (the −U Ṗ P⁻¹
+    # term dropped); Ṗ itself right.
+    (A,), (dA,) = p, t
+    U, P = _polar_ref(A)
+    _, dP = jax.jvp(_polar_ref, (A,), (dA,))[1]
+    return (U, P), (jnp.linalg.solve(P.T, dA.T).T, dP)
+
+
+POLAR = dict(reference=_polar_ref, inputs={"A": I.general((4, 3))})
+wrong("polar_without_p_dot", "jvp", "A", **POLAR)(_rule(_polar_ref, _polar_jvp_without_dp))
+
+
+def _polar_library(A):
+    from jaxrules.rules import polar
+
+    return polar(A)
+
+
+RIGHT.register("polar", **POLAR, order=2)(_polar_library)
+
+
 # The correct twins of the linear-algebra mistakes, for false-positive counts.
 RIGHT.register("quadratic_form", reference=_quad, inputs={"x": vec, "Q": mat}, order=2)(
     _rule(

@@ -27,6 +27,8 @@ from .linalg import slogdet as slogdet
 from .matrix_equations import discrete_lyapunov as discrete_lyapunov
 from .matrix_equations import lyapunov as lyapunov
 from .matrix_equations import sylvester as sylvester
+from .matrix_functions import polar as polar
+from .matrix_functions import sqrtm as sqrtm
 from .ode import ODESolution as ODESolution
 from .ode import odeint as odeint
 from .quadratic_programs import QPSolution as QPSolution

@@ -1,0 +1,102 @@
+"""`sqrtm` and `polar`: what their derivatives cost against their values, and against JAX's own
+functions (issue 29).
+
+`sqrtm`, on both paths: the value against `jax.scipy.linalg.sqrtm` (which has no derivative).
+`polar`: the gradient against JAX's gradient of `jax.scipy.linalg.polar(A, method="svd")`
+(through its SVD: right at the general points timed here, not at repeated singular values) and
+the value against JAX's value.
+
+For n in the sizes, float64, positive stable inputs (the registered generator): the value, the
+JVP (value and tangent along a random direction) and the gradient of `sum(sin(sqrtm(A)))`, each
+compiled, warmed up and timed interleaved against the value; ratios are median (range) over the
+pairs. The target: derivative / value ≤ 1.5 (one reused factorisation).
+
+Run: `python benchmarks/matrix_functions.py [--pairs 5] [--sizes 50 200 500] [--json FILE]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _timing
+
+import jaxrules as jr
+from jaxrules.rules import polar, sqrtm
+
+
+def run(pairs: int, sizes) -> list[dict]:
+    rows = []
+    for n in sizes:
+        A = jr.inputs.positive_stable(n)(jax.random.key(n), "float64")
+        E = jr.inputs.general((n, n))(jax.random.key(n + 1), "float64")
+        jax_value = jax.jit(jax.scipy.linalg.sqrtm)
+        for method in ("schur", "newton"):
+            f = lambda A, m=method: sqrtm(A, method=m)
+            value = jax.jit(f)
+            jvp = jax.jit(lambda A, E, f=f: jax.jvp(f, (A,), (E,)))
+            grad = jax.jit(jax.grad(lambda A, f=f: jnp.sum(jnp.sin(f(A)))))
+            row = dict(n=n, method=method)
+            for name, g in (("jvp", lambda: jvp(A, E)), ("grad", lambda: grad(A))):
+                t_d, t_v, r, (lo, hi) = _timing.interleaved_ratio(g, lambda: value(A), pairs=pairs)
+                row.update({f"{name}_ms": 1e3 * t_d, "value_ms": 1e3 * t_v})
+                row.update({f"{name}_ratio": r, f"{name}_spread": (lo, hi)})
+            _, t_j, r, (lo, hi) = _timing.interleaved_ratio(
+                lambda: value(A), lambda: jax_value(A), pairs=pairs
+            )
+            row.update(jax_ms=1e3 * t_j, vs_jax_ratio=r, vs_jax_spread=(lo, hi))
+            rows.append(row)
+            print(
+                f"n={n:4d} {method:7s} value {row['value_ms']:8.2f} ms   JVP/value "
+                f"{_timing.ratio_cell(row, 'jvp'):18s} grad/value {_timing.ratio_cell(row, 'grad'):18s}"
+                f" value/JAX's value {_timing.ratio_cell(row, 'vs_jax')}",
+                flush=True,
+            )
+    for n in sizes:
+        A = jr.inputs.general((n, n))(jax.random.key(n), "float64")
+        loss = lambda f: lambda A: jnp.sum(jnp.sin(f(A)[0])) + jnp.sum(jnp.cos(f(A)[1]))
+        jax_polar = lambda A: jax.scipy.linalg.polar(A, method="svd")
+        value, jax_value = jax.jit(polar), jax.jit(jax_polar)
+        grad, jax_grad = jax.jit(jax.grad(loss(polar))), jax.jit(jax.grad(loss(jax_polar)))
+        row = dict(n=n, method="polar")
+        for key, a, b in (
+            ("grad", lambda: grad(A), lambda: value(A)),
+            ("vs_jax", lambda: value(A), lambda: jax_value(A)),
+            ("grad_vs_jax", lambda: grad(A), lambda: jax_grad(A)),
+        ):
+            t_a, t_b, r, (lo, hi) = _timing.interleaved_ratio(a, b, pairs=pairs)
+            row.update({f"{key}_ratio": r, f"{key}_spread": (lo, hi)})
+            if key == "grad":
+                row.update(grad_ms=1e3 * t_a, value_ms=1e3 * t_b)
+        rows.append(row)
+        print(
+            f"n={n:4d} polar   value {row['value_ms']:8.2f} ms   grad/value "
+            f"{_timing.ratio_cell(row, 'grad'):18s} value/JAX's {_timing.ratio_cell(row, 'vs_jax')}"
+            f"  grad/JAX's grad {_timing.ratio_cell(row, 'grad_vs_jax')}",
+            flush=True,
+        )
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=int, default=5)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[50, 200, 500])
+    ap.add_argument("--json")
+    a = ap.parse_args(argv)
+    jax.config.update("jax_enable_x64", True)
+    print(f"sqrtm, float64, {a.pairs} pairs; {_timing.machine()}")
+    rows = run(a.pairs, a.sizes)
+    if a.json:
+        with open(a.json, "w") as fh:
+            json.dump({"machine": _timing.machine(), "rows": rows}, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,344 @@
+r"""Functions of general (non-symmetric) matrices: `sqrtm`, the principal square root, with
+derivatives JAX does not have (`jax.scipy.linalg.sqrtm` raises `NotImplementedError: schur`
+when differentiated, jax-ml/jax#2478), on every platform.
+
+**Primal.** Two paths, as for the matrix equations (`method`):
+
+- `"schur"` (CPU): the complex Schur form $A = U T U^H$ (the real Schur form and its 2×2 blocks
+  split by rotations, `matrix_equations._schur`), the upper triangular root $R = T^{1/2}$ by the
+  Björck–Hammarling recurrence — $r_{ii} = t_{ii}^{1/2}$ and, column by column,
+  $(R_{<j,<j} + r_{jj} I)\,r_{<j,j} = t_{<j,j}$ (from $(R^2)_{ij} = t_{ij}$), a triangular
+  solve per column — and $X = U R U^H$ (Higham, *Functions of Matrices*, §6.2). Backward stable.
+- `"newton"` (every platform): the scaled product form of the Denman–Beavers iteration
+  (Higham, eq. 6.29): $Y_0 = M_0 = A$,
+  $Y_{k+1} = \tfrac12 \mu_k Y_k (I + \mu_k^{-2} M_k^{-1})$,
+  $M_{k+1} = \tfrac12\bigl(I + \tfrac12(\mu_k^2 M_k + \mu_k^{-2} M_k^{-1})\bigr)$, with
+  $\mu_k = |\det M_k|^{-1/(2n)}$ while $\lVert M_k - I\rVert_F > 10^{-2}$, else 1;
+  $Y_k \to A^{1/2}$, $M_k \to I$ quadratically. It is Newton's iteration for the sign of
+  $\begin{pmatrix} 0 & A \\ I & 0 \end{pmatrix}$, whose sign is
+  $\begin{pmatrix} 0 & A^{1/2} \\ A^{-1/2} & 0\end{pmatrix}$: one LU and one product a step.
+  Stops once $\lVert M_k - I\rVert_F/\sqrt n \le \sqrt\varepsilon$ (the next $Y$ is then
+  accurate to about $\varepsilon$), NaN after `_MAX_STEPS` (no convergence: an eigenvalue on
+  the closed negative real axis).
+
+`"auto"` (default) is `"schur"` on the CPU and `"newton"` elsewhere (`lax.platform_dependent`).
+
+**Derivative.** Differentiating $X X = A$: $X \dot X + \dot X X = \dot A$, a Sylvester equation
+in $(X, X)$. Its operator $\dot X \mapsto X\dot X + \dot X X$ is invertible because the
+principal root's eigenvalues $\sqrt{\lambda_i}$ lie in the open right half-plane (no two sum to
+zero), and it is solved by `matrix_equations`' machinery: on the Schur path with the *primal's*
+factors — $X = U R U^H$ shares $A$'s Schur vectors, so $(U, R)$ is a Schur form of $X$ and no
+second decomposition is made — on the other platforms by the sign iteration (whose reach, two
+spectra in the right half-plane, always holds here). The tangent map is linear in $\dot A$
+through `custom_linear_solve`, so reverse mode is JAX's transpose of it (the adjoint equation
+$X^\top W + W X^\top = \bar X$, solved with the same factors), and the rule is differentiable
+again (it calls itself for $X$): second order is exact.
+
+**Domain.** The principal square root of a nonsingular $A$ with no eigenvalue on the closed
+negative real axis $\mathbb R^-$; there the function is analytic. For a real $A$ with an eigenvalue
+on $\mathbb R^-$ the principal root is not real: the output is NaN (pass a complex $A$ for a
+complex root, as `scipy.linalg.sqrtm` returns). A singular $A$ has no derivative (the Sylvester
+operator is singular): non-finite derivatives.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+
+from .. import _registry as registry
+from .. import inputs
+from .._custom import custom_jvp
+from . import _arguments as _args
+from . import _factored
+from . import matrix_equations as _me
+
+__all__ = ["polar", "sqrtm"]
+
+#: Denman–Beavers steps at most; scaled, it needs about 8 in float64 for condition numbers up to
+#: 1e12. A loop that reaches this bound has not converged: NaN.
+_MAX_STEPS = 40
+METHODS = ("auto", "schur", "newton")
+
+
+def _sqrt_triu(T):
+    """The principal root `R` of an upper triangular `T` (complex), `R @ R = T`: column `j`
+    solves `(R[:j, :j] + r_jj I) r = T[:j, j]` (masked to a fixed shape: one triangular solve
+    of size n per column, O(n³) in all)."""
+    n = T.shape[0]
+    d = jnp.sqrt(jnp.diagonal(T))
+    idx = jnp.arange(n)
+
+    def column(j, R):
+        inside = idx < j
+        M = jnp.where(inside[:, None] & inside[None, :], R, 0) + jnp.diag(
+            jnp.where(inside, d[j], 1)
+        )
+        r = jsl.solve_triangular(M, jnp.where(inside, T[:, j], 0), lower=False)
+        return R.at[:, j].set(jnp.where(inside, r, R[:, j]))
+
+    return jax.lax.fori_loop(1, n, column, jnp.diag(d))
+
+
+def _from_schur(R, Z, rot, real):
+    """`U R Uᴴ` for `U = Z Gᴴ` (`matrix_equations._schur`'s factors): real products only."""
+    Y = _me._rotate_cols(_me._rotate_rows(R, rot, adjoint=True), rot, adjoint=False)
+    if real:
+        Y = Y.real
+    return (Z @ Y.astype(Z.dtype)) @ jnp.conj(Z.T)
+
+
+@jax.jit
+def _sqrtm_schur(A):
+    """`(X, factors)`: the root by the Schur method and `(Z, R, rot)`, a Schur form of `X`."""
+    Z, T, rot = _me._schur(A)
+    R = _sqrt_triu(T)
+    real = not jnp.iscomplexobj(A)
+    X = _from_schur(R, Z, rot, real)
+    if real:  # a real A with an eigenvalue on ℝ⁻ (a 1×1 block of the real Schur form): no real root
+        d = jnp.diagonal(T)
+        on_cut = jnp.any((d.imag == 0) & (d.real <= 0))
+        X = jnp.where(on_cut, jnp.nan, X)
+        R = jnp.where(on_cut, jnp.nan, R)  # and its derivatives, solved with R: never silent
+    return X, (Z, R, rot)
+
+
+@jax.jit
+def _sqrtm_newton(A):
+    """The root by the scaled product-form Denman–Beavers iteration (see the module)."""
+    n = A.shape[0]
+    eye = jnp.eye(n, dtype=A.dtype)
+    eps = jnp.finfo(A.dtype).eps
+    tol = jnp.sqrt(eps).astype(jnp.finfo(A.dtype).dtype)
+
+    def step(state):
+        Y, M, k, _ = state
+        lu, piv = jsl.lu_factor(M)
+        Mi = jsl.lu_solve((lu, piv), eye)
+        off = jnp.sqrt(jnp.sum(jnp.abs(M - eye) ** 2) / n)
+        logdet = jnp.sum(jnp.log(jnp.abs(jnp.diagonal(lu))))
+        mu = jnp.where(off > 1e-2, jnp.exp(-logdet / (2 * n)), 1.0).astype(A.dtype)
+        Y = 0.5 * mu * (Y + (Y @ Mi) / mu**2)
+        M = 0.5 * (eye + 0.5 * (mu**2 * M + Mi / mu**2))
+        return Y, M, k + 1, off
+
+    def going(state):
+        _, _, k, off = state
+        return (k < _MAX_STEPS) & ~(off <= tol)  # NaN: stop (the result is NaN)
+
+    Y, _, _, off = jax.lax.while_loop(
+        going, step, (A, A, jnp.zeros((), jnp.int32), jnp.asarray(jnp.inf, tol.dtype))
+    )
+    return jnp.where(off <= tol, Y, jnp.nan)
+
+
+def _schur_zeros(A):
+    shapes = jax.eval_shape(lambda A: _sqrtm_schur(A)[1], A)
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+
+def _primal(A, method):
+    """`(X, factors)` for the rule: factors of `X`'s Schur form where the Schur path runs,
+    zeros of their structure elsewhere (`"auto"`), `None` for `"newton"`."""
+    A = jax.lax.stop_gradient(A)
+    if method == "newton":
+        return _sqrtm_newton(A), None
+    if method == "schur":
+        return _sqrtm_schur(A)
+    return jax.lax.platform_dependent(
+        A, cpu=_sqrtm_schur, default=lambda A: (_sqrtm_newton(A), _schur_zeros(A))
+    )
+
+
+def _sylvester_method(method):
+    return "sign" if method == "newton" else method
+
+
+@custom_jvp(static_argnames=("method",), constant_argnames=("X0", "factors"), allow_complex=True)
+def _sqrtm(A, X0, factors, *, method):
+    # X0: the root of (a stopped copy of) A; factors: a Schur form of X0 (see _primal).
+    return X0
+
+
+@_sqrtm.defjvp
+def _sqrtm_jvp(primals, tangents, *, method):
+    A, X0, factors = primals
+    dA = tangents[0]
+    X = _sqrtm(A, X0, factors, method=method)  # X0, differentiable in A at the next order
+    flags = (False, False, False, _sylvester_method(method))
+    return X, _me._syl(X, X, dA, factors, factors, flags)
+
+
+def _check_method(method):
+    if method not in METHODS:
+        raise ValueError(
+            f"sqrtm: method must be one of {', '.join(map(repr, METHODS))}, got {method!r}. "
+            "'auto' uses the Schur method on the CPU and the Denman–Beavers iteration on GPU "
+            "and TPU (decided where the program is lowered)."
+        )
+
+
+def _sqrtm_one(A, method):
+    if A.shape[-1] == 0:
+        return A
+    return _sqrtm(A, *_primal(A, method), method=method)
+
+
+def sqrtm(A, *, method="auto"):
+    r"""The principal square root $X = A^{1/2}$ ($X^2 = A$, eigenvalues in the open right
+    half-plane) of `A` `(..., n, n)`, real or complex, with derivatives of every order in both
+    modes (see the module for the derivation and the domain).
+
+    `method` (static): `"schur"` (CPU only: JAX lowers its Schur decomposition on the CPU),
+    `"newton"` (the Denman–Beavers iteration: every platform), `"auto"` (default: `"schur"`
+    on the CPU, `"newton"` elsewhere). A real `A` with an eigenvalue on the closed negative
+    real axis has no real principal root: NaN (pass a complex `A`).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxrules.rules import sqrtm
+        >>> A = jnp.array([[4.0, 1.0], [0.0, 9.0]])
+        >>> X = sqrtm(A)
+        >>> jnp.allclose(X @ X, A).item(), [round(float(v), 4) for v in X.ravel()]
+        (True, [2.0, 0.2, 0.0, 3.0])
+        >>> g = jax.grad(lambda A: jnp.trace(sqrtm(A)))(A)   # tr(A^(1/2))' = ½ A^(-1/2)ᵀ
+        >>> jnp.allclose(g, 0.5 * jnp.linalg.inv(X).T).item()
+        True
+    """
+    _check_method(method)
+    (A,) = _args.inexact(A)
+    _args.square("sqrtm", "A", A)
+    return _args.over_batch("sqrtm", functools.partial(_sqrtm_one, method=method), {"A": A}, (2,))
+
+
+# -- the polar decomposition ---------------------------------------------------------------------
+# A = U P (m×n, m ≥ n, full column rank): U with orthonormal columns, P = (AᵀA)^(1/2) symmetric
+# positive definite. From the thin SVD A = W Σ Vᵀ: U = W Vᵀ, P = V Σ Vᵀ.
+# Derivative (no SVD derivative: finite at repeated singular values, where JAX's through `svd`
+# has 1/(σᵢ² − σⱼ²)):
+#   P² = AᵀA  ⇒  P Ṗ + Ṗ P = ȦᵀA + AᵀȦ — in the basis V, (σᵢ + σⱼ) Ṗ'ᵢⱼ = S'ᵢⱼ with
+#     S' = Vᵀ(ȦᵀA + AᵀȦ)V: a sum of singular values, never a difference;
+#   U = A P⁻¹  ⇒  U̇ = (Ȧ − U Ṗ) P⁻¹.
+# Both solves go through `custom_linear_solve` with the operators Y ↦ PY + YP and Y ↦ YP (P
+# differentiable, both self-adjoint for symmetric P) and the stopped factors (V, σ): the map is
+# linear in Ȧ (reverse mode is its transpose) and, with (U, P) from the rule itself, exact at
+# every order.
+def _polar_svd(A):
+    W, s, Vt = jnp.linalg.svd(jax.lax.stop_gradient(A), full_matrices=False)
+    V = Vt.T
+    return W @ Vt, (V * s) @ Vt, V, s
+
+
+@custom_jvp(constant_argnames=("U0", "P0", "V", "s"))
+def _polar(A, U0, P0, V, s):
+    return U0, P0
+
+
+@_polar.defjvp
+def _polar_jvp(primals, tangents):
+    A, U0, P0, V, s = primals
+    dA = tangents[0]
+    U, P = _polar(A, U0, P0, V, s)  # (U0, P0), differentiable in A at the next order
+    in_basis = lambda f: lambda R: V @ f(V.T @ R @ V) @ V.T
+    dP = _factored.solve(
+        lambda Y: P @ Y + Y @ P,
+        dA.T @ A + A.T @ dA,
+        in_basis(lambda R: R / (s[:, None] + s[None, :])),
+        symmetric=True,
+    )
+    dU = _factored.solve(
+        lambda Y: Y @ P, dA - U @ dP, lambda R: R @ V @ (V.T / s[:, None]), symmetric=True
+    )
+    return (U, P), (dU, dP)
+
+
+def _polar_one(A):
+    return _polar(A, *_polar_svd(A))
+
+
+def polar(A):
+    r"""The polar decomposition $A = UP$ of a real `A` `(..., m, n)`, $m \ge n$, of full column
+    rank: `(U, P)` with $U^\top U = I$ and $P = (A^\top A)^{1/2}$ symmetric positive definite
+    (`jax.scipy.linalg.polar(A, side="right")`), from one SVD, with derivatives of every order
+    in both modes — finite and exact at repeated singular values (e.g. $A$ a multiple of an
+    orthogonal matrix), where JAX's derivative through its SVD is not, and where its default
+    QDWH method has no reverse mode at all (a `while_loop`). Derivation: see the module.
+    Rank-deficient `A`: no derivative (non-finite).
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxrules.rules import polar
+        >>> A = 2.0 * jnp.array([[0.6, -0.8], [0.8, 0.6]])   # singular values 2, 2
+        >>> U, P = polar(A)
+        >>> P.round(6).tolist()
+        [[2.0, 0.0], [0.0, 2.0]]
+        >>> g = jax.grad(lambda A: jnp.trace(polar(A)[0]))(A)
+        >>> bool(jnp.all(jnp.isfinite(g)))
+        True
+    """
+    _args.real("polar", A=A)
+    (A,) = _args.inexact(A)
+    shape = jnp.shape(A)
+    if len(shape) < 2 or shape[-2] < shape[-1]:
+        raise ValueError(
+            f"polar: A must be a matrix of shape (..., m, n) with m >= n (as many rows as "
+            f"columns, or more), got shape {shape}. For a wide matrix, take polar(A.T) and "
+            "transpose."
+        )
+    return _args.over_batch("polar", _polar_one, {"A": A}, (2,))
+
+
+# -- registration ----------------------------------------------------------------------------
+
+
+def _sqrtm_ref(A, method=None):
+    """Plain JAX, differentiable by JAX: the unscaled Denman–Beavers iteration, 30 fixed steps
+    on `A / c` (`c` = its Frobenius norm / √n, so that the spectrum is of order one), times
+    `√c`. The registered points are positive stable with condition ~10: converged well before
+    30 steps, in value and derivatives."""
+    del method  # one reference for every path
+    n = A.shape[-1]
+    c = jnp.sqrt(jnp.sum(jnp.abs(A) ** 2) / n)
+    Y, Z = A / c, jnp.eye(n, dtype=A.dtype)
+
+    def step(_, YZ):
+        Y, Z = YZ
+        return 0.5 * (Y + jnp.linalg.inv(Z)), 0.5 * (Z + jnp.linalg.inv(Y))
+
+    Y, _ = jax.lax.fori_loop(0, 30, step, (Y, Z))
+    return jnp.sqrt(c) * Y
+
+
+registry.register(
+    "sqrtm",
+    reference=_sqrtm_ref,
+    inputs={"A": inputs.positive_stable(5)},
+    cases=[registry.Case(m, {"method": m}) for m in ("auto", "newton")],
+    bench_inputs=lambda n: {"A": inputs.positive_stable(n)},
+    bench_sizes=(50, 200),
+    dtypes=_args.WITH_COMPLEX,
+    order=2,
+    tags=("linalg", "matrix_functions"),
+)(sqrtm)
+
+
+def _polar_ref(A):
+    # Plain JAX: through `jnp.linalg.svd`, differentiated by JAX (right at distinct singular
+    # values, where the registered points are).
+    W, s, Vt = jnp.linalg.svd(A, full_matrices=False)
+    return W @ Vt, (Vt.T * s) @ Vt
+
+
+registry.register(
+    "polar",
+    reference=_polar_ref,
+    inputs={"A": inputs.general((4, 4))},
+    cases=[registry.Case("square"), registry.Case("tall", inputs={"A": inputs.general((5, 3))})],
+    bench_inputs=lambda n: {"A": inputs.general((n, n))},
+    bench_sizes=(50, 200),
+    order=2,
+    tags=("linalg", "matrix_functions"),
+)(polar)

@@ -1,0 +1,173 @@
+"""`sqrtm` of general matrices (issue 29): against SciPy, where JAX has no derivative, on both
+paths (Schur on the CPU, Denman–Beavers elsewhere), at second order, batched, and the domain's
+edges (NaN for a real matrix without a real principal root)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg as sl
+
+import jaxrules as jr
+from jaxrules.rules import sqrtm
+from jaxrules.rules.matrix_functions import _sqrtm_ref
+
+METHODS = ["schur", "newton"]
+
+
+def _A(n=6, dtype="float64", seed=0):
+    return jr.inputs.positive_stable(n)(jax.random.key(seed), dtype)
+
+
+def _rotation(theta, r=2.0):
+    # Eigenvalues r·e^{±iθ}: for θ > π/2 in the left half-plane, off the negative real axis.
+    return r * jnp.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_values_match_scipy(method, x64):
+    for dtype in ("float64", "complex128"):
+        A = _A(dtype=dtype)
+        X = jax.jit(lambda A: sqrtm(A, method=method))(A)
+        np.testing.assert_allclose(X, sl.sqrtm(np.asarray(A)), rtol=1e-12, atol=1e-13)
+        assert X.dtype == A.dtype
+    # Not positive stable: a complex pair in the left half-plane (θ = 2.5), real input.
+    A = _rotation(2.5)
+    np.testing.assert_allclose(sqrtm(A, method=method), sl.sqrtm(np.asarray(A)), atol=1e-13)
+    X32 = sqrtm(_A(dtype="float32"), method=method)
+    assert X32.dtype == jnp.float32
+    np.testing.assert_allclose(X32, sl.sqrtm(np.asarray(_A())), rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_gradient_where_jax_has_none(method, x64):
+    A = _A()
+    loss = lambda f: lambda A: jnp.sum(jnp.sin(f(A)))
+    with pytest.raises(NotImplementedError):
+        jax.grad(loss(jax.scipy.linalg.sqrtm))(A)
+    g = jax.jit(jax.grad(loss(lambda A: sqrtm(A, method=method))))(A)
+    np.testing.assert_allclose(g, jax.grad(loss(_sqrtm_ref))(A), rtol=1e-10, atol=1e-12)
+    # and against central differences of SciPy's value along a random direction
+    E = np.asarray(jr.inputs.general((6, 6))(jax.random.key(3), "float64"))
+    h = 1e-6
+    Xp, Xm = sl.sqrtm(np.asarray(A) + h * E), sl.sqrtm(np.asarray(A) - h * E)
+    fd = (np.sum(np.sin(Xp)) - np.sum(np.sin(Xm))) / (2 * h)
+    np.testing.assert_allclose(np.sum(np.asarray(g) * E), fd, rtol=1e-7)
+
+
+@pytest.mark.slow  # 6-11 s each (`jaxrules check` covers second order in the fast profile too)
+@pytest.mark.parametrize("method", METHODS)
+def test_second_order_however_jax_reaches_the_rule(method, x64):
+    A = _A(4)
+    f = lambda A: jnp.sum(jnp.sin(sqrtm(A, method=method)))
+    H = jax.hessian(lambda A: jnp.sum(jnp.sin(_sqrtm_ref(A))))(A)
+    for how in (jax.hessian(f), jax.jacrev(jax.grad(jax.jit(f))), jax.jacfwd(jax.jacfwd(f))):
+        np.testing.assert_allclose(how(A), H, rtol=1e-8, atol=1e-10)
+
+
+def test_complex_derivative_is_holomorphic(x64):
+    A = _A(4, "complex128")
+    f = lambda A: jnp.sum(sqrtm(A) ** 2 + sqrtm(A))
+    g = jax.grad(f, holomorphic=True)(A)
+    g_ref = jax.grad(lambda A: jnp.sum(_sqrtm_ref(A) ** 2 + _sqrtm_ref(A)), holomorphic=True)(A)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-10, atol=1e-12)
+
+
+def test_the_schur_path_factors_once(x64):
+    # The derivative solves X Ẋ + Ẋ X = Ȧ with the primal's Schur vectors: one decomposition for
+    # the value, the gradient and the Hessian.
+    from test_rules_linalg import _count
+
+    A = _A(4)
+    f = lambda A: jnp.sum(jnp.sin(sqrtm(A, method="schur")))
+    for fn in (f, jax.grad(f), jax.hessian(f)):
+        assert _count(fn, A, names=["schur"])["schur"] == 1
+
+
+def test_batched_like_jnp_linalg(x64):
+    As = jnp.stack([_A(3, seed=s) for s in range(4)]).reshape(2, 2, 3, 3)
+    X = sqrtm(As)
+    assert X.shape == (2, 2, 3, 3)
+    for i in range(2):
+        for j in range(2):
+            np.testing.assert_allclose(X[i, j], sl.sqrtm(np.asarray(As[i, j])), rtol=1e-12)
+    g = jax.grad(lambda As: jnp.sum(sqrtm(As)))(As)
+    np.testing.assert_allclose(g[1, 0], jax.grad(lambda A: jnp.sum(sqrtm(A)))(As[1, 0]))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_no_real_root_is_nan_and_complex_input_gives_scipys_root(method, x64):
+    A = jnp.array([[-1.0, 0.3, 0.1], [0.0, 2.0, 0.5], [0.0, 0.2, 3.0]])  # eigenvalue −1
+    assert np.all(np.isnan(sqrtm(A, method=method)))
+    assert np.all(np.isnan(jax.grad(lambda A: jnp.sum(sqrtm(A, method=method)))(A)))
+    Xc = sqrtm(A.astype(jnp.complex128), method="schur")
+    np.testing.assert_allclose(Xc, sl.sqrtm(np.asarray(A)), atol=1e-13)
+
+
+def test_errors_name_the_rule_and_argument():
+    with pytest.raises(
+        ValueError, match=r"sqrtm: A must be a square matrix of shape \(\.\.\., n, n\)"
+    ):
+        sqrtm(jnp.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"sqrtm: method must be one of 'auto', 'schur', 'newton'"):
+        sqrtm(jnp.eye(2), method="sign")
+
+
+# -- polar ----------------------------------------------------------------------------------------
+def _orthogonal(n, seed=0):
+    return jnp.asarray(np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))[0])
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (6, 3)])
+def test_polar_matches_jax_and_is_a_polar_decomposition(shape, x64):
+    A = jr.inputs.general(shape)(jax.random.key(1), "float64")
+    U, P = jax.jit(jr.rules.polar)(A)
+    U_jax, P_jax = jax.scipy.linalg.polar(A, method="svd")
+    np.testing.assert_allclose(U, U_jax, atol=1e-13)
+    np.testing.assert_allclose(P, P_jax, atol=1e-13)
+    np.testing.assert_allclose(U.T @ U, np.eye(shape[1]), atol=1e-13)
+    np.testing.assert_allclose(U @ P, A, atol=1e-13)
+
+
+def _polar_loss(A):
+    U, P = jr.rules.polar(A)
+    return jnp.sum(jnp.sin(U) * jnp.arange(U.size).reshape(U.shape)) + jnp.sum(jnp.cos(P))
+
+
+def _fd(f, A, E, h=1e-5):
+    return (f(A + h * E) - f(A - h * E)) / (2 * h)
+
+
+def test_polar_derivatives_at_repeated_singular_values(x64):
+    # A = 2Q (all singular values 2) and a matrix with a double singular value: first and second
+    # derivatives against central differences of the value (of the gradient).
+    Q = _orthogonal(4)
+    A2 = Q @ jnp.diag(jnp.array([3.0, 2.0, 2.0, 1.0])) @ _orthogonal(4, 1).T
+    E = jr.inputs.general((4, 4))(jax.random.key(2), "float64")
+    for A in (2.0 * Q, A2):
+        g = jax.jit(jax.grad(_polar_loss))(A)
+        np.testing.assert_allclose(jnp.sum(g * E), _fd(_polar_loss, A, E), rtol=1e-8)
+        hvp = jax.jvp(jax.grad(_polar_loss), (A,), (E,))[1]
+        np.testing.assert_allclose(hvp, _fd(jax.grad(_polar_loss), A, E), rtol=1e-6, atol=1e-8)
+    # JAX's own: through its SVD (NaN on JAX 0.12; finite on 0.10.2 — and wrong there?), and
+    # its default QDWH method has no reverse mode.
+    jax_loss = lambda A: jnp.sum(jnp.sin(jax.scipy.linalg.polar(A, method="svd")[0]))
+    ours = lambda A: jnp.sum(jnp.sin(jr.rules.polar(A)[0]))
+    g_jax, g = jax.grad(jax_loss)(2.0 * Q), jax.grad(ours)(2.0 * Q)
+    assert not np.allclose(g_jax, g, atol=1e-6)  # NaN, or wrong
+    with pytest.raises(ValueError, match="Reverse-mode"):
+        jax.grad(lambda A: jnp.sum(jax.scipy.linalg.polar(A)[0]))(2.0 * Q)
+
+
+def test_polar_batched_and_errors(x64):
+    As = jr.inputs.general((2, 3, 5, 3))(jax.random.key(3), "float64")
+    U, P = jr.rules.polar(As)
+    assert U.shape == (2, 3, 5, 3) and P.shape == (2, 3, 3, 3)
+    np.testing.assert_allclose(U[1, 2], jr.rules.polar(As[1, 2])[0], atol=1e-14)
+    with pytest.raises(ValueError, match=r"polar: A must be a matrix of shape \(\.\.\., m, n\) "):
+        jr.rules.polar(jnp.ones((2, 3)))
+    with pytest.raises(TypeError, match=r"polar: A is complex"):
+        jr.rules.polar(jnp.eye(2, dtype=jnp.complex64))
+    # rank-deficient: no derivative, and none is invented
+    g = jax.grad(lambda A: jnp.sum(jr.rules.polar(A)[0]))(jnp.array([[1.0, 0.0], [0.0, 0.0]]))
+    assert not np.all(np.isfinite(g))
