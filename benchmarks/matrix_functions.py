@@ -1,8 +1,9 @@
-"""`sqrtm` and `polar`: what their derivatives cost against their values, and against JAX's own
+"""`sqrtm`, `logm` and `polar`: what their derivatives cost against their values, and against JAX's own
 functions (issue 29).
 
 `sqrtm`, on both paths: the value against `jax.scipy.linalg.sqrtm` (which has no derivative).
-`polar`: the gradient against JAX's gradient of `jax.scipy.linalg.polar(A, method="svd")`
+`logm`: JAX has none; the value against SciPy's (`scipy.linalg.logm`, NumPy on the same CPU,
+timed the same way, for scale). `polar`: the gradient against JAX's gradient of `jax.scipy.linalg.polar(A, method="svd")`
 (through its SVD: right at the general points timed here, not at repeated singular values) and
 the value against JAX's value.
 
@@ -23,12 +24,14 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+import scipy.linalg
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _timing
 
 import jaxrules as jr
-from jaxrules.rules import polar, sqrtm
+from jaxrules.rules import logm, polar, sqrtm
 
 
 def run(pairs: int, sizes) -> list[dict]:
@@ -58,6 +61,30 @@ def run(pairs: int, sizes) -> list[dict]:
                 f" value/JAX's value {_timing.ratio_cell(row, 'vs_jax')}",
                 flush=True,
             )
+    for n in sizes:
+        A = jr.inputs.positive_stable(n)(jax.random.key(n), "float64")
+        E = jr.inputs.general((n, n))(jax.random.key(n + 1), "float64")
+        value = jax.jit(logm)
+        jvp = jax.jit(lambda A, E: jax.jvp(logm, (A,), (E,)))
+        grad = jax.jit(jax.grad(lambda A: jnp.sum(jnp.sin(logm(A)))))
+        A_np = np.asarray(A)
+        row = dict(n=n, method="logm")
+        for key, a, b in (
+            ("jvp", lambda: jvp(A, E), lambda: value(A)),
+            ("grad", lambda: grad(A), lambda: value(A)),
+            ("vs_scipy", lambda: value(A), lambda: scipy.linalg.logm(A_np)),
+        ):
+            t_a, t_b, r, (lo, hi) = _timing.interleaved_ratio(a, b, pairs=pairs)
+            row.update({f"{key}_ratio": r, f"{key}_spread": (lo, hi)})
+            if key == "jvp":
+                row.update(value_ms=1e3 * t_b)
+        rows.append(row)
+        print(
+            f"n={n:4d} logm    value {row['value_ms']:8.2f} ms   JVP/value "
+            f"{_timing.ratio_cell(row, 'jvp'):18s} grad/value {_timing.ratio_cell(row, 'grad'):18s}"
+            f" value/SciPy's {_timing.ratio_cell(row, 'vs_scipy')}",
+            flush=True,
+        )
     for n in sizes:
         A = jr.inputs.general((n, n))(jax.random.key(n), "float64")
         loss = lambda f: lambda A: jnp.sum(jnp.sin(f(A)[0])) + jnp.sum(jnp.cos(f(A)[1]))

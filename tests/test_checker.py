@@ -48,7 +48,7 @@ def test_wrong_rule_is_flagged(name):
 
 # The twins of the matrix rules take 5-10 s each; the fast tier keeps the cheap ones (the slow
 # tier's 20-seed sweep and `jaxrules check` on the library cover correct matrix rules too).
-_SLOW_TWINS = {"solve", "inv", "logdet", "quadratic_form", "sqrtm", "polar"}
+_SLOW_TWINS = {"solve", "inv", "logdet", "quadratic_form", "sqrtm", "polar", "logm"}
 
 
 @needs_hijax

@@ -10,7 +10,7 @@ import scipy.linalg as sl
 
 import jaxrules as jr
 from jaxrules.rules import sqrtm
-from jaxrules.rules.matrix_functions import _sqrtm_ref
+from jaxrules.rules.matrix_functions import _logm_ref, _sqrtm_ref
 
 METHODS = ["schur", "newton"]
 
@@ -171,3 +171,62 @@ def test_polar_batched_and_errors(x64):
     # rank-deficient: no derivative, and none is invented
     g = jax.grad(lambda A: jnp.sum(jr.rules.polar(A)[0]))(jnp.array([[1.0, 0.0], [0.0, 0.0]]))
     assert not np.all(np.isfinite(g))
+
+
+# -- logm -----------------------------------------------------------------------------------------
+def test_logm_values_match_scipy(x64):
+    assert not hasattr(jax.scipy.linalg, "logm")  # JAX has none (0.10.2, 0.12)
+    cases = [
+        _A(),
+        _A(dtype="complex128"),
+        _rotation(2.5),  # a complex pair in the left half-plane
+        1000.0 * _A(),  # several more square roots
+        0.001 * _A(),
+    ]
+    for A in cases:
+        X = jax.jit(jr.rules.logm)(A)
+        ref = sl.logm(np.asarray(A))
+        np.testing.assert_allclose(X, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+        tol = 1e-11 * np.abs(A).max()  # expm's own error, relative to the matrix
+        np.testing.assert_allclose(jax.scipy.linalg.expm(X), A, rtol=1e-10, atol=tol)
+    X32 = jr.rules.logm(_A(dtype="float32"))
+    assert X32.dtype == jnp.float32
+    np.testing.assert_allclose(X32, sl.logm(np.asarray(_A())), rtol=1e-5, atol=1e-5)
+
+
+def test_logm_gradient_against_central_differences(x64):
+    A = _A()
+    loss = lambda A: jnp.sum(jnp.sin(jr.rules.logm(A)))
+    g = jax.jit(jax.grad(loss))(A)  # (against the reference: `jaxrules check`, slow tier)
+    E = np.asarray(jr.inputs.general((6, 6))(jax.random.key(4), "float64"))
+    h = 1e-6
+    f = lambda A: np.sum(np.sin(sl.logm(A)))
+    fd = (f(np.asarray(A) + h * E) - f(np.asarray(A) - h * E)) / (2 * h)
+    np.testing.assert_allclose(np.sum(np.asarray(g) * E), fd, rtol=1e-7)
+    # tr log A = log det A: its gradient is A⁻ᵀ, also for a rotation-like A
+    for A in (_A(), _rotation(2.5)):
+        g = jax.grad(lambda A: jnp.trace(jr.rules.logm(A)))(A)
+        np.testing.assert_allclose(g, jnp.linalg.inv(A).T, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.slow  # 10-20 s
+def test_logm_second_order(x64):
+    A = _A(4)
+    f = lambda A: jnp.sum(jnp.sin(jr.rules.logm(A)))
+    H = jax.hessian(lambda A: jnp.sum(jnp.sin(_logm_ref(A))))(A)
+    for how in (jax.hessian(f), jax.jacfwd(jax.grad(jax.jit(f)))):
+        np.testing.assert_allclose(how(A), H, rtol=1e-8, atol=1e-10)
+
+
+def test_logm_domain_batching_and_errors(x64):
+    A = jnp.array([[-1.0, 0.3, 0.1], [0.0, 2.0, 0.5], [0.0, 0.2, 3.0]])  # eigenvalue −1
+    assert np.all(np.isnan(jr.rules.logm(A)))
+    assert np.all(np.isnan(jax.grad(lambda A: jnp.sum(jr.rules.logm(A)))(A)))
+    As = jnp.stack([_A(3, seed=s) for s in range(4)]).reshape(2, 2, 3, 3)
+    X = jr.rules.logm(As)
+    np.testing.assert_allclose(X[1, 1], sl.logm(np.asarray(As[1, 1])), rtol=1e-12, atol=1e-13)
+    # reverse mode of the batched rule (JAX cannot transpose a batched `cond`: the rule avoids it)
+    g = jax.grad(lambda As: jnp.sum(jr.rules.logm(As)))(As)
+    np.testing.assert_allclose(g[0, 1], jax.grad(lambda A: jnp.sum(jr.rules.logm(A)))(As[0, 1]))
+    with pytest.raises(ValueError, match=r"logm: A must be a square matrix"):
+        jr.rules.logm(jnp.ones((2, 3)))

@@ -634,6 +634,32 @@ def _sqrtm_library(A):
 RIGHT.register("sqrtm", **ROOT, order=2)(_sqrtm_library)
 
 
+def _logm_ref(A):
+    from jaxrules.rules.matrix_functions import _logm_ref
+
+    return _logm_ref(A)
+
+
+def _logm_jvp_scalar_rule(p, t):
+    # The mistake: (log a)' = ȧ/a carried over as L̇ = A⁻¹ Ȧ — right only for perturbations
+    # that commute with A (its trace is right: tr L̇ = tr A⁻¹Ȧ).
+    (A,), (dA,) = p, t
+    return _logm_ref(A), jnp.linalg.solve(A, dA)
+
+
+LOG = dict(reference=_logm_ref, inputs={"A": I.positive_stable(4)})
+wrong("logm_scalar_derivative", "jvp", "A", **LOG)(_rule(_logm_ref, _logm_jvp_scalar_rule))
+
+
+def _logm_library(A):
+    from jaxrules.rules import logm
+
+    return logm(A)
+
+
+RIGHT.register("logm", **LOG, order=2)(_logm_library)
+
+
 def _polar_ref(A):
     W, s, Vt = jnp.linalg.svd(A, full_matrices=False)
     return W @ Vt, (Vt.T * s) @ Vt

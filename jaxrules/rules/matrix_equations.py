@@ -214,12 +214,15 @@ def _factor(A, method):
 def _solve(A, B, C, fa, fb, *, s_lower, t_lower, lyap, method):
     """`X` with `AX + XB = C`: Bartels–Stewart with the factors `fa`, `fb` (`"schur"`), the
     sign iteration on `A`, `B` (`"sign"`, `_sign.sylvester`), or, for `"auto"`, the first on
-    the CPU and the second elsewhere. Never differentiated (`A`, `B` are stopped)."""
+    the CPU and the second elsewhere. Never differentiated: it is called as the solve of a
+    `custom_linear_solve` (whose solve JAX does not differentiate) or inside a custom rule's
+    primal. (A `stop_gradient` here is not only useless but harmful: under a batched `cond`,
+    JAX 0.10.2's scan transpose met it as a linear operation and raised.)"""
     schur = lambda C, fa, fb, A, B: _solve_factored(
         C, fa, fb, s_lower=s_lower, t_lower=t_lower, lyap=lyap
     )
     sign = lambda C, fa, fb, A, B: _sign.sylvester(A, B, C, b_is_ah=lyap)
-    args = (C, fa, fb, jax.lax.stop_gradient(A), jax.lax.stop_gradient(B))
+    args = (C, fa, fb, A, B)
     if method == "schur":
         return schur(*args)
     if method == "sign":
