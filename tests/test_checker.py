@@ -86,6 +86,7 @@ def test_correct_twins_pass(name):
         "vmap",
         "vmap(directions)",
         "vmap(point)",
+        "vmap(inside)",
     }
     assert {r.dtype for r in report.results} == set(W.RIGHT.get(name).dtypes)
 
@@ -129,7 +130,7 @@ def test_one_block_per_argument_and_output():
     assert x_block.count("reproduce:") == 1 and "jvp" in x_block and "jit" in x_block
     # Batched, the JVP of all inputs at once is checked: its block names every batching.
     (all_block,) = [b for b in blocks if "all arguments, output out" in b]
-    assert "vmap, vmap(directions), vmap(point)" in all_block
+    assert "vmap, vmap(directions), vmap(inside), vmap(point)" in all_block
     text = report.failure_text()
     assert text.startswith(f"{len(report.failures)} check(s) failed, in {len(blocks)} place(s)")
 

@@ -166,7 +166,7 @@ wrong(
     "wrong_only_under_vmap",
     "jvp",
     "x",
-    only=("vmap", "vmap(directions)"),
+    only=("vmap", "vmap(directions)", "vmap(inside)"),  # wherever the tangent is batched
     reference=jnp.sin,
     inputs={"x": vec},
 )(
@@ -404,6 +404,26 @@ wrong(
     _rule(_sin, lambda p, t: (jnp.sin(p[0]), jnp.cos(p[0]) * t[0]), lambda x: (jnp.sin(x), x),
           lambda x, g: (_pp(x, g),))
 )  # fmt: skip
+
+
+def _cond_tangent(p, t):
+    # Right values and derivatives, but the tangent goes through a `cond` on the point: under
+    # `grad` of a batched function the predicate is batched, JAX turns the `cond` into a select
+    # with `stop_gradient` on its operands, and cannot transpose it (vmap of grad is fine).
+    (x,), (dx,) = p, t
+    slope = jax.lax.cond(x[0] > 100.0, lambda c: 2.0 * c, lambda c: c, jnp.cos(x) * dx)
+    return jnp.sin(x), slope
+
+
+wrong(
+    "untransposable_when_batched",
+    "vjp",
+    None,
+    only=("vmap(inside)",),
+    reference=jnp.sin,
+    inputs={"x": vec},
+)(_rule(_sin, _cond_tangent))
+
 
 # -- complex numbers: JAX's convention (cotangents paired by Re Σ aᵢbᵢ, no conjugation) -----
 cvec = I.general((4,))

@@ -8,12 +8,15 @@ Transforms (what `transforms=` asks for, and the labels results carry):
   compiles every operation alone, so it is the costliest transform per quantity);
 - `jit`: one compiled program per (rule, case, dtype) that loops over the directions
   inside (`lax.map`);
-- `vmap`: one compiled program with three batchings of the one-direction function:
+- `vmap`: one compiled program with four batchings of the one-direction function:
   `vmap` (point and directions batched, at the declared order), `vmap(directions)` (the
-  point unbatched, directions batched: how `jacfwd`/`jacrev`/`hessian` call a rule) and
-  `vmap(point)` (the point batched, directions unbatched: how `vmap(grad(f))` calls it),
-  all three on the quantities of all inputs and outputs at once (the per-leaf and linearity
-  ones run under `jit`), the two partial ones at first order.
+  point unbatched, directions batched: how `jacfwd`/`jacrev`/`hessian` call a rule),
+  `vmap(point)` (the point batched, directions unbatched: how `vmap(grad(f))` calls it) and
+  `vmap(inside)` (the batched function differentiated, `jvp`/`vjp` of `vmap(f)`: how
+  `grad` of a batched loss calls it — JAX then transposes the *batched* rule, which fails
+  where the batched rule has no transpose, e.g. a `cond` whose predicate became batched),
+  all four on the quantities of all inputs and outputs at once (the per-leaf and linearity
+  ones run under `jit`), the three partial ones at first order.
 
 The programs are compiled with XLA's backend optimisation off: they run a handful of times
 on small inputs, so optimising them costs more than it saves (about 1.5× faster compiles).
@@ -32,7 +35,7 @@ from .._dtypes import wide
 from ._quantities import PART_CHECK, PARTS, quantities
 
 COMPILER_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-VMAP_VARIANTS = ("vmap", "vmap(directions)", "vmap(point)")
+VMAP_VARIANTS = ("vmap", "vmap(directions)", "vmap(point)", "vmap(inside)")
 
 
 def jit(fn: Callable) -> Callable:
@@ -103,6 +106,9 @@ class RulePrograms:
                 if "vmap(point)" in variants:
                     part = jax.vmap(q(1), (0, None, None))
                     res["vmap(point)"] = part(xb, fixed, _take(D, 0))
+                if "vmap(inside)" in variants:  # the batched function, differentiated
+                    Fb = lambda ys, f: jax.vmap(lambda y: F(y, f))(ys)
+                    res["vmap(inside)"] = quantities(Fb, xb, fixed, D, 1, parts, full=False)
                 return res
 
             fn = jit(fn)
