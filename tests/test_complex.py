@@ -22,6 +22,8 @@ COMPLEX_RULES = {
     "sylvester",
     "lyapunov",
     "discrete_lyapunov",
+    "sqrtm",
+    "logm",
 }
 
 
