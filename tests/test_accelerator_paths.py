@@ -23,6 +23,9 @@ def _problem(n, m, seed=0, dtype="float64"):
     return A, B, C, Ad
 
 
+_NAMES = ("sylvester", "lyapunov", "discrete_lyapunov")
+
+
 def _calls(method):
     s = lambda Y: jnp.sum(jnp.sin(Y))
     return {
@@ -32,8 +35,14 @@ def _calls(method):
     }
 
 
-@pytest.mark.parametrize("name", ["sylvester", "lyapunov", "discrete_lyapunov"])
-@pytest.mark.parametrize("n", [6, pytest.param(60, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "name, n",
+    [
+        ("sylvester", 6),  # the fast tier; the others (4 s each) and n = 60 in the slow tier
+        *(pytest.param(m, 6, marks=pytest.mark.slow) for m in ("lyapunov", "discrete_lyapunov")),
+        *(pytest.param(m, 60, marks=pytest.mark.slow) for m in _NAMES),
+    ],
+)
 def test_the_sign_path_agrees_with_the_schur_path(name, n, x64):
     args = _problem(n, n)  # square: C @ C.T and A share a shape
     f_sign, f_schur = _calls("sign")[name], _calls("schur")[name]

@@ -65,6 +65,7 @@ def test_second_order_however_jax_reaches_the_rule(method, x64):
         np.testing.assert_allclose(how(A), H, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.slow  # 5 s; `jaxrules check` covers complex dtypes in the fast profile
 def test_complex_derivative_is_holomorphic(x64):
     A = _A(4, "complex128")
     f = lambda A: jnp.sum(sqrtm(A) ** 2 + sqrtm(A))
