@@ -15,9 +15,18 @@ from conftest import needs_hijax
 import jaxrules as jr
 from jaxrules import inputs as I
 
+#: Wrong rules whose reference is costly to differentiate (50 s): the slow tier's.
+_SLOW_WRONG = {"fractional_power_scalar_derivative"}
+
 
 @needs_hijax
-@pytest.mark.parametrize("name", sorted(W.EXPECTED))
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=[pytest.mark.slow] if n in _SLOW_WRONG else [])
+        for n in sorted(W.EXPECTED)
+    ],
+)
 def test_wrong_rule_is_flagged(name):
     check, argument, only = W.EXPECTED[name]
     transforms = ("eager", "jit", "vmap")
@@ -48,7 +57,16 @@ def test_wrong_rule_is_flagged(name):
 
 # The twins of the matrix rules take 5-10 s each; the fast tier keeps the cheap ones (the slow
 # tier's 20-seed sweep and `jaxrules check` on the library cover correct matrix rules too).
-_SLOW_TWINS = {"solve", "inv", "logdet", "quadratic_form", "sqrtm", "polar", "logm"}
+_SLOW_TWINS = {
+    "solve",
+    "inv",
+    "logdet",
+    "quadratic_form",
+    "sqrtm",
+    "polar",
+    "logm",
+    "fractional_matrix_power",
+}
 
 
 @needs_hijax

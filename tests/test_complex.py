@@ -24,6 +24,7 @@ COMPLEX_RULES = {
     "discrete_lyapunov",
     "sqrtm",
     "logm",
+    "fractional_matrix_power",
 }
 
 

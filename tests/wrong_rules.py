@@ -680,6 +680,33 @@ def _logm_library(A):
 RIGHT.register("logm", **LOG, order=2)(_logm_library)
 
 
+def _fmp_ref(A, p):
+    return jax.scipy.linalg.expm(p * _logm_ref(A))
+
+
+def _fmp_jvp_scalar_rule(prim, tang):
+    # The mistake: (a^p)' = p a^(p−1) ȧ carried over as p A^(p−1) Ȧ (right only for Ȧ commuting
+    # with A); the derivative in p, log(A) A^p ṗ, is right.
+    (A, p), (dA, dp) = prim, tang
+    X = _fmp_ref(A, p)
+    return X, p * jnp.linalg.solve(A, X) @ dA + _logm_ref(A) @ X * dp
+
+
+FMP = dict(reference=_fmp_ref, inputs={"A": I.positive_stable(3), "p": I.general(())})
+wrong("fractional_power_scalar_derivative", "jvp", "A", **FMP)(
+    _rule(_fmp_ref, _fmp_jvp_scalar_rule)
+)
+
+
+def _fmp_library(A, p):
+    from jaxrules.rules import fractional_matrix_power
+
+    return fractional_matrix_power(A, p)
+
+
+RIGHT.register("fractional_matrix_power", **FMP, order=1)(_fmp_library)
+
+
 def _polar_ref(A):
     W, s, Vt = jnp.linalg.svd(A, full_matrices=False)
     return W @ Vt, (Vt.T * s) @ Vt
