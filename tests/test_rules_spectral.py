@@ -66,3 +66,24 @@ def test_input_errors_name_the_function_and_argument():
         funm_symmetric(jnp.exp, jnp.ones((2, 3)))
     with pytest.raises(TypeError, match=r"funm_symmetric: f must be an elementwise JAX function"):
         funm_symmetric(2.0, jnp.eye(2))
+
+
+def test_why_no_eigh_rule_zeroes_degenerate_terms(x64):
+    # docs/library/spectral.md: the "zero the degenerate 0/0 terms" VJP of eigh (Kasim 2020) is
+    # wrong for an eigenbasis-invariant smooth loss, tr(G √A) at A = 2I, and no check on its
+    # cotangents can tell (K = 0 exactly); funm_symmetric, a rule on the composed function, is
+    # right there.
+    G = np.random.default_rng(0).standard_normal((3, 3))
+    G = jnp.asarray(G + G.T)
+    A = 2.0 * jnp.eye(3)
+    w, V = jnp.linalg.eigh(A)
+    w_bar = jnp.diag(V.T @ G @ V) * 0.5 / jnp.sqrt(w)
+    V_bar = 2 * G @ V @ jnp.diag(jnp.sqrt(w))
+    M = V.T @ V_bar
+    K = (M - M.T) / 2
+    assert float(jnp.abs(K).max()) == 0.0
+    zeroed = V @ jnp.diag(w_bar) @ V.T  # the degenerate F∘K terms set to 0 (all pairs here)
+    true = G / (2 * np.sqrt(2.0))
+    assert np.linalg.norm(zeroed - true) / np.linalg.norm(true) > 0.5
+    ours = jax.grad(lambda A: jnp.trace(G @ funm_symmetric(jnp.sqrt, A)))(A)
+    np.testing.assert_allclose(ours, true, rtol=1e-12, atol=1e-14)

@@ -216,8 +216,7 @@ def _solve(A, B, C, fa, fb, *, s_lower, t_lower, lyap, method):
     sign iteration on `A`, `B` (`"sign"`, `_sign.sylvester`), or, for `"auto"`, the first on
     the CPU and the second elsewhere. Never differentiated: it is called as the solve of a
     `custom_linear_solve` (whose solve JAX does not differentiate) or inside a custom rule's
-    primal. (A `stop_gradient` here is not only useless but harmful: under a batched `cond`,
-    JAX 0.10.2's scan transpose met it as a linear operation and raised.)"""
+    primal, so `A` and `B` need no `stop_gradient`."""
     schur = lambda C, fa, fb, A, B: _solve_factored(
         C, fa, fb, s_lower=s_lower, t_lower=t_lower, lyap=lyap
     )
