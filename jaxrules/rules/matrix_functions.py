@@ -1,8 +1,9 @@
-r"""Functions of general (non-symmetric) matrices: `sqrtm`, the principal square root, with
-derivatives JAX does not have (`jax.scipy.linalg.sqrtm` raises `NotImplementedError: schur`
-when differentiated, jax-ml/jax#2478), on every platform.
+r"""Functions of general (non-symmetric) matrices, with derivatives JAX does not have, on every
+platform: `sqrtm` (below; `jax.scipy.linalg.sqrtm` raises `NotImplementedError: schur` when
+differentiated, jax-ml/jax#2478), `logm` and `fractional_matrix_power` (JAX has neither; see
+their sections), and `polar` (finite at repeated singular values; see its section).
 
-**Primal.** Two paths, as for the matrix equations (`method`):
+**`sqrtm`, primal.** Two paths, as for the matrix equations (`method`):
 
 - `"schur"` (CPU): the complex Schur form $A = U T U^H$ (the real Schur form and its 2×2 blocks
   split by rotations, `matrix_equations._schur`), the upper triangular root $R = T^{1/2}$ by the
@@ -23,7 +24,7 @@ when differentiated, jax-ml/jax#2478), on every platform.
 
 `"auto"` (default) is `"schur"` on the CPU and `"newton"` elsewhere (`lax.platform_dependent`).
 
-**Derivative.** Differentiating $X X = A$: $X \dot X + \dot X X = \dot A$, a Sylvester equation
+**`sqrtm`, derivative.** Differentiating $X X = A$: $X \dot X + \dot X X = \dot A$, a Sylvester equation
 in $(X, X)$. Its operator $\dot X \mapsto X\dot X + \dot X X$ is invertible because the
 principal root's eigenvalues $\sqrt{\lambda_i}$ lie in the open right half-plane (no two sum to
 zero), and it is solved by `matrix_equations`' machinery: on the Schur path with the *primal's*
@@ -34,7 +35,7 @@ through `custom_linear_solve`, so reverse mode is JAX's transpose of it (the adj
 $X^\top W + W X^\top = \bar X$, solved with the same factors), and the rule is differentiable
 again (it calls itself for $X$): second order is exact.
 
-**Domain.** The principal square root of a nonsingular $A$ with no eigenvalue on the closed
+**`sqrtm`, domain.** The principal square root of a nonsingular $A$ with no eigenvalue on the closed
 negative real axis $\mathbb R^-$; there the function is analytic. For a real $A$ with an eigenvalue
 on $\mathbb R^-$ the principal root is not real: the output is NaN (pass a complex $A$ for a
 complex root, as `scipy.linalg.sqrtm` returns). A singular $A$ has no derivative (the Sylvester
