@@ -10,9 +10,18 @@ __all__ = [
     "interleaved_ratio",
     "machine",
     "ratio_cell",
+    "record_ratio",
     "temp_bytes",
     "time_once",
 ]
+
+
+def record_ratio(row: dict, key: str, a, b, *, pairs: int) -> tuple[float, float]:
+    """Time `a` against `b` interleaved, store `row[key + "_ratio"]` and `row[key + "_spread"]`
+    (what `ratio_cell` reads) and return the two median times."""
+    t_a, t_b, r, spread = interleaved_ratio(a, b, pairs=pairs)
+    row[key + "_ratio"], row[key + "_spread"] = r, spread
+    return t_a, t_b
 
 
 def ratio_cell(row: dict, key: str) -> str:

@@ -61,13 +61,14 @@ def run(pairs: int, sizes, dtype: str) -> list[dict]:
             diff = float(np.linalg.norm(X_sign - X_schur) / np.linalg.norm(X_schur))
             row = dict(rule=name, n=n, dtype=dtype, rel_diff=diff)
             for mode, i in (("primal", 0), ("grad", 1)):
-                t_s, t_b, r, (lo, hi) = _timing.interleaved_ratio(
+                t_s, t_b = _timing.record_ratio(
+                    row,
+                    mode,
                     lambda i=i: fns["sign"][i](*args),
                     lambda i=i: fns["schur"][i](*args),
                     pairs=pairs,
                 )
                 row.update({f"{mode}_sign_ms": 1e3 * t_s, f"{mode}_schur_ms": 1e3 * t_b})
-                row.update({f"{mode}_ratio": r, f"{mode}_spread": (lo, hi)})
             rows.append(row)
             print(
                 f"{name:17s} n={n:4d}  primal sign {row['primal_sign_ms']:9.2f} ms / Schur "

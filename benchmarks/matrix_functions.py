@@ -47,13 +47,12 @@ def run(pairs: int, sizes) -> list[dict]:
             grad = jax.jit(jax.grad(lambda A, f=f: jnp.sum(jnp.sin(f(A)))))
             row = dict(n=n, method=method)
             for name, g in (("jvp", lambda: jvp(A, E)), ("grad", lambda: grad(A))):
-                t_d, t_v, r, (lo, hi) = _timing.interleaved_ratio(g, lambda: value(A), pairs=pairs)
+                t_d, t_v = _timing.record_ratio(row, name, g, lambda: value(A), pairs=pairs)
                 row.update({f"{name}_ms": 1e3 * t_d, "value_ms": 1e3 * t_v})
-                row.update({f"{name}_ratio": r, f"{name}_spread": (lo, hi)})
-            _, t_j, r, (lo, hi) = _timing.interleaved_ratio(
-                lambda: value(A), lambda: jax_value(A), pairs=pairs
+            _, t_j = _timing.record_ratio(
+                row, "vs_jax", lambda: value(A), lambda: jax_value(A), pairs=pairs
             )
-            row.update(jax_ms=1e3 * t_j, vs_jax_ratio=r, vs_jax_spread=(lo, hi))
+            row.update(jax_ms=1e3 * t_j)
             rows.append(row)
             print(
                 f"n={n:4d} {method:7s} value {row['value_ms']:8.2f} ms   JVP/value "
@@ -69,15 +68,12 @@ def run(pairs: int, sizes) -> list[dict]:
         grad = jax.jit(jax.grad(lambda A: jnp.sum(jnp.sin(logm(A)))))
         A_np = np.asarray(A)
         row = dict(n=n, method="logm")
-        for key, a, b in (
-            ("jvp", lambda: jvp(A, E), lambda: value(A)),
-            ("grad", lambda: grad(A), lambda: value(A)),
-            ("vs_scipy", lambda: value(A), lambda: scipy.linalg.logm(A_np)),
-        ):
-            t_a, t_b, r, (lo, hi) = _timing.interleaved_ratio(a, b, pairs=pairs)
-            row.update({f"{key}_ratio": r, f"{key}_spread": (lo, hi)})
-            if key == "jvp":
-                row.update(value_ms=1e3 * t_b)
+        _, t_v = _timing.record_ratio(row, "jvp", lambda: jvp(A, E), lambda: value(A), pairs=pairs)
+        _timing.record_ratio(row, "grad", lambda: grad(A), lambda: value(A), pairs=pairs)
+        _timing.record_ratio(
+            row, "vs_scipy", lambda: value(A), lambda: scipy.linalg.logm(A_np), pairs=pairs
+        )
+        row.update(value_ms=1e3 * t_v)
         rows.append(row)
         print(
             f"n={n:4d} logm    value {row['value_ms']:8.2f} ms   JVP/value "
@@ -92,15 +88,10 @@ def run(pairs: int, sizes) -> list[dict]:
         value, jax_value = jax.jit(polar), jax.jit(jax_polar)
         grad, jax_grad = jax.jit(jax.grad(loss(polar))), jax.jit(jax.grad(loss(jax_polar)))
         row = dict(n=n, method="polar")
-        for key, a, b in (
-            ("grad", lambda: grad(A), lambda: value(A)),
-            ("vs_jax", lambda: value(A), lambda: jax_value(A)),
-            ("grad_vs_jax", lambda: grad(A), lambda: jax_grad(A)),
-        ):
-            t_a, t_b, r, (lo, hi) = _timing.interleaved_ratio(a, b, pairs=pairs)
-            row.update({f"{key}_ratio": r, f"{key}_spread": (lo, hi)})
-            if key == "grad":
-                row.update(grad_ms=1e3 * t_a, value_ms=1e3 * t_b)
+        t_g, t_v = _timing.record_ratio(row, "grad", lambda: grad(A), lambda: value(A), pairs=pairs)
+        _timing.record_ratio(row, "vs_jax", lambda: value(A), lambda: jax_value(A), pairs=pairs)
+        _timing.record_ratio(row, "grad_vs_jax", lambda: grad(A), lambda: jax_grad(A), pairs=pairs)
+        row.update(grad_ms=1e3 * t_g, value_ms=1e3 * t_v)
         rows.append(row)
         print(
             f"n={n:4d} polar   value {row['value_ms']:8.2f} ms   grad/value "
@@ -118,7 +109,7 @@ def main(argv=None):
     ap.add_argument("--json")
     a = ap.parse_args(argv)
     jax.config.update("jax_enable_x64", True)
-    print(f"sqrtm, float64, {a.pairs} pairs; {_timing.machine()}")
+    print(f"sqrtm, logm, polar, float64, {a.pairs} pairs; {_timing.machine()}")
     rows = run(a.pairs, a.sizes)
     if a.json:
         with open(a.json, "w") as fh:

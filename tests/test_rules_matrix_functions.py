@@ -19,6 +19,11 @@ def _A(n=6, dtype="float64", seed=0):
     return jr.inputs.positive_stable(n)(jax.random.key(seed), dtype)
 
 
+def _fd(f, A, E, h=1e-5):
+    """Central differences of `f` at `A` along `E`."""
+    return (f(A + h * E) - f(A - h * E)) / (2 * h)
+
+
 def _rotation(theta, r=2.0):
     # Eigenvalues r·e^{±iθ}: for θ > π/2 in the left half-plane, off the negative real axis.
     return r * jnp.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
@@ -49,9 +54,7 @@ def test_gradient_where_jax_has_none(method, x64):
     np.testing.assert_allclose(g, jax.grad(loss(_sqrtm_ref))(A), rtol=1e-10, atol=1e-12)
     # and against central differences of SciPy's value along a random direction
     E = np.asarray(jr.inputs.general((6, 6))(jax.random.key(3), "float64"))
-    h = 1e-6
-    Xp, Xm = sl.sqrtm(np.asarray(A) + h * E), sl.sqrtm(np.asarray(A) - h * E)
-    fd = (np.sum(np.sin(Xp)) - np.sum(np.sin(Xm))) / (2 * h)
+    fd = _fd(lambda A: np.sum(np.sin(sl.sqrtm(A))), np.asarray(A), E, h=1e-6)
     np.testing.assert_allclose(np.sum(np.asarray(g) * E), fd, rtol=1e-7)
 
 
@@ -135,10 +138,6 @@ def _polar_loss(A):
     return jnp.sum(jnp.sin(U) * jnp.arange(U.size).reshape(U.shape)) + jnp.sum(jnp.cos(P))
 
 
-def _fd(f, A, E, h=1e-5):
-    return (f(A + h * E) - f(A - h * E)) / (2 * h)
-
-
 def test_polar_derivatives_at_repeated_singular_values(x64):
     # A = 2Q (all singular values 2) and a matrix with a double singular value: first and second
     # derivatives against central differences of the value (of the gradient).
@@ -200,9 +199,7 @@ def test_logm_gradient_against_central_differences(x64):
     loss = lambda A: jnp.sum(jnp.sin(jr.rules.logm(A)))
     g = jax.jit(jax.grad(loss))(A)  # (against the reference: `jaxrules check`, slow tier)
     E = np.asarray(jr.inputs.general((6, 6))(jax.random.key(4), "float64"))
-    h = 1e-6
-    f = lambda A: np.sum(np.sin(sl.logm(A)))
-    fd = (f(np.asarray(A) + h * E) - f(np.asarray(A) - h * E)) / (2 * h)
+    fd = _fd(lambda A: np.sum(np.sin(sl.logm(A))), np.asarray(A), E, h=1e-6)
     np.testing.assert_allclose(np.sum(np.asarray(g) * E), fd, rtol=1e-7)
     # tr log A = log det A: its gradient is A⁻ᵀ, also for a rotation-like A
     for A in (_A(), _rotation(2.5)):
@@ -247,9 +244,8 @@ def test_fractional_matrix_power_matches_scipy_and_differentiates_in_a_and_p(x64
     np.testing.assert_allclose(dp, jr.rules.logm(A) @ fmp(A, 0.7), rtol=1e-10, atol=1e-12)
     E = np.asarray(jr.inputs.general((5, 5))(jax.random.key(5), "float64"))
     g = jax.grad(lambda A: jnp.sum(jnp.sin(fmp(A, 0.7))))(A)
-    h = 1e-6
     f = lambda A: np.sum(np.sin(sl.fractional_matrix_power(A, 0.7)))
-    fd = (f(np.asarray(A) + h * E) - f(np.asarray(A) - h * E)) / (2 * h)
+    fd = _fd(f, np.asarray(A), E, h=1e-6)
     np.testing.assert_allclose(np.sum(np.asarray(g) * E), fd, rtol=1e-7)
     with pytest.raises(ValueError, match=r"fractional_matrix_power: p must be a scalar"):
         fmp(A, jnp.ones(2))

@@ -34,8 +34,9 @@ unscaled Newton converges quadratically. The loop stops when that change is belo
 $\sqrt{\varepsilon}$ (the next iterate is then accurate to about $\varepsilon$ times the
 condition), or after `MAX_STEPS`.
 
-Each step costs two inverses and two products: about 6× the flops of the Bartels–Stewart
-solve's sweep on the CPU, but dense kernels that accelerators run at full speed.
+Each step costs two inverses and two products: dense kernels, which accelerators run at full
+speed; on this project's 2-core CPU the whole solve also measured faster than the Schur path
+(`benchmarks/matrix_equation_paths.py`, docs/library/matrix-equations.md).
 """
 
 from __future__ import annotations

@@ -207,8 +207,13 @@ def _factor(A, method):
         return None
     if method == "schur":
         return _schur(A)
-    zeros = lambda A: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(_schur, A))
-    return jax.lax.platform_dependent(A, cpu=_schur, default=zeros)
+    return jax.lax.platform_dependent(A, cpu=_schur, default=schur_zeros)
+
+
+def schur_zeros(A):
+    """Zeros of the structure of `_schur(A)`'s factors `(Z, T, rot)` (any upper triangular `T`
+    of that dtype fits): what the factors are on platforms without a Schur decomposition."""
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(_schur, A))
 
 
 def _solve(A, B, C, fa, fb, *, s_lower, t_lower, lyap, method):

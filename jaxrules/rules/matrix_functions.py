@@ -137,11 +137,6 @@ def _sqrtm_newton(A):
     return jnp.where(off <= tol, Y, jnp.nan)
 
 
-def _schur_zeros(A):
-    shapes = jax.eval_shape(lambda A: _sqrtm_schur(A)[1], A)
-    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-
-
 def _primal(A, method):
     """`(X, factors)` for the rule: factors of `X`'s Schur form where the Schur path runs,
     zeros of their structure elsewhere (`"auto"`), `None` for `"newton"`."""
@@ -151,7 +146,7 @@ def _primal(A, method):
     if method == "schur":
         return _sqrtm_schur(A)
     return jax.lax.platform_dependent(
-        A, cpu=_sqrtm_schur, default=lambda A: (_sqrtm_newton(A), _schur_zeros(A))
+        A, cpu=_sqrtm_schur, default=lambda A: (_sqrtm_newton(A), _me.schur_zeros(A))
     )
 
 
