@@ -1,11 +1,12 @@
-"""`sqrtm`, `logm` and `polar`: what their derivatives cost against their values, and against JAX's own
-functions (issue 29).
+"""`sqrtm`, `logm`, `polar` and `expm`: what their derivatives cost against their values, and
+against JAX's own functions (issue 29).
 
 `sqrtm`, on both paths: the value against `jax.scipy.linalg.sqrtm` (which has no derivative).
 `logm`: JAX has none; the value against SciPy's (`scipy.linalg.logm`, NumPy on the same CPU,
 timed the same way, for scale). `polar`: the gradient against JAX's gradient of `jax.scipy.linalg.polar(A, method="svd")`
 (through its SVD: right at the general points timed here, not at repeated singular values) and
-the value against JAX's value.
+the value against JAX's value. `expm`: its JVP and gradient against JAX's own derivatives of
+`jax.scipy.linalg.expm` (general inputs), the target being at most 1.
 
 For n in the sizes, float64, positive stable inputs (the registered generator): the value, the
 JVP (value and tangent along a random direction) and the gradient of `sum(sin(sqrtm(A)))`, each
@@ -31,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _timing
 
 import jaxrules as jr
-from jaxrules.rules import logm, polar, sqrtm
+from jaxrules.rules import expm, logm, polar, sqrtm
 
 
 def run(pairs: int, sizes) -> list[dict]:
@@ -99,7 +100,43 @@ def run(pairs: int, sizes) -> list[dict]:
             f"  grad/JAX's grad {_timing.ratio_cell(row, 'grad_vs_jax')}",
             flush=True,
         )
+    for n in sizes:
+        rows.append(_expm_row(n, pairs))
     return rows
+
+
+def _expm_row(n: int, pairs: int) -> dict:
+    """`expm`'s JVP and gradient against JAX's own derivatives of `jax.scipy.linalg.expm`
+    (JAX differentiates its Padé approximant and squarings), and the values."""
+    A = jr.inputs.general((n, n))(jax.random.key(n), "float64")
+    E = jr.inputs.general((n, n))(jax.random.key(n + 1), "float64")
+    loss = lambda f: lambda A: jnp.sum(jnp.sin(f(A)))
+    ours = dict(
+        value=jax.jit(expm),
+        jvp=jax.jit(lambda A, E: jax.jvp(expm, (A,), (E,))),
+        grad=jax.jit(jax.grad(loss(expm))),
+    )
+    jaxs = dict(
+        value=jax.jit(jax.scipy.linalg.expm),
+        jvp=jax.jit(lambda A, E: jax.jvp(jax.scipy.linalg.expm, (A,), (E,))),
+        grad=jax.jit(jax.grad(loss(jax.scipy.linalg.expm))),
+    )
+    args = dict(value=(A,), jvp=(A, E), grad=(A,))
+    row = dict(n=n, method="expm")
+    for k in ("value", "jvp", "grad"):
+        t, t_j = _timing.record_ratio(
+            row, f"{k}_vs_jax", lambda k=k: ours[k](*args[k]), lambda k=k: jaxs[k](*args[k]),
+            pairs=pairs,
+        )  # fmt: skip
+        row.update({f"{k}_ms": 1e3 * t, f"jax_{k}_ms": 1e3 * t_j})
+    print(
+        f"n={n:4d} expm    value {row['value_ms']:8.2f} ms   value/JAX's "
+        f"{_timing.ratio_cell(row, 'value_vs_jax'):18s} JVP/JAX's JVP "
+        f"{_timing.ratio_cell(row, 'jvp_vs_jax'):18s} grad/JAX's grad "
+        f"{_timing.ratio_cell(row, 'grad_vs_jax')}",
+        flush=True,
+    )
+    return row
 
 
 def main(argv=None):
@@ -109,7 +146,7 @@ def main(argv=None):
     ap.add_argument("--json")
     a = ap.parse_args(argv)
     jax.config.update("jax_enable_x64", True)
-    print(f"sqrtm, logm, polar, float64, {a.pairs} pairs; {_timing.machine()}")
+    print(f"sqrtm, logm, polar, expm, float64, {a.pairs} pairs; {_timing.machine()}")
     rows = run(a.pairs, a.sizes)
     if a.json:
         with open(a.json, "w") as fh:

@@ -25,6 +25,7 @@ COMPLEX_RULES = {
     "sqrtm",
     "logm",
     "fractional_matrix_power",
+    "expm",
 }
 
 

@@ -251,3 +251,68 @@ def test_fractional_matrix_power_matches_scipy_and_differentiates_in_a_and_p(x64
         fmp(A, jnp.ones(2))
     X32 = fmp(_A(5, "float32"), np.float64(0.5))  # a float64 p does not widen a float32 A
     assert X32.dtype == jnp.float32
+
+
+# -- expm ----------------------------------------------------------------------------------------
+def _general(shape, dtype="float64", seed=0):
+    return jr.inputs.general(shape)(jax.random.key(seed), dtype)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 30.0])
+def test_expm_value_and_frechet_match_scipy(scale, x64):
+    from jaxrules.rules import expm
+
+    for dtype in ("float64", "complex128"):
+        A, E, G = (scale * _general((6, 6), dtype, s) for s in range(3))
+        A, E, G = A, E / scale, G / scale
+        X, L = jax.jit(lambda A, E: jax.jvp(expm, (A,), (E,)))(A, E)
+        Xs, Ls = sl.expm_frechet(np.asarray(A), np.asarray(E))
+        np.testing.assert_allclose(X, Xs, rtol=1e-12 * max(scale, 1), atol=0)
+        np.testing.assert_allclose(L, Ls, rtol=1e-11 * max(scale, 1), atol=0)
+        # The VJP is L(Aᵀ, Ḡ) (JAX's bilinear pairing, also for complex A): ⟨Ḡ, L(A, E)⟩.
+        (A_bar,) = jax.vjp(expm, A)[1](G)
+        np.testing.assert_allclose(
+            np.sum(np.asarray(A_bar) * np.asarray(E)), np.sum(np.asarray(G) * Ls), rtol=1e-11
+        )
+    X32 = expm(_general((6, 6), "float32"))
+    assert X32.dtype == jnp.float32
+    np.testing.assert_allclose(X32, sl.expm(np.asarray(_general((6, 6)))), rtol=2e-5, atol=2e-5)
+
+
+def test_expm_second_order_in_every_mode(x64):
+    from jaxrules.rules import expm
+
+    A = _general((4, 4))
+    f = lambda expm: lambda A: jnp.sum(jnp.sin(expm(A)))
+    ours, jaxs = f(expm), f(jax.scipy.linalg.expm)
+    np.testing.assert_allclose(jax.hessian(ours)(A), jax.hessian(jaxs)(A), atol=1e-12)
+    gg = lambda f: jax.grad(lambda A: jnp.sum(jax.grad(f)(A) ** 2))  # reverse over reverse
+    np.testing.assert_allclose(gg(ours)(A), gg(jaxs)(A), atol=1e-12)
+    stack = jnp.stack([_general((4, 4), seed=s) for s in range(3)])
+    np.testing.assert_allclose(
+        jax.vmap(jax.grad(ours))(stack), jax.vmap(jax.grad(jaxs))(stack), atol=1e-12
+    )
+    np.testing.assert_allclose(expm(stack), jax.vmap(jax.scipy.linalg.expm)(stack), atol=1e-12)
+
+
+def test_expm_reverse_mode_keeps_no_tape_and_factors_once(x64):
+    from jaxrules.rules import expm
+
+    A = _general((5, 5))
+    loss = lambda f: lambda A: jnp.sum(jnp.sin(f(A)))
+    from test_rules_linalg import _count
+
+    for fn in (jax.grad(loss(expm)), lambda A: jax.jvp(expm, (A,), (A,))):
+        assert _count(fn, A, names=["lu"])["lu"] == 1
+    # Residuals of the VJP: the pieces (a handful of n×n matrices), not 16 squarings' worth.
+    res = jax.vjp(expm, A)[1]
+    leaves = [x for x in jax.tree_util.tree_leaves(res) if getattr(x, "ndim", 0) >= 2]
+    assert sum(x.size for x in leaves) <= 12 * A.size
+
+
+def test_expm_overflowing_scaling_is_nan_and_errors_name_the_rule(x64):
+    from jaxrules.rules import expm
+
+    assert np.isnan(expm(jnp.full((2, 2), 1e12))).all()
+    with pytest.raises(ValueError, match=r"expm: A must be a square matrix"):
+        expm(jnp.ones((2, 3)))

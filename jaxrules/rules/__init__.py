@@ -27,6 +27,7 @@ from .linalg import slogdet as slogdet
 from .matrix_equations import discrete_lyapunov as discrete_lyapunov
 from .matrix_equations import lyapunov as lyapunov
 from .matrix_equations import sylvester as sylvester
+from .matrix_exponential import expm as expm
 from .matrix_functions import fractional_matrix_power as fractional_matrix_power
 from .matrix_functions import logm as logm
 from .matrix_functions import polar as polar
