@@ -25,6 +25,13 @@ class Case(Mapping):
     triangular solve needs a triangular matrix) instead of one registration per variant.
     `label` names it (`jr.check(name, case="pos")`, the benchmark tables).
 
+    `witness="differences"` checks this case's derivatives against float64 central finite
+    differences of the reference (first and second order) instead of JAX's differentiation of
+    it: for points where the reference's *value* is right but JAX's derivative of it is not —
+    an `eigh`-based reference at repeated eigenvalues (NaN), an SVD at repeated singular
+    values. The rule's VJP and its Hessian-vector products are tied to those differences by
+    their pairings with the JVP (`consistency`, `hvp_fd`).
+
     Examples:
         >>> import jaxrules as jr
         >>> c = jr.Case("pos", {"assume": "pos"}, inputs={"A": jr.inputs.spd(3)})
@@ -40,7 +47,16 @@ class Case(Mapping):
         inputs: InputSpec | None = None,
         bench_inputs: Callable[[int], InputSpec] | None = None,
         bench_reference: Callable | None = None,
+        witness: str = "jax",
     ):
+        if witness not in WITNESSES:
+            raise ValueError(
+                f"Case({label!r}): witness must be one of {', '.join(map(repr, WITNESSES))}, got "
+                f"{witness!r}. 'jax' (default): JAX's differentiation of the reference; "
+                "'differences': finite differences of the reference, for points where JAX's "
+                "derivative of it fails."
+            )
+        self.witness = witness
         self.label = str(label)
         self.static = dict(static or {})
         self.inputs = inputs
@@ -61,14 +77,24 @@ class Case(Mapping):
 
     def __eq__(self, other):
         if isinstance(other, Case):
-            return (self.label, self.static, self.inputs) == (
+            return (self.label, self.static, self.inputs, self.witness) == (
                 other.label,
                 other.static,
                 other.inputs,
+                other.witness,
             )
         return NotImplemented if not isinstance(other, Mapping) else False
 
     __hash__ = None  # type: ignore[assignment]
+
+
+#: How a case's derivatives are witnessed (see `Case`).
+WITNESSES = ("jax", "differences")
+
+
+def witness_of(case: Mapping[str, Any]) -> str:
+    """A case's witness: `"jax"` unless a `Case` says `"differences"`."""
+    return case.witness if isinstance(case, Case) else "jax"
 
 
 def case_label(case: Mapping[str, Any], index: int) -> str:

@@ -2,7 +2,10 @@
 
 1. JAX's own differentiation of the registered *reference* (in float64 at the same point).
 2. Central finite differences of a function in float64, with a per-argument step and one
-   Richardson extrapolation step — for rules without a reference.
+   Richardson extrapolation step — for rules without a reference (differences of the rule),
+   and for registered cases at points where JAX's own derivative of the reference fails
+   (`Case(..., witness="differences")`: differences of the reference, first and second
+   order).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ def fd_jvp(
     xs: Sequence[np.ndarray],
     i: int | None,
     v,
+    order: int = 1,
 ) -> tuple[list[np.ndarray], float]:
     """Finite-difference JVP of `fn` (leaves in, leaves out) w.r.t. leaf `i` along `v`
     (`i=None`: every leaf at once, `v` a list with one direction per leaf).
@@ -45,7 +49,9 @@ def fd_jvp(
     with `h`, rounding error grows); so an ill-conditioned point (a nearly singular matrix,
     whose derivative varies on a scale far below the entries') gets a step small enough, and
     a function of a tiny input near a large value (`expm` near zero) one large enough.
-    Runs in float64.
+    Runs in float64. `order=2`: the second directional derivative `d²/dt² f(x + t v)` by
+    `(f(x + h v) − 2 f(x) + f(x − h v)) / h²`, whose error is also `O(h²)` (even in `h`), so
+    the same Richardson step and step search apply.
 
     Returns the estimate and its error estimate (that least change, norm over the outputs):
     where the estimates never settle, there is no derivative to estimate.
@@ -63,8 +69,13 @@ def fd_jvp(
     size = sum(float(np.linalg.norm(np.ravel(o))) for o in at(0.0))
     norm = lambda t: sum(float(np.linalg.norm(np.ravel(a))) for a in t)
 
+    mid = at(0.0) if order == 2 else None
+
     def central(step):
         plus, minus = at(step), at(-step)
+        if order == 2:
+            diff = [p - 2 * c + m for p, c, m in zip(plus, mid, minus)]
+            return [d / step**2 for d in diff], norm(diff) > RESOLVED * size
         diff = [p - m for p, m in zip(plus, minus)]
         return [d / (2 * step) for d in diff], norm(diff) > RESOLVED * size
 

@@ -46,6 +46,8 @@ __all__ = [
     "symmetric",
     "upper",
     "well_conditioned",
+    "with_eigenvalues",
+    "with_singular_values",
 ]
 
 
@@ -241,6 +243,49 @@ def symmetric(n: int, *, cond: float = 10.0) -> Generator:
         return (q * s) @ q.conj().T
 
     return _both(f"symmetric({n})", draw, project=_herm)
+
+
+def with_eigenvalues(values) -> Generator:
+    """Symmetric (Hermitian for complex dtypes) `Q·diag(values)·Qᴴ` with a random orthogonal
+    (unitary) `Q`: a chosen spectrum, for points where eigenvalues repeat — `[2, 2, 2, 2]` is
+    `2I` to rounding, `[3, 1, 1, -2]` a double eigenvalue — at which JAX's derivative of
+    `eigh` is not finite. Register such a point with `Case(..., witness="differences")`.
+
+    Structured: tangents and cotangents are projected onto the Hermitian (symmetric) part.
+
+    Examples:
+        >>> import jax, numpy as np
+        >>> from jaxrules import inputs
+        >>> A = inputs.with_eigenvalues([3.0, 1.0, 1.0])(jax.random.key(0), "float32")
+        >>> np.round(np.linalg.eigvalsh(A), 5).tolist()
+        [1.0, 1.0, 3.0]
+    """
+    lam = np.asarray(values, dtype=float)
+
+    def draw(rng, cplx):
+        q = _unitary(rng, len(lam), cplx)
+        return (q * lam) @ q.conj().T
+
+    return _both(f"with_eigenvalues({lam.tolist()})", draw, project=_herm)
+
+
+def with_singular_values(shape, values) -> Generator:
+    """`U·diag(values)·Vᴴ` of shape `(m, n)` with random orthonormal `U`, `V` (`len(values)
+    = min(m, n)`): chosen singular values, for points where they repeat, at which JAX's
+    derivative of `svd` is not finite."""
+    m, n = _shape(shape)
+    sv = np.asarray(values, dtype=float)
+    if len(sv) != min(m, n):
+        raise ValueError(
+            f"with_singular_values: {len(sv)} values for a {m}×{n} matrix, which has "
+            f"min(m, n) = {min(m, n)} singular values."
+        )
+
+    def draw(rng, cplx):
+        u, v = _unitary(rng, m, cplx), _unitary(rng, n, cplx)
+        return (u[:, : len(sv)] * sv) @ v[:, : len(sv)].conj().T
+
+    return _both(f"with_singular_values({(m, n)}, {sv.tolist()})", draw)
 
 
 def orthogonal(n: int) -> Generator:

@@ -626,6 +626,56 @@ def _expm_sym_library(A):
 RIGHT.register("expm_symmetric", **SYM, order=2)(_expm_sym_library)
 
 
+# At repeated eigenvalues, where JAX's derivative of the reference is NaN: the cases are
+# witnessed by finite differences of the reference (`Case(witness="differences")`).
+REPEATED = jr.Case(
+    "repeated",
+    inputs={"A": I.with_eigenvalues([2.0, 2.0, 2.0, -1.0])},
+    witness="differences",
+)
+SYM_REPEATED = dict(
+    reference=_expm_sym_ref, inputs={"A": I.symmetric(4)}, cases=[REPEATED], scales=(0.1, 2.0)
+)
+
+
+def _expm_sym_jvp_masked(p, t):
+    # The mistake (the masked eigenvector derivative of many projects' eigh rules): the
+    # divided differences of a close pair set to 0 instead of f′ — right wherever the
+    # eigenvalues are distinct, wrong at a repeated one.
+    (A,), (dA,) = p, t
+    w, V = jnp.linalg.eigh(0.5 * (A + A.T))
+    gap = w[:, None] - w[None, :]
+    close = jnp.abs(gap) < 1e-6
+    F = jnp.where(
+        close, 0.0, (jnp.exp(w)[:, None] - jnp.exp(w)[None, :]) / jnp.where(close, 1, gap)
+    )
+    F = F + jnp.diag(jnp.exp(w))
+    return _expm_sym_ref(A), V @ (F * (V.T @ (0.5 * (dA + dA.T)) @ V)) @ V.T
+
+
+wrong("spectral_masked_at_repeated", "jvp_fd", "A", **SYM_REPEATED)(
+    _rule(_expm_sym_ref, _expm_sym_jvp_masked)
+)
+
+
+def _expm_sym_jvp_through_eigh(p, t):
+    # The mistake: a right first-order rule (Daleckii–Krein) whose second order is left to
+    # JAX, through eigh — right at distinct eigenvalues, not at a repeated one (the rule's
+    # own derivative meets eigh's 1/(λᵢ − λⱼ)).
+    from jaxrules.rules.spectral import _divided_differences
+
+    (A,), (dA,) = p, t
+    w, V = jnp.linalg.eigh(0.5 * (A + A.T))
+    F = _divided_differences(jnp.exp, w)
+    return _expm_sym_ref(A), V @ (F * (V.T @ (0.5 * (dA + dA.T)) @ V)) @ V.T
+
+
+wrong("spectral_second_order_through_eigh", "jvp_jvp_fd", None, **SYM_REPEATED, order=2)(
+    _rule(_expm_sym_ref, _expm_sym_jvp_through_eigh)
+)
+RIGHT.register("expm_symmetric_repeated", **SYM_REPEATED, order=2)(_expm_sym_library)
+
+
 # -- matrix functions of general matrices ----------------------------------------------------
 def _sqrtm_ref(A):
     from jaxrules.rules.matrix_functions import _sqrtm_ref
@@ -732,6 +782,45 @@ def _polar_library(A):
 
 
 RIGHT.register("polar", **POLAR, order=2)(_polar_library)
+
+
+def _expm_ref(A):
+    return jax.scipy.linalg.expm(A)
+
+
+def _expm_jvp(p, t):
+    from jaxrules.rules.matrix_exponential import _frechet, _pieces
+
+    return _frechet(_pieces(p[0]), t[0], adjoint=False)
+
+
+def _expm_fwd(A):
+    from jaxrules.rules.matrix_exponential import _pieces
+
+    return _expm_ref(A), _pieces(A)
+
+
+def _expm_bwd_untransposed(pieces, G):
+    # The mistake: the cotangent as the Fréchet derivative at A, L(A, Ḡ), where the adjoint
+    # of L(A, ·) is L(Aᵀ, ·) — right only for a symmetric A.
+    from jaxrules.rules.matrix_exponential import _frechet
+
+    return (_frechet(pieces, G, adjoint=False)[1],)
+
+
+EXPM = dict(reference=_expm_ref, inputs={"A": I.general((4, 4))}, scales=(1e-2, 4.0))
+wrong("expm_vjp_untransposed", "vjp", "A", **EXPM)(
+    _rule(_expm_ref, _expm_jvp, _expm_fwd, _expm_bwd_untransposed)
+)
+
+
+def _expm_library(A):
+    from jaxrules.rules import expm
+
+    return expm(A)
+
+
+RIGHT.register("expm", **EXPM, order=2)(_expm_library)
 
 
 # The correct twins of the linear-algebra mistakes, for false-positive counts.

@@ -59,6 +59,10 @@ class Settings:
     atol: float | None
     expects_rule: bool  # a jaxrules rule must run (the `rule_ran` check)
     first_dtype: bool  # the case's first dtype: eager and zero_declared run in it only
+    # What the derivatives are compared with: "jax" (JAX's differentiation of the reference),
+    # "differences" (finite differences of the reference: `Case(witness=...)`), "rule" (no
+    # reference: finite differences of the rule itself).
+    witness: str = "jax"
 
 
 @dataclasses.dataclass
@@ -143,18 +147,41 @@ class Point:
                 ]
         return self._noise
 
-    def fd_jvp(self, F: Callable, i: int | None, k: int) -> list:
-        """Central differences (Richardson) of the rule's primal along direction k, float64,
-        perturbing input leaf `i` (`None`: all of them)."""
-        key = (i, k)
+    def fd_function(self) -> Callable:
+        """What finite differences differentiate: the reference where the case asks for
+        differences of it, else (no reference) the rule's own primal."""
+        rec = self.rec
+        return self.layout.function(
+            rec.reference if self.settings.witness == "differences" else rec.fn
+        )
+
+    def fd_jvp(self, i: int | None, k: int, order: int = 1) -> tuple[list, float]:
+        """Central differences (Richardson) of `fd_function` along direction k, float64,
+        perturbing input leaf `i` (`None`: all of them); `order=2`: the second directional
+        derivative (all leaves at once)."""
+        key = (i, k, order)
         if key not in self._fd:
+            F = self.fd_function()
             with jax.enable_x64(True):
-                up = [jnp.asarray(upcast(x)) for x in self.xs]
-                upf = [jnp.asarray(upcast(f)) if hasattr(f, "dtype") else f for f in self.fixed]
+                up, upf = self._up()
                 vs = [upcast(V[k]) for V in self.directions["v"]]
                 v = vs if i is None else vs[i]
-                self._fd[key] = _witness.fd_jvp(lambda ys: F(ys, upf), up, i, v)
+                self._fd[key] = _witness.fd_jvp(lambda ys: F(ys, upf), up, i, v, order)
         return self._fd[key]
+
+    def fd_value(self) -> list:
+        """`fd_function`'s value at the point, in float64."""
+        if "value" not in self._fd:
+            F = self.fd_function()
+            with jax.enable_x64(True):
+                up, upf = self._up()
+                self._fd["value"] = [wide(o) for o in F(up, upf)]
+        return self._fd["value"]
+
+    def _up(self):
+        up = [jnp.asarray(upcast(x)) for x in self.xs]
+        upf = [jnp.asarray(upcast(f)) if hasattr(f, "dtype") else f for f in self.fixed]
+        return up, upf
 
     def result(self, transform, check, arg, out, err, tol, message="", note_="") -> CheckResult:
         return CheckResult(
@@ -358,33 +385,72 @@ def _consistency(point: Point, transform, k, q, acc) -> None:
 
 
 def _finite_differences(point: Point, transform, k, q, acc) -> None:
-    """Without a reference: the rule's JVPs against central differences of its primal (per
-    input where they were computed, else all inputs at once)."""
-    F = point.layout.function(point.rec.fn)
+    """Without a witness by JAX: the rule's JVPs against central differences (per input where
+    they were computed, else all inputs at once) — of its own primal where it has no
+    reference, of the reference's where the case asks for `witness="differences"`; there
+    also the values against the reference's and, at order 2, the second directional
+    derivative and the Hessian-vector product's pairing against second differences."""
     if "jvp" in q:
         rows = [(i, q["jvp"][i]) for i in range(len(point.xs))]
     elif "jvp_all" in q:
         rows = [(None, q["jvp_all"])]
     else:
-        return
+        rows = []
     for i, row in rows:
         if row is None:
             continue
-        fd, fd_err = point.fd_jvp(F, i, k)
-        scale = max(sum(norm(f) for f in fd), 1e-300)
+        fd, fd_err = point.fd_jvp(i, k)
+        settle = fd_err / _size(fd)
         for o in range(point.n_out):
-            if row[o] is None:
-                continue
-            label, out = point.label_in(i), point.label_out(o)
-            if fd_err / scale > FD_UNSETTLED:
-                msg = (
-                    f"finite differences do not settle here (they change by {fd_err / scale:.2g} "
-                    "between steps ten times apart): no derivative at this point, or one that "
-                    "finite differences cannot resolve"
+            if row[o] is not None:
+                err = norm(row[o] - fd[o]) / max(norm(fd[o]), 1e-300)
+                _against_fd(point, transform, "jvp_fd", i, o, err, settle, acc)
+    if point.settings.witness != "differences":
+        return
+    if "primal" in q:
+        for o, (g, w) in enumerate(zip(q["primal"], point.fd_value())):
+            if _inexact(w):
+                err = relative(g, w, denominator(norm(w), norm(w), point.floor, point.atol))
+                acc.add(
+                    point.result(transform, "primal", None, point.label_out(o), err, point.floor)
                 )
-                acc.add(point.result(transform, "jvp_fd", label, out, float("inf"), 0.0, msg))
-                continue
-            err = norm(row[o] - fd[o]) / max(norm(fd[o]), 1e-300)
-            fd_rtol = FD_RTOL.get(real_name(point.dtype), 0.0)
-            tol = max(point.floor, fd_rtol, CALIBRATION * fd_err / scale)
-            acc.add(point.result(transform, "jvp_fd", label, out, err, tol))
+    if point.order < 2 or not ({"jvp_jvp", "hvp"} & set(q)):
+        return
+    fd2, fd2_err = point.fd_jvp(None, k, order=2)
+    settle = fd2_err / _size(fd2)
+    for o, g in enumerate(q.get("jvp_jvp") or []):
+        if g is not None:
+            err = norm(g - fd2[o]) / max(norm(fd2[o]), 1e-300)
+            _against_fd(point, transform, "jvp_jvp_fd", None, o, err, settle, acc)
+    if q.get("hvp") is not None:
+        # ⟨d/dε VJP(x + εv)·w, v⟩ = wᵀ D²F[v, v]: the Hessian-vector product against the
+        # second differences, through its pairing with v (relative to the terms' scale).
+        v = [upcast(V[k]) for V in point.directions["v"]]
+        ws = [None if w is None else upcast(w[k]) for w in point.directions["w"]]
+        got = sum(pairing(h, vi) for h, vi in zip(q["hvp"], v) if h is not None)
+        want = sum(pairing(w, f) for w, f in zip(ws, fd2) if w is not None)
+        scale = sum(norm(w) * norm(f) for w, f in zip(ws, fd2) if w is not None)
+        err = abs(got - want) / max(scale, 1e-300)
+        _against_fd(point, transform, "hvp_fd", None, None, err, settle, acc)
+
+
+def _size(fd) -> float:
+    return max(sum(norm(f) for f in fd), 1e-300)
+
+
+def _against_fd(point: Point, transform, check, i, o, err, settle, acc) -> None:
+    """One comparison with finite differences (relative error `err`; `settle`: how much the
+    differences changed between steps, relative to them): the tolerance is the dtype's floor,
+    the differences' accuracy in float64, or their measured error, whichever is largest."""
+    label, out = point.label_in(i), point.label_out(o)
+    if settle > FD_UNSETTLED:
+        msg = (
+            f"finite differences do not settle here (they change by {settle:.2g} between "
+            "steps ten times apart): no derivative at this point, or one that finite "
+            "differences cannot resolve"
+        )
+        acc.add(point.result(transform, check, label, out, float("inf"), 0.0, msg))
+        return
+    fd_rtol = FD_RTOL.get(real_name(point.dtype), 0.0)
+    tol = max(point.floor, fd_rtol, CALIBRATION * settle)
+    acc.add(point.result(transform, check, label, out, err, tol))

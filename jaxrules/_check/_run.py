@@ -14,7 +14,15 @@ import numpy as np
 
 from .. import _backend, _cache, _custom
 from .._dtypes import double, normal
-from .._registry import Case, Rule, _scales, default_registry, make_rule
+from .._registry import (
+    Case,
+    Rule,
+    _scales,
+    case_label,
+    default_registry,
+    make_rule,
+    witness_of,
+)
 from ._compare import Accumulator, Point, Settings, compare, up_tree, upcast
 from ._layout import argspec, make_layout
 from ._programs import ReferencePrograms, RulePrograms
@@ -197,8 +205,18 @@ def check(
         selected = [selected[rec.select(case)]]
     acc = Accumulator(recipe, order_ if order is not None else None)
     for case_idx, case_ in selected:
-        # The float64 witness is shared by the dtypes of a case: one compilation.
-        refs = None if rec.reference is None else ReferencePrograms(order_)
+        # The float64 witness is shared by the dtypes of a case: one compilation. A case
+        # witnessed by differences (of the reference) runs no JAX derivative of it.
+        witness = witness_of(case_)
+        if witness == "differences" and rec.reference is None:
+            raise ValueError(
+                f"check({rec.name!r}): case {case_label(case_, case_idx)!r} asks for "
+                "witness='differences' (finite differences of the reference), but the rule has "
+                "no reference. Register one, or drop the witness option (a rule without a "
+                "reference is checked against differences of itself)."
+            )
+        plain = rec.reference is None or witness == "differences"
+        refs = None if plain else ReferencePrograms(order_)
         for dtype in dtype_list:
             settings = Settings(
                 rec=rec,
@@ -214,6 +232,7 @@ def check(
                 atol=atol if atol is not None else rec.atol,
                 expects_rule=expects_rule,
                 first_dtype=dtype == dtype_list[0],
+                witness=witness if rec.reference is not None else "rule",
             )
             with _precision(dtype):
                 _check_case(settings, refs, acc)

@@ -31,10 +31,28 @@ $f'$ at the midpoint errs by about $|f'''| (\lambda_i - \lambda_j)^2 / 24$. The 
 at a gap of $\varepsilon^{1/3}$ of the spectrum's scale, where both errors are about
 $\varepsilon^{2/3}$ (4e-11 relative in float64, 2e-5 in float32).
 
-**Higher orders.** The JVP rule computes the eigendecomposition of $A$ differentiably, so a
-second derivative is JAX's derivative of the rule: right where the eigenvalues are distinct,
-and — through `eigh`'s own derivative — not finite at a repeated eigenvalue, never silently
-wrong. The rules claim (and are checked at) second order at general points.
+**Second order.** The tangent map $T(A, E) = V (F \circ V^\top E V) V^\top$ is a rule of its
+own (`_tangent`): differentiating it through `eigh` would meet $1/(\lambda_i - \lambda_j)$ again
+(NaN at $2I$, and at a computed double eigenvalue finite and wrong — 260 % on a registered
+case before this rule, caught by `jr.check` with a `witness="differences"` case). Its
+derivative along $(H, \dot E)$ is
+$V\bigl(F \circ V^\top\dot E V + M\bigr)V^\top$ with
+$M_{ij} = \sum_k f[\lambda_i, \lambda_k, \lambda_j]\,(\tilde E_{ik}\tilde H_{kj} +
+\tilde H_{ik}\tilde E_{kj})$ ($\tilde E = V^\top E V$, $\tilde H = V^\top H V$), the second
+divided differences of $f$ (the second Fréchet derivative of a spectral function; Bhatia,
+*Matrix Analysis*, §V.3). $M$ is formed with products, never the $n^3$ tensor: for
+$\lambda_i, \lambda_j$ apart, $f[\lambda_i, \lambda_k, \lambda_j] = (F_{ik} - F_{kj})/
+(\lambda_i - \lambda_j)$ gives $M_{ij} = \bigl((F\circ\tilde E)\tilde H + (F\circ\tilde H)
+\tilde E - \tilde E(F\circ\tilde H) - \tilde H(F\circ\tilde E)\bigr)_{ij} / (\lambda_i -
+\lambda_j)$; for a close pair (the same test as $F$'s), the confluent
+$f[\lambda_i, \lambda_k, \lambda_i]$ — $(F_{ik} - f'(\lambda_i))/(\lambda_k - \lambda_i)$, or
+$f''(\lambda_i)/2$ where $\lambda_k$ is close too. Exact at repeated eigenvalues in both
+modes (reverse mode is the same self-adjoint map of $\operatorname{sym}(\bar X)$, so its
+derivative is this rule too: Hessians, forward over reverse, reverse over reverse). Accuracy:
+a gap just above the threshold loses about $\varepsilon^{1/3}$ relative in $M$ (the first
+differences' rounding, divided by the gap); third derivatives go through `eigh` (right at
+distinct eigenvalues only). The rules claim, and are checked at, second order — also at
+repeated eigenvalues and $2I$, against finite differences of the reference.
 """
 
 from __future__ import annotations
@@ -44,7 +62,7 @@ import jax.numpy as jnp
 
 from .. import _registry as registry
 from .. import inputs
-from .._custom import custom_jvp
+from .._custom import custom_jvp, custom_vjp
 from . import _arguments as _args
 
 __all__ = ["funm_symmetric", "logm_spd", "psd_projection", "sqrtm_psd"]
@@ -64,9 +82,7 @@ def _divided_differences(f, w):
     with `f'` at the midpoint where two eigenvalues are within `ε^(1/3)` of the spectrum's
     scale (see the module)."""
     fw = f(w)
-    gap = w[..., :, None] - w[..., None, :]
-    scale = jnp.max(jnp.abs(w), axis=-1, keepdims=True)[..., None]
-    close = jnp.abs(gap) <= jnp.finfo(w.dtype).eps ** (1 / 3) * jnp.maximum(scale, 1.0)
+    gap, close = _gaps(w)
     quotient = (fw[..., :, None] - fw[..., None, :]) / jnp.where(close, 1.0, gap)
     mid = 0.5 * (w[..., :, None] + w[..., None, :])
     return jnp.where(close, _elementwise_derivative(f, mid), quotient)
@@ -77,7 +93,59 @@ def _spectral(f, A):
     return w, V, (V * f(w)[..., None, :]) @ jnp.swapaxes(V, -1, -2)
 
 
+def _second_divided_differences(f, w, F1, Et, Ht):
+    """`M` of the second derivative (see the module): `M_ij = Σ_k f[λ_i, λ_k, λ_j]
+    (Ẽ_ik H̃_kj + H̃_ik Ẽ_kj)`, by products (never the n³ tensor of `f[·,·,·]`).
+
+    Where `λ_i`, `λ_j` are apart, `f[λ_i, λ_k, λ_j] = (F_ik − F_kj)/(λ_i − λ_j)`, so
+    `M_ij = ((F∘Ẽ)H̃ + (F∘H̃)Ẽ − Ẽ(F∘H̃) − H̃(F∘Ẽ))_ij / (λ_i − λ_j)`. Where they are close
+    (the same test as `F`'s), the confluent `f[λ_i, λ_k, λ_i] = D_ik`: `(F_ik − f′(λ_i))/
+    (λ_k − λ_i)`, and `f″(λ_i)/2` where `λ_k` is close too; `M = (D∘Ẽ)H̃ + (D∘H̃)Ẽ`,
+    symmetrised."""
+    gap, close = _gaps(w)
+    d1 = _elementwise_derivative(f, w)
+    d2 = jax.jvp(lambda x: _elementwise_derivative(f, x), (w,), (jnp.ones_like(w),))[1]
+    D = jnp.where(
+        close, 0.5 * d2[..., :, None], (F1 - d1[..., :, None]) / jnp.where(close, 1.0, -gap)
+    )
+    apart = ((F1 * Et) @ Ht + (F1 * Ht) @ Et - Et @ (F1 * Ht) - Ht @ (F1 * Et)) / jnp.where(
+        close, 1.0, gap
+    )
+    near = (D * Et) @ Ht + (D * Ht) @ Et
+    near = 0.5 * (near + jnp.swapaxes(near, -1, -2))
+    return jnp.where(close, near, apart)
+
+
+def _gaps(w):
+    """`λ_i − λ_j` and where it is below `ε^(1/3)` of the spectrum's scale (see the module)."""
+    gap = w[..., :, None] - w[..., None, :]
+    scale = jnp.max(jnp.abs(w), axis=-1, keepdims=True)[..., None]
+    return gap, jnp.abs(gap) <= jnp.finfo(w.dtype).eps ** (1 / 3) * jnp.maximum(scale, 1.0)
+
+
 @custom_jvp(static_argnames=("f",))
+def _tangent(A, E, *, f):
+    # The Daleckii–Krein map E ↦ V (F ∘ VᵀEV) Vᵀ (E symmetric): linear in E, self-adjoint.
+    w, V, _ = _spectral(f, A)
+    Vt = jnp.swapaxes(V, -1, -2)
+    return V @ (_divided_differences(f, w) * (Vt @ E @ V)) @ Vt
+
+
+@_tangent.defjvp
+def _tangent_jvp(primals, tangents, *, f):
+    # The second derivative: d/dt of V (F ∘ Ẽ) Vᵀ along (A + tH, E + tĖ) is
+    # V (F ∘ (VᵀĖV) + M(Ẽ, H̃)) Vᵀ, M of the second divided differences — finite and exact
+    # at repeated eigenvalues, where differentiating V (through eigh) is not.
+    (A, E), (H, dE) = primals, tangents
+    w, V, _ = _spectral(f, A)
+    Vt = jnp.swapaxes(V, -1, -2)
+    F1 = _divided_differences(f, w)
+    Et, Ht, dEt = (Vt @ M @ V for M in (E, _sym(H), _sym(dE)))
+    out = V @ (F1 * Et) @ Vt
+    return out, V @ (F1 * dEt + _second_divided_differences(f, w, F1, Et, Ht)) @ Vt
+
+
+@custom_vjp(static_argnames=("f",))
 def _funm(A, *, f):
     return _spectral(f, A)[2]
 
@@ -85,10 +153,19 @@ def _funm(A, *, f):
 @_funm.defjvp
 def _funm_jvp(primals, tangents, *, f):
     (A,), (dA,) = primals, tangents
-    w, V, X = _spectral(f, A)
-    Vt = jnp.swapaxes(V, -1, -2)
-    dX = V @ (_divided_differences(f, w) * (Vt @ _sym(dA) @ V)) @ Vt
-    return X, dX
+    return _funm(A, f=f), _tangent(A, _sym(dA), f=f)
+
+
+def _funm_fwd(A, *, f):
+    return _funm(A, f=f), A
+
+
+def _funm_bwd(A, X_bar, *, f):
+    # The map is self-adjoint (F symmetric): the cotangent is the same map of sym(X̄).
+    return (_tangent(A, _sym(X_bar), f=f),)
+
+
+_funm.defvjp(_funm_fwd, _funm_bwd)
 
 
 def funm_symmetric(f, A):
@@ -184,6 +261,21 @@ registry.register(
         registry.Case("sin", {"f": jnp.sin}),
         registry.Case("sqrt_spd", {"f": jnp.sqrt}, inputs={"A": inputs.spd(5)}),
         registry.Case("log_spd", {"f": jnp.log}, inputs={"A": inputs.spd(5)}),
+        # Where JAX's derivative of the reference (through `eigh`) is NaN: repeated
+        # eigenvalues, and 2I (the issue's V √Λ Vᵀ) — witnessed by finite differences of the
+        # reference's value, which is right there.
+        registry.Case(
+            "exp_repeated",
+            {"f": jnp.exp},
+            inputs={"A": inputs.with_eigenvalues([2.0, 2.0, 2.0, -1.0, 0.5])},
+            witness="differences",
+        ),
+        registry.Case(
+            "sqrt_at_2I",
+            {"f": jnp.sqrt},
+            inputs={"A": inputs.with_eigenvalues([2.0, 2.0, 2.0, 2.0])},
+            witness="differences",
+        ),
     ],
     # Scaling keeps an SPD matrix SPD (sqrt, log stay defined), but exp(100 λ) overflows
     # float32 (λ up to 5 here): the magnitudes checked beyond the registered ones are × 0.1, × 2.
