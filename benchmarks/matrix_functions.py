@@ -6,7 +6,8 @@ against JAX's own functions (issue 29).
 timed the same way, for scale). `polar`: the gradient against JAX's gradient of `jax.scipy.linalg.polar(A, method="svd")`
 (through its SVD: right at the general points timed here, not at repeated singular values) and
 the value against JAX's value. `expm`: its JVP and gradient against JAX's own derivatives of
-`jax.scipy.linalg.expm` (general inputs), the target being at most 1.
+`jax.scipy.linalg.expm` (general inputs), the target being at most 1. `funm_symmetric`: JVP and
+gradient against its value, the gradient against JAX's through `eigh` (target ≤ 1.1).
 
 For n in the sizes, float64, positive stable inputs (the registered generator): the value, the
 JVP (value and tangent along a random direction) and the gradient of `sum(sin(sqrtm(A)))`, each
@@ -32,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _timing
 
 import jaxrules as jr
-from jaxrules.rules import expm, logm, polar, sqrtm
+from jaxrules.rules import expm, funm_symmetric, logm, polar, sqrtm
 
 
 def run(pairs: int, sizes) -> list[dict]:
@@ -102,7 +103,35 @@ def run(pairs: int, sizes) -> list[dict]:
         )
     for n in sizes:
         rows.append(_expm_row(n, pairs))
+    for n in sizes:
+        rows.append(_funm_row(n, pairs))
     return rows
+
+
+def _funm_row(n: int, pairs: int) -> dict:
+    """`funm_symmetric(jnp.exp, ·)` at a general symmetric point: JVP and gradient against the
+    value, and the gradient against JAX's own gradient of `V exp(Λ) Vᵀ` through `eigh` (finite
+    at distinct eigenvalues)."""
+    A = jr.inputs.symmetric(n)(jax.random.key(n), "float64")
+    E = jr.inputs.symmetric(n)(jax.random.key(n + 1), "float64")
+    f = lambda A: funm_symmetric(jnp.exp, A)
+    plain = lambda A: (lambda w, V: (V * jnp.exp(w)) @ V.T)(*jnp.linalg.eigh(A))
+    loss = lambda f: lambda A: jnp.sum(jnp.sin(f(A)))
+    value = jax.jit(f)
+    jvp = jax.jit(lambda A, E: jax.jvp(f, (A,), (E,)))
+    grad, jax_grad = jax.jit(jax.grad(loss(f))), jax.jit(jax.grad(loss(plain)))
+    row = dict(n=n, method="funm_symmetric")
+    _, t_v = _timing.record_ratio(row, "jvp", lambda: jvp(A, E), lambda: value(A), pairs=pairs)
+    _timing.record_ratio(row, "grad", lambda: grad(A), lambda: value(A), pairs=pairs)
+    _timing.record_ratio(row, "grad_vs_jax", lambda: grad(A), lambda: jax_grad(A), pairs=pairs)
+    row.update(value_ms=1e3 * t_v)
+    print(
+        f"n={n:4d} funm    value {row['value_ms']:8.2f} ms   JVP/value "
+        f"{_timing.ratio_cell(row, 'jvp'):18s} grad/value {_timing.ratio_cell(row, 'grad'):18s}"
+        f" grad/JAX's grad (eigh) {_timing.ratio_cell(row, 'grad_vs_jax')}",
+        flush=True,
+    )
+    return row
 
 
 def _expm_row(n: int, pairs: int) -> dict:
@@ -146,7 +175,7 @@ def main(argv=None):
     ap.add_argument("--json")
     a = ap.parse_args(argv)
     jax.config.update("jax_enable_x64", True)
-    print(f"sqrtm, logm, polar, expm, float64, {a.pairs} pairs; {_timing.machine()}")
+    print(f"sqrtm, logm, polar, expm, funm_symmetric, float64, {a.pairs} pairs; {_timing.machine()}")
     rows = run(a.pairs, a.sizes)
     if a.json:
         with open(a.json, "w") as fh:

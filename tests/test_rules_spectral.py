@@ -109,3 +109,12 @@ def test_why_no_eigh_rule_zeroes_degenerate_terms(x64):
     assert np.linalg.norm(zeroed - true) / np.linalg.norm(true) > 0.5
     ours = jax.grad(lambda A: jnp.trace(G @ funm_symmetric(jnp.sqrt, A)))(A)
     np.testing.assert_allclose(ours, true, rtol=1e-12, atol=1e-14)
+
+
+def test_third_order_is_an_error_not_a_silent_zero(x64):
+    A = _repeated([0.5, 1.0, 2.0])
+    f = lambda A: jnp.sum(jnp.sin(funm_symmetric(jnp.exp, A)))
+    d = lambda g: lambda A: jax.jvp(g, (A,), (A,))[1]  # a directional derivative
+    assert np.isfinite(d(d(f))(A))  # second order: fine
+    with pytest.raises(NotImplementedError, match=r"funm_symmetric .* order 3"):
+        d(d(d(f)))(A)

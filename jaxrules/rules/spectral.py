@@ -123,10 +123,10 @@ def _gaps(w):
     return gap, jnp.abs(gap) <= jnp.finfo(w.dtype).eps ** (1 / 3) * jnp.maximum(scale, 1.0)
 
 
-@custom_jvp(static_argnames=("f",))
-def _tangent(A, E, *, f):
+@custom_jvp(static_argnames=("f",), constant_argnames=("w", "V"))
+def _tangent(A, E, w, V, *, f):
     # The Daleckii–Krein map E ↦ V (F ∘ VᵀEV) Vᵀ (E symmetric): linear in E, self-adjoint.
-    w, V, _ = _spectral(f, A)
+    # (w, V): the eigendecomposition of A, computed once by the caller on a stopped A.
     Vt = jnp.swapaxes(V, -1, -2)
     return V @ (_divided_differences(f, w) * (Vt @ E @ V)) @ Vt
 
@@ -136,36 +136,59 @@ def _tangent_jvp(primals, tangents, *, f):
     # The second derivative: d/dt of V (F ∘ Ẽ) Vᵀ along (A + tH, E + tĖ) is
     # V (F ∘ (VᵀĖV) + M(Ẽ, H̃)) Vᵀ, M of the second divided differences — finite and exact
     # at repeated eigenvalues, where differentiating V (through eigh) is not.
-    (A, E), (H, dE) = primals, tangents
-    w, V, _ = _spectral(f, A)
+    A, E, w, V = primals
+    H, dE = tangents[:2]
     Vt = jnp.swapaxes(V, -1, -2)
     F1 = _divided_differences(f, w)
     Et, Ht, dEt = (Vt @ M @ V for M in (E, _sym(H), _sym(dE)))
-    out = V @ (F1 * Et) @ Vt
-    return out, V @ (F1 * dEt + _second_divided_differences(f, w, F1, Et, Ht)) @ Vt
+    d = V @ (F1 * dEt + _second_divided_differences(f, w, F1, Et, Ht)) @ Vt
+    return _tangent(A, E, w, V, f=f), _no_third_order(d)
 
 
-@custom_vjp(static_argnames=("f",))
-def _funm(A, *, f):
-    return _spectral(f, A)[2]
+@custom_jvp
+def _no_third_order(d):
+    return d
+
+
+@_no_third_order.defjvp
+def _no_third_order_jvp(primals, tangents):
+    raise NotImplementedError(
+        "funm_symmetric (and sqrtm_psd, logm_spd, psd_projection): derivatives of order 3 and "
+        "higher are not implemented (the rule's second derivative uses the eigendecomposition "
+        "as constants: a third derivative through it would be silently wrong). Up to second "
+        "order every mode combination is exact, also at repeated eigenvalues."
+    )
+
+
+@custom_vjp(static_argnames=("f",), constant_argnames=("w", "V"))
+def _funm(A, w, V, *, f):
+    # (w, V): the eigendecomposition of a stopped A (one eigh for value and derivatives).
+    return (V * f(w)[..., None, :]) @ jnp.swapaxes(V, -1, -2)
 
 
 @_funm.defjvp
 def _funm_jvp(primals, tangents, *, f):
-    (A,), (dA,) = primals, tangents
-    return _funm(A, f=f), _tangent(A, _sym(dA), f=f)
+    A, w, V = primals
+    return _funm(A, w, V, f=f), _tangent(A, _sym(tangents[0]), w, V, f=f)
 
 
-def _funm_fwd(A, *, f):
-    return _funm(A, f=f), A
+def _funm_fwd(A, w, V, *, f):
+    return _funm(A, w, V, f=f), (A, w, V)
 
 
-def _funm_bwd(A, X_bar, *, f):
-    # The map is self-adjoint (F symmetric): the cotangent is the same map of sym(X̄).
-    return (_tangent(A, _sym(X_bar), f=f),)
+def _funm_bwd(res, X_bar, *, f):
+    # The map is self-adjoint (F symmetric): the cotangent is the same map of sym(X̄) — a
+    # call of `_tangent`, so that differentiating the VJP (Hessians) uses its rule.
+    A, w, V = res
+    return _tangent(A, _sym(X_bar), w, V, f=f), None, None
 
 
 _funm.defvjp(_funm_fwd, _funm_bwd)
+
+
+def _funm_one(A, f):
+    w, V = jnp.linalg.eigh(jax.lax.stop_gradient(A))
+    return _funm(A, w, V, f=f)
 
 
 def funm_symmetric(f, A):
@@ -193,7 +216,7 @@ def funm_symmetric(f, A):
             f"{type(f).__name__}."
         )
     (A,) = _args.inexact(A)
-    return _funm(_sym(A), f=f)
+    return _funm_one(_sym(A), f)
 
 
 def _sqrt_nonneg(w):
