@@ -175,7 +175,9 @@ def main(argv=None):
     ap.add_argument("--json")
     a = ap.parse_args(argv)
     jax.config.update("jax_enable_x64", True)
-    print(f"sqrtm, logm, polar, expm, funm_symmetric, float64, {a.pairs} pairs; {_timing.machine()}")
+    print(
+        f"sqrtm, logm, polar, expm, funm_symmetric, float64, {a.pairs} pairs; {_timing.machine()}"
+    )
     rows = run(a.pairs, a.sizes)
     if a.json:
         with open(a.json, "w") as fh:
