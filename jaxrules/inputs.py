@@ -35,6 +35,7 @@ from ._dtypes import double, normal
 
 __all__ = [
     "Generator",
+    "fixed",
     "general",
     "integer",
     "lower",
@@ -286,6 +287,21 @@ def with_singular_values(shape, values) -> Generator:
         return (u[:, : len(sv)] * sv) @ v[:, : len(sv)].conj().T
 
     return _both(f"with_singular_values({(m, n)}, {sv.tolist()})", draw)
+
+
+def fixed(values) -> Generator:
+    """Exactly these values, every draw (real only): for a registered point where a derivative
+    is known to go wrong — `fixed([0.0, 1e-3, -2.5])` puts `x = 0` in the check of a Bessel
+    function, whose JAX derivative is wrong there. Scalable (× a factor keeps 0 at 0).
+
+    Examples:
+        >>> import jax
+        >>> from jaxrules import inputs
+        >>> inputs.fixed([0.0, -2.5])(jax.random.key(0), "float32").tolist()
+        [0.0, -2.5]
+    """
+    vals = np.asarray(values, dtype=float)
+    return Generator(f"fixed({vals.tolist()})", lambda rng: vals.copy(), scalable=True)
 
 
 def orthogonal(n: int) -> Generator:

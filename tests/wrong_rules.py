@@ -823,6 +823,42 @@ def _expm_library(A):
 RIGHT.register("expm", **EXPM, order=2)(_expm_library)
 
 
+# -- special functions: a derivative wrong at one point ------------------------------------------
+def _i1_ref(x):
+    return jax.scipy.special.i1(x)
+
+
+def _i1_jvp_limit_dropped(p, t):
+    # The mistake: I₁′ = I₀ − I₁/x with the 0/0 at x = 0 guarded to 0 instead of its limit ½ —
+    # right everywhere but x = 0 (I₁′(0) = ½, this gives 1). Only a registered point at 0 shows
+    # it; JAX's derivative of the reference is witnessed by differences there (it was itself
+    # wrong at 0 for `i0` on JAX 0.10.2).
+    (x,), (dx,) = p, t
+    zero = x == 0
+    quotient = jnp.where(zero, 0.0, _i1_ref(x) / jnp.where(zero, 1.0, x))
+    return _i1_ref(x), (jax.scipy.special.i0(x) - quotient) * dx
+
+
+I1_AT_ZERO = dict(
+    reference=_i1_ref,
+    inputs={"x": I.general((4,))},
+    cases=[jr.Case("at_zero", inputs={"x": I.fixed([0.0, 0.3, -1.2])}, witness="differences")],
+    scales=(1e-2, 10.0),
+)
+wrong("i1_limit_at_zero_dropped", "jvp_fd", "x", **I1_AT_ZERO)(
+    _rule(_i1_ref, _i1_jvp_limit_dropped)
+)
+
+
+def _i1_library(x):
+    from jaxrules.rules import i1
+
+    return i1(x)
+
+
+RIGHT.register("i1", **I1_AT_ZERO, order=2)(_i1_library)
+
+
 # The correct twins of the linear-algebra mistakes, for false-positive counts.
 RIGHT.register("quadratic_form", reference=_quad, inputs={"x": vec, "Q": mat}, order=2)(
     _rule(

@@ -38,6 +38,8 @@ from .quadratic_programs import QPSolution as QPSolution
 from .quadratic_programs import eq_qp as eq_qp
 from .quadratic_programs import qp as qp
 from .quadratic_programs import qp_layer as qp_layer
+from .special import i0 as i0
+from .special import i1 as i1
 from .spectral import funm_symmetric as funm_symmetric
 from .spectral import logm_spd as logm_spd
 from .spectral import psd_projection as psd_projection
