@@ -557,3 +557,20 @@ def test_points_with_chosen_spectra(x64):
     np.testing.assert_allclose(np.linalg.svd(B, compute_uv=False), [2.0, 2.0, 1.0], atol=1e-14)
     with pytest.raises(ValueError, match=r"with_singular_values: 2 values for a 5×3 matrix"):
         jr.inputs.with_singular_values((5, 3), [1.0, 2.0])
+
+
+def test_second_differences_resolve_a_small_second_derivative(x64):
+    # Found by the slow tier's 20-seed sweep: I₁ at (0, 0.3, -1.2) along a direction mostly
+    # on x = 0 (where I₁'' = 0) moves the outputs by h²F'' ~ 3e-3 h² |F| only; a 1e-8
+    # resolution left no step of the search usable ("do not settle", a false failure).
+    from jaxrules import _witness
+
+    x = [jnp.array([0.0, 0.3, -1.2])]
+    v = jnp.array([0.88122354, -0.05031726, 0.05976532])
+    F = lambda ys: [jax.scipy.special.i1(ys[0])]
+    (est,), err = _witness.fd_jvp(F, x, None, [v], order=2)
+    from jaxrules.rules import i1  # (JAX 0.10.2's own I₁'' is wrong at 0: 1, not 0)
+
+    exact = jax.jvp(lambda y: jax.jvp(i1, (y,), (v,))[1], (x[0],), (v,))[1]
+    assert np.isfinite(err)
+    np.testing.assert_allclose(est, exact, rtol=1e-7, atol=1e-12)

@@ -3,7 +3,8 @@ modified Bessel functions $I_0$, $I_1$ of the first kind, right at $x = 0$.
 
 **The defect.** On JAX 0.10.2 (the newest for Python 3.11)
 `jax.grad(jax.scipy.special.i0)(0.0)` is `1.0` (jax-ml/jax#40628); $I_0$ is even,
-$I_0'(0) = I_1(0) = 0$. Its second derivative at 0 is `1.5` where $I_0''(0) = 1/2$. (Nearby,
+$I_0'(0) = I_1(0) = 0$. Its second derivative at 0 is `1.5` where $I_0''(0) = 1/2$, and
+$I_1''(0)$ is `1` where it is 0 ($I_1$ is odd). (Nearby,
 at $x = 10^{-3}$, both are right.) JAX 0.12.0.1 is right; these rules are right on both.
 
 **The rules.** From the series $I_\nu(x) = \sum_k (x/2)^{2k+\nu}/(k!\,\Gamma(k+\nu+1))$:
