@@ -4,7 +4,9 @@ For each case (static values), dtype and seed, the checker draws a general point
 tangent directions and output cotangents, and computes the same table of quantities
 (`._quantities`: primal outputs of every path, JVPs and VJPs per argument and output and
 all at once, their linearity, second derivatives) for the rule under each transform
-(`._programs`) and for its reference in float64 — the witness. It compares them leaf by
+(`._programs`) and for its reference in float64 — the witness (for a case registered with
+`witness="differences"`, at a point where JAX's derivative of the reference fails: finite
+differences of the reference's value instead, `.._witness`). It compares them leaf by
 leaf (`._compare`) with norm-wise relative tolerances calibrated by measurement
 (`._tolerance`), and reports one block per failing (rule, argument, output) with a
 reproducer (`._report`). `._run` is the orchestration, `._layout` turns a
