@@ -72,10 +72,9 @@ def fd_jvp(
             ys[j] = jnp.asarray(xs[j]) + t * jnp.asarray(vs[j])
         return [wide(o) for o in fn(ys)]
 
-    size = sum(float(np.linalg.norm(np.ravel(o))) for o in at(0.0))
+    mid = at(0.0)
+    size = sum(float(np.linalg.norm(np.ravel(o))) for o in mid)
     norm = lambda t: sum(float(np.linalg.norm(np.ravel(a))) for a in t)
-
-    mid = at(0.0) if order == 2 else None
 
     def central(step):
         plus, minus = at(step), at(-step)

@@ -42,6 +42,8 @@ every mode combination (Hessians, forward over reverse, reverse over reverse).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
@@ -70,33 +72,68 @@ def _degree(dtype) -> int:
     return 13 if jnp.finfo(dtype).bits == 64 else 7
 
 
-def _pieces(A):
-    """The Padé stage: what the squarings and the Fréchet derivative use (plain JAX:
-    differentiable); `R = r_m(2^-s A)`, to be squared `s` times."""
-    n = A.shape[-1]
+class _Pade(NamedTuple):
+    """The Padé stage at `A`: what the squarings and the Fréchet derivative reuse.
+    `R = r_m(B)`, `B = 2^-s A`, to be squared `s` times; `W1`, `Z1` are `None` for m = 7."""
+
+    B: jax.Array
+    B2: jax.Array
+    B4: jax.Array
+    B6: jax.Array
+    W1: jax.Array | None
+    Z1: jax.Array | None
+    W: jax.Array
+    lu: tuple
+    R: jax.Array
+    s: jax.Array
+
+    def transposed(self) -> _Pade:
+        """The pieces at `Aᵀ` (the LU stays `Q`'s: it is solved with `trans=1`)."""
+        t = lambda M: None if M is None else M.T
+        return self._replace(
+            **{k: t(getattr(self, k)) for k in ("B", "B2", "B4", "B6", "W1", "Z1", "W", "R")}
+        )
+
+
+def _scaled(M, s):
+    return M * (0.5 ** s.astype(jnp.finfo(M.dtype).dtype)).astype(M.dtype)
+
+
+def _sums(b, X2, X4, X6, eye=None):
+    """The Padé numerator's sums over the even powers (linear in them: with `eye=None`, the
+    same combination of their tangents). Returns `(W1, Z1, W0, V0)` with
+    `W = X6 W1 + W0`, `V = X6 Z1 + V0` for m = 13 (`W1 = Z1 = None` and `W = W0`, `V = V0`
+    for m = 7)."""
+    one = (lambda c: c * eye) if eye is not None else (lambda c: 0.0)
+    odd = b[-1::-2]  # W's coefficients from the highest: b_13, b_11, … (m = 13) or b_7, … (m = 7)
+    even = b[-2::-2]
+    W1 = Z1 = None
+    if len(b) == 14:
+        W1 = odd[0] * X6 + odd[1] * X4 + odd[2] * X2
+        Z1 = even[0] * X6 + even[1] * X4 + even[2] * X2
+        odd, even = odd[3:], even[3:]
+    W0 = odd[0] * X6 + odd[1] * X4 + odd[2] * X2 + one(odd[3])
+    V0 = even[0] * X6 + even[1] * X4 + even[2] * X2 + one(even[3])
+    return W1, Z1, W0, V0
+
+
+def _pieces(A) -> _Pade:
+    """The Padé stage (plain JAX: differentiable)."""
     m = _degree(A.dtype)
     b = _B13 if m == 13 else _B7
-    eye = jnp.eye(n, dtype=A.dtype)
     norm = jnp.max(jnp.sum(jnp.abs(A), axis=0))
     s = jax.lax.stop_gradient(jnp.maximum(0.0, jnp.floor(jnp.log2(norm / _THETA[m]))))
     s = jnp.where(jnp.isfinite(s), s, MAX_SQUARINGS + 1).astype(jnp.int32)
-    B = A * (0.5 ** s.astype(jnp.finfo(A.dtype).dtype)).astype(A.dtype)
+    B = _scaled(A, s)
     B2 = B @ B
     B4 = B2 @ B2
     B6 = B4 @ B2
-    if m == 13:
-        W1 = b[13] * B6 + b[11] * B4 + b[9] * B2
-        Z1 = b[12] * B6 + b[10] * B4 + b[8] * B2
-        W = B6 @ W1 + b[7] * B6 + b[5] * B4 + b[3] * B2 + b[1] * eye
-        V = B6 @ Z1 + b[6] * B6 + b[4] * B4 + b[2] * B2 + b[0] * eye
-    else:
-        W1 = Z1 = None
-        W = b[7] * B6 + b[5] * B4 + b[3] * B2 + b[1] * eye
-        V = b[6] * B6 + b[4] * B4 + b[2] * B2 + b[0] * eye
+    W1, Z1, W, V = _sums(b, B2, B4, B6, jnp.eye(A.shape[-1], dtype=A.dtype))
+    if W1 is not None:
+        W, V = B6 @ W1 + W, B6 @ Z1 + V
     U = B @ W
     lu = jsl.lu_factor(V - U)
-    R = jsl.lu_solve(lu, V + U)
-    return B, B2, B4, B6, W1, Z1, W, lu, R, s
+    return _Pade(B, B2, B4, B6, W1, Z1, W, lu, jsl.lu_solve(lu, V + U), s)
 
 
 def _squarings(R, s, L=None):
@@ -114,39 +151,30 @@ def _squarings(R, s, L=None):
     return jnp.where(s <= MAX_SQUARINGS, X, jnp.nan), L
 
 
-def _frechet(pieces, E, adjoint: bool):
+def _frechet(p: _Pade, E, adjoint: bool):
     """`(e^A, L(A, E))`, or with `adjoint` `(e^(Aᵀ), L(Aᵀ, E))`: the pieces at `A`, used as
     they are or transposed (see the module)."""
-    B, B2, B4, B6, W1, Z1, W, (lu, piv), R, s = pieces
-    m = 13 if W1 is not None else 7
-    b = _B13 if m == 13 else _B7
     if adjoint:
-        op = lambda M: None if M is None else M.T
-        B, B2, B4, B6, W1, Z1, W, R = map(op, (B, B2, B4, B6, W1, Z1, W, R))
-    trans = 1 if adjoint else 0
-    dB = E * (0.5 ** s.astype(jnp.finfo(E.dtype).dtype)).astype(E.dtype)
-    dB2 = B @ dB + dB @ B
-    dB4 = B2 @ dB2 + dB2 @ B2
-    dB6 = B4 @ dB2 + dB4 @ B2
-    if m == 13:
-        dW1 = b[13] * dB6 + b[11] * dB4 + b[9] * dB2
-        dZ1 = b[12] * dB6 + b[10] * dB4 + b[8] * dB2
-        dW = B6 @ dW1 + dB6 @ W1 + b[7] * dB6 + b[5] * dB4 + b[3] * dB2
-        dV = B6 @ dZ1 + dB6 @ Z1 + b[6] * dB6 + b[4] * dB4 + b[2] * dB2
-    else:
-        dW = b[7] * dB6 + b[5] * dB4 + b[3] * dB2
-        dV = b[6] * dB6 + b[4] * dB4 + b[2] * dB2
-    dU = B @ dW + dB @ W
+        p = p.transposed()
+    b = _B13 if p.W1 is not None else _B7
+    dB = _scaled(E, p.s)
+    dB2 = p.B @ dB + dB @ p.B
+    dB4 = p.B2 @ dB2 + dB2 @ p.B2
+    dB6 = p.B4 @ dB2 + dB4 @ p.B2
+    dW1, dZ1, dW, dV = _sums(b, dB2, dB4, dB6)
+    if dW1 is not None:
+        dW = dW + p.B6 @ dW1 + dB6 @ p.W1
+        dV = dV + p.B6 @ dZ1 + dB6 @ p.Z1
+    dU = p.B @ dW + dB @ p.W
     # Q R = P  ⇒  Q Ṙ = Ṗ − Q̇ R, with Ṗ = V̇ + U̇, Q̇ = V̇ − U̇.
-    dR = jsl.lu_solve((lu, piv), (dV + dU) - (dV - dU) @ R, trans=trans)
-
-    return _squarings(R, s, dR)
+    dR = jsl.lu_solve(p.lu, (dV + dU) - (dV - dU) @ p.R, trans=1 if adjoint else 0)
+    return _squarings(p.R, p.s, dR)
 
 
 @custom_vjp(allow_complex=True)
 def _expm(A):
-    pieces = _pieces(A)
-    return _squarings(pieces[-2], pieces[-1])[0]
+    p = _pieces(A)
+    return _squarings(p.R, p.s)[0]
 
 
 def _expm_jvp(primals, tangents):
@@ -156,8 +184,8 @@ def _expm_jvp(primals, tangents):
 
 
 def _expm_fwd(A):
-    pieces = _pieces(A)
-    return _squarings(pieces[-2], pieces[-1])[0], pieces
+    p = _pieces(A)
+    return _squarings(p.R, p.s)[0], p
 
 
 def _expm_bwd(pieces, X_bar):

@@ -32,6 +32,7 @@ import jax.scipy.special as jss
 from .. import _registry as registry
 from .. import inputs
 from .._custom import custom_jvp
+from . import _arguments as _args
 
 __all__ = ["i0", "i1"]
 
@@ -87,14 +88,12 @@ def _i1_jvp(primals, tangents):
 
 
 def _real(name, x):
-    x = jnp.asarray(x)
+    (x,) = _args.inexact(x)
     if jnp.issubdtype(x.dtype, jnp.complexfloating):
         raise TypeError(
             f"{name}: x is complex ({x.dtype}); {name} is defined here for real x only. "
             "Use jax.scipy.special for its values at complex arguments."
         )
-    if not jnp.issubdtype(x.dtype, jnp.inexact):
-        x = x.astype(jnp.result_type(float))
     return x
 
 
