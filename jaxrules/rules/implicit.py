@@ -63,6 +63,7 @@ import jax.scipy.sparse.linalg as jssl
 from jax.flatten_util import ravel_pytree
 
 from .._custom import custom_vjp
+from . import _linsolve
 from ._failure import SolverError, error_if, nan_unless
 from ._solvers import (
     _LINEAR,
@@ -141,7 +142,7 @@ def _iterative(method: str, dtype, on_failure: Callable):
     else:
         raise ValueError(f"unknown linear solver {method!r}; expected one of {_LINEAR}.")
 
-    def solve(mv, b):
+    def solve(mv, b, M=None):  # (no preconditioner here)
         z = base(mv, b)
         res = jnp.linalg.norm(mv(z) - b)
         ok = jnp.isfinite(res) & (res <= _eps(dtype) ** 0.5 * jnp.linalg.norm(b))
@@ -156,20 +157,13 @@ def _solve(lin: _Linear, b, *, transpose: bool, on_failure: Callable):
     `ok` depends on the operator only (a singular LU); an iterative solve's failure is
     reported from inside the solve (`_iterative`) and gives NaN."""
     if lin.method == "lu":
-        solve = lambda _, rhs: jsl.lu_solve(lin.factors, rhs, trans=0)
-        tsolve = lambda _, rhs: jsl.lu_solve(lin.factors, rhs, trans=1)
+        solver = _linsolve.lu(lin.factors, symmetric=lin.symmetric)
     elif lin.method == "cholesky":
-        solve = tsolve = lambda _, rhs: jsl.cho_solve((lin.factors, True), rhs)
+        solver = _linsolve.cholesky(lin.factors)
     else:
-        solve = tsolve = _iterative(lin.method, b.dtype, on_failure)
-    matvec = lin.matvec
-    if transpose and not lin.symmetric:
-        matvec = jax.linear_transpose(lin.matvec, b)
-        matvec = (lambda mt: lambda v: mt(v)[0])(matvec)
-        solve, tsolve = tsolve, solve
-    z = jax.lax.custom_linear_solve(
-        matvec, b, solve, None if lin.symmetric else tsolve, symmetric=lin.symmetric
-    )
+        iterate = _iterative(lin.method, b.dtype, on_failure)
+        solver = _linsolve.Iterative(iterate, symmetric=lin.symmetric)
+    z = _linsolve.solve(lin.matvec, b, solver, transpose=transpose)
     if lin.method in ("lu", "cholesky"):
         on_failure(lin.ok)
     return z, lin.ok

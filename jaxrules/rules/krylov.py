@@ -52,7 +52,7 @@ from .. import _registry as registry
 from .. import inputs
 from .._closure import is_array
 from .._custom import custom_vjp
-from . import _gmres
+from . import _gmres, _linsolve
 from ._failure import error_if, nan_unless
 
 __all__ = ["KrylovSolution", "krylov_solve"]
@@ -80,23 +80,18 @@ def _default_tol(dtype) -> float:
     return 1e-10 if jnp.finfo(dtype).bits == 64 else 1e-5
 
 
-def _transpose(f: Callable, like) -> Callable:
-    ft = jax.linear_transpose(f, like)
-    return lambda v: ft(v)[0]
-
-
 def _within(residual, rhs, tol, atol):
     bound = _SLACK * jnp.maximum(tol * jnp.linalg.norm(rhs), atol)
     return jnp.isfinite(residual) & (residual <= bound)
 
 
-def _iteration(solver, tol, atol, maxiter, restart, M, mask=True):
-    """`(matvec, rhs) -> z`: the Krylov iteration, NaN where its true residual fails the test
-    (the test sits inside the solve, which JAX never differentiates: outside, a mask would
-    make the tangent map depend on the tangent). Without `mask` the iterate as it is (the
-    primal, which reports its residual)."""
+def _iteration(solver, tol, atol, maxiter, restart, mask=True):
+    """`(matvec, rhs, M) -> z`: the Krylov iteration, NaN where its true residual fails the
+    test (the test sits inside the solve, which JAX never differentiates: outside, a mask
+    would make the tangent map depend on the tangent). Without `mask` the iterate as it is
+    (the primal, which reports its residual)."""
 
-    def solve(mv, rhs):
+    def solve(mv, rhs, M):
         kw = dict(tol=tol, atol=atol, maxiter=maxiter, M=M)
         if solver == "cg":
             z = jssl.cg(mv, rhs, **kw)[0]
@@ -112,18 +107,12 @@ def _iteration(solver, tol, atol, maxiter, restart, M, mask=True):
 
 
 def _solve(A, M, r, *, transpose, solver, tol, atol, maxiter, restart, mask=True):
-    """`A⁻¹ r` (or `A⁻ᵀ r`) through `custom_linear_solve`: differentiable in `A`'s arrays
-    at every order; the iterations are never differentiated."""
-    opts = (tol, atol, maxiter, restart)
-    symmetric = solver == "cg"
-    mv = lambda v: A(v)
-    Mt = None if M is None else (M if symmetric else _transpose(M, r))
-    if transpose and not symmetric:
-        mv, (M, Mt) = _transpose(mv, r), (Mt, M)
-    solve = _iteration(solver, *opts, M, mask)
-    if symmetric:
-        return jax.lax.custom_linear_solve(mv, r, solve, symmetric=True)
-    return jax.lax.custom_linear_solve(mv, r, solve, _iteration(solver, *opts, Mt, mask))
+    """`A⁻¹ r` (or `A⁻ᵀ r`) through the library's linear solve: differentiable in `A`'s
+    arrays at every order; the iterations are never differentiated. CG's operator is
+    symmetric (its own transpose, and so is its preconditioner)."""
+    iterate = _iteration(solver, tol, atol, maxiter, restart, mask)
+    linear = _linsolve.Iterative(iterate, M, symmetric=solver == "cg")
+    return _linsolve.solve(lambda v: A(v), r, linear, transpose=transpose)
 
 
 def _test(A, b, x, tol, atol):

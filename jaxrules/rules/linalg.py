@@ -29,7 +29,7 @@ from .. import _registry as registry
 from .. import inputs
 from .._custom import custom_jvp, custom_vjp
 from . import _arguments as _args
-from . import _factored
+from . import _linsolve
 from . import krylov as _krylov
 
 __all__ = [
@@ -240,12 +240,11 @@ def _solve_with(A, b, factors, assume, trans):
     """`op(A)⁻¹ b` with the factors of A, differentiable and transposable at every order."""
     A = _structure(A, assume) if assume in ("lower", "upper") else A
     matvec = (lambda x: _tdot(A, x)) if trans else (lambda x: A @ x)
-    return _factored.solve(
-        matvec,
-        b,
+    solver = _linsolve.Factored(
         lambda rhs: _apply(factors, rhs, assume, trans),
         transpose=lambda rhs: _apply(factors, rhs, assume, 1 - trans),
     )
+    return _linsolve.solve(matvec, b, solver)
 
 
 @custom_vjp(static_argnames=("assume", "trans"), constant_argnames=("factors",), allow_complex=True)
@@ -660,7 +659,7 @@ def _gram_with(A, v, R):
     def solve(rhs):
         return jsl.solve_triangular(R, jsl.solve_triangular(R, rhs, trans="C"), lower=False)
 
-    return _factored.solve(lambda z: _hdot(A, A @ z), v, solve, adjoint=solve)
+    return _linsolve.solve(lambda z: _hdot(A, A @ z), v, _linsolve.Factored(solve, adjoint=solve))
 
 
 @jax.jit

@@ -41,7 +41,7 @@ from .. import _registry as registry
 from .. import inputs
 from .._custom import custom_vjp
 from . import _arguments as _args
-from . import _factored, _sign
+from . import _linsolve, _sign
 
 __all__ = ["discrete_lyapunov", "lyapunov", "sylvester"]
 
@@ -257,12 +257,11 @@ def _syl(A, B, C, fa, fb, flags, differentiable=True):
     solve_t = functools.partial(_solve, s_lower=t_lower, t_lower=s_lower, lyap=lyap, method=method)
     if not differentiable:
         return solve(A, B, C, fa, fb)
-    return _factored.solve(
-        lambda X: A @ X + X @ B,
-        C,
+    solver = _linsolve.Factored(
         lambda rhs: solve(A, B, rhs, fa, fb),
         transpose=lambda rhs: solve_t(B, A, rhs.T, fb, fa).T,
     )
+    return _linsolve.solve(lambda X: A @ X + X @ B, C, solver)
 
 
 def _sylvester_jvp(primals, tangents, *, s_lower, t_lower, lyap=False, method="schur"):
@@ -471,12 +470,11 @@ def _stein(A, R, factors, *, trans=False, method="schur"):
     the other Stein operator, solved with the same factors."""
     At = jnp.conj(A.T) if trans else A
     solve = functools.partial(_stein_factored, method=method)
-    return _factored.solve(
-        lambda X: At @ X @ jnp.conj(At.T) - X,
-        R,
+    solver = _linsolve.Factored(
         lambda rhs: solve(rhs, P=factors[0], fM=factors[1], trans=trans),
         adjoint=lambda rhs: solve(rhs, P=factors[0], fM=factors[1], trans=not trans),
     )
+    return _linsolve.solve(lambda X: At @ X @ jnp.conj(At.T) - X, R, solver)
 
 
 @custom_vjp(static_argnames=("method",), constant_argnames=("factors",), allow_complex=True)

@@ -55,7 +55,7 @@ from .. import _registry as registry
 from .. import inputs
 from .._custom import custom_jvp
 from . import _arguments as _args
-from . import _factored
+from . import _linsolve
 from . import matrix_equations as _me
 from . import matrix_exponential as _mexp
 
@@ -277,15 +277,12 @@ def _polar_jvp(primals, tangents):
     dA = tangents[0]
     U, P = _polar(A, U0, P0, V, s)  # (U0, P0), differentiable in A at the next order
     in_basis = lambda f: lambda R: V @ f(V.T @ R @ V) @ V.T
-    dP = _factored.solve(
-        lambda Y: P @ Y + Y @ P,
-        dA.T @ A + A.T @ dA,
-        in_basis(lambda R: R / (s[:, None] + s[None, :])),
-        symmetric=True,
+    sylvester = _linsolve.Factored(
+        in_basis(lambda R: R / (s[:, None] + s[None, :])), symmetric=True
     )
-    dU = _factored.solve(
-        lambda Y: Y @ P, dA - U @ dP, lambda R: R @ V @ (V.T / s[:, None]), symmetric=True
-    )
+    dP = _linsolve.solve(lambda Y: P @ Y + Y @ P, dA.T @ A + A.T @ dA, sylvester)
+    times_P = _linsolve.Factored(lambda R: R @ V @ (V.T / s[:, None]), symmetric=True)
+    dU = _linsolve.solve(lambda Y: Y @ P, dA - U @ dP, times_P)
     return (U, P), (dU, dP)
 
 

@@ -50,7 +50,7 @@ from .. import _registry as registry
 from .. import inputs
 from .._custom import custom_jvp, custom_vjp
 from . import _arguments as _args
-from . import _factored, _ipm
+from . import _ipm, _linsolve
 from ._failure import SolverError, error_if, nan_unless
 
 __all__ = ["QPSolution", "SolverError", "eq_qp", "qp"]
@@ -73,7 +73,7 @@ def _kkt_solve(Q, A, r, factors):
         x, lam = z[:n], z[n:]
         return jnp.concatenate([Q @ x + lam @ A, A @ x])
 
-    return _factored.solve(matvec, r, lambda rhs: jsl.lu_solve(factors, rhs), symmetric=True)
+    return _linsolve.solve(matvec, r, _linsolve.lu(factors, symmetric=True))
 
 
 def _split(z, n):
@@ -382,11 +382,10 @@ def _qp(Q, c, A, b, G, h, *, tol, max_steps):
     # The KKT equations with the active set M are linear in z = [x; λ; ν]: K(Q, A, G) z =
     # [−c; M h; b]. Their solve is the value, and its derivative the implicit one — with the
     # factors above, at every order (custom_linear_solve differentiates the operator).
-    z = _factored.solve(
+    z = _linsolve.solve(
         _ineq_operator(Qs, A, G, M, E),
         _ineq_rhs(c, b, h, M, E),
-        lambda r: jsl.lu_solve(factors, r),
-        symmetric=True,
+        _linsolve.lu(factors, symmetric=True),
     )
     x, lam, nu = z[:n], z[n : n + m], z[n + m :]
     residual = _violation(*stopped, *jax.lax.stop_gradient((x, lam, nu)))
