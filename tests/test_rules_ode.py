@@ -82,7 +82,9 @@ def test_checkpoint_gradient_is_the_unrolled_discrete_gradient(method):
         kw = dict(method=method, rtol=1e-7, atol=1e-7, max_steps=120)
         kw["dt0"] = 0.1 if method == "rk4" else None
         sol = odeint(_lotka_volterra, y0, ts, theta, **kw)
-        assert bool(sol.converged) and int(sol.steps) > 3 * O._every(120)
+        assert bool(sol.converged) and int(sol.steps) > 3 * O.CheckpointAdjoint().checkpoint_every(
+            120
+        )
         ref = O.unrolled(_lotka_volterra, y0, ts, theta, **kw)
         np.testing.assert_allclose(sol.ys, ref, rtol=1e-13, atol=1e-13)
         loss = lambda f: lambda y0, th: jnp.sum(jnp.log(f(_lotka_volterra, y0, ts, th, **kw)))
@@ -252,6 +254,29 @@ def test_memory_does_not_grow_with_the_steps_as_the_unrolled_solver_does(adjoint
         else:
             assert big < 5 * small, (small, big)  # √16 = 4
         assert big < u_big / 10
+
+
+def test_adjoint_objects_are_the_strings_and_checkpoint_spacing_leaves_the_gradient():
+    # The adjoints are objects (the strings name the default instances); the discrete adjoint
+    # is exact whatever the spacing of its checkpoints (every 1, 7 or ⌈√max_steps⌉ iterations).
+    with jax.enable_x64():
+        A, y0 = _linear()
+        ts = jnp.asarray(_TS)
+        loss = lambda A, adjoint: jnp.sum(odeint(_field, y0, ts, A, adjoint=adjoint).ys ** 2)
+        grad = jax.grad(loss)
+        want = grad(A, "checkpoint")
+        for adjoint in (
+            O.CheckpointAdjoint(),
+            O.CheckpointAdjoint(every=1),
+            O.CheckpointAdjoint(7),
+        ):
+            np.testing.assert_allclose(grad(A, adjoint), want, rtol=1e-12, atol=1e-14)
+        back = grad(A, O.BacksolveAdjoint())
+        np.testing.assert_allclose(back, grad(A, "backsolve"), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(back, want, rtol=1e-5)  # the exact solution's, to rtol
+    assert O.CheckpointAdjoint(every=7) == O.CheckpointAdjoint(7)  # static: compared by value
+    with pytest.raises(ValueError, match="CheckpointAdjoint: every must be a positive int"):
+        O.CheckpointAdjoint(every=0)
 
 
 def test_python_scalar_parameter_under_jvp_of_jit():

@@ -32,6 +32,9 @@ from .matrix_functions import fractional_matrix_power as fractional_matrix_power
 from .matrix_functions import logm as logm
 from .matrix_functions import polar as polar
 from .matrix_functions import sqrtm as sqrtm
+from .ode import Adjoint as Adjoint
+from .ode import BacksolveAdjoint as BacksolveAdjoint
+from .ode import CheckpointAdjoint as CheckpointAdjoint
 from .ode import ODESolution as ODESolution
 from .ode import odeint as odeint
 from .quadratic_programs import QPSolution as QPSolution

@@ -201,13 +201,20 @@ class Taken(NamedTuple):
     landed: jax.Array
 
 
+class Control(NamedTuple):
+    """The error control's settings (static): tolerances and the iteration bound."""
+
+    rtol: float
+    atol: float
+    max_steps: int
+
+
 def iterate(
     tab: Tableau,
     stepper: Callable,
     ts,
     state: State,
-    rtol,
-    atol,
+    control: Control,
     primal: Callable = _identity,
 ) -> tuple[State, Taken]:
     """One iteration: a step towards `ts[state.i]` (clipped to land on it), accepted or not.
@@ -225,7 +232,7 @@ def iterate(
         accepted = jnp.ones((), bool)
         dt_new = dt
     else:
-        ratio = error_ratio(primal(err), primal(y), primal(y1), rtol, atol)
+        ratio = error_ratio(primal(err), primal(y), primal(y1), control.rtol, control.atol)
         accepted = ratio <= 1.0  # False for NaN: a blow-up shrinks the step until max_steps
         safe = jnp.where(ratio > 0, ratio, 1.0)
         factor = jnp.where(ratio > 0, 0.9 * safe ** (-1.0 / tab.order), 10.0)
@@ -262,9 +269,7 @@ def run(
     extra,
     on_land: Callable,
     *,
-    rtol,
-    atol,
-    max_steps: int,
+    control: Control,
     every: int | None = None,
     primal: Callable = _identity,
 ) -> Loop:
@@ -274,7 +279,7 @@ def run(
     output index it aimed at and `landed` whether it reached it (a traced bool). With
     `every`, the state before iterations `0, every, 2·every, ...` is recorded in
     `checkpoints` (`ceil(max_steps / every)` of them)."""
-    n_out = ts.shape[0]
+    n_out, max_steps = ts.shape[0], control.max_steps
     checkpoints = None
     if every is not None:
         slots = -(-max_steps // every)
@@ -294,7 +299,7 @@ def run(
                 lambda C, x: C.at[slot].set(jnp.where(record, x, C[slot])), ck, loop.state
             )
         i = loop.state.i
-        state, taken = iterate(tab, stepper, ts, loop.state, rtol, atol, primal)
+        state, taken = iterate(tab, stepper, ts, loop.state, control, primal)
         state, extra = on_land(state, loop.extra, i, taken.landed)
         return Loop(state, loop.n + 1, loop.accepted + taken.accepted, extra, ck)
 

@@ -170,37 +170,35 @@ def _solve(lin: _Linear, b, *, transpose: bool, on_failure: Callable):
 
 
 # -- the rule ----------------------------------------------------------------------------------
-_STATIC = ("kind", "tol", "max_steps", "linear_solver", "throw")
+class _Options(NamedTuple):
+    """The solve's static options, one hashable record (one compilation per distinct one)."""
+
+    kind: str  # "root", "fixed_point" or "argmin"
+    tol: float | None
+    max_steps: int
+    linear_solver: str
+    throw: bool
 
 
 # The rule's functions are compiled once per problem structure (the user's function is a pytree
 # whose static part compares by code, so a fresh `lambda` per call hits the cache): eagerly,
 # the solver's loops would otherwise be re-traced and re-compiled on every call.
-_jit = functools.partial(jax.jit, static_argnames=_STATIC)
+_jit = functools.partial(jax.jit, static_argnames=("options",))
 
 
 # `x0` and `solver` are *zero* arguments: the solution depends on neither (a solver may
 # close over arrays, even traced ones, e.g. a step size computed from the data).
-@custom_vjp(static_argnames=_STATIC, zero_argnames=("x0", "solver"))
-def _implicit(fn, x0, params, solver, *, kind, tol, max_steps, linear_solver, throw):
+@custom_vjp(static_argnames=("options",), zero_argnames=("x0", "solver"))
+def _implicit(fn, x0, params, solver, *, options: _Options):
     """`(x*, converged, steps, residual, minimum, chol)`: solve, then test the residual; for
     `argmin` on the dense path also the Hessian, whose Cholesky factor `chol` (else `None`)
     both rules reuse: their linear system is that Hessian."""
-    return _solve_and_test(
-        fn,
-        x0,
-        params,
-        solver,
-        kind=kind,
-        tol=tol,
-        max_steps=max_steps,
-        linear_solver=linear_solver,
-        throw=throw,
-    )
+    return _solve_and_test(fn, x0, params, solver, options=options)
 
 
 @_jit
-def _solve_and_test(fn, x0, params, solver, *, kind, tol, max_steps, linear_solver, throw):
+def _solve_and_test(fn, x0, params, solver, *, options):
+    kind, linear_solver = options.kind, options.linear_solver
     if solver is None:
         default = (
             iterate_then_newton if kind == "fixed_point" else functools.partial(_newton, kind=kind)
@@ -208,7 +206,7 @@ def _solve_and_test(fn, x0, params, solver, *, kind, tol, max_steps, linear_solv
         x, steps, stepped = default(
             lambda x: fn(x, *params),
             x0,
-            max_steps=max_steps,
+            max_steps=options.max_steps,
             linear_solver=linear_solver,
         )
     else:
@@ -218,25 +216,25 @@ def _solve_and_test(fn, x0, params, solver, *, kind, tol, max_steps, linear_solv
     res = _inf_norm(R(x))
     res0 = _inf_norm(R(x0))
     dtype = ravel_pytree(x0)[0].dtype
-    rtol = _eps(dtype) ** 0.5 if tol is None else tol
+    rtol = _eps(dtype) ** 0.5 if options.tol is None else options.tol
     finite = jnp.all(jnp.isfinite(ravel_pytree(x)[0]))
     # Converged: the residual fell below `rtol·max(1, ‖R(x0)‖∞)` *and* the default solver
     # stopped on a step below `tol·(1 + ‖x‖∞)` (relative to the start alone, a residual of 141
     # passed after 30 steps from x0 = 1e6, whose residual was 1e18).
     converged = finite & jnp.isfinite(res) & (res <= rtol * jnp.maximum(1.0, res0)) & stepped
     minimum, chol = jnp.ones((), bool), None
-    if _tests_minimum(kind, linear_solver, x):
+    if _tests_minimum(options, x):
         chol = jnp.linalg.cholesky(_hessian(fn, x, params))
         minimum = _positive_definite(chol)
         converged = converged & minimum
     return x, converged, steps, res, minimum, chol
 
 
-def _tests_minimum(kind: str, linear_solver: str, x) -> bool:
+def _tests_minimum(options: _Options, x) -> bool:
     """Whether `argmin` tests its solution for a minimum: on the dense path, where the
     Hessian is formed anyway (statically known from the problem size)."""
     n = ravel_pytree(x)[0].size
-    return kind == "argmin" and _pick(linear_solver, n, kind) == "lu"
+    return options.kind == "argmin" and _pick(options.linear_solver, n, options.kind) == "lu"
 
 
 def _hessian(fn, x, params):
@@ -263,28 +261,29 @@ def _inf_norm(tree):
     return jnp.max(jnp.abs(flat), initial=0.0)
 
 
-def _setup(fn, x, params, kind, linear_solver, chol=None):
+def _setup(fn, x, params, options: _Options, chol=None):
     """∂ₓR at `x` (as `_Linear`) and the map from flat vectors back to pytrees. With `chol`
     (argmin: the primal's Cholesky factor of the Hessian) nothing is factored again."""
+    kind = options.kind
     xf, unravel = ravel_pytree(x)
     Rf = _flat(_residual(kind, fn, params), unravel)
     if chol is not None:
         matvec = lambda v: jax.jvp(Rf, (xf,), (v,))[1]
         L = jax.lax.stop_gradient(chol)
         return _Linear(matvec, "cholesky", L, _positive_definite(L), True), unravel
-    method = _pick(linear_solver, xf.size, kind)
+    method = _pick(options.linear_solver, xf.size, kind)
     return _linearise(Rf, xf, method, symmetric=(kind == "argmin")), unravel
 
 
-def _reporter(converged, throw, kind, what) -> Callable:
+def _reporter(converged, options: _Options, what) -> Callable:
     """`on_failure(ok)` for `_solve`: with `throw`, a run-time error where the
     derivative's linear system failed at a converged solution."""
 
     def on_failure(ok):
-        if throw:
+        if options.throw:
             error_if(
                 ~ok & converged,
-                f"{kind}: the derivative's linear system is singular or was not solved "
+                f"{options.kind}: the derivative's linear system is singular or was not solved "
                 f"({what}): ∂ₓR is not invertible at the solution, so the solution is not a "
                 "differentiable function of the parameters there.",
             )
@@ -292,49 +291,42 @@ def _reporter(converged, throw, kind, what) -> Callable:
     return on_failure
 
 
-def _implicit_jvp(primals, tangents, **static):
-    return _jvp(*primals, *tangents, **static)
-
-
 @_jit
-def _jvp(fn, x0, params, solver, dfn, _, dparams, __, *, kind, linear_solver, throw, **static):
-    out = _implicit(
-        fn, x0, params, solver, kind=kind, linear_solver=linear_solver, throw=throw, **static
-    )
+def _implicit_jvp(primals, tangents, *, options):
+    (fn, x0, params, solver), (dfn, _, dparams, _) = primals, tangents
+    out = _implicit(fn, x0, params, solver, options=options)
     x, converged, chol = out[0], out[1], out[5]
-    lin, unravel = _setup(fn, x, params, kind, linear_solver, chol)
+    lin, unravel = _setup(fn, x, params, options, chol)
     # ∂ₓR ẋ = −(∂ₚR ṗ + ∂_fn R ḟn): one JVP of R in everything but x.
     _, rhs = jax.jvp(
-        lambda fn, params: ravel_pytree(_residual(kind, fn, params)(x))[0],
+        lambda fn, params: ravel_pytree(_residual(options.kind, fn, params)(x))[0],
         (fn, params),
         (dfn, dparams),
     )
-    dx, ok = _solve(lin, -rhs, transpose=False, on_failure=_reporter(converged, throw, kind, "JVP"))
+    dx, ok = _solve(lin, -rhs, transpose=False, on_failure=_reporter(converged, options, "JVP"))
     dx = nan_unless(ok & converged, unravel(dx))
     return out, (dx, None, None, None, None, None)
 
 
 @_jit
-def _implicit_fwd(fn, x0, params, solver, **static):
-    out = _implicit(fn, x0, params, solver, **static)
+def _implicit_fwd(fn, x0, params, solver, *, options):
+    out = _implicit(fn, x0, params, solver, options=options)
     return out, (fn, params, out[0], out[1], out[5])
 
 
-def _implicit_bwd(res, cts, **static):
-    return _bwd(*res, cts[0], **static)
-
-
 @_jit
-def _bwd(fn, params, x, converged, chol, x_bar, *, kind, linear_solver, throw, **static):
-    lin, _ = _setup(fn, x, params, kind, linear_solver, chol)
+def _implicit_bwd(res, cts, *, options):
+    fn, params, x, converged, chol = res
+    lin, _ = _setup(fn, x, params, options, chol)
     # ∂ₓRᵀ u = x̄, then (f̄n, p̄) = −(∂_(fn,p) R)ᵀ u: one VJP of R in everything but x.
     u, ok = _solve(
         lin,
-        ravel_pytree(x_bar)[0],
+        ravel_pytree(cts[0])[0],
         transpose=True,
-        on_failure=_reporter(converged, throw, kind, "VJP"),
+        on_failure=_reporter(converged, options, "VJP"),
     )
-    _, vjp = jax.vjp(lambda fn, params: ravel_pytree(_residual(kind, fn, params)(x))[0], fn, params)
+    R = lambda fn, params: ravel_pytree(_residual(options.kind, fn, params)(x))[0]
+    _, vjp = jax.vjp(R, fn, params)
     fn_bar, params_bar = vjp(-u)
     fn_bar, params_bar = nan_unless(ok & converged, (fn_bar, params_bar))
     return fn_bar, None, params_bar, None
@@ -345,7 +337,8 @@ _implicit.defvjp(_implicit_fwd, _implicit_bwd)
 
 
 # -- public functions --------------------------------------------------------------------------
-def _run(kind, fn, x0, params, *, solver, tol, max_steps, linear_solver, throw) -> Solution:
+def _run(fn, x0, params, solver, options: _Options) -> Solution:
+    kind, tol, linear_solver = options.kind, options.tol, options.linear_solver
     if not callable(fn):
         raise TypeError(f"{kind}: the first argument must be a function, got {type(fn).__name__}.")
     if solver is not None and not callable(solver):
@@ -394,17 +387,8 @@ def _run(kind, fn, x0, params, *, solver, tol, max_steps, linear_solver, throw) 
         if jax.tree_util.tree_structure(out).num_leaves != 1 or out.shape != ():
             raise ValueError(f"{kind}: f(x0, *params) must return a scalar, got {out}.")
     try:
-        x, converged, steps, residual, minimum, chol = _implicit(
-            fn,
-            x0,
-            params,
-            solver,
-            kind=kind,
-            tol=tol,
-            max_steps=max_steps,
-            linear_solver=linear_solver,
-            throw=throw,
-        )
+        out = _implicit(fn, x0, params, solver, options=options)
+        x, converged, steps, residual, minimum, chol = out
     except jax.errors.UnexpectedTracerError as e:
         name = {"root": "F", "fixed_point": "T", "argmin": "f"}[kind]
         raise jax.errors.UnexpectedTracerError(
@@ -414,12 +398,12 @@ def _run(kind, fn, x0, params, *, solver, tol, max_steps, linear_solver, throw) 
             "capture it in a plain Python function or functools.partial."
         ) from e
     tested = chol is not None  # the Hessian was factored: the minimiser test was made
-    if throw:
+    if options.throw:
         tol_text = "√ε of the dtype" if tol is None else repr(tol)
         error_if(
             ~converged & minimum,
             f"{kind}: the solver did not converge: ‖R(x)‖∞ > tol·max(1, ‖R(x0)‖∞) with tol = "
-            f"{tol_text}, or a non-finite value (max_steps = {max_steps}; the residual and step "
+            f"{tol_text}, or a non-finite value (max_steps = {options.max_steps}; the residual and step "
             "count are in the Solution returned with throw=False). Raise max_steps, start "
             "nearer, loosen tol, or check that a solution exists.",
         )
@@ -477,17 +461,8 @@ def root(
         >>> round(float(cube_root(8.0)), 6), round(float(jax.grad(cube_root)(8.0)), 6)
         (2.0, 0.083333)
     """
-    return _run(
-        "root",
-        F,
-        x0,
-        params,
-        solver=solver,
-        tol=tol,
-        max_steps=max_steps,
-        linear_solver=linear_solver,
-        throw=throw,
-    )
+    options = _Options("root", tol, max_steps, linear_solver, throw)
+    return _run(F, x0, params, solver, options)
 
 
 def fixed_point(
@@ -516,17 +491,8 @@ def fixed_point(
         >>> round(float(x(1.0)), 6)  # the Dottie number
         0.739085
     """
-    return _run(
-        "fixed_point",
-        T,
-        x0,
-        params,
-        solver=solver,
-        tol=tol,
-        max_steps=max_steps,
-        linear_solver=linear_solver,
-        throw=throw,
-    )
+    options = _Options("fixed_point", tol, max_steps, linear_solver, throw)
+    return _run(T, x0, params, solver, options)
 
 
 def argmin(
@@ -556,17 +522,8 @@ def argmin(
         >>> round(float(ridge(1.0)), 6), round(float(jax.grad(ridge)(1.0)), 6)  # 3/(1+λ), −3/(1+λ)²
         (1.5, -0.75)
     """
-    return _run(
-        "argmin",
-        f,
-        x0,
-        params,
-        solver=solver,
-        tol=tol,
-        max_steps=max_steps,
-        linear_solver=linear_solver,
-        throw=throw,
-    )
+    options = _Options("argmin", tol, max_steps, linear_solver, throw)
+    return _run(f, x0, params, solver, options)
 
 
 # The keyword arguments are documented once and spliced into the three docstrings.

@@ -85,11 +85,23 @@ def _within(residual, rhs, tol, atol):
     return jnp.isfinite(residual) & (residual <= bound)
 
 
-def _iteration(solver, tol, atol, maxiter, restart, mask=True):
+class _Options(NamedTuple):
+    """The solve's static options, one hashable record."""
+
+    solver: str  # "cg", "gmres" or "bicgstab"
+    tol: float
+    atol: float
+    maxiter: int | None
+    restart: int
+
+
+def _iteration(options: _Options, mask=True):
     """`(matvec, rhs, M) -> z`: the Krylov iteration, NaN where its true residual fails the
     test (the test sits inside the solve, which JAX never differentiates: outside, a mask
     would make the tangent map depend on the tangent). Without `mask` the iterate as it is
     (the primal, which reports its residual)."""
+
+    solver, tol, atol, maxiter, restart = options
 
     def solve(mv, rhs, M):
         kw = dict(tol=tol, atol=atol, maxiter=maxiter, M=M)
@@ -106,21 +118,18 @@ def _iteration(solver, tol, atol, maxiter, restart, mask=True):
     return solve
 
 
-def _solve(A, M, r, *, transpose, solver, tol, atol, maxiter, restart, mask=True):
+def _solve(A, M, r, options: _Options, *, transpose=False, mask=True):
     """`A⁻¹ r` (or `A⁻ᵀ r`) through the library's linear solve: differentiable in `A`'s
     arrays at every order; the iterations are never differentiated. CG's operator is
     symmetric (its own transpose, and so is its preconditioner)."""
-    iterate = _iteration(solver, tol, atol, maxiter, restart, mask)
-    linear = _linsolve.Iterative(iterate, M, symmetric=solver == "cg")
+    iterate = _iteration(options, mask)
+    linear = _linsolve.Iterative(iterate, M, symmetric=options.solver == "cg")
     return _linsolve.solve(lambda v: A(v), r, linear, transpose=transpose)
 
 
 def _test(A, b, x, tol, atol):
     residual = jax.lax.stop_gradient(jnp.linalg.norm(b - A(x)))
     return _within(residual, b, tol, atol), residual
-
-
-_STATIC = ("solver", "tol", "atol", "maxiter", "restart")
 
 
 def _spd_probe(A, b):
@@ -141,11 +150,11 @@ def _spd_probe(A, b):
     return (gap <= bound) & (jnp.vdot(v, Av) > 0)
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC)
-def _primal(A, b, M, **static):
-    x = _solve(A, M, b, transpose=False, mask=False, **static)
-    converged, residual = _test(A, b, x, static["tol"], static["atol"])
-    if static["solver"] == "cg":
+@functools.partial(jax.jit, static_argnames=("options",))
+def _primal(A, b, M, options):
+    x = _solve(A, M, b, options, mask=False)
+    converged, residual = _test(A, b, x, options.tol, options.atol)
+    if options.solver == "cg":
         converged = converged & _spd_probe(A, b)
     # An affine map (A(v) = M v + c) transposes like a linear one: A(0) must be 0.
     converged = converged & jnp.all(A(jnp.zeros_like(b)) == 0)
@@ -153,31 +162,31 @@ def _primal(A, b, M, **static):
 
 
 # `M` is a *zero* argument: the solution does not depend on the preconditioner.
-@custom_vjp(static_argnames=_STATIC, zero_argnames=("M",))
-def _krylov(A, b, M, *, solver, tol, atol, maxiter, restart):
-    return _primal(A, b, M, solver=solver, tol=tol, atol=atol, maxiter=maxiter, restart=restart)
+@custom_vjp(static_argnames=("options",), zero_argnames=("M",))
+def _krylov(A, b, M, *, options: _Options):
+    return _primal(A, b, M, options)
 
 
-def _krylov_jvp(primals, tangents, **static):
+def _krylov_jvp(primals, tangents, *, options):
     # A ẋ = ḃ − Ȧ x: one JVP of the operator in its arrays, one more Krylov solve.
     A, b, M = primals
     dA, db, _ = tangents
-    out = _primal(A, b, M, **static)
+    out = _primal(A, b, M, options)
     x, converged = out[0], out[1]
     rhs = db - jax.jvp(lambda A: A(x), (A,), (dA,))[1]
-    dx = _solve(A, M, rhs, transpose=False, **static)
+    dx = _solve(A, M, rhs, options)
     return out, (nan_unless(converged, dx), None, None)
 
 
-def _krylov_fwd(A, b, M, **static):
-    out = _primal(A, b, M, **static)
+def _krylov_fwd(A, b, M, *, options):
+    out = _primal(A, b, M, options)
     return out, (A, M, out[0], out[1])
 
 
-def _krylov_bwd(res, cts, **static):
+def _krylov_bwd(res, cts, *, options):
     # Aᵀ w = x̄; b̄ = w, θ̄ = −(∂θ A_θ x)ᵀ w: one VJP of the operator in its arrays.
     A, M, x, converged = res
-    w = _solve(A, M, cts[0], transpose=True, **static)
+    w = _solve(A, M, cts[0], options, transpose=True)
     _, vjp = jax.vjp(lambda A: A(x), A)
     (A_bar,) = vjp(-w)
     mask = functools.partial(nan_unless, converged)
@@ -279,16 +288,8 @@ def krylov_solve(
             "is not linear in v. For a nonlinear system use jaxrules.rules.root."
         ) from None
     tol_ = _default_tol(b.dtype) if tol is None else float(tol)
-    x, converged, residual = _krylov(
-        A,
-        b,
-        M,
-        solver=solver,
-        tol=tol_,
-        atol=float(atol),
-        maxiter=maxiter,
-        restart=int(restart),
-    )
+    options = _Options(solver, tol_, float(atol), maxiter, int(restart))
+    x, converged, residual = _krylov(A, b, M, options=options)
     if throw:
         error_if(
             ~converged,

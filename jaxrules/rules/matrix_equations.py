@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -164,8 +165,23 @@ def _rotate_cols(X, rot, *, adjoint):
     return X * g[None, :] + X[:, part] * h[None, :]
 
 
-@functools.partial(jax.jit, static_argnames=("s_lower", "t_lower", "lyap"))
-def _solve_factored(C, fa, fb, *, s_lower, t_lower, lyap):
+class Flags(NamedTuple):
+    """How a Sylvester solve reads its factors, one static record: whether the triangular
+    `S` (of `fa`) and `T` (of `fb`) are lower rather than upper, whether `fb` is `fa` with
+    `T = Sᴴ` (a Lyapunov-type equation, then also `B = Aᴴ`), and the `method` (`_solve`)."""
+
+    s_lower: bool = False
+    t_lower: bool = False
+    lyap: bool = False
+    method: str = "schur"
+
+    def swapped(self) -> Flags:
+        """The flags of the transposed equation `B Wᵀ + Wᵀ A = X̄ᵀ` (factors swapped)."""
+        return self._replace(s_lower=self.t_lower, t_lower=self.s_lower)
+
+
+@functools.partial(jax.jit, static_argnames=("flags",))
+def _solve_factored(C, fa, fb, flags: Flags):
     """`X` with `AX + XB = C` from the factors `fa = (Z, S, rot)` of `A` and `fb` of
     `B` (see `_schur`: `A = U S Uᴴ` with `U = Z Gᴴ`, `Z` real orthogonal).
 
@@ -177,6 +193,7 @@ def _solve_factored(C, fa, fb, *, s_lower, t_lower, lyap):
     """
     Za, S, ra = fa
     Zb, T, rb = fb
+    s_lower, t_lower, lyap = flags.s_lower, flags.t_lower, flags.lyap
     F = _rotate_cols(_rotate_rows((jnp.conj(Za.T) @ C) @ Zb, ra, adjoint=False), rb, adjoint=True)
     F = F.astype(S.dtype)
     Y = _tri_lyapunov(S, s_lower, F) if lyap else _tri_sylvester(S, s_lower, T, t_lower, F)
@@ -216,58 +233,46 @@ def schur_zeros(A):
     return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(_schur, A))
 
 
-def _solve(A, B, C, fa, fb, *, s_lower, t_lower, lyap, method):
+def _solve(A, B, C, fa, fb, flags: Flags):
     """`X` with `AX + XB = C`: Bartels–Stewart with the factors `fa`, `fb` (`"schur"`), the
     sign iteration on `A`, `B` (`"sign"`, `_sign.sylvester`), or, for `"auto"`, the first on
     the CPU and the second elsewhere. Never differentiated: it is called as the solve of a
     `custom_linear_solve` (whose solve JAX does not differentiate) or inside a custom rule's
     primal, so `A` and `B` need no `stop_gradient`."""
-    schur = lambda C, fa, fb, A, B: _solve_factored(
-        C, fa, fb, s_lower=s_lower, t_lower=t_lower, lyap=lyap
-    )
-    sign = lambda C, fa, fb, A, B: _sign.sylvester(A, B, C, b_is_ah=lyap)
+    schur = lambda C, fa, fb, A, B: _solve_factored(C, fa, fb, flags)
+    sign = lambda C, fa, fb, A, B: _sign.sylvester(A, B, C, b_is_ah=flags.lyap)
     args = (C, fa, fb, A, B)
-    if method == "schur":
+    if flags.method == "schur":
         return schur(*args)
-    if method == "sign":
+    if flags.method == "sign":
         return sign(*args)
     return jax.lax.platform_dependent(*args, cpu=schur, default=sign)
 
 
-@custom_vjp(
-    static_argnames=("s_lower", "t_lower", "lyap", "method"),
-    constant_argnames=("fa", "fb"),
-    allow_complex=True,
-)
-def _sylvester(A, B, C, fa, fb, *, s_lower, t_lower, lyap=False, method="schur"):
-    # fa = (Z, S, rot) with A = U S Uᴴ (see _schur); fb likewise for B; the flags say which of
-    # S, T are lower (rather than upper) triangular, and whether fb is fa with T = Sᴴ (then
-    # also B = Aᴴ). `method`: see `_solve`.
-    return _syl(A, B, C, fa, fb, (s_lower, t_lower, lyap, method), differentiable=False)
+@custom_vjp(static_argnames=("flags",), constant_argnames=("fa", "fb"), allow_complex=True)
+def _sylvester(A, B, C, fa, fb, *, flags: Flags):
+    # fa = (Z, S, rot) with A = U S Uᴴ (see _schur); fb likewise for B; `flags`: see Flags.
+    return _syl(A, B, C, fa, fb, flags, differentiable=False)
 
 
 @functools.partial(jax.jit, static_argnums=(5,), static_argnames=("differentiable",))
-def _syl(A, B, C, fa, fb, flags, differentiable=True):
+def _syl(A, B, C, fa, fb, flags: Flags, differentiable=True):
     """`X` with `AX + XB = C`, through `custom_linear_solve`: the operator
     `X ↦ AX + XB` is differentiated (closing over A and B), the factored solves never are,
     and the transpose solve (`AᵀW + WBᵀ = X̄  ⇔  B Wᵀ + Wᵀ A = X̄ᵀ`) reuses the factors,
     swapped. Differentiable and transposable at every order, in every backend."""
-    s_lower, t_lower, lyap, method = flags
-    solve = functools.partial(_solve, s_lower=s_lower, t_lower=t_lower, lyap=lyap, method=method)
-    solve_t = functools.partial(_solve, s_lower=t_lower, t_lower=s_lower, lyap=lyap, method=method)
     if not differentiable:
-        return solve(A, B, C, fa, fb)
+        return _solve(A, B, C, fa, fb, flags)
     solver = _linsolve.Factored(
-        lambda rhs: solve(A, B, rhs, fa, fb),
-        transpose=lambda rhs: solve_t(B, A, rhs.T, fb, fa).T,
+        lambda rhs: _solve(A, B, rhs, fa, fb, flags),
+        transpose=lambda rhs: _solve(B, A, rhs.T, fb, fa, flags.swapped()).T,
     )
     return _linsolve.solve(lambda X: A @ X + X @ B, C, solver)
 
 
-def _sylvester_jvp(primals, tangents, *, s_lower, t_lower, lyap=False, method="schur"):
+def _sylvester_jvp(primals, tangents, *, flags):
     A, B, C, fa, fb = primals
     dA, dB, dC, _, _ = tangents
-    flags = (s_lower, t_lower, lyap, method)
     X = _syl(A, B, C, fa, fb, flags)
     rhs = dC
     if dA is not None:
@@ -277,15 +282,15 @@ def _sylvester_jvp(primals, tangents, *, s_lower, t_lower, lyap=False, method="s
     return X, None if rhs is None else _syl(A, B, rhs, fa, fb, flags)
 
 
-def _sylvester_fwd(A, B, C, fa, fb, *, s_lower, t_lower, lyap=False, method="schur"):
-    X = _syl(A, B, C, fa, fb, (s_lower, t_lower, lyap, method))
+def _sylvester_fwd(A, B, C, fa, fb, *, flags):
+    X = _syl(A, B, C, fa, fb, flags)
     return X, (A, B, fa, fb, X)
 
 
-def _sylvester_bwd(res, X_bar, *, s_lower, t_lower, lyap=False, method="schur"):
+def _sylvester_bwd(res, X_bar, *, flags):
     A, B, fa, fb, X = res
     # Aᵀ W + W Bᵀ = X̄  ⇔  B Wᵀ + Wᵀ A = X̄ᵀ: the same factors, swapped.
-    W = _syl(B, A, X_bar.T, fb, fa, (t_lower, s_lower, lyap, method)).T
+    W = _syl(B, A, X_bar.T, fb, fa, flags.swapped()).T
     return -(W @ X.T), -(X.T @ W), W, None, None
 
 
@@ -384,7 +389,7 @@ def sylvester(A, B, C, *, method="auto"):
     if C.size == 0:  # nothing to solve (an empty A or B), as jnp on empty arrays
         return jnp.zeros(C.shape, jnp.result_type(A, B, C))
     fa, fb = _factor(A, method), _factor(B, method)
-    return _sylvester(A, B, C, fa, fb, s_lower=False, t_lower=False, method=method)
+    return _sylvester(A, B, C, fa, fb, flags=Flags(method=method))
 
 
 def lyapunov(A, Q, *, method="auto"):
@@ -424,9 +429,8 @@ def lyapunov(A, Q, *, method="auto"):
     fa = _factor(A, method)
     # A = U S Uᴴ, so Aᴴ = U Sᴴ Uᴴ (= Aᵀ for real A) with Sᴴ lower triangular.
     fat = None if fa is None else (fa[0], fa[1].conj().T, fa[2])
-    return _sylvester(
-        A, jnp.conj(A.T), -Q, fa, fat, s_lower=False, t_lower=True, lyap=True, method=method
-    )
+    flags = Flags(t_lower=True, lyap=True, method=method)
+    return _sylvester(A, jnp.conj(A.T), -Q, fa, fat, flags=flags)
 
 
 # -- discrete Lyapunov (Stein) -------------------------------------------------------------------
@@ -457,9 +461,10 @@ def _stein_factored(R, P, fM, *, trans, method):
     M = jnp.eye(P.shape[0], dtype=P.dtype) - P
     Mh = jnp.conj(M.T)
     fh = None if fM is None else (fM[0], fM[1].conj().T, fM[2])
+    flags = Flags(t_lower=True, lyap=True, method=method)
     if trans:
-        return _solve(Mh, M, rhs, fh, fM, s_lower=True, t_lower=False, lyap=True, method=method)
-    return _solve(M, Mh, rhs, fM, fh, s_lower=False, t_lower=True, lyap=True, method=method)
+        return _solve(Mh, M, rhs, fh, fM, flags.swapped())
+    return _solve(M, Mh, rhs, fM, fh, flags)
 
 
 @functools.partial(jax.jit, static_argnames=("trans", "method"))

@@ -166,7 +166,7 @@ def _sqrtm_jvp(primals, tangents, *, method):
     A, X0, factors = primals
     dA = tangents[0]
     X = _sqrtm(A, X0, factors, method=method)  # X0, differentiable in A at the next order
-    flags = (False, False, False, _sylvester_method(method))
+    flags = _me.Flags(method=_sylvester_method(method))
     return X, _me._syl(X, X, dA, factors, factors, flags)
 
 
@@ -388,7 +388,7 @@ def _logm_tangent(A, dA, roots, s):
     in `A` at the next order), its tangent `R_k Ė_k + Ė_k R_k = Ė_{k−1}`; then
     `Σⱼ wⱼ Qⱼ⁻¹ Ė_s Qⱼ⁻¹` with `Qⱼ = I + xⱼ(R_s − I)`. Linear in `Ȧ`, transposable."""
     eye = jnp.eye(A.shape[-1], dtype=A.dtype)
-    flags = (False, False, False, "sign")
+    flags = _me.Flags(method="sign")
 
     def step(RE, k):
         R, E = RE

@@ -52,6 +52,7 @@ to reach $t_0$); `throw=True` raises `SolverError` at run time instead.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -68,9 +69,7 @@ from .._custom import custom_vjp
 from . import _rk
 from ._failure import error_if, nan_unless
 
-__all__ = ["ODESolution", "odeint"]
-
-_ADJOINTS = ("checkpoint", "backsolve")
+__all__ = ["Adjoint", "BacksolveAdjoint", "CheckpointAdjoint", "ODESolution", "odeint"]
 
 
 class ODESolution(NamedTuple):
@@ -90,6 +89,118 @@ class ODESolution(NamedTuple):
 
 def _default_tol(dtype) -> float:
     return 1e-8 if jnp.finfo(dtype).bits == 64 else 1e-5
+
+
+# -- the adjoints: how reverse mode gets the gradient ---------------------------------------------
+class Adjoint:
+    """How `odeint`'s reverse mode computes the gradient (as diffrax's adjoints): what the
+    forward solve keeps (`checkpoint_every`, `saved`) and the backward pass (`backward`).
+    Instances are static options (hashable, compared by value)."""
+
+    def checkpoint_every(self, max_steps: int) -> int | None:
+        """Iterations between the forward solve's recorded loop states (`None`: none)."""
+        return None
+
+    def saved(self, ys, loop) -> tuple:
+        """What the backward pass starts from, given the outputs and the forward loop."""
+        raise NotImplementedError
+
+    def backward(self, diff, y0, ts, saved, ybar, options: _Options):
+        """`(ȳ₀ flat, θ̄ list, ok)`: the cotangents of the initial state and of the
+        differentiable leaves of `(f, params)`, and whether the backward pass succeeded
+        (`None`: it cannot fail where the forward solve did not)."""
+        raise NotImplementedError
+
+    def failure(self, options: _Options) -> str:
+        """The `SolverError` message where `backward` reports a failure (`throw=True`)."""
+        return "odeint: the adjoint's backward pass failed."
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointAdjoint(Adjoint):
+    r"""The discrete adjoint (`adjoint="checkpoint"`, the default): the exact gradient of
+    the computed solution, one VJP of each accepted step, recomputed segment by segment from
+    loop states recorded every `every` iterations (default $\lceil\sqrt{\text{max\_steps}}
+    \rceil$: memory $O(\sqrt{\text{max\_steps}})$ states, one extra forward solve).
+    A smaller `every` keeps more states and recomputes less."""
+
+    every: int | None = None
+
+    def __post_init__(self):
+        if self.every is not None and not (isinstance(self.every, int) and self.every >= 1):
+            raise ValueError(
+                f"CheckpointAdjoint: every must be a positive int or None, got {self.every!r}."
+            )
+
+    def checkpoint_every(self, max_steps: int) -> int:
+        if self.every is not None:
+            return min(self.every, max_steps)
+        return max(1, math.isqrt(max_steps - 1) + 1) if max_steps > 1 else 1
+
+    def saved(self, ys, loop) -> tuple:
+        return loop.checkpoints, loop.n
+
+    def backward(self, diff, y0, ts, saved, ybar, options):
+        every = self.checkpoint_every(options.max_steps)
+        a, g = _checkpoint_adjoint(diff, y0, ts, *saved, ybar, options, every)
+        return a, g, None
+
+
+@dataclasses.dataclass(frozen=True)
+class BacksolveAdjoint(Adjoint):
+    """The continuous adjoint (`adjoint="backsolve"`): `[y, a, g]` integrated backwards
+    with the same method and tolerances, memory independent of the number of steps; the
+    gradient of the exact solution to the tolerances. Where it does not reach `t₀` the
+    derivatives are NaN (`throw=True`: a `SolverError`)."""
+
+    def saved(self, ys, loop) -> tuple:
+        return (ys,)
+
+    def backward(self, diff, y0, ts, saved, ybar, options):
+        return _backsolve_adjoint(diff, y0, ts, *saved, ybar, options)
+
+    def failure(self, options) -> str:
+        return (
+            "odeint: the backsolve adjoint did not reach t0 within max_steps = "
+            f"{options.max_steps} (or a value is not finite). Raise max_steps, loosen "
+            "rtol/atol, or use adjoint='checkpoint' (the augmented backward system can be "
+            "stiff or unstable where the forward one is not)."
+        )
+
+
+_ADJOINTS = {"checkpoint": CheckpointAdjoint(), "backsolve": BacksolveAdjoint()}
+
+
+def _adjoint(adjoint) -> Adjoint:
+    if isinstance(adjoint, Adjoint):
+        return adjoint
+    if isinstance(adjoint, str) and adjoint in _ADJOINTS:
+        return _ADJOINTS[adjoint]
+    raise ValueError(
+        f"odeint: adjoint must be one of {tuple(_ADJOINTS)} or an Adjoint "
+        f"(CheckpointAdjoint(), BacksolveAdjoint()), got {adjoint!r}."
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    """odeint's static options, one hashable record (one compilation per distinct record)."""
+
+    method: str
+    rtol: float
+    atol: float
+    dt0: float | None
+    max_steps: int
+    adjoint: Adjoint
+    throw: bool
+
+    @property
+    def tab(self) -> _rk.Tableau:
+        return _rk.METHODS[self.method]
+
+    @property
+    def control(self) -> _rk.Control:
+        return _rk.Control(self.rtol, self.atol, self.max_steps)
 
 
 # -- the vector field on flat vectors -----------------------------------------------------------
@@ -138,32 +249,29 @@ class _Diff(NamedTuple):
 
 
 # -- the solve ----------------------------------------------------------------------------------
-_STATIC = ("method", "rtol", "atol", "dt0", "max_steps", "adjoint", "throw")
-_jit = functools.partial(jax.jit, static_argnames=_STATIC)
+_jit = functools.partial(jax.jit, static_argnames=("options",))
 
 
-def _every(max_steps: int) -> int:
-    return max(1, math.isqrt(max_steps - 1) + 1) if max_steps > 1 else 1
-
-
-def _first_dt(tab, fun, t0, y, k1, dt0, rtol, atol):
+def _first_dt(fun, t0, y, k1, options: _Options):
     """The first proposed step: `dt0`, else Hairer's rule (two evaluations of `fun`)."""
-    dt = _rk.initial_step(tab, fun, t0, y, k1, rtol, atol) if dt0 is None else dt0
+    if options.dt0 is not None:
+        return jnp.asarray(options.dt0, y.dtype)
+    dt = _rk.initial_step(options.tab, fun, t0, y, k1, options.rtol, options.atol)
     return jnp.asarray(dt, y.dtype)
 
 
-def _start(tab, fun, ts, y, dt0, rtol, atol):
+def _start(fun, ts, y, options: _Options):
     k1 = fun(y, ts[0])
-    return k1, _first_dt(tab, fun, ts[0], y, k1, dt0, rtol, atol)
+    return k1, _first_dt(fun, ts[0], y, k1, options)
 
 
-def _forward(fn, y0, ts, params, *, method, rtol, atol, dt0, max_steps, every=None):
+def _forward(fn, y0, ts, params, options: _Options, every=None):
     """The forward solve on flat vectors: `(ys (N, d), loop)`."""
-    tab = _rk.METHODS[method]
+    tab = options.tab
     yf, unravel = ravel_pytree(y0)
     ts = ts.astype(yf.dtype)
     fun = _field(fn, params, unravel)
-    k1, dt = _start(tab, fun, ts, yf, dt0, rtol, atol)
+    k1, dt = _start(fun, ts, yf, options)
     state = _rk.State(ts[0], yf, k1, dt, jnp.asarray(1, jnp.int32))
     ys = jnp.full((ts.shape[0], yf.size), jnp.nan, yf.dtype).at[0].set(yf)
 
@@ -171,16 +279,7 @@ def _forward(fn, y0, ts, params, *, method, rtol, atol, dt0, max_steps, every=No
         return state, ys.at[i].set(jnp.where(landed, state.y, ys[i]))
 
     loop = _rk.run(
-        tab,
-        _rk.stepper(tab, fun),
-        ts,
-        state,
-        ys,
-        on_land,
-        rtol=rtol,
-        atol=atol,
-        max_steps=max_steps,
-        every=every,
+        tab, _rk.stepper(tab, fun), ts, state, ys, on_land, control=options.control, every=every
     )
     # Times that stop increasing (traced `ts` under jit; concrete ones raise before): NaN from
     # the first one on, whatever the loop did there (float32 integrated backwards, float64 ran
@@ -200,43 +299,23 @@ def _outputs(ys_flat, y0, loop):
     return _unflat(ys_flat, y0), converged, loop.n, loop.accepted
 
 
-@custom_vjp(static_argnames=_STATIC, constant_argnames=("ts",))
-def _odeint(fn, y0, ts, params, *, method, rtol, atol, dt0, max_steps, adjoint, throw):
+@custom_vjp(static_argnames=("options",), constant_argnames=("ts",))
+def _odeint(fn, y0, ts, params, *, options: _Options):
     """`(ys, converged, steps, accepted)`."""
-    return _primal(
-        fn,
-        y0,
-        ts,
-        params,
-        method=method,
-        rtol=rtol,
-        atol=atol,
-        dt0=dt0,
-        max_steps=max_steps,
-        adjoint=adjoint,
-        throw=throw,
-    )
-
-
-def _solve_kw(static):
-    return {k: static[k] for k in ("method", "rtol", "atol", "dt0", "max_steps")}
+    return _primal(fn, y0, ts, params, options=options)
 
 
 @_jit
-def _primal(fn, y0, ts, params, **static):
-    ys, loop = _forward(fn, y0, ts, params, **_solve_kw(static))
+def _primal(fn, y0, ts, params, *, options):
+    ys, loop = _forward(fn, y0, ts, params, options)
     return _outputs(ys, y0, loop)
 
 
 # -- forward mode: sensitivities integrated with the state ------------------------------------
-def _odeint_jvp(primals, tangents, **static):
-    return _jvp(*primals, *tangents, **static)
-
-
 @_jit
-def _jvp(fn, y0, ts, params, dfn, dy0, _, dparams, **static):
-    kw = _solve_kw(static)
-    tab = _rk.METHODS[kw["method"]]
+def _odeint_jvp(primals, tangents, *, options):
+    (fn, y0, ts, params), (dfn, dy0, _, dparams) = primals, tangents
+    tab = options.tab
     yf, unravel = ravel_pytree(y0)
     dyf = ravel_pytree(dy0)[0].astype(yf.dtype)
     ts = ts.astype(yf.dtype)
@@ -258,8 +337,7 @@ def _jvp(fn, y0, ts, params, dfn, dy0, _, dparams, **static):
         return (out[0], dout[0]), (out[1], dout[1]), (out[2], dout[2])
 
     k1, dk1 = field_jvp(yf, dyf, ts[0])
-    fun = _field(fn, params, unravel)
-    dt = _first_dt(tab, fun, ts[0], yf, k1, kw["dt0"], kw["rtol"], kw["atol"])
+    dt = _first_dt(_field(fn, params, unravel), ts[0], yf, k1, options)
     state = _rk.State(ts[0], (yf, dyf), (k1, dk1), dt, jnp.asarray(1, jnp.int32))
     n_out = ts.shape[0]
     blank = jnp.full((n_out, yf.size), jnp.nan, yf.dtype)
@@ -273,18 +351,8 @@ def _jvp(fn, y0, ts, params, dfn, dy0, _, dparams, **static):
             dys.at[i].set(jnp.where(landed, dy, dys[i])),
         )
 
-    loop = _rk.run(
-        tab,
-        stepper,
-        ts,
-        state,
-        out0,
-        on_land,
-        rtol=kw["rtol"],
-        atol=kw["atol"],
-        max_steps=kw["max_steps"],
-        primal=lambda Y: Y[0],
-    )
+    primal = lambda Y: Y[0]  # the error control sees the state only
+    loop = _rk.run(tab, stepper, ts, state, out0, on_land, control=options.control, primal=primal)
     ys, dys = loop.extra
     out = _outputs(ys, y0, loop)
     dys = nan_unless(out[1], _unflat(dys, y0))
@@ -293,51 +361,32 @@ def _jvp(fn, y0, ts, params, dfn, dy0, _, dparams, **static):
 
 # -- reverse mode ---------------------------------------------------------------------------------
 @_jit
-def _odeint_fwd(fn, y0, ts, params, **static):
-    kw = _solve_kw(static)
-    checkpoint = static["adjoint"] == "checkpoint"
-    every = _every(kw["max_steps"]) if checkpoint else None
-    ys, loop = _forward(fn, y0, ts, params, every=every, **kw)
+def _odeint_fwd(fn, y0, ts, params, *, options):
+    adjoint = options.adjoint
+    ys, loop = _forward(fn, y0, ts, params, options, adjoint.checkpoint_every(options.max_steps))
     out = _outputs(ys, y0, loop)
-    # What the backward pass starts from: the checkpoints, or the outputs it resets y to.
-    saved = (loop.checkpoints, loop.n) if checkpoint else (ys, None)
-    return out, (fn, params, ts, y0, out[1], *saved)
-
-
-def _odeint_bwd(res, cts, **static):
-    return _bwd(*res, cts[0], **static)
+    return out, (fn, params, ts, y0, out[1], adjoint.saved(ys, loop))
 
 
 @_jit
-def _bwd(fn, params, ts, y0, converged, saved, n, ys_bar, **static):
-    kw = _solve_kw(static)
-    ybar = jax.vmap(lambda v: ravel_pytree(v)[0])(ys_bar)
+def _odeint_bwd(res, cts, *, options):
+    fn, params, ts, y0, converged, saved = res
+    ybar = jax.vmap(lambda v: ravel_pytree(v)[0])(cts[0])
     diff = _Diff.of(fn, params)
-    if static["adjoint"] == "checkpoint":
-        a, g = _checkpoint_adjoint(diff, y0, ts, saved, n, ybar, **kw)
-        ok = converged
-    else:
-        a, g, ok_back = _backsolve_adjoint(diff, y0, ts, saved, ybar, **kw)
-        ok = converged & ok_back
-        if static["throw"]:
-            error_if(
-                converged & ~ok_back,
-                "odeint: the backsolve adjoint did not reach t0 within max_steps = "
-                f"{kw['max_steps']} (or a value is not finite). Raise max_steps, loosen "
-                "rtol/atol, or use adjoint='checkpoint' (the augmented backward system can be "
-                "stiff or unstable where the forward one is not).",
-            )
-    a, g = nan_unless(ok, (a, g))
+    a, g, ok = options.adjoint.backward(diff, y0, ts, saved, ybar, options)
+    if ok is not None:
+        if options.throw:
+            error_if(converged & ~ok, options.adjoint.failure(options))
+        converged = converged & ok
+    a, g = nan_unless(converged, (a, g))
     fn_bar, params_bar = diff.cotangent(g)
     return fn_bar, ravel_pytree(y0)[1](a), None, params_bar
 
 
-def _checkpoint_adjoint(diff, y0, ts, checkpoints, n, ybar, *, method, rtol, atol, dt0, max_steps):
-    """The discrete adjoint: segments of `K` iterations recomputed from their checkpoints,
-    last first; in each, the accepted steps' VJPs in reverse order."""
-    del dt0
-    tab = _rk.METHODS[method]
-    every = _every(max_steps)
+def _checkpoint_adjoint(diff, y0, ts, checkpoints, n, ybar, options: _Options, every: int):
+    """The discrete adjoint: segments of `every` iterations recomputed from their
+    checkpoints, last first; in each, the accepted steps' VJPs in reverse order."""
+    tab = options.tab
     yf, unravel = ravel_pytree(y0)
     ts = ts.astype(yf.dtype)
     theta = diff.values()
@@ -354,7 +403,7 @@ def _checkpoint_adjoint(diff, y0, ts, checkpoints, n, ybar, *, method, rtol, ato
 
         def recompute(state, j):
             active = s * every + j < n
-            new, taken = _rk.iterate(tab, stepper, ts, state, rtol, atol)
+            new, taken = _rk.iterate(tab, stepper, ts, state, options.control)
             new = jax.tree_util.tree_map(lambda x, y: jnp.where(active, x, y), new, state)
             record = (state.t, state.y, taken.h, taken.accepted & active, taken.landed & active)
             return new, (record, state.i)
@@ -389,11 +438,11 @@ def _checkpoint_adjoint(diff, y0, ts, checkpoints, n, ybar, *, method, rtol, ato
     return a + ybar[0], g
 
 
-def _backsolve_adjoint(diff, y0, ts, ys, ybar, *, method, rtol, atol, dt0, max_steps):
+def _backsolve_adjoint(diff, y0, ts, ys, ybar, options: _Options):
     """The continuous adjoint: `[y, a, g]` integrated from `t_N` back to `t₀` in reversed time
     `s = −t`, resetting `y` to the stored output and adding the output's cotangent to `a` at
     each output time."""
-    tab = _rk.METHODS[method]
+    tab = options.tab
     yf, unravel = ravel_pytree(y0)
     d = yf.size
     ts = ts.astype(yf.dtype)
@@ -416,7 +465,7 @@ def _backsolve_adjoint(diff, y0, ts, ys, ybar, *, method, rtol, atol, dt0, max_s
     rts = -ts[::-1]
     rys, rybar = ys[::-1], ybar[::-1]
     z0 = jnp.concatenate([rys[0], rybar[0], jnp.zeros_like(gflat)])
-    k1, dt = _start(tab, aug, rts, z0, dt0, rtol, atol)
+    k1, dt = _start(aug, rts, z0, options)
     state = _rk.State(rts[0], z0, k1, dt, jnp.asarray(1, jnp.int32))
 
     def on_land(state, extra, i, landed):
@@ -428,17 +477,7 @@ def _backsolve_adjoint(diff, y0, ts, ys, ybar, *, method, rtol, atol, dt0, max_s
         z, k1 = jax.lax.cond(landed, jump, lambda z, k1: (z, k1), state.y, state.k1)
         return state._replace(y=z, k1=k1), extra
 
-    loop = _rk.run(
-        tab,
-        _rk.stepper(tab, aug),
-        rts,
-        state,
-        None,
-        on_land,
-        rtol=rtol,
-        atol=atol,
-        max_steps=max_steps,
-    )
+    loop = _rk.run(tab, _rk.stepper(tab, aug), rts, state, None, on_land, control=options.control)
     z = loop.state.y
     ok = (loop.state.i == n_out) & jnp.all(jnp.isfinite(z))
     g = unravel_g(z[2 * d :])
@@ -450,13 +489,11 @@ _odeint.defvjp(_odeint_fwd, _odeint_bwd)
 
 
 # -- the public function --------------------------------------------------------------------------
-def _check_args(f, y0, ts, params, method, rtol, atol, dt0, max_steps, adjoint):
+def _check_args(f, y0, ts, method, rtol, atol, dt0, max_steps):
     if not callable(f):
         raise TypeError(f"odeint: f must be a function f(y, t, *params), got {type(f).__name__}.")
     if method not in _rk.METHODS:
         raise ValueError(f"odeint: method must be one of {tuple(_rk.METHODS)}, got {method!r}.")
-    if adjoint not in _ADJOINTS:
-        raise ValueError(f"odeint: adjoint must be one of {_ADJOINTS}, got {adjoint!r}.")
     if _rk.METHODS[method].e is None and dt0 is None:
         raise ValueError(
             f"odeint: method={method!r} takes fixed steps: pass the step size, dt0=0.01 say."
@@ -503,7 +540,7 @@ def odeint(
     atol: float | None = None,
     dt0: float | None = None,
     max_steps: int = 4096,
-    adjoint: str = "checkpoint",
+    adjoint: str | Adjoint = "checkpoint",
     throw: bool = False,
 ) -> ODESolution:
     r"""Solve $y' = f(y, t, \theta)$ from $y(t_0) = y_0$ and return $y$ at the times `ts`.
@@ -527,7 +564,8 @@ def odeint(
     1e-8 in float64, 1e-5 in float32); `dt0` — the first step (adaptive; default by Hairer's
     rule) or the step (`"rk4"`); `max_steps` — at most this many iterations (accepted or
     rejected steps), which also sizes the checkpoints (`⌈√max_steps⌉` loop states); `adjoint`
-    — `"checkpoint"` or `"backsolve"`; `throw` — raise `SolverError` at run time where the
+    — `CheckpointAdjoint()` (or `"checkpoint"`) or `BacksolveAdjoint()` (`"backsolve"`);
+    `throw` — raise `SolverError` at run time where the
     solve did not converge, instead of only flagging it.
 
     **Returns:** an `ODESolution` `(ys, converged, steps, accepted)`; `ys` and its
@@ -545,7 +583,8 @@ def odeint(
         >>> round(float(dk), 4)  # −2·exp(−0.5)
         -1.2131
     """
-    _check_args(f, y0, ts, params, method, rtol, atol, dt0, max_steps, adjoint)
+    _check_args(f, y0, ts, method, rtol, atol, dt0, max_steps)
+    adjoint = _adjoint(adjoint)
     y0 = jax.tree_util.tree_map(jnp.asarray, y0)
     dtype = jnp.result_type(jax.tree_util.tree_leaves(y0)[0])
     ts = jnp.asarray(ts).astype(dtype)
@@ -566,20 +605,17 @@ def odeint(
             f"{jax.tree_util.tree_map(lambda a: f'{a.dtype}{list(a.shape)}', got)}."
         )
     default = _default_tol(dtype)
+    options = _Options(
+        method=method,
+        rtol=default if rtol is None else float(rtol),
+        atol=default if atol is None else float(atol),
+        dt0=None if dt0 is None else float(dt0),
+        max_steps=max_steps,
+        adjoint=adjoint,
+        throw=bool(throw),
+    )
     try:
-        ys, converged, steps, accepted = _odeint(
-            f,
-            y0,
-            ts,
-            params,
-            method=method,
-            rtol=default if rtol is None else float(rtol),
-            atol=default if atol is None else float(atol),
-            dt0=None if dt0 is None else float(dt0),
-            max_steps=max_steps,
-            adjoint=adjoint,
-            throw=throw,
-        )
+        ys, converged, steps, accepted = _odeint(f, y0, ts, params, options=options)
     except jax.errors.UnexpectedTracerError as e:
         raise jax.errors.UnexpectedTracerError(
             "odeint: f uses a traced array that jaxrules cannot see, so it cannot be "
@@ -604,14 +640,21 @@ def unrolled(f, y0, ts, *params, method="dopri5", rtol=None, atol=None, dt0=None
     iterations that JAX differentiates itself (reverse mode stores every step). The step
     sizes are behind `stop_gradient` (`_rk.error_ratio`), so its derivative is the derivative
     of the computed solution that `odeint`'s rules claim. The checker's reference."""
-    tab = _rk.METHODS[method]
     yf, unravel = ravel_pytree(y0)
     ts = jnp.asarray(ts).astype(yf.dtype)
     default = _default_tol(yf.dtype)
-    rtol = default if rtol is None else rtol
-    atol = default if atol is None else atol
+    options = _Options(
+        method=method,
+        rtol=default if rtol is None else float(rtol),
+        atol=default if atol is None else float(atol),
+        dt0=None if dt0 is None else float(dt0),
+        max_steps=max_steps,
+        adjoint=_ADJOINTS["checkpoint"],  # (not used: JAX differentiates this)
+        throw=False,
+    )
+    tab = options.tab
     fun = _field(f, params, unravel)
-    k1, dt = _start(tab, fun, ts, yf, dt0, rtol, atol)
+    k1, dt = _start(fun, ts, yf, options)
     dt = jax.lax.stop_gradient(dt)
     state = _rk.State(ts[0], yf, k1, dt, jnp.asarray(1, jnp.int32))
     n_out = ts.shape[0]
@@ -619,7 +662,7 @@ def unrolled(f, y0, ts, *params, method="dopri5", rtol=None, atol=None, dt0=None
     def body(carry, _):
         state, ys = carry
         done = state.i >= n_out
-        new, taken = _rk.iterate(tab, _rk.stepper(tab, fun), ts, state, rtol, atol)
+        new, taken = _rk.iterate(tab, _rk.stepper(tab, fun), ts, state, options.control)
         new = jax.tree_util.tree_map(lambda a, b: jnp.where(done, b, a), new, state)
         landed = taken.landed & ~done
         i = jnp.minimum(state.i, n_out - 1)
