@@ -30,7 +30,11 @@ import jaxrules as jr  # noqa: E402
 
 def _dtype(rule, real: str) -> str:
     """`real`, or the complex dtype of its precision for a rule registered complex-only."""
-    return real if real in rule.dtypes else {"float32": "complex64", "float64": "complex128"}[real]
+    return (
+        real
+        if real in rule.check.dtypes
+        else {"float32": "complex64", "float64": "complex128"}[real]
+    )
 
 
 def _check_grads_fails(rule, dtype, seed) -> bool:
@@ -40,7 +44,7 @@ def _check_grads_fails(rule, dtype, seed) -> bool:
     names = list(args)
     f = lambda *xs: rule.fn(**dict(zip(names, xs)))
     try:
-        check_grads(f, tuple(args.values()), order=rule.order, modes=("fwd", "rev"))
+        check_grads(f, tuple(args.values()), order=rule.check.order, modes=("fwd", "rev"))
     except Exception:
         return True
     return False

@@ -21,7 +21,9 @@ from ._custom import custom_jvp as custom_jvp
 from ._custom import custom_vjp as custom_vjp
 from ._errors import RuleCheckError as RuleCheckError
 from ._errors import RuleOutputError as RuleOutputError
+from ._registry import BenchSpec as BenchSpec
 from ._registry import Case as Case
+from ._registry import CheckSpec as CheckSpec
 from ._registry import Registry as Registry
 from ._registry import Rule as Rule
 from ._registry import get as get

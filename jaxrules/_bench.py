@@ -286,17 +286,6 @@ class BenchmarkReport:
 
 
 # -- the benchmark -----------------------------------------------------------------------------
-def _resolve(rule, registry: Registry | None) -> Rule:
-    rec = (registry if registry is not None else default_registry).lookup(rule)
-    if rec is not None:
-        return rec
-    raise TypeError(
-        f"benchmark: expected a registered rule (its name, the function or the Rule), got "
-        f"{getattr(rule, '__name__', type(rule).__name__)!r}, which is not registered. "
-        "Register it with jr.register(..., reference=..., inputs=...)."
-    )
-
-
 def _is_float(x) -> bool:
     return is_array(x) and jnp.issubdtype(jnp.result_type(x), jnp.floating)
 
@@ -374,7 +363,7 @@ def benchmark(
         >>> [(row.size, row.mode) for row in report.rows]
         [(8, 'primal'), (8, 'jvp'), (8, 'vjp')]
     """
-    rec = _resolve(rule, registry)
+    rec, _ = (registry if registry is not None else default_registry).resolve(rule, who="benchmark")
     case_idx = 0 if case is None else rec.select(case)
     the_case = rec.cases[case_idx] if rec.cases else {}
     name = rec.name if len(rec.cases) <= 1 else f"{rec.name} ({case_label(the_case, case_idx)})"
@@ -386,13 +375,13 @@ def benchmark(
         raise ValueError(f"benchmark: dtype must be 'float32' or 'float64', got {dtype!r}.")
     sizes_list: list[int | None]
     if sizes is None:
-        sizes_list = list(rec.bench_sizes) if rec.bench_sizes else [None]
+        sizes_list = list(rec.bench.sizes) if rec.bench.sizes else [None]
     else:
         sizes_list = [int(n) for n in sizes]
-    ref_fn = reference or rec.bench_reference or rec.reference
+    ref_fn = reference or rec.bench.reference or rec.reference
     against = _named(
         "the given reference" if reference else
-        "its bench_reference" if rec.bench_reference else "its reference",
+        "its bench_reference" if rec.bench.reference else "its reference",
         ref_fn,
     )  # fmt: skip
     arguments: dict = {}

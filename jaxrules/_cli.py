@@ -57,7 +57,9 @@ def _cmd_list(a) -> int:
     rules = _rules(a.modules, a.rule, a.tag)
     print(f"{'rule':<22} {'order':>5}  {'cases':>5}  {'tags':<20} module")
     for r in rules:
-        print(f"{r.name:<22} {r.order:>5}  {len(r.cases):>5}  {','.join(r.tags):<20} {r.module}")
+        print(
+            f"{r.name:<22} {r.check.order:>5}  {len(r.cases):>5}  {','.join(r.tags):<20} {r.module}"
+        )
     print(f"{len(rules)} rule(s)")
     return 0
 
@@ -79,7 +81,7 @@ class _Progress:
     by its cases and order: a rough guide, said as such)."""
 
     def __init__(self, rules, t0: float):
-        self.weight = {r.name: max(1, len(r.cases)) * max(1, r.order) for r in rules}
+        self.weight = {r.name: max(1, len(r.cases)) * max(1, r.check.order) for r in rules}
         self.total = sum(self.weight.values())
         self.n, self.done, self.done_weight, self.t0 = len(rules), 0, 0, t0
 
@@ -109,7 +111,7 @@ def _cmd_check(a) -> int:
 
     rules = _rules(a.modules, a.rule, a.tag)
     # Only the asked dtypes each rule is registered for (default: all of them).
-    asked = {r.name: [d for d in a.dtype or r.dtypes if d in r.dtypes] for r in rules}
+    asked = {r.name: [d for d in a.dtype or r.check.dtypes if d in r.check.dtypes] for r in rules}
     if a.dtype:
         skipped = [r.name for r in rules if not asked[r.name]]
         rules = [r for r in rules if asked[r.name]]
@@ -207,7 +209,7 @@ def _cmd_bench(a) -> int:
             flush=True,
         )
         sizes = a.sizes if a.sizes else None
-        if sizes is None and not r.bench_sizes:
+        if sizes is None and not r.bench.sizes:
             progress(f"{r.name}: no bench_inputs, benchmarking its example inputs")
         for case in r.bench_cases():  # each case with problems of its own
             rep = benchmark(

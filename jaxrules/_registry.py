@@ -15,6 +15,9 @@ from .inputs import Generator
 
 InputSpec = Mapping[str, Any] | Callable[[Any, Any], Any]
 
+#: "Not given" for an argument where `None` means something (`jr.check(reference=None)`).
+MISSING: Any = object()
+
 
 class Case(Mapping):
     """One registered case of a rule: its static values, and optionally its own inputs.
@@ -108,6 +111,78 @@ def case_label(case: Mapping[str, Any], index: int) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
+class CheckSpec:
+    """How the checker checks a rule by default (validated on construction).
+
+    - `dtypes`: the dtypes it is checked in (`("float64", "float32")`; `register` adds
+      `"complex128", "complex64"` for a rule decorated with `allow_complex=True`);
+    - `rtol`/`atol`: tolerance overrides (`rtol` may be a dict by real dtype name,
+      `{"float64": 1e-8, "float32": 1e-3}`); `order`: the highest derivative order the
+      rule supports;
+    - `scales`: the magnitudes, beyond the registered inputs' own, at which the checker also
+      checks the rule (one point each, the scalable generators of `inputs` multiplied by the
+      factor, see `jaxrules.inputs.Generator.scaled`): by default `(1e-2, 1e2)`, so a branch
+      for small or large inputs is exercised; `()` for a rule whose domain is only the
+      registered magnitudes (say why in the registration);
+    - `projectors`: per-parameter tangent projectors for structured arguments (taken from
+      structured generators unless given).
+    """
+
+    dtypes: tuple[str, ...] = ("float64", "float32")
+    rtol: float | Mapping[str, float] | None = None
+    atol: float | None = None
+    order: int = 1
+    scales: tuple[float, ...] = (1e-2, 1e2)
+    projectors: Mapping[str, Callable] = dataclasses.field(default_factory=dict)
+    who: dataclasses.InitVar[str] = "CheckSpec"
+
+    def __post_init__(self, who: str):
+        dtypes = (self.dtypes,) if isinstance(self.dtypes, str) else tuple(self.dtypes)
+        for d in dtypes:
+            if not isinstance(d, str) or d not in INEXACT:
+                raise ValueError(f"{who}: dtypes must name some of {INEXACT}, got {d!r}.")
+        if not dtypes:
+            raise ValueError(f"{who}: dtypes is empty; the checker would check nothing.")
+        if not isinstance(self.order, int) or isinstance(self.order, bool) or self.order < 1:
+            raise ValueError(f"{who}: order must be an int >= 1, got {self.order!r}.")
+        rtol = dict(self.rtol) if isinstance(self.rtol, Mapping) else self.rtol
+        for name, value in (
+            ("dtypes", dtypes),
+            ("rtol", rtol),
+            ("scales", _scales(who, self.scales)),
+            ("projectors", dict(self.projectors or {})),
+        ):
+            object.__setattr__(self, name, value)
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchSpec:
+    """What `jaxrules.benchmark` times a rule on (validated on construction).
+
+    - `inputs`: `n -> inputs` (the forms of `Rule.inputs`) giving arguments of size `n`;
+    - `sizes`: its default sizes;
+    - `reference`: what the benchmark compares against, where the checker's reference does
+      not scale (e.g. a Kronecker-product solve); `None`: the rule's `reference`.
+    """
+
+    inputs: Callable[[int], InputSpec] | None = None
+    sizes: tuple[int, ...] = ()
+    reference: Callable | None = None
+    who: dataclasses.InitVar[str] = "BenchSpec"
+
+    def __post_init__(self, who: str):
+        for what, f in (("bench_inputs", self.inputs), ("bench_reference", self.reference)):
+            if f is not None and not callable(f):
+                raise TypeError(f"{who}: {what} must be callable, got {type(f).__name__}.")
+        object.__setattr__(self, "sizes", tuple(int(n) for n in self.sizes))
+
+
+#: `register`'s keywords that go to the rule's `CheckSpec` / `BenchSpec` (by field name).
+CHECK_OPTIONS = ("dtypes", "rtol", "atol", "order", "scales", "projectors")
+BENCH_OPTIONS = {"bench_inputs": "inputs", "bench_sizes": "sizes", "bench_reference": "reference"}
+
+
+@dataclasses.dataclass(frozen=True)
 class Rule:
     """A registered rule. Fields:
 
@@ -117,22 +192,10 @@ class Rule:
       generator `(key, dtype) -> dict of arguments`;
     - `cases`: example static values, one dict per case (`({},)` when none), or `Case`
       objects that also carry their own inputs / benchmark inputs / benchmark reference;
-    - `dtypes`: the dtypes the checker checks it in by default (`("float64", "float32")`,
-      and `"complex128", "complex64"` too for a rule decorated with `allow_complex=True`);
-    - `rtol`/`atol`: tolerance overrides (`rtol` may be a dict by real dtype name,
-      `{"float64": 1e-8, "float32": 1e-3}`) for the checker; `order`: the highest
-      derivative order the rule supports; `tags`; `module`/`qualname`: where defined;
-    - `projectors`: per-parameter tangent projectors for structured arguments (taken from
-      structured generators unless given);
-    - `scales`: the magnitudes, beyond the registered inputs' own, at which the checker also
-      checks the rule (one point each, the scalable generators of `inputs` multiplied by
-      the factor, see `jaxrules.inputs.Generator.scaled`): by default `(1e-2, 1e2)`, so a
-      branch for small or large inputs is exercised; `()` for a rule whose domain is only
-      the registered magnitudes (say why in the registration);
-    - `bench_inputs`: `n -> inputs` (same forms as `inputs`) giving arguments of size
-      `n` for `jaxrules.benchmark`; `bench_sizes`: its default sizes;
-      `bench_reference`: what the benchmark compares against, where the checker's reference
-      does not scale (e.g. a Kronecker-product solve); defaults to `reference`.
+    - `tags`; `check`: the checker's settings (`CheckSpec`: dtypes, tolerances, order,
+      scales, projectors); `bench`: the benchmark's (`BenchSpec`: inputs by size, sizes,
+      reference);
+    - `module`/`qualname`: where defined; `doc`: its docstring.
     """
 
     name: str
@@ -140,19 +203,12 @@ class Rule:
     reference: Callable | None
     inputs: InputSpec
     cases: tuple[Mapping[str, Any], ...] = ({},)
-    dtypes: tuple[str, ...] = ("float64", "float32")
-    rtol: float | dict[str, float] | None = None
-    atol: float | None = None
-    order: int = 1
     tags: tuple[str, ...] = ()
+    check: CheckSpec = dataclasses.field(default_factory=CheckSpec)
+    bench: BenchSpec = dataclasses.field(default_factory=BenchSpec)
     module: str = ""
     qualname: str = ""
-    projectors: Mapping[str, Callable] = dataclasses.field(default_factory=dict)
     doc: str = ""
-    scales: tuple[float, ...] = (1e-2, 1e2)
-    bench_inputs: Callable[[int], InputSpec] | None = None
-    bench_sizes: tuple[int, ...] = ()
-    bench_reference: Callable | None = None
 
     @property
     def identity(self) -> tuple[str, str]:
@@ -163,14 +219,13 @@ class Rule:
         the registration's (itself for a plain dict of static values)."""
         if not isinstance(case, Case):
             return self
-        return dataclasses.replace(
-            self,
-            inputs=self.inputs if case.inputs is None else case.inputs,
-            bench_inputs=self.bench_inputs if case.bench_inputs is None else case.bench_inputs,
-            bench_reference=(
-                self.bench_reference if case.bench_reference is None else case.bench_reference
-            ),
-        )
+        bench = self.bench
+        if case.bench_inputs is not None:
+            bench = dataclasses.replace(bench, inputs=case.bench_inputs)
+        if case.bench_reference is not None:
+            bench = dataclasses.replace(bench, reference=case.bench_reference)
+        inputs = self.inputs if case.inputs is None else case.inputs
+        return dataclasses.replace(self, inputs=inputs, bench=bench)
 
     def bench_cases(self) -> list[int]:
         """The cases a benchmark of the whole rule runs: the first, and each `Case` with its
@@ -219,13 +274,13 @@ class Rule:
         case = dict(case or {})
         spec = self.inputs
         if size is not None:
-            if self.bench_inputs is None:
+            if self.bench.inputs is None:
                 raise ValueError(
                     f"rule {self.name!r} has no bench_inputs, so it cannot be benchmarked at "
                     f"size {size}. Register it with bench_inputs=lambda n: {{...}}, or "
                     "benchmark its example inputs (sizes=None)."
                 )
-            spec = self.bench_inputs(size)
+            spec = self.bench.inputs(size)
         if callable(spec) and not isinstance(spec, Mapping):
             args = spec(key, dtype)
             if not isinstance(args, Mapping):
@@ -246,8 +301,8 @@ class Rule:
         return args
 
     def projector(self, param: str) -> Callable | None:
-        if param in self.projectors:
-            return self.projectors[param]
+        if param in self.check.projectors:
+            return self.check.projectors[param]
         if isinstance(self.inputs, Mapping):
             g = self.inputs.get(param)
             if isinstance(g, Generator) and g.structured:
@@ -315,6 +370,55 @@ class Registry:
             return self.get(rule)
         return next((r for r in self._rules.values() if r.fn is rule), None)
 
+    def resolve(
+        self,
+        rule: Any,
+        *,
+        who: str,
+        reference: Any = MISSING,
+        inputs: InputSpec | None = None,
+        cases: Sequence[Mapping[str, Any]] | None = None,
+    ) -> tuple[Rule, bool]:
+        """The one way the checker and the benchmark (`who`) turn what a user passed into a
+        `Rule`: a name, a `Rule` or a registered function give the registered record, with
+        `reference`/`inputs`/`cases` replacing its own where given; a function that is not
+        registered (or is given with its own reference or inputs) gets a record made from
+        them. Also returns whether the record is the registry's."""
+        if isinstance(rule, (Rule, str)):
+            rec = self.lookup(rule)
+        elif callable(rule):
+            found = self.lookup(rule)
+            if found is not None and reference is MISSING and inputs is None:
+                rec = found
+            elif inputs is None:
+                name = getattr(rule, "__name__", type(rule).__name__)
+                if who == "check":
+                    raise TypeError(
+                        f"check: {name!r} is not registered; pass inputs={{name: generator}} "
+                        "(and reference=...) to check it."
+                    )
+                raise TypeError(
+                    f"{who}: expected a registered rule (its name, the function or the Rule), "
+                    f"got {name!r}, which is not registered. Register it with "
+                    "jr.register(..., reference=..., inputs=...)."
+                )
+            else:
+                ref = None if reference is MISSING else reference
+                return make_rule(None, rule, reference=ref, inputs=inputs, cases=cases), False
+        else:
+            raise TypeError(
+                f"{who}: expected a rule name, a registered function or a Rule, got "
+                f"{type(rule).__name__}."
+            )
+        if reference is not MISSING or inputs is not None or cases is not None:
+            rec = dataclasses.replace(
+                rec,
+                reference=rec.reference if reference is MISSING else reference,
+                inputs=rec.inputs if inputs is None else inputs,
+                cases=rec.cases if cases is None else tuple(_case(c) for c in cases),
+            )
+        return rec, True
+
     def rules(
         self, tag: str | None = None, module: str | Sequence[str] | None = None
     ) -> list[Rule]:
@@ -344,27 +448,25 @@ def make_rule(
     reference: Callable | None,
     inputs: InputSpec,
     cases: Sequence[Mapping[str, Any]] | None = None,
-    dtypes: Sequence[str] | None = None,
-    rtol: float | Mapping[str, float] | None = None,
-    atol: float | None = None,
-    order: int = 1,
     tags: Sequence[str] = (),
-    projectors: Mapping[str, Callable] | None = None,
-    bench_inputs: Callable[[int], InputSpec] | None = None,
-    bench_sizes: Sequence[int] = (),
-    bench_reference: Callable | None = None,
-    scales: Sequence[float] = (1e-2, 1e2),
+    **options,
 ) -> Rule:
+    """A `Rule` for `fn`; `options` are `register`'s keywords for the checker
+    (`CHECK_OPTIONS`) and the benchmark (`BENCH_OPTIONS`), validated by their records."""
     target = undecorated(fn)
     name = name or getattr(target, "__name__", None)
     if not name:
         raise ValueError("register: cannot infer a name for this rule; pass one explicitly.")
+    who = f"register({name!r})"
+    unknown = sorted(set(options) - set(CHECK_OPTIONS) - set(BENCH_OPTIONS))
+    if unknown:
+        known = ", ".join(("reference", "inputs", "cases", "tags", *CHECK_OPTIONS, *BENCH_OPTIONS))
+        raise TypeError(f"{who}: unknown option(s) {', '.join(unknown)}; expected some of {known}.")
     if not callable(fn):
-        raise TypeError(f"register({name!r}): expected a callable rule, got {type(fn).__name__}.")
+        raise TypeError(f"{who}: expected a callable rule, got {type(fn).__name__}.")
     if reference is not None and not callable(reference):
         raise TypeError(
-            f"register({name!r}): reference must be a plain-JAX callable, got "
-            f"{type(reference).__name__}."
+            f"{who}: reference must be a plain-JAX callable, got {type(reference).__name__}."
         )
     try:
         params = inspect.signature(target).parameters
@@ -373,40 +475,23 @@ def make_rule(
     cases_t = tuple(c if isinstance(c, Case) else dict(c) for c in (cases or ({},)))
     for spec in [inputs] + [c.inputs for c in cases_t if isinstance(c, Case) and c.inputs]:
         _check_inputs(name, spec, params)
-    for what, f in (("bench_inputs", bench_inputs), ("bench_reference", bench_reference)):
-        if f is not None and not callable(f):
-            raise TypeError(f"register({name!r}): {what} must be callable, got {type(f).__name__}.")
-    if not isinstance(order, int) or order < 1:
-        raise ValueError(f"register({name!r}): order must be an int >= 1, got {order!r}.")
-    if dtypes is None:  # a rule that declares complex support is checked in complex too
+    check = {k: options[k] for k in CHECK_OPTIONS if options.get(k) is not None}
+    if "dtypes" not in check:  # a rule that declares complex support is checked in complex too
         cplx = isinstance(fn, CustomRule) and fn.allow_complex
-        dtypes = ("float64", "float32") + (("complex128", "complex64") if cplx else ())
-    dtypes_t = (dtypes,) if isinstance(dtypes, str) else tuple(dtypes)
-    for d in dtypes_t:
-        if not isinstance(d, str) or d not in INEXACT:
-            raise ValueError(f"register({name!r}): dtypes must name some of {INEXACT}, got {d!r}.")
-    if not dtypes_t:
-        raise ValueError(f"register({name!r}): dtypes is empty; the checker would check nothing.")
-    scales_t = _scales(f"register({name!r})", scales)
+        check["dtypes"] = ("float64", "float32") + (("complex128", "complex64") if cplx else ())
+    bench = {field: options[k] for k, field in BENCH_OPTIONS.items() if options.get(k) is not None}
     return Rule(
         name=name,
         fn=fn,
         reference=reference,
         inputs=inputs,
         cases=cases_t,
-        dtypes=dtypes_t,
-        rtol=dict(rtol) if isinstance(rtol, Mapping) else rtol,
-        atol=atol,
-        order=order,
         tags=tuple(tags),
+        check=CheckSpec(**check, who=who),
+        bench=BenchSpec(**bench, who=who),
         module=getattr(target, "__module__", "") or "",
         qualname=getattr(target, "__qualname__", name),
-        projectors=dict(projectors or {}),
         doc=inspect.getdoc(target) or "",
-        scales=scales_t,
-        bench_inputs=bench_inputs,
-        bench_sizes=tuple(int(n) for n in bench_sizes),
-        bench_reference=bench_reference,
     )
 
 
@@ -444,6 +529,10 @@ def _check_inputs(name: str, inputs: InputSpec, params) -> None:
                 f"(key, dtype) -> value such as jr.inputs.general((3,)), got "
                 f"{type(g).__name__}."
             )
+
+
+def _case(c) -> Mapping[str, Any]:
+    return c if isinstance(c, Case) else dict(c)
 
 
 def _code(fn: Callable):

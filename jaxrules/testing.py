@@ -59,7 +59,7 @@ def rule_params(
         RuleParam(r.name, i, d, t, seeds)
         for r in _rules_in(modules)
         for i in range(len(r.cases))
-        for d in (r.dtypes if dtypes is None else dtypes)
+        for d in (r.check.dtypes if dtypes is None else dtypes)
         for t in transforms
     ]
     try:

@@ -45,7 +45,7 @@ def test_benchmark_float64_example_inputs_and_modes():
     # Default sizes: the registration's bench_sizes; without them, the example inputs.
     rep = jr.benchmark("sin_product", sizes=None, pairs=1, dtype="float64", modes=("vjp",))
     assert rep.dtype == "float64" and {r.mode for r in rep.rows} == {"vjp"}
-    assert [r.size for r in rep.rows] == list(jr.get("sin_product").bench_sizes)
+    assert [r.size for r in rep.rows] == list(jr.get("sin_product").bench.sizes)
     reg = jr.Registry()
     reg.register("plain", reference=lambda x: x**3, inputs={"x": jr.inputs.general((3,))})(
         lambda x: x**3
@@ -108,7 +108,7 @@ def test_every_library_rule_with_sizes_benchmarks_at_a_tiny_size():
     # The bench_inputs of every registration produce arguments the rule and its benchmark
     # reference accept (tiny sizes, one pair: a smoke test, not a timing).
     for rule in jr.list_rules(module="jaxrules.rules"):
-        if rule.bench_inputs is None:
+        if rule.bench.inputs is None:
             continue
         rep = jr.benchmark(rule, sizes=[4], pairs=1, modes=("vjp",))
         assert rep.rows[0].ratio is not None, (rule.name, rep.rows[0].note)

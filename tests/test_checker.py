@@ -31,7 +31,7 @@ def test_wrong_rule_is_flagged(name):
     check, argument, only = W.EXPECTED[name]
     transforms = ("eager", "jit", "vmap")
     # Single precision: float32, or complex64 for the mistakes only complex numbers show.
-    dtype = "float32" if "float32" in W.WRONG.get(name).dtypes else "complex64"
+    dtype = "float32" if "float32" in W.WRONG.get(name).check.dtypes else "complex64"
     if name in W.DEFAULTS_ONLY:  # only the defaults (seeds, dtypes) show this mistake
         report = jr.check(name, registry=W.WRONG)
         dtype = next(f.dtype for f in report.failures)
@@ -85,14 +85,14 @@ def test_correct_twins_pass(name):
     if any(getattr(c, "witness", "jax") == "differences" for c in W.RIGHT.get(name).cases):
         # Witnessed by finite differences of the reference (repeated eigenvalues).
         want = {"primal", "jvp_fd", "consistency", "jvp_linear", "vjp_linear", "rule_ran"}
-        want |= {"jvp_jvp_fd", "hvp_fd"} if W.RIGHT.get(name).order >= 2 else set()
+        want |= {"jvp_jvp_fd", "hvp_fd"} if W.RIGHT.get(name).check.order >= 2 else set()
     else:
         want = {"primal", "jvp_primal", "vjp_primal", "jvp", "vjp", "jvp_linear"}
         want |= {"vjp_linear", "consistency", "rule_ran", "structure"}
-        if W.RIGHT.get(name).order >= 2:
+        if W.RIGHT.get(name).check.order >= 2:
             want |= {"hvp", "hvp_primal", "jvp_jvp"}
     assert want <= checks, want - checks
-    if {"float32", "complex64"} & set(W.RIGHT.get(name).dtypes):
+    if {"float32", "complex64"} & set(W.RIGHT.get(name).check.dtypes):
         assert "x64" in checks
     assert {r.transform for r in report.results} == {
         None,
@@ -103,7 +103,7 @@ def test_correct_twins_pass(name):
         "vmap(point)",
         "vmap(inside)",
     }
-    assert {r.dtype for r in report.results} == set(W.RIGHT.get(name).dtypes)
+    assert {r.dtype for r in report.results} == set(W.RIGHT.get(name).check.dtypes)
 
 
 @needs_hijax

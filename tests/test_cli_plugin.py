@@ -234,8 +234,8 @@ def test_cli_progress_estimates_time_left(capsys):
     from jaxrules._cli import _Progress
 
     rules = [
-        types.SimpleNamespace(name="a", cases=[{}], order=1),
-        types.SimpleNamespace(name="b", cases=[{}, {}, {}], order=1),
+        types.SimpleNamespace(name="a", cases=[{}], check=types.SimpleNamespace(order=1)),
+        types.SimpleNamespace(name="b", cases=[{}, {}, {}], check=types.SimpleNamespace(order=1)),
     ]
     p = _Progress(rules, t0=0.0)
     p.start(rules[0])

@@ -106,9 +106,9 @@ def test_complex_gradient_follows_jax_convention():
 
 def test_registered_dtypes_say_which_rules_support_complex():
     lib = jr.list_rules(module="jaxrules.rules")
-    cplx = {r.name for r in lib if "complex64" in r.dtypes}
+    cplx = {r.name for r in lib if "complex64" in r.check.dtypes}
     assert cplx == COMPLEX_RULES
-    assert all(r.dtypes[:2] == ("float64", "float32") for r in lib)
+    assert all(r.check.dtypes[:2] == ("float64", "float32") for r in lib)
 
 
 @pytest.mark.parametrize(

@@ -92,6 +92,23 @@ def test_register_validates_its_arguments():
         reg.register("bad", reference=3, inputs={"x": inputs.general(3)})(f)
     with pytest.raises(ValueError, match=r"order must be an int >= 1"):
         reg.register("bad", reference=None, inputs={"x": inputs.general(3)}, order=0)(f)
+    # A misspelt option names itself and the known ones (it used to be Python's bare "got an
+    # unexpected keyword argument" from an internal function).
+    with pytest.raises(TypeError, match=r"register\('bad'\): unknown option\(s\) tolerance;.*rtol"):
+        reg.register("bad", reference=None, inputs={"x": inputs.general(3)}, tolerance=1e-3)(f)
+
+
+def test_settings_are_records_validated_on_construction():
+    # The checker's and the benchmark's settings are sub-records of the Rule, each validated
+    # where it is made, also outside register().
+    rule = jr.get("sin_product")
+    assert rule.check.order == 2 and rule.check.dtypes == ("float64", "float32")
+    assert rule.bench.sizes and callable(rule.bench.inputs)
+    with pytest.raises(ValueError, match=r"CheckSpec: order must be an int >= 1, got 0"):
+        jr.CheckSpec(order=0)
+    with pytest.raises(TypeError, match=r"BenchSpec: bench_inputs must be callable"):
+        jr.BenchSpec(inputs=3)
+    assert jr.CheckSpec(dtypes="float32", rtol={"float32": 1e-3}).dtypes == ("float32",)
 
 
 def test_joint_inputs_and_cases():

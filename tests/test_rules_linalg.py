@@ -57,7 +57,7 @@ def test_every_registered_rule_is_in_the_library_checks():
         "matvec_fixed",
         "quadratic_form",
     } <= names
-    assert all(r.order == 2 for r in jr.list_rules(tag="linalg"))
+    assert all(r.check.order == 2 for r in jr.list_rules(tag="linalg"))
 
 
 @pytest.mark.parametrize("assume, factor", [("gen", "lu"), ("pos", "cholesky")])

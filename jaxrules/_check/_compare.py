@@ -53,7 +53,7 @@ class Settings:
     transforms: tuple[str, ...]
     order: int  # the highest derivative order checked
     seeds: tuple[int, ...]
-    scales: tuple[float, ...]  # the magnitudes also checked (empty: none; see Rule.scales)
+    scales: tuple[float, ...]  # the magnitudes also checked (empty: none; see CheckSpec.scales)
     n_directions: int  # random directions (and output cotangents) per point
     floor: float  # the relative tolerance before calibration
     atol: float | None
@@ -72,7 +72,7 @@ class Point:
 
     settings: Settings
     seed: int
-    scale: float  # the factor on the scalable generators' draws (see Rule.scales)
+    scale: float  # the factor on the scalable generators' draws (see CheckSpec.scales)
     layout: Layout
     xs: list
     fixed: list

@@ -10,10 +10,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._errors import RuleCheckError
-from .._registry import Rule, default_registry
+from .._registry import MISSING, Rule, default_registry
 
 #: `jr.check`'s default for `reference`: none given (`None` means "no reference").
-MISSING: Any = object()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +76,7 @@ class CheckResult:
     seed: int | None
     message: str = ""
     note: str = ""
-    scale: float = 1.0  # the magnitude of the point (see `Rule.scales`)
+    scale: float = 1.0  # the magnitude of the point (see `CheckSpec.scales`)
     order: int | None = dataclasses.field(default=None, compare=False)
     recipe: Recipe | None = dataclasses.field(default=None, compare=False, repr=False)
 

@@ -15,66 +15,22 @@ import numpy as np
 from .. import _backend, _cache, _custom
 from .._dtypes import double, normal
 from .._registry import (
+    MISSING,
     Case,
     Rule,
     _scales,
     case_label,
     default_registry,
-    make_rule,
     witness_of,
 )
 from ._compare import Accumulator, Point, Settings, compare, up_tree, upcast
 from ._layout import argspec, make_layout
 from ._programs import ReferencePrograms, RulePrograms
 from ._quantities import is_float, zero_cotangent
-from ._report import MISSING as _MISSING
 from ._report import CheckReport, Coverage, recipe_for
 from ._tolerance import floor_for, norm
 
 TRANSFORMS = ("eager", "jit", "vmap")
-
-
-# -- the rule under test ------------------------------------------------------------------------
-def _resolve(rule, reference, inputs, cases, registry) -> tuple[Rule, bool]:
-    """The rule record, and whether it promises a jaxrules rule (so 'rule_ran' applies)."""
-    reg = registry or default_registry
-    if isinstance(rule, (Rule, str)):
-        rec = reg.lookup(rule)
-    elif callable(rule):
-        found = reg.lookup(rule)
-        if found is not None and reference is _MISSING and inputs is None:
-            rec = found
-        else:
-            if inputs is None:
-                raise TypeError(
-                    f"check: {getattr(rule, '__name__', rule)!r} is not registered; pass "
-                    "inputs={name: generator} (and reference=...) to check it."
-                )
-            rec = make_rule(
-                None,
-                rule,
-                reference=None if reference is _MISSING else reference,
-                inputs=inputs,
-                cases=cases,
-            )
-            return rec, isinstance(rule, _custom.CustomRule)
-    else:
-        raise TypeError(
-            f"check: expected a rule name, a registered function or a Rule, got "
-            f"{type(rule).__name__}."
-        )
-    if reference is not _MISSING or inputs is not None or cases is not None:
-        rec = dataclasses.replace(
-            rec,
-            reference=rec.reference if reference is _MISSING else reference,
-            inputs=rec.inputs if inputs is None else inputs,
-            cases=rec.cases if cases is None else tuple(_case(c) for c in cases),
-        )
-    return rec, True
-
-
-def _case(c):
-    return c if isinstance(c, Case) else dict(c)
 
 
 # -- argument validation: no check runs vacuously -----------------------------------------------
@@ -134,7 +90,7 @@ def check(
     directions: int = 2,
     rtol: float | None = None,
     atol: float | None = None,
-    reference: Callable | None = _MISSING,  # type: ignore[assignment]
+    reference: Callable | None = MISSING,  # type: ignore[assignment]
     inputs: Any = None,
     cases: Sequence[Mapping[str, Any]] | None = None,
     case: int | str | None = None,
@@ -188,14 +144,18 @@ def check(
     """
     t0 = time.perf_counter()
     _cache.enable(cache_dir)
-    rec, expects_rule = _resolve(rule, reference, inputs, cases, registry)
+    reg = registry or default_registry
+    rec, registered = reg.resolve(
+        rule, who="check", reference=reference, inputs=inputs, cases=cases
+    )
+    # Whether it promises a jaxrules rule (so 'rule_ran' applies): every registered record.
+    expects_rule = registered or isinstance(rule, _custom.CustomRule)
     if quick:
-        dtypes, transforms, seeds, scales = rec.dtypes[:1], ("jit",), 1, ()
-    dtypes = rec.dtypes if dtypes is None else dtypes
+        dtypes, transforms, seeds, scales = rec.check.dtypes[:1], ("jit",), 1, ()
+    dtypes = rec.check.dtypes if dtypes is None else dtypes
     seed_list, dtype_list = _validate(rec.name, dtypes, transforms, seeds, directions, order)
-    order_ = rec.order if order is None else int(order)
-    scale_list = _scales(f"check({rec.name!r})", rec.scales if scales is None else scales)
-    registered = isinstance(rule, (str, Rule)) or (reference is _MISSING and inputs is None)
+    order_ = rec.check.order if order is None else int(order)
+    scale_list = _scales(f"check({rec.name!r})", rec.check.scales if scales is None else scales)
     recipe = recipe_for(rec, registered, registry, reference, inputs)
     if registered and cases is None:  # a registered case is reproduced by its index
         by_index = len(rec.cases) > 1 or isinstance(rec.cases[0], Case)
@@ -228,8 +188,8 @@ def check(
                 seeds=tuple(seed_list),
                 scales=tuple(scale_list) if rec.scalable(case_) else (),
                 n_directions=int(directions),
-                floor=floor_for(dtype, rtol, rec.rtol),
-                atol=atol if atol is not None else rec.atol,
+                floor=floor_for(dtype, rtol, rec.check.rtol),
+                atol=atol if atol is not None else rec.check.atol,
                 expects_rule=expects_rule,
                 first_dtype=dtype == dtype_list[0],
                 witness=witness if rec.reference is not None else "rule",
