@@ -574,3 +574,29 @@ def test_second_differences_resolve_a_small_second_derivative(x64):
     exact = jax.jvp(lambda y: jax.jvp(i1, (y,), (v,))[1], (x[0],), (v,))[1]
     assert np.isfinite(err)
     np.testing.assert_allclose(est, exact, rtol=1e-7, atol=1e-12)
+
+
+def test_evidence_is_computed_on_demand_and_comparing_is_pure(monkeypatch):
+    # Comparing asks for evidence (Wanted) and _evidence computes it: a correct rule needs the
+    # float64 witness only (no calibration compiled); a wrong one in float32, whose error
+    # exceeds the floor, also its calibration, once per point.
+    from jaxrules._check import _compare, _evidence
+
+    asked = []
+    compute = _evidence.Witnesses.compute
+
+    def spy(self, key):
+        asked.append(key)
+        return compute(self, key)
+
+    monkeypatch.setattr(_evidence.Witnesses, "compute", spy)
+    kw = dict(seeds=1, dtypes=("float32",), transforms=("jit",), order=1, scales=())
+    assert jr.check("sin_product", registry=W.RIGHT, **kw).passed
+    assert asked == ["want"]
+    asked.clear()
+    assert not jr.check("wrong_sign", registry=W.WRONG, **kw).passed
+    assert asked == ["want", "calibration"]
+    # compare itself: without the witness it asks for it, and runs nothing.
+    with pytest.raises(_compare.Wanted) as e:
+        _compare.Evidence()["want"]
+    assert e.value.key == "want"

@@ -34,8 +34,8 @@ def tree(tmp_path):
     return tmp_path
 
 
-def _plant(tree: Path, line: str) -> None:
-    path = tree / "jaxrules" / "rules" / "linalg.py"
+def _plant(tree: Path, line: str, module: str = "rules/linalg.py") -> None:
+    path = tree / "jaxrules" / module
     text = path.read_text()
     path.write_text(text.replace("\nimport jax\n", f"\nimport jax\n{line}\n", 1))
 
@@ -43,17 +43,29 @@ def _plant(tree: Path, line: str) -> None:
 @pytest.mark.parametrize(
     "planted, summary, edge",
     [
-        (None, "Contracts: 2 kept, 0 broken.", None),
+        (None, "Contracts: 3 kept, 0 broken.", None),
         # both: the face is forbidden, and it imports the checker (a higher layer)
-        ("import jaxrules", "Contracts: 0 kept, 2 broken.", "jaxrules.rules.linalg -> jaxrules "),
-        ("from jaxrules import _check", "Contracts: 1 kept, 1 broken.", "-> jaxrules._check "),
-        ("from .. import _bench", "Contracts: 1 kept, 1 broken.", "-> jaxrules._bench "),
+        ("import jaxrules", "Contracts: 1 kept, 2 broken.", "jaxrules.rules.linalg -> jaxrules "),
+        ("from jaxrules import _check", "Contracts: 2 kept, 1 broken.", "-> jaxrules._check "),
+        ("from .. import _bench", "Contracts: 2 kept, 1 broken.", "-> jaxrules._bench "),
+        # comparing calls back into the programs (as it used to)
+        (
+            ("from ._programs import ReferencePrograms", "_check/_compare.py"),
+            "Contracts: 2 kept, 1 broken.",
+            "jaxrules._check._compare -> jaxrules._check._programs",
+        ),
     ],
-    ids=["as-is", "rules-import-the-face", "rules-import-the-checker", "rules-import-the-bench"],
+    ids=[
+        "as-is",
+        "rules-import-the-face",
+        "rules-import-the-checker",
+        "rules-import-the-bench",
+        "compare-runs-programs",
+    ],
 )
 def test_import_contracts(tree, planted, summary, edge):
     if planted is not None:
-        _plant(tree, planted)
+        _plant(tree, *((planted,) if isinstance(planted, str) else planted))
     r = _lint(tree)
     out = r.stdout + r.stderr
     assert summary in out, out

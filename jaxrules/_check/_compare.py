@@ -1,20 +1,21 @@
-"""Comparing the rule's quantities at one point with the witnesses, check by check."""
+"""Comparing the rule's quantities at one point with the witnesses, check by check: a pure
+function of arrays (`compare(point, evidence, transform, k, q) -> results`). The evidence is
+computed elsewhere, on demand (`_evidence`): a comparison that needs a piece it lacks raises
+`Wanted`."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _witness
 from .._dtypes import double, pairing, real_name, wide
 from .._registry import Rule
 from ._layout import Layout
-from ._programs import ReferencePrograms
 from ._quantities import CHECKS, Check
 from ._report import CheckResult, Recipe, badness
 from ._tolerance import (
@@ -24,7 +25,6 @@ from ._tolerance import (
     allowed,
     denominator,
     noise,
-    noise_points,
     norm,
     note,
     relative,
@@ -65,29 +65,20 @@ class Settings:
     witness: str = "jax"
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Point:
-    """Everything about one drawn point of one (rule, case, dtype): the leaves, the
-    directions, the witnesses (computed once) and the calibration (computed on demand)."""
+    """One drawn point of one (rule, case, dtype): its leaves and directions (pure data)."""
 
     settings: Settings
     seed: int
     scale: float  # the factor on the scalable generators' draws (see CheckSpec.scales)
-    layout: Layout
+    layout: Layout | None
     xs: list
     fixed: list
     # stacked random directions {"v": per input, "w": per output}: lists of
     # (n_directions, ...) arrays (None: an integer output)
     directions: dict
     out_struct: list  # the rule's output leaves (ShapeDtypeStruct), traced once per point
-    refs: ReferencePrograms | None
-    want: list[dict] | None = None
-    # JAX's own differentiation of the rule's undecorated function (a second calibration)
-    undecorated: ReferencePrograms | None = None
-    _calib: list[dict] | None = None
-    _calib_undecorated: list[dict] | None = None
-    _noise: list[list[dict]] | None = None
-    _fd: dict = dataclasses.field(default_factory=dict)
 
     @property
     def n_out(self) -> int:
@@ -106,82 +97,10 @@ class Point:
     def float64(self) -> bool:
         return double(self.dtype)
 
-    def witness(self) -> None:
-        if self.refs is not None:
-            with jax.enable_x64(True):
-                self.want = self.refs.run(
-                    "64", up_tree(self.xs), up_tree(self.fixed), up_tree(self.directions)
-                )
-
-    def calibration(self) -> list[dict]:
-        """The reference's quantities in the rule's dtype at the same point."""
-        if self._calib is None:
-            self._calib = self.refs.run(self.dtype, self.xs, self.fixed, self.directions)
-        return self._calib
-
-    def undecorated_calibration(self) -> list[dict] | None:
-        """JAX's own derivatives, in the rule's dtype, of the rule's function with every
-        jaxrules rule replaced by its undecorated function; `None` where JAX cannot
-        differentiate that (a `while_loop` in reverse mode, say)."""
-        progs = self.undecorated
-        if progs is None or progs.failed:
-            return None
-        if self._calib_undecorated is None:
-            try:
-                self._calib_undecorated = progs.run(
-                    self.dtype, self.xs, self.fixed, self.directions
-                )
-            except Exception:
-                progs.failed = True
-                return None
-        return self._calib_undecorated
-
-    def noise_witnesses(self) -> list[list[dict]]:
-        """The float64 witness at the noise estimate's four nearby points."""
-        if self._noise is None:
-            with jax.enable_x64(True):
-                fixed, D = up_tree(self.fixed), up_tree(self.directions)
-                self._noise = [
-                    self.refs.run("64", [jnp.asarray(y) for y in ys], fixed, D)
-                    for ys in noise_points(self.xs, self.layout.projectors, self.seed)
-                ]
-        return self._noise
-
-    def fd_function(self) -> Callable:
-        """What finite differences differentiate: the reference where the case asks for
-        differences of it, else (no reference) the rule's own primal."""
-        rec = self.rec
-        return self.layout.function(
-            rec.reference if self.settings.witness == "differences" else rec.fn
-        )
-
-    def fd_jvp(self, i: int | None, k: int, order: int = 1) -> tuple[list, float]:
-        """Central differences (Richardson) of `fd_function` along direction k, float64,
-        perturbing input leaf `i` (`None`: all of them); `order=2`: the second directional
-        derivative (all leaves at once)."""
-        key = (i, k, order)
-        if key not in self._fd:
-            F = self.fd_function()
-            with jax.enable_x64(True):
-                up, upf = self._up()
-                vs = [upcast(V[k]) for V in self.directions["v"]]
-                v = vs if i is None else vs[i]
-                self._fd[key] = _witness.fd_jvp(lambda ys: F(ys, upf), up, i, v, order)
-        return self._fd[key]
-
-    def fd_value(self) -> list:
-        """`fd_function`'s value at the point, in float64."""
-        if "value" not in self._fd:
-            F = self.fd_function()
-            with jax.enable_x64(True):
-                up, upf = self._up()
-                self._fd["value"] = [wide(o) for o in F(up, upf)]
-        return self._fd["value"]
-
-    def _up(self):
-        up = [jnp.asarray(upcast(x)) for x in self.xs]
-        upf = [jnp.asarray(upcast(f)) if hasattr(f, "dtype") else f for f in self.fixed]
-        return up, upf
+    @property
+    def jax_witness(self) -> bool:
+        """Whether JAX's derivatives of the reference are the witness (else differences)."""
+        return self.settings.witness == "jax"
 
     def result(self, transform, check, arg, out, err, tol, message="", note_="") -> CheckResult:
         return CheckResult(
@@ -208,6 +127,26 @@ class Point:
         if o is None:
             return None
         return f"out[{o}]" if self.n_out > 1 else "out"
+
+
+class Wanted(Exception):
+    """A comparison needs a piece of evidence not computed yet: its key."""
+
+    def __init__(self, key):
+        super().__init__(key)
+        self.key = key
+
+
+class Evidence(dict):
+    """What a point's quantities are compared with, by key (pure data; computed by
+    `_evidence.Witnesses`): `"want"` (the float64 witness, per direction), `"calibration"`
+    (the reference's quantities in the rule's dtype), `"undecorated"` (JAX's derivatives of
+    the rule's undecorated function, or `None`), `"noise"` (the witness at four nearby
+    points), `("fd", i, k, order)` (finite differences and their error), `"fd_value"`. A
+    missing key raises `Wanted`."""
+
+    def __missing__(self, key):
+        raise Wanted(key)
 
 
 class Accumulator:
@@ -244,22 +183,22 @@ def _project(P, x):
     return x if P is None or x is None else np.asarray(P(x))
 
 
-def _e_ref(point: Point, check: Check, k: int, key, w, denom, P) -> tuple[float, str]:
+def _e_ref(point: Point, ev: Evidence, check: Check, k, key, w, denom, P) -> tuple[float, str]:
     """The measured error of the witness itself in this comparison (see _tolerance)."""
     if check.against == "self":
-        if point.refs is None:
+        if not point.jax_witness:
             return 0.0, "self"
-        src = point.want[k] if point.float64 else point.calibration()[k]
+        src = ev["want"][k] if point.float64 else ev["calibration"][k]
         g, ww = check.got(src, key), check.want(src, key)
         if g is None or ww is None:
             return 0.0, "self"
         return relative(_project(P, g), _project(P, ww), denom), "self"
     if point.float64:
-        values = [check.want(s[k], key) for s in point.noise_witnesses()]
+        values = [check.want(s[k], key) for s in ev["noise"]]
         if any(v is None for v in values):
             return 0.0, "noise"
         return noise([_project(P, v) for v in values], w) / denom, "noise"
-    e = _calibration_error(point.calibration(), check, k, key, w, denom, P)
+    e = _calibration_error(ev["calibration"], check, k, key, w, denom, P)
     return (0.0 if e is None else e), "calibration"
 
 
@@ -270,21 +209,23 @@ def _calibration_error(calib, check: Check, k: int, key, w, denom, P) -> float |
     return None if c is None else relative(_project(P, c), w, denom)
 
 
-def _e_undecorated(point: Point, check: Check, k: int, key, w, denom, P) -> float:
-    e = _calibration_error(point.undecorated_calibration(), check, k, key, w, denom, P)
+def _e_undecorated(ev: Evidence, check: Check, k: int, key, w, denom, P) -> float:
+    e = _calibration_error(ev["undecorated"], check, k, key, w, denom, P)
     return e if e is not None and np.isfinite(e) else -1.0
 
 
-def compare(point: Point, transform: str, k: int, q: dict, acc: Accumulator) -> None:
+def compare(point: Point, ev: Evidence, transform: str, k: int, q: dict) -> list[CheckResult]:
     """Every check of the table for the rule's quantities `q` (direction k) under
-    `transform`, plus the JVP/VJP consistency and (no reference) finite differences."""
+    `transform`, plus the JVP/VJP consistency and (witness by differences) finite
+    differences: the results. Raises `Wanted` for evidence it needs and `ev` lacks."""
+    out: list[CheckResult] = []
     n_in, n_out = len(point.xs), point.n_out
     for check in CHECKS:
         if check.order > point.order:
             continue
-        if check.against == "reference" and point.want is None:
+        if check.against == "reference" and not point.jax_witness:
             continue
-        src = point.want[k] if check.against == "reference" else q
+        src = ev["want"][k] if check.against == "reference" else q
         keys = check.keys(n_in, n_out)
         pairs = []
         for key in keys:
@@ -297,7 +238,7 @@ def compare(point: Point, transform: str, k: int, q: dict, acc: Accumulator) -> 
         M = max((norm(w) for _, _, w, _ in pairs if _inexact(w)), default=0.0)
         for key, g, w, P in pairs:
             if np.shape(g) != np.shape(w):
-                acc.add(
+                out.append(
                     point.result(
                         transform, check.name, point.label_in(key[0]), point.label_out(key[1]),
                         float("inf"), 0.0,
@@ -316,7 +257,7 @@ def compare(point: Point, transform: str, k: int, q: dict, acc: Accumulator) -> 
                         f"gives {np.asarray(w).tolist()!r} (compared exactly)"
                     )
                 )
-                acc.add(
+                out.append(
                     point.result(
                         transform, check.name, point.label_in(key[0]), point.label_out(key[1]),
                         0.0 if same else float("inf"), 0.0, msg,
@@ -327,33 +268,35 @@ def compare(point: Point, transform: str, k: int, q: dict, acc: Accumulator) -> 
             err = relative(g, w, denom)
             tol, why = point.floor, ""
             if err > point.floor:
-                e_ref, how = _e_ref(point, check, k, key, w, denom, P)
+                e_ref, how = _e_ref(point, ev, check, k, key, w, denom, P)
                 if not np.isfinite(e_ref) and how == "calibration" and not check.of_values:
                     # The reference's derivatives in this dtype are not finite here (a naive
                     # reference overflows where the rule's stable formula does not), so they
                     # cannot say what the dtype allows: JAX's own derivative of the rule's
                     # *undecorated* function can. (Derivatives only: its values are the
                     # rule's own, checked as such.)
-                    e_fn = _e_undecorated(point, check, k, key, w, denom, P)
+                    e_fn = _e_undecorated(ev, check, k, key, w, denom, P)
                     if e_fn >= 0:
                         e_ref, how = e_fn, "undecorated"
                 tol = allowed(point.floor, e_ref)
                 why = note(point.dtype, point.floor, tol, e_ref, how)
-            acc.add(
+            out.append(
                 point.result(
                     transform, check.name, point.label_in(key[0]), point.label_out(key[1]),
                     err, tol, note_=why,
                 )
             )  # fmt: skip
-    _consistency(point, transform, k, q, acc)
-    if point.refs is None:
-        _finite_differences(point, transform, k, q, acc)
+    out += _consistency(point, ev, transform, k, q)
+    if not point.jax_witness:
+        out += _finite_differences(point, ev, transform, k, q)
+    return out
 
 
-def _consistency(point: Point, transform, k, q, acc) -> None:
+def _consistency(point: Point, ev: Evidence, transform, k, q) -> list[CheckResult]:
     """The rule's own JVP and VJP agree: `<w, J v> = <Jᵀ w, v>`."""
+    out: list[CheckResult] = []
     if "jvp" not in q or "vjp" not in q:
-        return
+        return out
     for i in range(len(point.xs)):
         v = upcast(point.directions["v"][i][k])
         for o in range(point.n_out):
@@ -371,25 +314,28 @@ def _consistency(point: Point, transform, k, q, acc) -> None:
             d, scale = gap(jv, jtw)
             err = d / scale
             tol, why = point.floor, ""
-            if err > point.floor and point.refs is not None:
-                src = point.want[k] if point.float64 else point.calibration()[k]
+            if err > point.floor and point.jax_witness:
+                src = ev["want"][k] if point.float64 else ev["calibration"][k]
                 e_ref = gap(src["jvp"][i][o], src["vjp"][o][i])[0] / scale
                 tol = allowed(point.floor, e_ref)
                 why = note(point.dtype, point.floor, tol, e_ref, "self")
-            acc.add(
+            out.append(
                 point.result(
                     transform, "consistency", point.label_in(i), point.label_out(o), err, tol,
                     note_=why,
                 )
             )  # fmt: skip
+    return out
 
 
-def _finite_differences(point: Point, transform, k, q, acc) -> None:
+def _finite_differences(point: Point, ev: Evidence, transform, k, q) -> list[CheckResult]:
     """Without a witness by JAX: the rule's JVPs against central differences (per input where
     they were computed, else all inputs at once) — of its own primal where it has no
     reference, of the reference's where the case asks for `witness="differences"`; there
     also the values against the reference's and, at order 2, the second directional
     derivative and the Hessian-vector product's pairing against second differences."""
+    out: list[CheckResult] = []
+    add = out.append
     if "jvp" in q:
         rows = [(i, q["jvp"][i]) for i in range(len(point.xs))]
     elif "jvp_all" in q:
@@ -399,29 +345,27 @@ def _finite_differences(point: Point, transform, k, q, acc) -> None:
     for i, row in rows:
         if row is None:
             continue
-        fd, fd_err = point.fd_jvp(i, k)
+        fd, fd_err = ev[("fd", i, k, 1)]
         settle = fd_err / _size(fd)
         for o in range(point.n_out):
             if row[o] is not None:
                 err = norm(row[o] - fd[o]) / max(norm(fd[o]), 1e-300)
-                _against_fd(point, transform, "jvp_fd", i, o, err, settle, acc)
+                add(_against_fd(point, transform, "jvp_fd", i, o, err, settle))
     if point.settings.witness != "differences":
-        return
+        return out
     if "primal" in q:
-        for o, (g, w) in enumerate(zip(q["primal"], point.fd_value())):
+        for o, (g, w) in enumerate(zip(q["primal"], ev["fd_value"])):
             if _inexact(w):
                 err = relative(g, w, denominator(norm(w), norm(w), point.floor, point.atol))
-                acc.add(
-                    point.result(transform, "primal", None, point.label_out(o), err, point.floor)
-                )
+                add(point.result(transform, "primal", None, point.label_out(o), err, point.floor))
     if point.order < 2 or not ({"jvp_jvp", "hvp"} & set(q)):
-        return
-    fd2, fd2_err = point.fd_jvp(None, k, order=2)
+        return out
+    fd2, fd2_err = ev[("fd", None, k, 2)]
     settle = fd2_err / _size(fd2)
     for o, g in enumerate(q.get("jvp_jvp") or []):
         if g is not None:
             err = norm(g - fd2[o]) / max(norm(fd2[o]), 1e-300)
-            _against_fd(point, transform, "jvp_jvp_fd", None, o, err, settle, acc)
+            add(_against_fd(point, transform, "jvp_jvp_fd", None, o, err, settle))
     if q.get("hvp") is not None:
         # ⟨d/dε VJP(x + εv)·w, v⟩ = wᵀ D²F[v, v]: the Hessian-vector product against the
         # second differences, through its pairing with v (relative to the terms' scale).
@@ -431,14 +375,15 @@ def _finite_differences(point: Point, transform, k, q, acc) -> None:
         want = sum(pairing(w, f) for w, f in zip(ws, fd2) if w is not None)
         scale = sum(norm(w) * norm(f) for w, f in zip(ws, fd2) if w is not None)
         err = abs(got - want) / max(scale, 1e-300)
-        _against_fd(point, transform, "hvp_fd", None, None, err, settle, acc)
+        add(_against_fd(point, transform, "hvp_fd", None, None, err, settle))
+    return out
 
 
 def _size(fd) -> float:
     return max(sum(norm(f) for f in fd), 1e-300)
 
 
-def _against_fd(point: Point, transform, check, i, o, err, settle, acc) -> None:
+def _against_fd(point: Point, transform, check, i, o, err, settle) -> CheckResult:
     """One comparison with finite differences (relative error `err`; `settle`: how much the
     differences changed between steps, relative to them): the tolerance is the dtype's floor,
     the differences' accuracy in float64, or their measured error, whichever is largest."""
@@ -449,8 +394,7 @@ def _against_fd(point: Point, transform, check, i, o, err, settle, acc) -> None:
             "steps ten times apart): no derivative at this point, or one that finite "
             "differences cannot resolve"
         )
-        acc.add(point.result(transform, check, label, out, float("inf"), 0.0, msg))
-        return
+        return point.result(transform, check, label, out, float("inf"), 0.0, msg)
     fd_rtol = FD_RTOL.get(real_name(point.dtype), 0.0)
     tol = max(point.floor, fd_rtol, CALIBRATION * settle)
-    acc.add(point.result(transform, check, label, out, err, tol))
+    return point.result(transform, check, label, out, err, tol)

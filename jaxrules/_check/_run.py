@@ -23,7 +23,8 @@ from .._registry import (
     default_registry,
     witness_of,
 )
-from ._compare import Accumulator, Point, Settings, compare, up_tree, upcast
+from ._compare import Accumulator, Evidence, Point, Settings, up_tree, upcast
+from ._evidence import Witnesses, judge
 from ._layout import argspec, make_layout
 from ._programs import ReferencePrograms, RulePrograms
 from ._quantities import is_float, zero_cotangent
@@ -217,12 +218,12 @@ def check(
     return CheckReport(results, time.perf_counter() - t0, coverage)
 
 
-def _draw_point(s: Settings, seed: int, scale: float, refs, acc) -> Point | None:
+def _draw_point(s: Settings, seed: int, scale: float, acc) -> Point | None:
     """The point of `seed` (its inputs × `scale`), its directions and output structure;
     `None` (reported to `acc`) where it cannot be drawn or the rule cannot be traced."""
     rec, case, dtype, K = s.rec, s.case, s.dtype, s.n_directions
     kx = jax.random.split(jax.random.key(seed), 3)[0]
-    stub = Point(s, seed, scale, None, [], [], {}, [], refs)
+    stub = Point(s, seed, scale, None, [], [], {}, [])
     try:
         args = rec.draw(kx, dtype, case, scale=scale)
         layout, xs, fixed = make_layout(rec.for_case(case), args, argspec(rec, case))
@@ -252,7 +253,7 @@ def _draw_point(s: Settings, seed: int, scale: float, refs, acc) -> Point | None
             for o in out_struct
         ],
     }
-    return Point(s, seed, scale, layout, xs, fixed, directions, list(out_struct), refs)
+    return Point(s, seed, scale, layout, xs, fixed, directions, list(out_struct))
 
 
 def _finite(tree) -> bool:
@@ -290,7 +291,7 @@ def _check_case(s: Settings, refs: ReferencePrograms | None, acc: Accumulator) -
     points = [(i, seed, 1.0) for i, seed in enumerate(seeds)]
     points += [(len(seeds), seeds[0], float(s)) for s in scales if float(s) != 1.0]
     for seed_i, seed, scale in points:
-        point = _draw_point(s, seed, scale, refs, acc)
+        point = _draw_point(s, seed, scale, acc)
         if point is None:
             return
         F = point.layout.function(rec.fn)
@@ -298,15 +299,15 @@ def _check_case(s: Settings, refs: ReferencePrograms | None, acc: Accumulator) -
             programs = RulePrograms(F, s.order, s.n_directions)
             undecorated = ReferencePrograms(s.order)
             undecorated.bind(_undecorated(F))
-        point.undecorated = undecorated
+        witnesses, evidence = Witnesses(point, refs, undecorated), Evidence()
         if refs is not None:
             refs.bind(point.layout.function(rec.reference))
             try:
-                point.witness()
+                evidence["want"] = witnesses.compute("want")
             except Exception as e:
                 acc.error(point, None, "reference", e)
                 return
-            if scale != 1.0 and not _finite(point.want):
+            if scale != 1.0 and not _finite(evidence["want"]):
                 # Beyond the reference's own domain (exp overflowing in float64): there is
                 # nothing to compare with. Said in the report, never silently.
                 why = (
@@ -330,11 +331,11 @@ def _check_case(s: Settings, refs: ReferencePrograms | None, acc: Accumulator) -
             for label, k, q in programs.evaluate(
                 transform, point.xs, point.fixed, point.directions, on_error
             ):
-                compare(point, label, k, q, acc)
+                judge(point, evidence, witnesses, label, k, q, acc)
 
 
 def _check_structure(point: Point, acc) -> None:
-    if point.refs is None:
+    if not point.jax_witness:
         return
     F_ref = point.layout.function(point.rec.reference)
     got = [(s.shape, jnp.dtype(s.dtype)) for s in point.out_struct]
@@ -357,7 +358,7 @@ def _check_zero_declared(point: Point, acc) -> None:
     for them) must not move the reference's output: JAX's JVP of the reference with respect
     to each, float64, along a random direction, against the JVP with respect to the
     differentiated arguments."""
-    if point.refs is None:
+    if not point.jax_witness:
         return
     spec = point.layout.argspec
     zero = [
