@@ -8,6 +8,7 @@ Examples:
 """
 
 from . import inputs as inputs
+from . import references as references
 from . import rules as rules  # the rule library: importing it registers the built-in rules
 from ._backend import FallbackWarning as FallbackWarning
 from ._bench import BenchmarkReport as BenchmarkReport
