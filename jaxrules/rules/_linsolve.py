@@ -25,7 +25,7 @@ Hermitian operator, whose adjoint is itself) — or declare the operator `symmet
 is `jax.linear_transpose` of the operator, taken here.
 
 A solver is a callable `solver(matvec, r)` (the signature `custom_linear_solve` calls) with a
-method `transposed(like, complex_) -> Solver | None`, `None` meaning $O^\top = O$.
+method `transposed(operator, like) -> Solver | None`, `None` meaning $O^\top = O$.
 """
 
 from __future__ import annotations
@@ -71,11 +71,13 @@ class Factored:
     def __call__(self, matvec, r):
         return self.solve(r)
 
-    def transposed(self, like, complex_: bool) -> Factored | None:
+    def transposed(self, operator, like) -> Factored | None:
         if self.symmetric:
             return None
         if self.transpose is not None:
             return Factored(self.transpose, transpose=self.solve)
+        # Complex data (the right-hand side, or the operator's output: a complex operand):
+        complex_ = jnp.iscomplexobj(like) or jnp.iscomplexobj(jax.eval_shape(operator, like))
         if not complex_:  # real: the adjoint is the transpose
             return (
                 None if self.adjoint is self.solve else Factored(self.adjoint, transpose=self.solve)
@@ -96,7 +98,7 @@ class Iterative:
     def __call__(self, matvec, r):
         return self.iterate(matvec, r, self.M)
 
-    def transposed(self, like, complex_: bool) -> Iterative | None:
+    def transposed(self, operator, like) -> Iterative | None:
         if self.symmetric:
             return None
         return Iterative(self.iterate, None if self.M is None else _transpose(self.M, like))
@@ -124,10 +126,9 @@ def solve(operator: Callable, b, solver, *, transpose: bool = False):
     - `operator`: `x ↦ O x`, a linear function closing over the differentiable operands.
     - `b`: the right-hand side, an array.
     - `solver`: a `Factored` or `Iterative` solver (or any callable `(matvec, r) -> z` with
-      a `transposed(like, complex_)` method).
+      a `transposed(operator, like)` method).
     """
-    complex_ = jnp.iscomplexobj(b) or jnp.iscomplexobj(jax.eval_shape(operator, b))
-    solver_t = solver.transposed(b, complex_)
+    solver_t = solver.transposed(operator, b)
     if transpose and solver_t is not None:
         operator, solver, solver_t = _transpose(operator, b), solver_t, solver
     if solver_t is None:

@@ -194,6 +194,20 @@ class _Options:
     adjoint: Adjoint
     throw: bool
 
+    @staticmethod
+    def of(dtype, *, method, rtol, atol, dt0, max_steps, adjoint, throw) -> _Options:
+        """The record for `odeint`'s arguments, the dtype's tolerances where none are given."""
+        default = _default_tol(dtype)
+        return _Options(
+            method=method,
+            rtol=default if rtol is None else float(rtol),
+            atol=default if atol is None else float(atol),
+            dt0=None if dt0 is None else float(dt0),
+            max_steps=max_steps,
+            adjoint=adjoint,
+            throw=bool(throw),
+        )
+
     @property
     def tab(self) -> _rk.Tableau:
         return _rk.METHODS[self.method]
@@ -604,16 +618,10 @@ def odeint(
             f"y0 ({jax.tree_util.tree_map(lambda a: f'{a.dtype}{list(a.shape)}', want)}), got "
             f"{jax.tree_util.tree_map(lambda a: f'{a.dtype}{list(a.shape)}', got)}."
         )
-    default = _default_tol(dtype)
-    options = _Options(
-        method=method,
-        rtol=default if rtol is None else float(rtol),
-        atol=default if atol is None else float(atol),
-        dt0=None if dt0 is None else float(dt0),
-        max_steps=max_steps,
-        adjoint=adjoint,
-        throw=bool(throw),
-    )
+    options = _Options.of(
+        dtype, method=method, rtol=rtol, atol=atol, dt0=dt0, max_steps=max_steps,
+        adjoint=adjoint, throw=throw,
+    )  # fmt: skip
     try:
         ys, converged, steps, accepted = _odeint(f, y0, ts, params, options=options)
     except jax.errors.UnexpectedTracerError as e:
@@ -642,16 +650,10 @@ def unrolled(f, y0, ts, *params, method="dopri5", rtol=None, atol=None, dt0=None
     of the computed solution that `odeint`'s rules claim. The checker's reference."""
     yf, unravel = ravel_pytree(y0)
     ts = jnp.asarray(ts).astype(yf.dtype)
-    default = _default_tol(yf.dtype)
-    options = _Options(
-        method=method,
-        rtol=default if rtol is None else float(rtol),
-        atol=default if atol is None else float(atol),
-        dt0=None if dt0 is None else float(dt0),
-        max_steps=max_steps,
-        adjoint=_ADJOINTS["checkpoint"],  # (not used: JAX differentiates this)
-        throw=False,
-    )
+    options = _Options.of(
+        yf.dtype, method=method, rtol=rtol, atol=atol, dt0=dt0, max_steps=max_steps,
+        adjoint=_ADJOINTS["checkpoint"], throw=False,  # (the adjoint: unused, JAX differentiates)
+    )  # fmt: skip
     tab = options.tab
     fun = _field(f, params, unravel)
     k1, dt = _start(fun, ts, yf, options)
