@@ -132,7 +132,9 @@ def test_bad_arguments_name_the_problem():
 def test_checker_flags_an_untransposed_adjoint(monkeypatch):
     # The classic Krylov-adjoint mistake: solving with A instead of Aᵀ in the VJP. Invisible
     # for CG (symmetric), caught for GMRES's non-symmetric operator.
-    monkeypatch.setattr(K, "_transpose", lambda f, like: f)
+    from jaxrules.rules import _linsolve
+
+    monkeypatch.setattr(_linsolve, "_transpose", lambda f, like: f)
     report = jr.check(
         "krylov_example", case="gmres", seeds=1, dtypes=("float64",), transforms=("jit",)
     )
