@@ -239,7 +239,8 @@ def _solve(A, B, C, fa, fb, flags: Flags):
     the CPU and the second elsewhere. Never differentiated: it is called as the solve of a
     `custom_linear_solve` (whose solve JAX does not differentiate) or inside a custom rule's
     primal, so `A` and `B` need no `stop_gradient`."""
-    schur = lambda C, fa, fb, A, B: _solve_factored(C, fa, fb, flags)
+    # (`_solve_factored` is compiled per flags: one compilation whichever method led here)
+    schur = lambda C, fa, fb, A, B: _solve_factored(C, fa, fb, flags._replace(method="schur"))
     sign = lambda C, fa, fb, A, B: _sign.sylvester(A, B, C, b_is_ah=flags.lyap)
     args = (C, fa, fb, A, B)
     if flags.method == "schur":
