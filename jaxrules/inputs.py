@@ -42,6 +42,7 @@ __all__ = [
     "orthogonal",
     "positive",
     "positive_stable",
+    "probability",
     "spd",
     "stable",
     "symmetric",
@@ -319,6 +320,27 @@ def positive(shape, *, low: float = 0.5, high: float = 2.0) -> Generator:
         f"positive({shape}, low={low}, high={high})",
         lambda rng: rng.uniform(low, high, shape),
         scalable=True,
+    )
+
+
+def probability(shape, *, low: float = 0.1, high: float = 0.9) -> Generator:
+    """Entries uniform in `[low, high]` inside $(0, 1)$: probabilities, the argument of an
+    incomplete beta function. Not scalable (a multiple leaves the interval). Real only.
+
+    Examples:
+        >>> import jax
+        >>> from jaxrules import inputs
+        >>> p = inputs.probability((3,))(jax.random.key(0), "float32")
+        >>> bool(((p > 0) & (p < 1)).all())
+        True
+    """
+    if not 0 < low <= high < 1:
+        raise ValueError(f"probability: need 0 < low <= high < 1, got low={low}, high={high}.")
+    shape = _shape(shape)
+    return Generator(
+        f"probability({shape}, low={low}, high={high})",
+        lambda rng: rng.uniform(low, high, shape),
+        scalable=False,
     )
 
 

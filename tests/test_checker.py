@@ -67,6 +67,9 @@ _SLOW_TWINS = {
     "logm",
     "fractional_matrix_power",
     "expm",
+    "gammainc",
+    "betainc",
+    "student_t_cdf",
 }
 
 

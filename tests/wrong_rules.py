@@ -887,3 +887,166 @@ RIGHT.register("solve", reference=_solve, inputs={"A": mat, "b": vec}, order=2)(
 
 assert len(EXPECTED) >= 20, len(EXPECTED)
 _ = np  # numpy kept for users of this module
+
+
+# -- incomplete gamma and beta functions, distributions: derivatives in the parameters ----------
+_POS = I.positive((4,), low=0.3, high=4.0)
+_DIFF = [jr.Case("general", witness="differences")]  # JAX cannot differentiate the references
+GAMMA = dict(
+    reference=jax.scipy.special.gammainc,
+    inputs={"a": _POS, "x": I.positive((4,))},
+    cases=_DIFF,
+    scales=(),
+)
+
+
+def _gammainc_twin(mixed: bool):
+    # `mixed=False` is the mistake: ∂P/∂a's own JVP without its x-term ∂²P/∂a∂x — the first
+    # derivatives and ∂²P/∂a² are right; only a Hessian's mixed entry is wrong.
+    from jaxrules.rules import incomplete_gamma as G
+
+    @jr.custom_jvp
+    def da(a, x):
+        return G._da(a, x)
+
+    @da.defjvp
+    def _(p, t):
+        (a, x), (ta, tx) = p, t
+        return da(a, x), G._da2(a, x) * ta + (G._da_dx(a, x) * tx if mixed else 0)
+
+    @jr.custom_jvp
+    def gammainc(a, x):
+        return jax.scipy.special.gammainc(a, x)
+
+    @gammainc.defjvp
+    def _(p, t):
+        (a, x), (ta, tx) = p, t
+        return gammainc(a, x), da(a, x) * ta + G._dx(a, x) * tx
+
+    return gammainc
+
+
+wrong("gammainc_mixed_term_dropped", "jvp_jvp_fd", None, **GAMMA, order=2)(_gammainc_twin(False))
+RIGHT.register("gammainc", **GAMMA, order=2)(_gammainc_twin(True))
+
+
+def _gammaincc_half_negated(a, x):
+    return jax.scipy.special.gammaincc(a, x)
+
+
+def _gammaincc_half_negated_jvp(p, t):
+    # The mistake: Q = 1 − P, its x-term negated but its a-term taken from P unchanged.
+    from jaxrules.rules import incomplete_gamma as G
+
+    (a, x), (ta, tx) = p, t
+    return _gammaincc_half_negated(a, x), G._da(a, x) * ta - G._dx(a, x) * tx
+
+
+wrong(
+    "gammaincc_a_term_not_negated",
+    "jvp_fd",
+    "a",
+    **{**GAMMA, "reference": jax.scipy.special.gammaincc},
+)(_rule(_gammaincc_half_negated, _gammaincc_half_negated_jvp))
+
+BETA = dict(
+    reference=jax.scipy.special.betainc,
+    inputs={"a": _POS, "b": _POS, "x": I.probability((4,))},
+    cases=_DIFF,
+    scales=(),
+)
+
+
+def _betainc_twin(swap_roles: bool):
+    # `swap_roles=False` is the mistake: above x = (a+1)/(a+b+2) the fraction is evaluated for
+    # 1 − I_{1−x}(b, a), and its gradient in (b, a) must be read back as one in (a, b); this
+    # negates it without exchanging the two. Right below the switch, wrong above it.
+    from jaxrules.rules import incomplete_beta as B
+
+    @jr.custom_jvp
+    def betainc(a, b, x):
+        return jax.scipy.special.betainc(a, b, x)
+
+    @betainc.defjvp
+    def _(p, t):
+        (a, b, x), (ta, tb, tx) = p, t
+        g = B._grad_ab(a, b, x)
+        if not swap_roles:
+            g = jnp.where((x > (a + 1) / (a + b + 2))[..., None], g[..., ::-1], g)
+        return betainc(a, b, x), g[..., 0] * ta + g[..., 1] * tb + B._dx(a, b, x) * tx
+
+    return betainc
+
+
+wrong("betainc_swapped_roles_kept", "jvp_fd", "a", **BETA)(_betainc_twin(False))
+RIGHT.register("betainc", **BETA)(_betainc_twin(True))
+
+
+def _t_library(x, df):
+    from jaxrules.rules import student_t_cdf
+
+    return student_t_cdf(x, df)
+
+
+def _t_composed(x, df):
+    # The mistake: no rule of its own — betainc's rules composed, whose ∂/∂x at the argument 0
+    # is ∞ while the argument's derivative in t is 0: ∞ · 0 = NaN at t = 0, right elsewhere.
+    from jaxrules.rules.distributions import _t_cdf_value
+
+    return _t_cdf_value(x, df)
+
+
+def _t_ref(x, df):
+    from jaxrules.rules.distributions import _t_reference
+
+    return _t_reference(x, df)
+
+
+STUDENT_AT_ZERO = dict(
+    reference=_t_ref,
+    inputs={"x": I.general((4,)), "df": _POS},
+    cases=[
+        jr.Case(
+            "at_zero",
+            inputs={"x": I.fixed([0.0, 0.4, -1.3, 3.0]), "df": _POS},
+            witness="differences",
+        )
+    ],
+    scales=(),
+)
+wrong("student_t_cdf_composed_nan_at_zero", "jvp_fd", "x", **STUDENT_AT_ZERO)(_t_composed)
+RIGHT.register("student_t_cdf", **STUDENT_AT_ZERO, order=2)(_t_library)
+
+_K = I.integer((4,), low=0, high=5)
+BINOMIAL = dict(
+    reference=lambda k, n, p: jax.scipy.special.betainc(n - k, k + 1.0, 1 - p),
+    inputs={"k": _K, "n": I.positive((4,), low=6.0, high=12.0), "p": I.probability((4,))},
+    cases=_DIFF,
+    scales=(),
+)
+
+
+def _binomial_complement(k, n, p):
+    # The mistake: P(X ≤ k) as I_p(k+1, n−k), which is P(X ≥ k+1) = 1 − P(X ≤ k).
+    from jaxrules.rules import betainc
+
+    k = jnp.floor(k)
+    return betainc(k + 1.0, n - k, p)
+
+
+wrong("binomial_cdf_complement", "primal", None, **BINOMIAL)(_binomial_complement)
+POISSON = dict(
+    reference=lambda k, mu: jax.scipy.special.gammaincc(k + 1.0, mu),
+    inputs={"k": _K, "mu": I.positive((4,), low=0.5, high=6.0)},
+    scales=(),
+)
+
+
+def _poisson_off_by_one(k, mu):
+    # The mistake: P(X ≤ k) as Q(k, μ), which is P(X ≤ k − 1).
+    from jaxrules.rules import gammaincc
+
+    return gammaincc(jnp.maximum(jnp.floor(k), 0.5), mu)
+
+
+wrong("poisson_cdf_off_by_one", "primal", None, **POISSON)(_poisson_off_by_one)

@@ -8,12 +8,21 @@ benchmark (import-linter contracts in `pyproject.toml`, run by `.ci/run`).
 
 from ._solvers import iterate as iterate
 from ._solvers import newton as newton
+from .distributions import beta_cdf as beta_cdf
+from .distributions import binomial_cdf as binomial_cdf
+from .distributions import gamma_cdf as gamma_cdf
+from .distributions import negative_binomial_cdf as negative_binomial_cdf
+from .distributions import poisson_cdf as poisson_cdf
+from .distributions import student_t_cdf as student_t_cdf
 from .elementwise import sin_product as sin_product
 from .implicit import Solution as Solution
 from .implicit import SolverError as SolverError
 from .implicit import argmin as argmin
 from .implicit import fixed_point as fixed_point
 from .implicit import root as root
+from .incomplete_beta import betainc as betainc
+from .incomplete_gamma import gammainc as gammainc
+from .incomplete_gamma import gammaincc as gammaincc
 from .krylov import KrylovSolution as KrylovSolution
 from .krylov import krylov_solve as krylov_solve
 from .linalg import inv as inv

@@ -41,6 +41,16 @@ def real(name: str, **arrays) -> None:
             )
 
 
+def real_elementwise(name: str, what: str, x) -> None:
+    """Complex input to an elementwise real function is a `TypeError` naming the rule and the
+    argument."""
+    if jnp.issubdtype(jnp.result_type(x), jnp.complexfloating):
+        raise TypeError(
+            f"{name}: {what} is complex ({jnp.result_type(x)}); {name} is defined here for real "
+            "arguments only. Use jax.scipy.special for its values at complex arguments."
+        )
+
+
 def square(name: str, what: str, M, *, batched: bool = True) -> None:
     """`M` must be a square matrix (with leading batch dimensions if `batched`)."""
     shape = jnp.shape(M)

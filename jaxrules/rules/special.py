@@ -88,12 +88,8 @@ def _i1_jvp(primals, tangents):
 
 
 def _real(name, x):
+    _args.real_elementwise(name, "x", x)
     (x,) = _args.inexact(x)
-    if jnp.issubdtype(x.dtype, jnp.complexfloating):
-        raise TypeError(
-            f"{name}: x is complex ({x.dtype}); {name} is defined here for real x only. "
-            "Use jax.scipy.special for its values at complex arguments."
-        )
     return x
 
 

@@ -1,0 +1,159 @@
+"""The incomplete gamma and beta functions (issue 30, items 1–2): values and first and second
+derivatives in every argument against mpmath at 30 digits, in both regions of each expansion
+(series / continued fraction, direct / swapped), where JAX raises; the domain's edges; third
+order's error; elementwise batching under jit and vmap."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrules.rules import betainc, gammainc, gammaincc
+
+mp = pytest.importorskip("mpmath")
+
+# (a, x): series (x <= 1 or x <= a) and continued-fraction (x > max(1, a)) regions, small and
+# large a, near the switch.
+GAMMA_POINTS = [(0.1, 0.05), (0.5, 2.0), (2.0, 1.5), (3.3, 0.7), (3.3, 12.0), (10.0, 11.0),
+                (50.0, 40.0), (150.0, 160.0), (0.01, 3.0), (0.3, 30.0)]  # fmt: skip
+# (a, b, x): direct (x < (a+1)/(a+b+2)) and swapped regions, small and large shapes.
+BETA_POINTS = [(2.0, 3.0, 0.4), (0.5, 0.7, 0.2), (0.5, 0.7, 0.9), (5.0, 1.5, 0.8),
+               (30.0, 40.0, 0.45), (0.1, 10.0, 0.01), (1.0, 1.0, 0.3), (3.3, 0.4, 0.999)]  # fmt: skip
+
+
+def _mp_partials(f, point, orders):
+    with mp.workdps(30):
+        return [float(mp.diff(f, point, o)) for o in orders]
+
+
+def _close(got, want, rtol, scale):
+    # Relative to the value, or to the largest partial of the same order (a derivative near
+    # one of its zeros is judged against its siblings' size, as a gradient is).
+    return abs(got - want) <= rtol * max(abs(want), 1e-3 * scale)
+
+
+def _check_partials(name, got, want, rtol):
+    firsts = [w for w, o in want if sum(o) == 1]
+    seconds = [w for w, o in want if sum(o) == 2]
+    for g, (w, o) in zip(got, want):
+        scale = {0: abs(w), 1: max(map(abs, firsts)), 2: max(map(abs, seconds))}[sum(o)]
+        assert _close(float(g), w, rtol, scale), (name, o, float(g), w)
+
+
+# The order of `_partials`' outputs: value, gradient, Hessian's upper triangle by rows.
+GAMMA_ORDERS = [(0, 0), (1, 0), (0, 1), (2, 0), (1, 1), (0, 2)]
+
+
+def _partials(fn, nargs):
+    """`fn`'s value, gradient and Hessian's upper triangle at many points: one compiled,
+    vmapped program (eager calls would compile the loops once per point)."""
+    argnums = tuple(range(nargs))
+
+    def one(*args):
+        g = jax.grad(fn, argnums)(*args)
+        H = jax.hessian(fn, argnums)(*args)
+        firsts = [g[i] for i in argnums]
+        seconds = [H[i][j] for i in argnums for j in argnums if i <= j]
+        return jnp.stack([fn(*args), *firsts, *seconds])
+
+    return jax.jit(jax.vmap(one))
+
+
+def _ours(fn, points, dtype):
+    cols = [jnp.asarray(c, dtype) for c in zip(*points)]
+    return np.asarray(_partials(fn, len(cols))(*cols), float)
+
+
+@pytest.mark.parametrize("fn,lower", [(gammainc, True), (gammaincc, False)], ids=["P", "Q"])
+def test_gammainc_against_mpmath(x64, fn, lower):
+    ours64, ours32 = (_ours(fn, GAMMA_POINTS, d) for d in ("float64", "float32"))
+    for i, (a, x) in enumerate(GAMMA_POINTS):
+        f = lambda s, t: (
+            mp.gammainc(s, 0, t, regularized=True)
+            if lower
+            else mp.gammainc(s, t, mp.inf, regularized=True)
+        )
+        want = list(zip(_mp_partials(f, (a, x), GAMMA_ORDERS), GAMMA_ORDERS))
+        _check_partials(("float64", a, x), ours64[i], want, 5e-12)
+        if a <= 10:  # float32: see docs/library/special.md for larger shapes
+            _check_partials(("float32", a, x), ours32[i], want, 2e-4)
+
+
+BETA_ORDERS = [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (2, 0, 0), (1, 1, 0), (1, 0, 1),
+               (0, 2, 0), (0, 1, 1), (0, 0, 2)]  # fmt: skip
+
+
+def test_betainc_against_mpmath(x64):
+    ours64, ours32 = (_ours(betainc, BETA_POINTS, d) for d in ("float64", "float32"))
+    for i, (a, b, x) in enumerate(BETA_POINTS):
+        f = lambda *t: mp.betainc(t[0], t[1], 0, t[2], regularized=True)
+        want = list(zip(_mp_partials(f, (a, b, x), BETA_ORDERS), BETA_ORDERS))
+        _check_partials(("float64", a, b, x), ours64[i], want, 5e-12)
+        if max(a, b) <= 10:
+            _check_partials(("float32", a, b, x), ours32[i], want, 2e-4)
+
+
+def test_where_jax_raises(x64):
+    # jax-ml/jax#38610: no derivative of betainc in a, b; #7922: no second derivative of
+    # gammainc in a. Ours: both, and they agree with JAX where JAX has one.
+    with pytest.raises(ValueError, match="Betainc gradient with respect to a and b"):
+        jax.grad(jax.scipy.special.betainc)(2.0, 3.0, 0.4)
+    with pytest.raises(Exception, match="igamma_grad_a"):
+        jax.grad(jax.grad(jax.scipy.special.gammainc))(2.0, 1.5)
+    assert np.isfinite(jax.grad(betainc)(2.0, 3.0, 0.4))
+    assert np.isfinite(jax.grad(jax.grad(gammainc))(2.0, 1.5))
+    np.testing.assert_allclose(
+        jax.grad(gammainc)(2.0, 1.5), jax.grad(jax.scipy.special.gammainc)(2.0, 1.5), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        jax.grad(betainc, 2)(2.0, 3.0, 0.4),
+        jax.grad(jax.scipy.special.betainc, 2)(2.0, 3.0, 0.4),
+        rtol=1e-12,
+    )
+
+
+def test_third_order_in_the_parameters_raises_naming_why(x64):
+    d3 = jax.grad(jax.grad(jax.grad(gammainc)))
+    with pytest.raises(NotImplementedError, match=r"gammainc/gammaincc: derivatives of order 3"):
+        d3(2.0, 1.5)
+    with pytest.raises(NotImplementedError, match=r"betainc: derivatives of order 3 in a or b"):
+        jax.grad(jax.grad(jax.grad(betainc, 1), 1), 1)(2.0, 3.0, 0.4)
+    # In x alone any order works (closed forms): P(2, x) = 1 − (1 + x)e^{−x}, P‴ = (x − 2)e^{−x}.
+    d3x = jax.grad(jax.grad(jax.grad(gammainc, 1), 1), 1)(2.0, 1.5)
+    np.testing.assert_allclose(d3x, -0.5 * np.exp(-1.5), rtol=1e-14)
+
+
+def test_edges_and_domain(x64):
+    # x = 0: P = 0, no derivative in a; ∂P/∂x is the density's limit (0, 1, ∞ for a >, =, < 1).
+    da, dx = jax.grad(gammainc, (0, 1))(2.0, 0.0)
+    assert (float(da), float(dx)) == (0.0, 0.0)
+    assert float(jax.grad(gammainc, 1)(1.0, 0.0)) == 1.0
+    assert float(jax.grad(gammainc, 1)(0.5, 0.0)) == np.inf
+    # betainc at both ends: derivatives in a, b are 0, ∂x the density's limit (1/B(1, b) = b).
+    for x in (0.0, 1.0):
+        g = jax.grad(betainc, (0, 1))(2.0, 3.0, x)
+        assert [float(v) for v in g] == [0.0, 0.0]
+    assert float(jax.grad(betainc, 2)(1.0, 3.0, 0.0)) == pytest.approx(3.0)
+    # Outside the domain: NaN values and derivatives, as JAX's value.
+    assert np.isnan(jax.grad(gammainc)(-1.0, 1.0))
+    assert np.isnan(jax.grad(betainc)(2.0, 3.0, 1.5))
+
+
+def test_batched_jit_vmap_and_errors(x64):
+    a = jnp.array([[0.5, 2.0, 7.0], [30.0, 1.0, 3.0]])
+    x = jnp.array([0.3, 2.5, 9.0])
+    # Broadcasting; vmap and jit agree with the elementwise gradients.
+    P = gammainc(a, x)
+    assert P.shape == (2, 3)
+    np.testing.assert_allclose(P, jax.scipy.special.gammainc(a, x), rtol=1e-15)
+    g = jax.vmap(jax.grad(gammainc))(a.ravel(), jnp.tile(x, 2))
+    g2 = jax.jit(jax.grad(lambda s: gammainc(s, x).sum()))(a)
+    np.testing.assert_allclose(g2.ravel(), g, rtol=1e-13)
+    b = jnp.array([1.5, 0.4, 9.0])
+    H = jax.vmap(jax.hessian(betainc, (0, 1)))(a[0], b, jnp.array([0.2, 0.7, 0.5]))
+    assert all(np.isfinite(np.asarray(h)).all() for row in H for h in row)
+    assert gammainc(jnp.arange(1, 3), 1).dtype == jnp.result_type(float)
+    with pytest.raises(TypeError, match=r"gammainc: x is complex"):
+        gammainc(1.0, jnp.ones(2) * 1j)
+    with pytest.raises(TypeError, match=r"betainc: a is complex"):
+        betainc(1j, 1.0, 0.5)
