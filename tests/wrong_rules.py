@@ -1050,3 +1050,57 @@ def _poisson_off_by_one(k, mu):
 
 
 wrong("poisson_cdf_off_by_one", "primal", None, **POISSON)(_poisson_off_by_one)
+
+
+# -- the inverses: implicit differentiation --------------------------------------------------
+def _gammaincinv_ref(a, p):
+    from jaxrules.rules.incomplete_inverse import _gamma_solve
+
+    return _gamma_solve(a, p)
+
+
+def _gammaincinv_sign_jvp(p_, t):
+    # The mistake: ẋ = (ṗ + ∂P/∂a·ȧ)/∂P/∂x — the implicit function theorem's minus sign lost.
+    from jaxrules.rules import incomplete_gamma as G
+
+    (a, p), (ta, tp) = p_, t
+    x = _gammaincinv_ref(a, p)
+    return x, (tp + G._da(a, x) * ta) / G._dx(a, x)
+
+
+wrong(
+    "gammaincinv_implicit_sign",
+    "jvp_fd",
+    "a",
+    reference=_gammaincinv_ref,
+    inputs={"a": _POS, "p": I.probability((4,))},
+    cases=_DIFF,
+    scales=(),
+)(_rule(_gammaincinv_ref, _gammaincinv_sign_jvp))
+
+
+def _betaincinv_ref(a, b, p):
+    from jaxrules.rules.incomplete_inverse import _beta_solve
+
+    return _beta_solve(a, b, p)
+
+
+def _betaincinv_exchanged_jvp(p_, t):
+    # The mistake: ∂I/∂a and ∂I/∂b read in the wrong order from the gradient in (a, b).
+    from jaxrules.rules import incomplete_beta as B
+
+    (a, b, p), (ta, tb, tp) = p_, t
+    x = _betaincinv_ref(a, b, p)
+    g = B._grad_ab(a, b, x)
+    return x, (tp - g[..., 1] * ta - g[..., 0] * tb) / B._dx(a, b, x)
+
+
+wrong(
+    "betaincinv_shapes_exchanged",
+    "jvp_fd",
+    "a",
+    reference=_betaincinv_ref,
+    inputs={"a": _POS, "b": _POS, "p": I.probability((4,))},
+    cases=_DIFF,
+    scales=(),
+)(_rule(_betaincinv_ref, _betaincinv_exchanged_jvp))

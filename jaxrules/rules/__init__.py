@@ -23,6 +23,8 @@ from .implicit import root as root
 from .incomplete_beta import betainc as betainc
 from .incomplete_gamma import gammainc as gammainc
 from .incomplete_gamma import gammaincc as gammaincc
+from .incomplete_inverse import betaincinv as betaincinv
+from .incomplete_inverse import gammaincinv as gammaincinv
 from .krylov import KrylovSolution as KrylovSolution
 from .krylov import krylov_solve as krylov_solve
 from .linalg import inv as inv

@@ -34,6 +34,9 @@ mpmath: `docs/library/special.md`.
 
 from __future__ import annotations
 
+import functools
+
+import jax
 import jax.numpy as jnp
 import jax.scipy.special as jss
 
@@ -55,6 +58,9 @@ def _betaln(a, b):
     return jss.gammaln(a) + jss.gammaln(b) - jss.gammaln(a + b)
 
 
+# Jitted: called eagerly, a loop would be compiled again at every call (its body is a new
+# jaxpr each time it is traced).
+@functools.partial(jax.jit, static_argnums=3)
 def _ab_jets(a, b, x, order: int) -> _jets.Jet:
     """The jet of $I_x(a, b)$ in $(a, b)$ (order 1 or 2), elementwise."""
     dtype = a.dtype

@@ -39,6 +39,9 @@ $O(\sqrt{a})$ terms where $x \approx a$; an element that has not converged after
 
 from __future__ import annotations
 
+import functools
+
+import jax
 import jax.numpy as jnp
 import jax.scipy.special as jss
 
@@ -53,6 +56,9 @@ __all__ = ["gammainc", "gammaincc"]
 _MAX_TERMS = 4096
 
 
+# Jitted: called eagerly, a loop would be compiled again at every call (its body is a new
+# jaxpr each time it is traced).
+@functools.partial(jax.jit, static_argnums=2)
 def _a_jets(a, x, order: int) -> _jets.Jet:
     """The jet of $P(a, x)$ in $a$ (order 1 or 2), elementwise."""
     dtype = a.dtype
