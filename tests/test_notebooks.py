@@ -14,7 +14,7 @@ NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
 def test_notebooks_are_stored_without_outputs_and_linked_in_order():
     import json
 
-    assert len(NOTEBOOKS) == 7
+    assert len(NOTEBOOKS) == 8
     readme = open(os.path.join(ROOT, "README.md")).read()
     positions = []
     for path in NOTEBOOKS:

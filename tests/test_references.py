@@ -57,3 +57,21 @@ def test_the_checker_proves_i1_at_zero_against_mpmath_and_flags_the_wrong_twin()
     wrong = jr.check("i1_limit_at_zero_dropped", registry=W.WRONG, dtypes=("float64",), **kw)
     assert not wrong.passed
     assert {(f.check, f.argument) for f in wrong.failures} >= {("jvp", "x")}
+
+
+@pytest.mark.slow
+def test_the_checker_proves_betainc_in_its_parameters_against_mpmath_and_flags_the_twin():
+    # JAX cannot differentiate betainc in a, b at all: mpmath at 30 digits is the witness (its
+    # derivatives, mpmath's differences). The library's betainc passes to second order; the
+    # twin that forgets to exchange a's and b's roles above x = (a+1)/(a+b+2) is flagged.
+    ref = mpmath_elementwise(
+        lambda a, b, x: mpmath.betainc(a, b, 0, x, regularized=True), nargs=3, dps=30
+    )
+    case = jr.Case("mpmath")
+    kw = dict(reference=ref, cases=[case], seeds=1, transforms=("jit",), dtypes=("float64",))
+    right = jr.check("betainc", **kw)
+    assert right.passed, right.failure_text()
+    assert {r.check for r in right.results} >= {"jvp", "vjp", "jvp_jvp", "hvp"}
+    wrong = jr.check("betainc_swapped_roles_kept", registry=W.WRONG, **kw)
+    assert not wrong.passed
+    assert ("jvp", "a") in {(f.check, f.argument) for f in wrong.failures}

@@ -16,13 +16,16 @@ and tests all of their components (Boik & Robison-Cox 1998 differentiate the inc
 function's continued fraction the same way, by hand). The coefficients' own jets come from
 JAX (`of`: `jax.jvp`, nested), so a series or fraction is written once, as plain JAX.
 
-`continued_fraction` evaluates $a_1/(b_1 + a_2/(b_2 + \dots))$ by the forward recurrence of
-its convergents $A_n = b_n A_{n-1} + a_n A_{n-2}$, $B_n = b_n B_{n-1} + a_n B_{n-2}$
-($A_{-1} = 1$, $A_0 = 0$, $B_{-1} = 0$, $B_0 = 1$), normalised by $B_n$'s value at every step
-(a constant factor, so the jets of $A_n/B_n$ are unchanged); `series` sums
-$\sum_k t_k$ with $t_k = t_{k-1} r_k$. Both stop, elementwise, when a step changes no
-component of the result's jet by more than `tol` relative to it; an element not converged after
-`max_terms` terms is NaN (the callers document their domains).
+`continued_fraction` evaluates $a_1/(b_1 + a_2/(b_2 + \dots))$ by Steed's algorithm:
+$D_1 = 1/b_1$, $f_1 = \Delta_1 = a_1 D_1$, then $D_n = 1/(b_n + a_n D_{n-1})$,
+$\Delta_n = (b_n D_n - 1)\Delta_{n-1} = -a_n D_{n-1} D_n \Delta_{n-1}$ (the second form has no
+cancellation), $f_n = f_{n-1} + \Delta_n$. `series` sums $\sum_k t_k$ with
+$t_k = t_{k-1} r_k$. Both stop, elementwise, when every component of the last step ($\Delta_n$
+or $t_k$) is below `tol` = 32 ε relative to the same component of the result: steps that tend
+to 0, unlike the difference of two successive convergents, which stalls at rounding noise
+(a component that is 0 in exact arithmetic would never pass a relative test on it). A floor of
+`tol`·ε times the largest component of the same order lets a derivative at its own zero stop.
+An element not converged after `max_terms` terms is NaN (the callers document their domains).
 """
 
 from __future__ import annotations
@@ -65,11 +68,6 @@ def add(u: Jet, w: Jet) -> Jet:
 
 def neg(u: Jet) -> Jet:
     return Jet(-u.v, -u.g, _h(u, lambda h: -h))
-
-
-def scale(u: Jet, c) -> Jet:
-    """`u · c` for a constant `c` (an array of `u`'s shape)."""
-    return Jet(u.v * c, u.g * c[..., None], _h(u, lambda h: h * c[..., None, None]))
 
 
 def mul(u: Jet, w: Jet) -> Jet:
