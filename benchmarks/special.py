@@ -283,7 +283,31 @@ def _accuracy_cases(rng, n):
     x_pts = [(float(v),) for v in rng.uniform(-20, 20, n)] + [(0.0,)]
     out.append(("i0", "x in [-20, 20]", R.i0, _plain(lambda x: mp.besseli(0, x)), x_pts))
     out.append(("i1", "x in [-20, 20]", R.i1, _plain(lambda x: mp.besseli(1, x)), x_pts))
+    # Real orders: the order is held (no derivative in it), x differentiated.
+    vx = [(float(rng.uniform(0, 20)), float(np.exp(rng.uniform(np.log(1e-2), np.log(50)))))
+          for _ in range(n)]  # fmt: skip
+    for name, fn, ref in (
+        ("ive", R.ive, lambda v, x: mp.besseli(v, x) * mp.exp(-x)),
+        ("kve", R.kve, lambda v, x: mp.besselk(v, x) * mp.exp(x)),
+        ("log_iv", R.log_iv, lambda v, x: mp.log(mp.besseli(v, x))),
+    ):
+        out.append((name, "v in [0, 20], x in [0.01, 50]", fn, _in_x(ref), vx))
     return out
+
+
+def _in_x(f):
+    """Value and the derivative in x only (the last argument); ∂v reported as 0."""
+
+    def values(v, x):
+        return [f(v, x), mp.mpf(0), mp.diff(lambda t: f(v, t), x)]
+
+    return values
+
+
+def _accuracy_grads(fn, nargs):
+    if fn in (R.ive, R.kve, R.log_iv):  # no derivative in the order
+        return jax.vmap(lambda v, x: (jnp.zeros_like(v), jax.grad(fn, 1)(v, x)))
+    return jax.vmap(jax.grad(fn, tuple(range(nargs))))
 
 
 def accuracy(n=40, only=None):
@@ -295,7 +319,7 @@ def accuracy(n=40, only=None):
         nargs = len(pts[0])
         for dtype in ("float64", "float32"):
             cols = [jnp.asarray(c, dtype) for c in zip(*pts)]
-            grads = jax.jit(jax.vmap(jax.grad(fn, tuple(range(nargs)))))(*cols)
+            grads = jax.jit(_accuracy_grads(fn, nargs))(*cols)
             vals = jax.jit(jax.vmap(fn))(*cols)
             worst = [0.0] * (nargs + 1)
             for i, p in enumerate(pts):
@@ -345,6 +369,8 @@ def timing(n=10_000, pairs=15, only=None):
         "betainc ∂x": (grad_sum(R.betainc, 2), grad_sum(jsp.betainc, 2), (a, b, u)),
         "i0 ∂x": (grad_sum(R.i0, 0), grad_sum(jsp.i0, 0), (x,)),
         "i1 ∂x": (grad_sum(R.i1, 0), grad_sum(jsp.i1, 0), (x,)),
+        "ive(0, x) ∂x vs i0e": (grad_sum(lambda x: R.ive(0.0, x), 0), grad_sum(jsp.i0e, 0), (x,)),
+        "ive(1, x) ∂x vs i1e": (grad_sum(lambda x: R.ive(1.0, x), 0), grad_sum(jsp.i1e, 0), (x,)),
     }
     rows = []
     for name, (ours, theirs, args) in cases.items():

@@ -1104,3 +1104,60 @@ wrong(
     cases=_DIFF,
     scales=(),
 )(_rule(_betaincinv_ref, _betaincinv_exchanged_jvp))
+
+
+# -- Bessel functions of real order: the Riccati equations -----------------------------------
+BESSEL = dict(
+    inputs={"x": I.positive((4,), low=0.3, high=6.0)},
+    cases=[jr.Case("v=2.5", {"v": 2.5}, witness="differences")],
+    scales=(),
+)
+
+
+def _bessel_twin(name: str, mistake: str):
+    from jaxrules.rules import bessel as Bs
+
+    @jr.custom_jvp
+    def ratio(v, x):  # I_{v+1}/I_v
+        return Bs._core(v, x)[1]
+
+    @ratio.defjvp
+    def _(p, t):
+        (v, x), (_, tx) = p, t
+        r = ratio(v, x)
+        # The mistake "riccati_sign": r' = 1 − r² + (2v+1)r/x (the last sign flipped): first
+        # derivatives right, second wrong.
+        sign = 1 if mistake == "riccati_sign" else -1
+        return r, (1 - r * r + sign * (2 * v + 1) / x * r) * tx
+
+    @jr.custom_jvp
+    def fn(v, x):
+        return Bs._reference(getattr(Bs, name))(v, x)
+
+    @fn.defjvp
+    def _(p, t):
+        (v, x), (_, tx) = p, t
+        y = fn(v, x)
+        if name == "ive":
+            return y, y * (ratio(v, x) + v / x - 1) * tx
+        s = Bs._core(v, x)[3]
+        # The mistake "unscaled": K_v′/K_v = v/x − s, forgetting the +1 of the e^x scaling.
+        return y, y * ((0 if mistake == "unscaled" else 1) + v / x - s) * tx
+
+    # A plain function of (x, v): the case's v is a static value (the decorated `fn` would
+    # declare v dynamic, and the checker would perturb it).
+    return lambda x, v: fn(v, x)
+
+
+def _bessel_reference(name):
+    from jaxrules.rules import bessel as Bs
+
+    ref = Bs._reference(getattr(Bs, name))
+    return lambda x, v: ref(v, x)
+
+
+wrong("ive_riccati_sign", "jvp_jvp_fd", None, reference=_bessel_reference("ive"), order=2,
+      **BESSEL)(_bessel_twin("ive", "riccati_sign"))  # fmt: skip
+wrong("kve_derivative_unscaled", "jvp_fd", "x", reference=_bessel_reference("kve"), **BESSEL)(
+    _bessel_twin("kve", "unscaled")
+)

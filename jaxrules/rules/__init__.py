@@ -8,6 +8,9 @@ benchmark (import-linter contracts in `pyproject.toml`, run by `.ci/run`).
 
 from ._solvers import iterate as iterate
 from ._solvers import newton as newton
+from .bessel import ive as ive
+from .bessel import kve as kve
+from .bessel import log_iv as log_iv
 from .distributions import beta_cdf as beta_cdf
 from .distributions import binomial_cdf as binomial_cdf
 from .distributions import gamma_cdf as gamma_cdf

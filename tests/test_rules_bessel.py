@@ -1,0 +1,77 @@
+"""Modified Bessel functions of real order (issue 30, item 3): `ive`, `kve`, `log_iv` against
+mpmath at 40 digits — values, first and second derivatives in x, both branches of the K
+computation (Temme's series below x = 2, the continued fraction above), small and large
+orders — the edges, and the error for a derivative in the order."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxrules.rules import ive, kve, log_iv
+
+mp = pytest.importorskip("mpmath")
+
+POINTS = [(0.0, 0.5), (0.3, 1.7), (2.5, 3.0), (0.5, 2.0), (1.0, 2.0), (7.2, 40.0),
+          (49.557, 0.0136), (12.3, 25.0), (0.0, 1e-3), (3.7, 0.2)]  # fmt: skip
+REFS = {
+    ive: lambda v, x: mp.besseli(v, x) * mp.exp(-x),
+    kve: lambda v, x: mp.besselk(v, x) * mp.exp(x),
+    log_iv: lambda v, x: mp.log(mp.besseli(v, x)),
+}
+
+
+def _ours(fn, dtype):
+    v = jnp.asarray([p[0] for p in POINTS], dtype)
+    x = jnp.asarray([p[1] for p in POINTS], dtype)
+    d1 = jax.grad(fn, 1)
+    d2 = jax.grad(d1, 1)
+    run = jax.jit(jax.vmap(lambda v, x: jnp.stack([fn(v, x), d1(v, x), d2(v, x)])))
+    return np.asarray(run(v, x), float)
+
+
+@pytest.mark.parametrize("fn", list(REFS), ids=lambda f: f.__name__)
+def test_against_mpmath(x64, fn):
+    ours64, ours32 = _ours(fn, "float64"), _ours(fn, "float32")
+    for i, (v, x) in enumerate(POINTS):
+        with mp.workdps(40):
+            f = lambda t: REFS[fn](v, t)
+            want = [float(f(x)), float(mp.diff(f, x)), float(mp.diff(f, x, 2))]
+        # log I₀ near 0 is near its zero (log 1): judged in absolute terms there.
+        floor = [max(abs(w), 1e-4 if fn is log_iv else 0) for w in want]
+        for k in range(3):
+            assert abs(ours64[i, k] - want[k]) <= 1e-11 * floor[k], (v, x, k, ours64[i, k], want)
+            # float32: where the value is a normal float32 number, and not the second
+            # derivatives at x ≫ v (see the module); log_iv against 1e-2 (log's absolute scale).
+            tiny, big = float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max)
+            if x < 30 and tiny < abs(want[0]) < big:
+                tol = 2e-5 if k < 2 else 1e-3
+                f32 = max(floor[k], 1e-2) if fn is log_iv else floor[k]
+                assert abs(ours32[i, k] - want[k]) <= tol * f32, (v, x, k, ours32[i, k])
+
+
+def test_edges_order_derivative_error_and_batching(x64):
+    assert float(ive(0.0, 0.0)) == 1.0 and float(ive(1.5, 0.0)) == 0.0
+    assert float(kve(1.5, 0.0)) == np.inf
+    assert np.isnan(ive(-1.5, 2.0)) and np.isnan(ive(1.5, -2.0))
+    np.testing.assert_allclose(kve(-2.3, 1.7), kve(2.3, 1.7), rtol=1e-15)  # K₋ᵥ = Kᵥ
+    # log_iv where I_v overflows float64 (I_1.5(800) ≈ 1e345).
+    with mp.workdps(30):
+        np.testing.assert_allclose(
+            log_iv(1.5, 800.0), float(mp.log(mp.besseli(1.5, 800))), rtol=1e-14
+        )
+    # ive of integer order agrees with JAX's i0e/i1e.
+    x = jnp.linspace(0.1, 30.0, 7)
+    np.testing.assert_allclose(ive(0.0, x), jax.scipy.special.i0e(x), rtol=1e-13)
+    np.testing.assert_allclose(ive(1.0, x), jax.scipy.special.i1e(x), rtol=1e-13)
+    for fn in (ive, kve, log_iv):
+        with pytest.raises(NotImplementedError, match=r"no derivative in the order v"):
+            jax.grad(fn, 0)(1.5, 2.0)
+    with pytest.raises(TypeError, match=r"ive: x is complex"):
+        ive(1.0, 2.0j)
+    v = jnp.array([[0.5], [3.0]])
+    assert ive(v, x).shape == (2, 7)
+    third = jax.grad(jax.grad(jax.grad(ive, 1), 1), 1)(2.5, 3.0)  # any order in x
+    with mp.workdps(30):
+        want = mp.diff(lambda t: mp.besseli(2.5, t) * mp.exp(-t), 3.0, 3)
+    np.testing.assert_allclose(third, float(want), rtol=1e-9)
