@@ -60,10 +60,17 @@ def test_edges_order_derivative_error_and_batching(x64):
         np.testing.assert_allclose(
             log_iv(1.5, 800.0), float(mp.log(mp.besseli(1.5, 800))), rtol=1e-14
         )
-    # ive of integer order agrees with JAX's i0e/i1e.
+    # Integer orders: the general algorithm (a traced v) agrees with JAX's i0e/i1e, and the
+    # fast path (v a Python number: JAX's values, the same Riccati rules) with it to 2nd order.
     x = jnp.linspace(0.1, 30.0, 7)
-    np.testing.assert_allclose(ive(0.0, x), jax.scipy.special.i0e(x), rtol=1e-13)
-    np.testing.assert_allclose(ive(1.0, x), jax.scipy.special.i1e(x), rtol=1e-13)
+    general = jax.jit(ive)
+    for order, jax_fn in ((0, jax.scipy.special.i0e), (1, jax.scipy.special.i1e)):
+        np.testing.assert_allclose(general(float(order), x), jax_fn(x), rtol=1e-13)
+        for fn in (ive, log_iv):
+            d2 = lambda f: jax.vmap(jax.grad(jax.grad(f)))(x)
+            fast = d2(lambda t: fn(order, t))
+            slow = d2(lambda t: jax.jit(fn)(jnp.float64(order), t))
+            np.testing.assert_allclose(fast, slow, rtol=1e-11)
     for fn in (ive, kve, log_iv):
         with pytest.raises(NotImplementedError, match=r"no derivative in the order v"):
             jax.grad(fn, 0)(1.5, 2.0)

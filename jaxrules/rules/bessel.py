@@ -30,6 +30,9 @@ s = K_{v+1}/K_v.$$
 $\psi(k + v + 1)$ for $I$ and an integral for $K$): differentiating in `v` raises
 `NotImplementedError` saying so.
 
+**Integer orders 0 and 1**, given as Python numbers, take JAX's `i0e`/`i1e` (Chebyshev
+expansions) for the values and the ratio, with the same Riccati rules: no loops.
+
 **Domain.** $v \ge 0$ for `ive` and `log_iv` ($K_{-v} = K_v$: `kve` takes any real `v`),
 $x > 0$; at $x = 0$ the values' limits ($I_0 = 1$, $I_{v>0} = 0$, $K = \infty$); elsewhere NaN.
 The continued fractions take $O(x)$ steps for $x \gg v$: an element not converged after
@@ -43,6 +46,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.special as jss
+import numpy as np
 from jax import lax
 
 from .. import _registry as registry
@@ -323,6 +328,54 @@ def _kve_jvp(primals, tangents):
 _kve.defjvp(_kve_jvp, zeros_as_none=True)
 
 
+# -- integer orders 0 and 1 given as Python numbers: JAX's i0e/i1e (Chebyshev expansions) for
+# the values and the ratio, the same Riccati rules for the derivatives: the loops are skipped.
+def _integer_order(order: int):
+    @custom_jvp
+    def ratio(x):  # I_{v+1}/I_v
+        i0e, i1e = jss.i0e(x), jss.i1e(x)
+        return i1e / i0e if order == 0 else i0e / i1e - 2 / x
+
+    def ratio_jvp(primals, tangents):
+        (x,), (tx,) = primals, tangents
+        r = ratio(x)
+        return r, (1 - r * r - (2 * order + 1) / x * r) * tx
+
+    ratio.defjvp(ratio_jvp)
+
+    @custom_jvp
+    def scaled(x):  # ive
+        return jss.i0e(x) if order == 0 else jss.i1e(x)
+
+    def scaled_jvp(primals, tangents):
+        (x,), (tx,) = primals, tangents
+        y = scaled(x)
+        return y, y * (ratio(x) + order / x - 1) * tx
+
+    scaled.defjvp(scaled_jvp)
+
+    @custom_jvp
+    def log(x):  # log_iv
+        return jnp.log(scaled(x)) + x
+
+    def log_jvp(primals, tangents):
+        (x,), (tx,) = primals, tangents
+        return log(x), (ratio(x) + order / x) * tx
+
+    log.defjvp(log_jvp)
+    return scaled, log
+
+
+_INTEGER = {0: _integer_order(0), 1: _integer_order(1)}
+
+
+def _fast_order(v):
+    """0 or 1 when `v` is that Python or NumPy number (not traced); else None."""
+    if isinstance(v, (int, float, np.integer, np.floating)) and float(v) in (0.0, 1.0):
+        return int(v)
+    return None
+
+
 def _prepare(name, v, x):
     for what, arr in (("v", v), ("x", x)):
         _args.real_elementwise(name, what, arr)
@@ -340,6 +393,10 @@ def ive(v, x):
         >>> round(float(ive(2.5, 3.0)), 5), round(float(jax.grad(ive, 1)(2.5, 3.0)), 5)
         (0.07544, 0.016)
     """
+    order = _fast_order(v)
+    if order is not None:  # JAX's i0e/i1e: no loops
+        v, x = _prepare("ive", v, x)
+        return _INTEGER[order][0](x)
     return _ive(*_prepare("ive", v, x))
 
 
@@ -365,6 +422,10 @@ def log_iv(v, x):
         >>> round(float(log_iv(1.5, 800.0)), 2)  # I_1.5(800) ≈ 1e345 overflows float64
         795.74
     """
+    order = _fast_order(v)
+    if order is not None:
+        v, x = _prepare("log_iv", v, x)
+        return _INTEGER[order][1](x)
     return _log_iv(*_prepare("log_iv", v, x))
 
 
@@ -385,7 +446,10 @@ for _fn in (ive, kve, log_iv):
         _fn.__name__,
         reference=_reference(_fn),
         inputs={"x": inputs.positive((4,), low=0.3, high=6.0)},
-        cases=[registry.Case(f"v={v}", {"v": v}, witness="differences") for v in (0.3, 2.5, 7.4)],
+        # The orders 0.3, 2.5, 7.4 take the general algorithm, 1 the integer fast path.
+        cases=[
+            registry.Case(f"v={v}", {"v": v}, witness="differences") for v in (0.3, 2.5, 7.4, 1)
+        ],
         bench_inputs=lambda n: {"x": inputs.positive((n,), low=0.3, high=6.0)},
         bench_sizes=(10_000,),
         # x from 0.003 (Temme's series) to 24 (the continued fractions); see the module for
