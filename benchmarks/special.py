@@ -296,10 +296,10 @@ def _accuracy_cases(rng, n):
 
 
 def _in_x(f):
-    """Value and the derivative in x only (the last argument); ∂v reported as 0."""
+    """Value and the derivative in x only (the last argument); none in v (None: not measured)."""
 
     def values(v, x):
-        return [f(v, x), mp.mpf(0), mp.diff(lambda t: f(v, t), x)]
+        return [f(v, x), None, mp.diff(lambda t: f(v, t), x)]
 
     return values
 
@@ -325,10 +325,13 @@ def accuracy(n=40, only=None):
             for i, p in enumerate(pts):
                 p = tuple(float(np.asarray(c[i])) for c in cols)  # the rounded point
                 with mp.workdps(ACCURACY_DPS):
-                    want = [float(mp.re(v)) for v in ref(*p)]
+                    want = [None if v is None else float(mp.re(v)) for v in ref(*p)]
                 got = [float(vals[i])] + [float(g[i]) for g in grads]
-                scale = max(abs(w) for w in want[1:])
+                scale = max(abs(w) for w in want[1:] if w is not None)
                 for k, (g, w) in enumerate(zip(got, want)):
+                    if w is None:  # a derivative the function does not have (the order)
+                        worst[k] = None
+                        continue
                     floor = abs(w) if k == 0 else max(abs(w), 1e-3 * scale)
                     if floor == 0 or not _representable(floor, dtype):
                         continue  # a value the dtype cannot hold (underflow): not an error
@@ -347,7 +350,7 @@ def accuracy_markdown(rows):
         w = r["worst"]
         lines.append(
             f"| `{r['name']}` | {r['region']} ({r['points']} points) | {r['dtype']} | "
-            f"{w[0]:.1e} | {', '.join(f'{v:.1e}' for v in w[1:])} |"
+            f"{w[0]:.1e} | {', '.join('–' if v is None else f'{v:.1e}' for v in w[1:])} |"
         )
     return "\n".join(lines)
 
