@@ -244,12 +244,7 @@ registry.register(
     reference=_beta_solve,
     inputs={"a": _SHAPE, "b": _SHAPE, "p": inputs.probability((4,))},
     cases=[registry.Case("general", witness="differences")],
-    bench_inputs=lambda n: {
-        "a": inputs.positive((n,), low=0.5, high=4.0),
-        "b": inputs.positive((n,), low=0.5, high=4.0),
-        "p": inputs.probability((n,)),
-    },
-    bench_sizes=(10_000,),
+    # No bench_inputs: the reference's residual (JAX's betainc) has no derivative in a, b.
     scales=(1e-1, 10.0),
     rtol={"float32": 2e-4},
     order=2,
