@@ -51,6 +51,19 @@ def real_elementwise(name: str, what: str, x) -> None:
         )
 
 
+def linear_tangent(*terms):
+    """$\\sum_i c_i t_i$ over the tangents $t_i$ that are not `None` (zero tangents arrive as
+    `None` with `zeros_as_none=True`); `None` when all are. `terms` are `(tangent, coefficient)`
+    pairs with the coefficient a thunk, so an expensive one (a loop) runs only for a tangent
+    that is there."""
+    out = None
+    for t, coefficient in terms:
+        if t is not None:
+            term = coefficient() * t
+            out = term if out is None else out + term
+    return out
+
+
 def square(name: str, what: str, M, *, batched: bool = True) -> None:
     """`M` must be a square matrix (with leading batch dimensions if `batched`)."""
     shape = jnp.shape(M)

@@ -109,19 +109,22 @@ def _in_nu(t, nu):
 
 @custom_jvp
 def _t_dnu(t, nu):
-    return jax.jvp(_in_nu(t, nu), (nu,), (jnp.ones_like(nu),))[1]
+    return _in_nu_derivative(_in_nu(t, nu), nu)
+
+
+def _in_nu_derivative(fn, nu):
+    """`fn`'s derivative at `nu` (elementwise, by JAX's forward mode)."""
+    return jax.jvp(fn, (nu,), (jnp.ones_like(nu),))[1]
 
 
 def _t_dnu_jvp(primals, tangents):
     (t, nu), (tt, tnu) = primals, tangents
-    out, dout = _t_dnu(t, nu), None
-    if tt is not None:  # ∂t ∂ν F = ∂ν f (the density's derivative in ν)
-        dout = jax.jvp(lambda n: _t_pdf(t, n), (nu,), (jnp.ones_like(nu),))[1] * tt
-    if tnu is not None:
-        inner = lambda n: jax.jvp(_in_nu(t, nu), (n,), (jnp.ones_like(n),))[1]
-        d2 = jax.jvp(inner, (nu,), (jnp.ones_like(nu),))[1] * tnu
-        dout = d2 if dout is None else dout + d2
-    return out, dout
+    dout = _args.linear_tangent(
+        # ∂t ∂ν F = ∂ν f (the density's derivative in ν)
+        (tt, lambda: _in_nu_derivative(lambda n: _t_pdf(t, n), nu)),
+        (tnu, lambda: _in_nu_derivative(lambda n: _in_nu_derivative(_in_nu(t, nu), n), nu)),
+    )
+    return _t_dnu(t, nu), dout
 
 
 _t_dnu.defjvp(_t_dnu_jvp, zeros_as_none=True)
@@ -134,13 +137,8 @@ def _t_cdf(t, nu):
 
 def _t_cdf_jvp(primals, tangents):
     (t, nu), (tt, tnu) = primals, tangents
-    out = None
-    if tt is not None:
-        out = _t_pdf(t, nu) * tt
-    if tnu is not None:
-        d = _t_dnu(t, nu) * tnu
-        out = d if out is None else out + d
-    return _t_cdf(t, nu), out
+    dout = _args.linear_tangent((tt, lambda: _t_pdf(t, nu)), (tnu, lambda: _t_dnu(t, nu)))
+    return _t_cdf(t, nu), dout
 
 
 _t_cdf.defjvp(_t_cdf_jvp, zeros_as_none=True)

@@ -184,16 +184,11 @@ def _betainc(a, b, x):
 
 def _betainc_jvp(primals, tangents):
     (a, b, x), (ta, tb, tx) = primals, tangents
-    out = None
-    if ta is not None or tb is not None:
-        g = _grad_ab(a, b, x)
-        for k, t in enumerate((ta, tb)):
-            if t is not None:
-                out = g[..., k] * t if out is None else out + g[..., k] * t
-    if tx is not None:
-        d = _dx(a, b, x) * tx
-        out = d if out is None else out + d
-    return _betainc(a, b, x), out
+    g = _grad_ab(a, b, x) if ta is not None or tb is not None else None  # one loop for both
+    dout = _args.linear_tangent(
+        (ta, lambda: g[..., 0]), (tb, lambda: g[..., 1]), (tx, lambda: _dx(a, b, x))
+    )
+    return _betainc(a, b, x), dout
 
 
 _betainc.defjvp(_betainc_jvp, zeros_as_none=True)

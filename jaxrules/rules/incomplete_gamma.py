@@ -142,27 +142,15 @@ def _da(a, x):
 
 def _da_jvp(primals, tangents):
     (a, x), (ta, tx) = primals, tangents
-    out = _da(a, x)
-    dout = None
-    if ta is not None:
-        dout = _da2(a, x) * ta
-    if tx is not None:
-        dx = _da_dx(a, x) * tx
-        dout = dx if dout is None else dout + dx
-    return out, dout
+    dout = _args.linear_tangent((ta, lambda: _da2(a, x)), (tx, lambda: _da_dx(a, x)))
+    return _da(a, x), dout
 
 
 _da.defjvp(_da_jvp, zeros_as_none=True)
 
 
 def _tangent(a, x, ta, tx, sign):
-    out = None
-    if ta is not None:
-        out = sign * _da(a, x) * ta
-    if tx is not None:
-        dx = sign * _dx(a, x) * tx
-        out = dx if out is None else out + dx
-    return out
+    return _args.linear_tangent((ta, lambda: sign * _da(a, x)), (tx, lambda: sign * _dx(a, x)))
 
 
 @custom_jvp
