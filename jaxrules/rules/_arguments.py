@@ -51,6 +51,14 @@ def real_elementwise(name: str, what: str, x) -> None:
         )
 
 
+def real_arrays(name: str, **arrays) -> list:
+    """The arguments of an elementwise real function, by name: each checked real
+    (`real_elementwise`), then promoted to one inexact dtype (`inexact`) and broadcast."""
+    for what, arr in arrays.items():
+        real_elementwise(name, what, arr)
+    return jnp.broadcast_arrays(*inexact(*arrays.values()))
+
+
 def linear_tangent(*terms):
     """$\\sum_i c_i t_i$ over the tangents $t_i$ that are not `None` (zero tangents arrive as
     `None` with `zeros_as_none=True`); `None` when all are. `terms` are `(tangent, coefficient)`

@@ -376,12 +376,6 @@ def _fast_order(v):
     return None
 
 
-def _prepare(name, v, x):
-    for what, arr in (("v", v), ("x", x)):
-        _args.real_elementwise(name, what, arr)
-    return jnp.broadcast_arrays(*_args.inexact(v, x))
-
-
 def ive(v, x):
     r"""$I_v(x)\,e^{-x}$, the exponentially scaled modified Bessel function of the first kind of
     real order $v \ge 0$ (SciPy's `ive` for $x \ge 0$), elementwise, differentiable in `x` to
@@ -395,9 +389,9 @@ def ive(v, x):
     """
     order = _fast_order(v)
     if order is not None:  # JAX's i0e/i1e: no loops
-        v, x = _prepare("ive", v, x)
+        v, x = _args.real_arrays("ive", v=v, x=x)
         return _INTEGER[order][0](x)
-    return _ive(*_prepare("ive", v, x))
+    return _ive(*_args.real_arrays("ive", v=v, x=x))
 
 
 def kve(v, x):
@@ -409,7 +403,7 @@ def kve(v, x):
         >>> round(float(kve(0.5, 2.0)), 6)  # √(π/(2x)) for v = ½
         0.886227
     """
-    return _kve(*_prepare("kve", v, x))
+    return _kve(*_args.real_arrays("kve", v=v, x=x))
 
 
 def log_iv(v, x):
@@ -424,9 +418,9 @@ def log_iv(v, x):
     """
     order = _fast_order(v)
     if order is not None:
-        v, x = _prepare("log_iv", v, x)
+        v, x = _args.real_arrays("log_iv", v=v, x=x)
         return _INTEGER[order][1](x)
-    return _log_iv(*_prepare("log_iv", v, x))
+    return _log_iv(*_args.real_arrays("log_iv", v=v, x=x))
 
 
 # Registered with the values computed without the rules as references (plain JAX: JAX has no
@@ -434,7 +428,7 @@ def log_iv(v, x):
 # is a static value per case (no derivative in it), at small, half-integer and large orders.
 def _reference(fn):
     def reference(v, x):
-        v, x = _prepare(fn.__name__, v, x)
+        v, x = _args.real_arrays(fn.__name__, v=v, x=x)
         log_i, _, k_v, _ = _core(jnp.abs(v) if fn is kve else v, x)
         return {"ive": jnp.exp(log_i - x), "kve": k_v, "log_iv": log_i}[fn.__name__]
 

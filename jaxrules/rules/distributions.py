@@ -53,12 +53,6 @@ __all__ = [
 ]
 
 
-def _real(name, **arrays):
-    for what, arr in arrays.items():
-        _args.real_elementwise(name, what, arr)
-    return jnp.broadcast_arrays(*_args.inexact(*arrays.values()))
-
-
 def _count(name, k, like):
     k = jnp.asarray(k)
     _args.real_elementwise(name, "k", k)
@@ -76,7 +70,7 @@ def beta_cdf(x, a, b, loc=0.0, scale=1.0):
         >>> round(float(jax.grad(beta_cdf, argnums=1)(0.3, 2.0, 5.0)), 4)  # ∂F/∂a
         -0.2524
     """
-    x, a, b, loc, scale = _real("beta_cdf", x=x, a=a, b=b, loc=loc, scale=scale)
+    x, a, b, loc, scale = _args.real_arrays("beta_cdf", x=x, a=a, b=b, loc=loc, scale=scale)
     return betainc(a, b, jnp.clip((x - loc) / scale, 0, 1))
 
 
@@ -156,7 +150,7 @@ def student_t_cdf(x, df, loc=0.0, scale=1.0):
         >>> round(float(F), 5), round(float(dF_ddf), 5)
         (0.8045, 0.01111)
     """
-    x, df, loc, scale = _real("student_t_cdf", x=x, df=df, loc=loc, scale=scale)
+    x, df, loc, scale = _args.real_arrays("student_t_cdf", x=x, df=df, loc=loc, scale=scale)
     return _t_cdf((x - loc) / scale, df)
 
 
@@ -172,7 +166,7 @@ def binomial_cdf(k, n, p):
         >>> round(float(F), 5), round(float(dF_dp), 4)
         (0.38228, -2.5082)
     """
-    n, p = _real("binomial_cdf", n=n, p=p)
+    n, p = _args.real_arrays("binomial_cdf", n=n, p=p)
     k = _count("binomial_cdf", k, n)
     k, n, p = jnp.broadcast_arrays(k, n, p)
     inside = (k >= 0) & (k < n)
@@ -192,7 +186,7 @@ def negative_binomial_cdf(k, n, p):
         >>> round(float(negative_binomial_cdf(4, 2.5, 0.3)), 5)
         0.459
     """
-    n, p = _real("negative_binomial_cdf", n=n, p=p)
+    n, p = _args.real_arrays("negative_binomial_cdf", n=n, p=p)
     k = _count("negative_binomial_cdf", k, n)
     k, n, p = jnp.broadcast_arrays(k, n, p)
     inside = k >= 0
@@ -211,7 +205,7 @@ def gamma_cdf(x, a, loc=0.0, scale=1.0):
         >>> round(float(jax.grad(jax.grad(gamma_cdf, 1), 1)(1.5, 2.0)), 5)  # ∂²F/∂a²
         0.10059
     """
-    x, a, loc, scale = _real("gamma_cdf", x=x, a=a, loc=loc, scale=scale)
+    x, a, loc, scale = _args.real_arrays("gamma_cdf", x=x, a=a, loc=loc, scale=scale)
     return gammainc(a, jnp.maximum((x - loc) / scale, 0))
 
 
@@ -227,7 +221,7 @@ def poisson_cdf(k, mu):
         >>> round(float(F), 5), round(float(dF_dmu), 5)
         (0.80885, -0.25102)
     """
-    (mu,) = _real("poisson_cdf", mu=mu)
+    (mu,) = _args.real_arrays("poisson_cdf", mu=mu)
     k = _count("poisson_cdf", k, mu)
     k, mu = jnp.broadcast_arrays(k, mu)
     inside = k >= 0

@@ -207,9 +207,7 @@ def betainc(a, b, x):
         >>> round(float(da), 4), round(float(db), 4)
         (-0.2409, 0.1563)
     """
-    for what, arr in zip(("a", "b", "x"), (a, b, x)):
-        _args.real_elementwise("betainc", what, arr)
-    return _betainc(*jnp.broadcast_arrays(*_args.inexact(a, b, x)))
+    return _betainc(*_args.real_arrays("betainc", a=a, b=b, x=x))
 
 
 # JAX's values as the reference, witnessed by finite differences (JAX has no derivative in a,

@@ -179,12 +179,6 @@ def _gammaincc_jvp(primals, tangents):
 _gammaincc.defjvp(_gammaincc_jvp, zeros_as_none=True)
 
 
-def _prepare(name, *arrays):
-    for what, arr in zip(("a", "x"), arrays):
-        _args.real_elementwise(name, what, arr)
-    return jnp.broadcast_arrays(*_args.inexact(*arrays))
-
-
 def gammainc(a, x):
     r"""The regularised lower incomplete gamma function
     $P(a, x) = \frac{1}{\Gamma(a)}\int_0^x t^{a-1}e^{-t}\,dt$, elementwise with broadcasting,
@@ -198,7 +192,7 @@ def gammainc(a, x):
         >>> round(float(d2), 5)
         0.10059
     """
-    return _gammainc(*_prepare("gammainc", a, x))
+    return _gammainc(*_args.real_arrays("gammainc", a=a, x=x))
 
 
 def gammaincc(a, x):
@@ -211,7 +205,7 @@ def gammaincc(a, x):
         >>> round(float(jax.grad(gammaincc, argnums=1)(2.0, 1.5)), 5)  # -x e^{-x}/Γ(2)
         -0.3347
     """
-    return _gammaincc(*_prepare("gammaincc", a, x))
+    return _gammaincc(*_args.real_arrays("gammaincc", a=a, x=x))
 
 
 # Registered with JAX's values as the reference, witnessed by finite differences of them (JAX's

@@ -185,12 +185,6 @@ def _betaincinv_jvp(primals, tangents):
 _betaincinv.defjvp(_betaincinv_jvp, zeros_as_none=True)
 
 
-def _prepare(name, **arrays):
-    for what, arr in arrays.items():
-        _args.real_elementwise(name, what, arr)
-    return jnp.broadcast_arrays(*_args.inexact(*arrays.values()))
-
-
 def gammaincinv(a, p):
     r"""The inverse of `gammainc` in $x$: $x$ with $P(a, x) = p$ (the gamma distribution's
     quantile function), elementwise, differentiable by implicit differentiation: to second
@@ -203,7 +197,7 @@ def gammaincinv(a, p):
         >>> round(float(gammainc(2.5, x)), 5), round(float(jax.grad(gammaincinv)(2.5, 0.3)), 4)
         (0.3, 0.8178)
     """
-    return _gammaincinv(*_prepare("gammaincinv", a=a, p=p))
+    return _gammaincinv(*_args.real_arrays("gammaincinv", a=a, p=p))
 
 
 def betaincinv(a, b, p):
@@ -218,7 +212,7 @@ def betaincinv(a, b, p):
         >>> round(float(betainc(2.0, 3.0, x)), 5), round(float(jax.grad(betaincinv, 1)(2.0, 3.0, 0.7)), 4)
         (0.7, -0.1035)
     """
-    return _betaincinv(*_prepare("betaincinv", a=a, b=b, p=p))
+    return _betaincinv(*_args.real_arrays("betaincinv", a=a, b=b, p=p))
 
 
 # Registered with the plain solves as references (JAX cannot differentiate the residual in a,

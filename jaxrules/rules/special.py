@@ -88,8 +88,7 @@ def _i1_jvp(primals, tangents):
 
 
 def _real(name, x):
-    _args.real_elementwise(name, "x", x)
-    (x,) = _args.inexact(x)
+    (x,) = _args.real_arrays(name, x=x)
     return x
 
 
