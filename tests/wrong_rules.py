@@ -1161,3 +1161,68 @@ wrong("ive_riccati_sign", "jvp_jvp_fd", None, reference=_bessel_reference("ive")
 wrong("kve_derivative_unscaled", "jvp_fd", "x", reference=_bessel_reference("kve"), **BESSEL)(
     _bessel_twin("kve", "unscaled")
 )
+
+
+# -- the remaining distribution functions and log_iv ---------------------------------------------
+def _beta_cdf_shapes_swapped(x, a, b):
+    # The mistake: the beta CDF as I_x(b, a), the shapes' roles exchanged.
+    from jaxrules.rules import betainc
+
+    return betainc(b, a, x)
+
+
+wrong("beta_cdf_shapes_swapped", "primal", None, reference=jax.scipy.stats.beta.cdf,
+      inputs={"x": I.probability((4,)), "a": _POS, "b": _POS}, cases=_DIFF,
+      scales=())(_beta_cdf_shapes_swapped)  # fmt: skip
+
+
+def _nbinom_failure_probability(k, n, p):
+    # The mistake: p read as the failure probability, I_{1−p}(n, k+1) (SciPy's nbinom: success).
+    from jaxrules.rules import betainc
+
+    return betainc(n, jnp.floor(k) + 1.0, 1 - p)
+
+
+wrong("negative_binomial_cdf_failure_probability", "primal", None,
+      reference=lambda k, n, p: jax.scipy.special.betainc(n, k + 1.0, p),
+      inputs={"k": _K, "n": _POS, "p": I.probability((4,))}, cases=_DIFF,
+      scales=())(_nbinom_failure_probability)  # fmt: skip
+
+
+def _gamma_cdf_ref(x, a):
+    return jax.scipy.stats.gamma.cdf(x, a)
+
+
+def _gamma_cdf_density_jvp(p_, t):
+    # The mistake: the density with Γ(a+1) for Γ(a) — x^{a−1}e^{−x}/Γ(a+1), off by a factor a.
+    from jaxrules.rules import incomplete_gamma as G
+
+    (x, a), (tx, ta) = p_, t
+    density = jnp.exp((a - 1) * jnp.log(x) - x - jax.scipy.special.gammaln(a + 1))
+    return _gamma_cdf_ref(x, a), density * tx + G._da(a, x) * ta
+
+
+wrong("gamma_cdf_density_gamma_a_plus_1", "jvp_fd", "x", reference=_gamma_cdf_ref,
+      inputs={"x": I.positive((4,)), "a": _POS}, cases=_DIFF,
+      scales=())(_rule(_gamma_cdf_ref, _gamma_cdf_density_jvp))  # fmt: skip
+
+
+def _log_iv_twin():
+    # The mistake: (log I_v)′ = I_{v+1}/I_v − v/x (the recurrence's sign slipped).
+    from jaxrules.rules import bessel as Bs
+
+    @jr.custom_jvp
+    def fn(v, x):
+        return Bs._reference(Bs.log_iv)(v, x)
+
+    @fn.defjvp
+    def _(p, t):
+        (v, x), (_, tx) = p, t
+        return fn(v, x), (Bs._core(v, x)[1] - v / x) * tx
+
+    return lambda x, v: fn(v, x)  # v static (see the Bessel twins above)
+
+
+wrong("log_iv_ratio_sign", "jvp_fd", "x", reference=_bessel_reference("log_iv"), **BESSEL)(
+    _log_iv_twin()
+)
