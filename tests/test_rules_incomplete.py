@@ -145,7 +145,7 @@ def test_batched_jit_vmap_and_errors(x64):
     # Broadcasting; vmap and jit agree with the elementwise gradients.
     P = gammainc(a, x)
     assert P.shape == (2, 3)
-    np.testing.assert_allclose(P, jax.scipy.special.gammainc(a, x), rtol=1e-15)
+    np.testing.assert_allclose(P, jax.scipy.special.gammainc(a, x), rtol=1e-12)
     g = jax.vmap(jax.grad(gammainc))(a.ravel(), jnp.tile(x, 2))
     g2 = jax.jit(jax.grad(lambda s: gammainc(s, x).sum()))(a)
     np.testing.assert_allclose(g2.ravel(), g, rtol=1e-13)

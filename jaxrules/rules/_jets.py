@@ -3,7 +3,9 @@ must converge, not only their values (the incomplete gamma and beta functions).
 
 A `Jet` holds an elementwise quantity $u(\theta)$ with its gradient and Hessian in $p$
 parameters $\theta$: `v` (shape `S`), `g` (`S + (p,)`), `h` (`S + (p, p)`, or `None` for a
-first-order jet). Sums, products, quotients and `exp` follow the product and quotient rules:
+first-order jet). A jet of order 0 is a value alone (`g` has no columns, `h` is `None`): the
+same loops then compute only the value, at the cost of the value. Sums, products, quotients
+and `exp` follow the product and quotient rules:
 
 $$(uw)' = u'w + uw', \quad (uw)'' = u''w + u'w'^\top + w'u'^\top + uw'',$$
 $$f = u/w: \quad f' = (u' - f w')/w, \quad f'' = (u'' - f'w'^\top - w'f'^\top - f w'')/w.$$
@@ -45,6 +47,8 @@ class Jet(NamedTuple):
 
     @property
     def order(self) -> int:
+        if self.g.shape[-1] == 0:
+            return 0
         return 1 if self.h is None else 2
 
 
@@ -101,7 +105,11 @@ def exp(u: Jet) -> Jet:
 
 def of(fn: Callable, theta: jax.Array, order: int) -> Jet:
     """The jet of the elementwise `fn(theta)` (`theta`: shape `S + (p,)`) by JAX's forward
-    mode: `p` JVPs for the gradient, `p²` nested ones for the Hessian."""
+    mode: `p` JVPs for the gradient, `p²` nested ones for the Hessian; at order 0 the value
+    alone (no JVP)."""
+    if order == 0:
+        v = fn(theta)
+        return Jet(v, jnp.zeros((*v.shape, 0), v.dtype), None)
     p = theta.shape[-1]
     basis = [jnp.zeros_like(theta).at[..., i].set(1) for i in range(p)]
 
@@ -125,7 +133,7 @@ def _negligible(step: Jet, total: Jet, tol) -> jax.Array:
     eps = jnp.finfo(total.v.dtype).eps
 
     def small(s, t, axes):
-        floor = eps * jnp.max(jnp.abs(t), axis=axes, keepdims=True) if axes else 0
+        floor = eps * jnp.max(jnp.abs(t), axis=axes, keepdims=True, initial=0) if axes else 0
         ok = jnp.abs(s) <= tol * (jnp.abs(t) + floor)
         return jnp.all(ok, axis=axes) if axes else ok
 

@@ -22,8 +22,10 @@ differentiated term by term: the recurrence of its convergents carries the value
 Hessian in $(a, b)$ as jets (`_jets`), and stops when all of them have converged. It converges
 fast for $x < (a+1)/(a+b+2)$; above, $I_x(a, b) = 1 - I_{1-x}(b, a)$ (with $\log(1-x)$ taken
 as `log1p(-x)`, and the derivatives' roles of $a$ and $b$ swapped; no cancellation where
-$I \approx 1$). The *values* are JAX's (`jax.scipy.special.betainc`). Third derivatives in
-$a$ or $b$ raise `NotImplementedError`; in $x$ any order works.
+$I \approx 1$). The *values* are the same fraction at order 0 (the value alone), with the
+prefactor $x^a(1-x)^b/B(a, b)$ in the form without cancellation of `_log_kernels` (JAX's plain
+form costs 7e-5 in float32 at $a, b \sim 100$; this one 8e-6). Third derivatives in $a$ or $b$
+raise `NotImplementedError`; in $x$ any order works.
 
 **Domain.** $a, b > 0$, $0 \le x \le 1$ (elsewhere NaN, as JAX's value). At $x \in \{0, 1\}$
 the derivatives in $a$, $b$ are 0; $\partial_x I$ there is the density's limit (0, $1/B$, or
@@ -45,6 +47,7 @@ from .. import inputs
 from .._custom import custom_jvp
 from . import _arguments as _args
 from . import _jets
+from . import _log_kernels as _kernels
 
 __all__ = ["betainc"]
 
@@ -62,7 +65,7 @@ def _betaln(a, b):
 # jaxpr each time it is traced).
 @functools.partial(jax.jit, static_argnums=3)
 def _ab_jets(a, b, x, order: int) -> _jets.Jet:
-    """The jet of $I_x(a, b)$ in $(a, b)$ (order 1 or 2), elementwise."""
+    """The jet of $I_x(a, b)$ in $(a, b)$ (order 0: the value alone, 1 or 2), elementwise."""
     dtype = a.dtype
     valid = (a > 0) & (b > 0) & (x > 0) & (x < 1)
     swap = x > (a + 1) / (a + b + 2)
@@ -73,22 +76,16 @@ def _ab_jets(a, b, x, order: int) -> _jets.Jet:
     y = jnp.where(valid, jnp.where(swap, 1 - x, x), 0.25).astype(dtype)
     xs = jnp.where(valid, x, 0.5)
     log_x, log_1mx = jnp.log(xs), jnp.log1p(-xs)
-    log_y = jnp.where(swap, log_1mx, log_x)
-    log_1my = jnp.where(swap, log_x, log_1mx)
+
+    def log_prefactor(th):
+        # y^p (1-y)^q / (p B(p, q)), the kernel being symmetric under (a, b, x) ↔ (b, a, 1-x):
+        # taken in the unswapped arguments, so that it sees x (exact), not a rounded 1 - x.
+        p_, q_ = th[..., 0], th[..., 1]
+        a_, b_ = jnp.where(swap, q_, p_), jnp.where(swap, p_, q_)
+        return _kernels.log_beta_kernel(a_, b_, log_x, log_1mx, xs) - jnp.log(p_)
 
     theta = jnp.stack([p, q], axis=-1)
-    prefactor = _jets.exp(
-        _jets.of(
-            lambda th: (
-                th[..., 0] * log_y
-                + th[..., 1] * log_1my
-                - jnp.log(th[..., 0])
-                - _betaln(th[..., 0], th[..., 1])
-            ),
-            theta,
-            order,
-        )
-    )
+    prefactor = _jets.exp(_jets.of(log_prefactor, theta, order))
 
     def d(n, th):
         # a_n = d_{n-1} for n >= 2 (a_1 = 1): j = n - 1, m = ⌊j/2⌋.
@@ -104,23 +101,25 @@ def _ab_jets(a, b, x, order: int) -> _jets.Jet:
     )
     j = _jets.mul(prefactor, fraction)
 
-    def pick(swapped, direct, k):
+    def pick(swapped, direct, k, at_one=0):
         s = swap.reshape(swap.shape + (1,) * k)
         out = jnp.where(s, swapped, direct)
         domain = (a > 0) & (b > 0) & (x >= 0) & (x <= 1)
-        out = jnp.where(valid.reshape(s.shape), out, 0)
+        out = jnp.where(valid.reshape(s.shape), out, jnp.where(x == 1, at_one, 0).reshape(s.shape))
         return jnp.where(domain.reshape(s.shape), out, jnp.nan)
 
     g = pick(-j.g[..., ::-1], j.g, 1)
-    h = None if order == 1 else pick(-j.h[..., ::-1, ::-1], j.h, 2)
-    return _jets.Jet(pick(1 - j.v, j.v, 0), g, h)
+    h = None if order < 2 else pick(-j.h[..., ::-1, ::-1], j.h, 2)
+    return _jets.Jet(pick(1 - j.v, j.v, 0, at_one=1), g, h)
 
 
 def _dx(a, b, x):
-    """$\\partial_x I_x(a, b)$ (plain JAX), with its limits at $x \\in \\{0, 1\\}$."""
+    """$\\partial_x I_x(a, b)$ (plain JAX, the prefactor without cancellation:
+    `_log_kernels`), with its limits at $x \\in \\{0, 1\\}$."""
     inside = (x > 0) & (x < 1)
     xs = jnp.where(inside, x, 0.5)
-    d = jnp.exp((a - 1) * jnp.log(xs) + (b - 1) * jnp.log1p(-xs) - _betaln(a, b))
+    log_x, log_1mx = jnp.log(xs), jnp.log1p(-xs)
+    d = jnp.exp(_kernels.log_beta_kernel(a, b, log_x, log_1mx, xs) - log_x - log_1mx)
 
     def limit(c, other):  # the density at an end where its exponent is c - 1
         at_one = other  # 1/B(1, c) = c
@@ -179,7 +178,7 @@ _grad_ab.defjvp(_grad_ab_jvp, zeros_as_none=True)
 
 @custom_jvp
 def _betainc(a, b, x):
-    return jss.betainc(a, b, x)
+    return _ab_jets(a, b, x, 0).v
 
 
 def _betainc_jvp(primals, tangents):
@@ -198,7 +197,7 @@ def betainc(a, b, x):
     r"""The regularised incomplete beta function
     $I_x(a, b) = \frac{1}{B(a, b)}\int_0^x t^{a-1}(1-t)^{b-1}\,dt$, elementwise with
     broadcasting, differentiable to second order in $a$ and $b$ (JAX: not at all) and to any
-    order in $x$. Values are `jax.scipy.special.betainc`'s; see the module for the rules.
+    order in $x$, and more accurate than JAX's in float32 at large shapes; see the module.
 
     Examples:
         >>> import jax

@@ -25,9 +25,12 @@ $$\partial_x P = \frac{x^{a-1} e^{-x}}{\Gamma(a)}, \qquad
   cancellation where $P \approx 1$).
 
 Both carry the value, first and second derivative in $a$ as jets (`_jets`) and stop when all
-three have converged (to 32 ε). The *values* are JAX's (`jax.scipy.special.gammainc`); the rules
-give the derivatives. Third derivatives in $a$ raise `NotImplementedError`; in $x$ any order
-works (the closed forms are plain JAX).
+three have converged (to 32 ε). The *values* are the same loops at order 0 (the value alone),
+and every prefactor $x^a e^{-x}/\Gamma(a+1)$ is taken in the form without cancellation of
+`_log_kernels` (Stirling's series out analytically): its plain form, JAX's, costs ~6e-5 in
+float32 at $a \sim 100$; this form ~6e-6 (the accuracy table). The series is summed relative
+to its first term, so that no term is flushed as a subnormal. Third derivatives in $a$ raise
+`NotImplementedError`; in $x$ any order works (the closed forms are plain JAX).
 
 **Domain.** $a > 0$, $x \ge 0$ (elsewhere the value and derivatives are NaN, as JAX's value).
 At $x = 0$: $P = 0$ and its derivatives in $a$ are 0; $\partial_x P(a, 0)$ is 0 for $a > 1$,
@@ -50,6 +53,7 @@ from .. import inputs
 from .._custom import custom_jvp
 from . import _arguments as _args
 from . import _jets
+from . import _log_kernels as _kernels
 
 __all__ = ["gammainc", "gammaincc"]
 
@@ -58,28 +62,33 @@ _MAX_TERMS = 4096
 
 # Jitted: called eagerly, a loop would be compiled again at every call (its body is a new
 # jaxpr each time it is traced).
-@functools.partial(jax.jit, static_argnums=2)
-def _a_jets(a, x, order: int) -> _jets.Jet:
-    """The jet of $P(a, x)$ in $a$ (order 1 or 2), elementwise."""
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _a_jets(a, x, order: int, upper: bool = False) -> _jets.Jet:
+    """The jet of $P(a, x)$ (`upper`: of $Q$) in $a$ (order 0: the value alone, 1 or 2),
+    elementwise."""
     dtype = a.dtype
-    valid = (a > 0) & (x > 0)
+    valid = (a > 0) & (x > 0) & (x < jnp.inf)
     use_cf = valid & (x > 1) & (x > a)
     use_series = valid & ~use_cf
     # The other branch's loop sees a point where it converges at once (and never log 0).
     sa, sx = jnp.where(use_series, a, 1), jnp.where(use_series, x, 1e-3).astype(dtype)
     ca, cx = jnp.where(use_cf, a, 1), jnp.where(use_cf, x, 50).astype(dtype)
 
+    # The series is summed relative to its first term (t_k / t_0, from 1) and scaled after:
+    # summed as is, terms below the dtype's smallest normal number (P ~ 1e-34 in float32)
+    # would be flushed to 0 and the sum lose its tail.
     theta = sa[..., None]
-    log_sx = jnp.log(sx)
-    first = _jets.exp(
-        _jets.of(lambda th: th[..., 0] * log_sx - sx - jss.gammaln(th[..., 0] + 1), theta, order)
-    )
-    p = _jets.series(first, lambda k, th: sx / (th[..., 0] + k), theta, max_terms=_MAX_TERMS)
+    first = _jets.exp(_jets.of(lambda th: _kernels.log_gamma_kernel(th[..., 0], sx), theta, order))
+    ratio = lambda k, th: sx / (th[..., 0] + k)
+    p = _jets.mul(first, _jets.series(_jets.const(1, first), ratio, theta, max_terms=_MAX_TERMS))
 
     theta = ca[..., None]
-    log_cx = jnp.log(cx)
     prefactor = _jets.exp(
-        _jets.of(lambda th: th[..., 0] * log_cx - cx - jss.gammaln(th[..., 0]), theta, order)
+        _jets.of(
+            lambda th: _kernels.log_gamma_kernel(th[..., 0], cx) + jnp.log(th[..., 0]),
+            theta,
+            order,
+        )
     )
     fraction = _jets.continued_fraction(
         (
@@ -92,25 +101,39 @@ def _a_jets(a, x, order: int) -> _jets.Jet:
     )
     q = _jets.mul(prefactor, fraction)
 
-    def pick(from_p, from_q, k):
+    def pick(series, fraction, k, at_zero=0, at_inf=0):
         def shaped(m):
             return m.reshape(m.shape + (1,) * k)
 
-        out = jnp.where(shaped(use_cf), -from_q, from_p)
-        out = jnp.where(shaped(valid), out, 0)
+        out = jnp.where(shaped(use_cf), fraction, series)
+        out = jnp.where(shaped(valid), out, jnp.where(shaped(x == 0), at_zero, at_inf))
         return jnp.where(shaped((a > 0) & (x >= 0)), out, jnp.nan)
 
-    h = None if order == 1 else pick(p.h, q.h, 2)
-    return _jets.Jet(pick(p.v, q.v, 0), pick(p.g, q.g, 1), h)
+    # Each function from the branch that gives it directly where it is small, P from the series
+    # (x ≤ a) and Q from the fraction (x > a), the other as 1 minus it (≥ ½ there: no
+    # cancellation). P(a, 0) = 0, P(a, ∞) = 1; Q's derivatives are P's negated.
+    if upper:
+        value, sign = pick(1 - p.v, q.v, 0, at_zero=1), -1
+    else:
+        value, sign = pick(p.v, 1 - q.v, 0, at_inf=1), 1
+    h = None if order < 2 else sign * pick(p.h, -q.h, 2)
+    return _jets.Jet(value, sign * pick(p.g, -q.g, 1), h)
+
+
+def _value(a, x, upper: bool):
+    """$P(a, x)$ (`upper`: $Q$): the loops above at order 0 (the value alone)."""
+    return _a_jets(a, x, 0, upper).v
 
 
 def _dx(a, x):
-    """$\\partial_x P(a, x)$ (plain JAX), with its limits at $x = 0$."""
-    positive = x > 0
+    """$\\partial_x P(a, x) = \\frac{x^{a-1}e^{-x}}{\\Gamma(a)}$ (plain JAX, the prefactor
+    without cancellation: `_log_kernels`), with its limits at $x = 0$."""
+    positive = (x > 0) & (x < jnp.inf)
     xs = jnp.where(positive, x, 1)
-    d = jnp.exp((a - 1) * jnp.log(xs) - xs - jss.gammaln(a))
+    d = jnp.exp(_kernels.log_gamma_kernel(a, xs) - _kernels.log_ratio(xs, a))
     at_zero = jnp.where(a == 1, 1.0, jnp.where(a < 1, jnp.inf, 0.0)).astype(d.dtype)
-    return jnp.where(positive, d, jnp.where(x == 0, at_zero, jnp.nan))
+    edge = jnp.where(x == 0, at_zero, jnp.where(x == jnp.inf, 0.0, jnp.nan)).astype(d.dtype)
+    return jnp.where(positive, d, edge)
 
 
 def _da_dx(a, x):
@@ -155,7 +178,7 @@ def _tangent(a, x, ta, tx, sign):
 
 @custom_jvp
 def _gammainc(a, x):
-    return jss.gammainc(a, x)
+    return _value(a, x, upper=False)
 
 
 def _gammainc_jvp(primals, tangents):
@@ -168,7 +191,7 @@ _gammainc.defjvp(_gammainc_jvp, zeros_as_none=True)
 
 @custom_jvp
 def _gammaincc(a, x):
-    return jss.gammaincc(a, x)
+    return _value(a, x, upper=True)
 
 
 def _gammaincc_jvp(primals, tangents):
@@ -181,9 +204,9 @@ _gammaincc.defjvp(_gammaincc_jvp, zeros_as_none=True)
 
 def gammainc(a, x):
     r"""The regularised lower incomplete gamma function
-    $P(a, x) = \frac{1}{\Gamma(a)}\int_0^x t^{a-1}e^{-t}\,dt$, elementwise with broadcasting,
+    $P(a, x) = \\frac{1}{\\Gamma(a)}\int_0^x t^{a-1}e^{-t}\,dt$, elementwise with broadcasting,
     differentiable to second order in $a$ and to any order in $x$ (JAX's second derivative in
-    $a$ raises). Values are `jax.scipy.special.gammainc`'s; see the module for the rules.
+    $a$ raises), and more accurate than JAX's in float32 at large $a$; see the module.
 
     Examples:
         >>> import jax

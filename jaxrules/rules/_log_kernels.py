@@ -1,0 +1,178 @@
+r"""The logarithms of the incomplete gamma and beta functions' prefactors,
+
+$$\log\frac{x^a e^{-x}}{\Gamma(a+1)} \quad\text{and}\quad \log\frac{x^a(1-x)^b}{B(a, b)},$$
+
+without the cancellation of their plain forms. Written plainly, $a\log x - x - \log\Gamma(a+1)$
+is a difference of terms of size $a\log a$ (≈ 460 at $a = 100$) whose result is often small,
+so its float32 rounding alone costs ~1e-5 relative in the prefactor. As Temme and DiDonato &
+Morris (1992, `brcomp`), take Stirling's series out analytically. With
+$\log\Gamma(z) = (z - \tfrac12)\log z - z + \tfrac12\log 2\pi + c(z)$ ($c$: Stirling's
+correction, $\approx 1/(12z)$) and $\varphi(\mu) = \mu - \log(1 + \mu) \ge 0$:
+
+$$\log\frac{x^a e^{-x}}{\Gamma(a+1)} = -a\,\varphi\Bigl(\frac{x - a}{a}\Bigr)
+  - \tfrac12\log(2\pi a) - c(a),$$
+
+$$\log\frac{x^a (1-x)^b}{B(a, b)} = -a\,\varphi\Bigl(\frac{\lambda}{a}\Bigr)
+  - b\,\varphi\Bigl(-\frac{\lambda}{b}\Bigr) + \tfrac12\log\frac{ab}{2\pi(a+b)}
+  - c(a) - c(b) + c(a+b), \qquad \lambda = (a+b)x - a$$
+
+(expand $\log\Gamma$ on the right of the plain forms; the $a\log a$ terms cancel exactly, and
+$a\mu_a + b\mu_b = 0$ for $\mu_a = \lambda/a$, $\mu_b = -\lambda/b$). Every term is now of the
+size of the result. $\varphi$ itself cancels near 0 ($\varphi(\mu) \approx \mu^2/2$); there,
+with $r = \mu/(2 + \mu)$, $\mu - 2r = r\mu$ and $\log(1+\mu) = 2\operatorname{artanh} r$ give
+
+$$\varphi(\mu) = r\mu - 2\Bigl(\frac{r^3}{3} + \frac{r^5}{5} + \cdots\Bigr),
+  \qquad |r| \le \tfrac13 \text{ for } -\tfrac12 \le \mu \le 1,$$
+
+a series of positive terms that falls by 9 per term (17 terms: float64). Elsewhere
+$\varphi(\mu) = \mu - \log(1+\mu)$ directly, with $\log(1 + \mu)$ from the logarithms of $x$
+and $1 - x$ (`log1p(-x)`, not a rounded $1 - x$). $c(z)$ is Stirling's asymptotic series
+for $z \ge 10$ (8 terms: below float64's ε), and below 10 that series at $z + n \ge 10$ plus
+the $n$ steps $c(w) - c(w+1) = (w + \tfrac12)\log(1 + 1/w) - 1$.
+
+The rules' jets in $a$, $b$ (`_jets.of`) differentiate these twice, nested; $\varphi$ and $c$
+carry their derivatives as rules ($\varphi'(\mu) = \mu/(1+\mu)$; $c'(z) = \psi(z) - \log z +
+\tfrac{1}{2z}$ below 10, the series' derivative above), so that the nested JVPs do not trace
+their series (compiling them cost 5–50× the plain form's time), and $\log(x/a)$ carries the
+derivatives of $\log x - \log a$ (JAX's, through $1/(x/a)$, would square a tiny quotient and
+overflow float32). The float32 error that remains is the rounding of terms of the result's own
+size: about $|\log P|\cdot\varepsilon$ relative in the deep tails (`docs/library/special.md`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.special as jss
+
+from .._custom import custom_jvp
+from . import _arguments as _args
+
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+# Stirling's series c(z) = Σ B_{2k} / (2k (2k-1) z^{2k-1}), k = 1..8.
+_STIRLING = (
+    1 / 12,
+    -1 / 360,
+    1 / 1260,
+    -1 / 1680,
+    1 / 1188,
+    -691 / 360360,
+    1 / 156,
+    -3617 / 122400,
+)
+_SERIES_FROM = 10.0
+
+
+def _stirling_series(z):
+    """Stirling's series for $c(z)$, $z \\ge 10$ (plain JAX: its derivatives are JAX's)."""
+    w = 1 / (z * z)
+    series = jnp.zeros_like(z)
+    for c in reversed(_STIRLING):
+        series = c + w * series
+    return series / z
+
+
+@custom_jvp
+def stirling_correction(z):
+    """$c(z) = \\log\\Gamma(z) - (z - \\tfrac12)\\log z + z - \\tfrac12\\log 2\\pi$ ($z > 0$):
+    Stirling's series from 10 on; below, $c(z) = c(z + n) + \\sum_{k<n} [c(z+k) - c(z+k+1)]$,
+    $c(w) - c(w+1) = (w + \\tfrac12)\\log(1 + 1/w) - 1$: each step's rounding is ~ε, against
+    $|\\log\\Gamma(z)|\\,\\varepsilon$ for $\\log\\Gamma$ minus the rest. Its derivative is a rule,
+    $c'(z) = \\psi(z) - \\log z + \\tfrac{1}{2z}$ below 10 (absolute error ~ε, what the kernels
+    need), so that the jets' nested JVPs do not trace the steps."""
+    shift = jnp.where(z >= _SERIES_FROM, 0, jnp.ceil(_SERIES_FROM - z))
+    total = _stirling_series(z + shift)
+    for k in range(int(_SERIES_FROM)):
+        step = (z + k + 0.5) * jnp.log1p(1 / (z + k)) - 1
+        total = total + jnp.where(k < shift, step, 0)
+    return total
+
+
+def _stirling_derivative(z):
+    big = z >= _SERIES_FROM
+    zb, zs = jnp.where(big, z, _SERIES_FROM), jnp.where(big, 1, z)
+    series = jax.jvp(_stirling_series, (zb,), (jnp.ones_like(zb),))[1]
+    return jnp.where(big, series, jss.digamma(zs) - jnp.log(zs) + 0.5 / zs)
+
+
+def _stirling_correction_jvp(primals, tangents):
+    ((z,), (t,)) = primals, tangents
+    return stirling_correction(z), _stirling_derivative(z) * t
+
+
+stirling_correction.defjvp(_stirling_correction_jvp)
+
+
+@custom_jvp
+def log1pmx(mu, log1p_mu):
+    """$\\varphi(\\mu) = \\mu - \\log(1 + \\mu)$ without cancellation near 0; `log1p_mu` is
+    $\\log(1 + \\mu)$, used only away from 0 (pass it accurately). Its derivative is a rule
+    ($\\varphi' = \\mu/(1+\\mu)$ near 0; $d\\mu - d\\log(1+\\mu)$ from the arguments elsewhere), so
+    that nested JVPs do not trace the series."""
+    near = (mu >= -0.5) & (mu <= 1)
+    m = jnp.where(near, mu, 0.5)
+    r = m / (2 + m)
+    r2 = r * r
+    tail = jnp.zeros_like(r)
+    for k in range(17, 0, -1):  # 1/3 + r²/5 + r⁴/7 + … (r² ≤ 1/9)
+        tail = 1 / (2 * k + 1) + r2 * tail
+    return jnp.where(near, r * m - 2 * r * r2 * tail, mu - log1p_mu)
+
+
+def _log1pmx_jvp(primals, tangents):
+    (mu, log1p_mu), (t_mu, t_log) = primals, tangents
+    near = (mu >= -0.5) & (mu <= 1)
+    m = jnp.where(near, mu, 0.5)
+    return log1pmx(mu, log1p_mu), jnp.where(near, m / (1 + m) * t_mu, t_mu - t_log)
+
+
+log1pmx.defjvp(_log1pmx_jvp)
+
+
+@custom_jvp
+def log_ratio(x, a):
+    """$\\log(x/a)$, one rounding of the quotient (not two logarithms' of their own size), with
+    the derivatives of $\\log x - \\log a$: JAX's own, through $1/(x/a)$, would square the
+    quotient in the second derivative and overflow float32 at $x/a \\sim 10^{-20}$ (tiny
+    quantiles)."""
+    return jnp.log(x / a)
+
+
+def _log_ratio_jvp(primals, tangents):
+    (x, a), (tx, ta) = primals, tangents
+    return log_ratio(x, a), _args.linear_tangent((tx, lambda: 1 / x), (ta, lambda: -1 / a))
+
+
+log_ratio.defjvp(_log_ratio_jvp, zeros_as_none=True)
+
+
+def log_gamma_kernel(a, x):
+    """$\\log(x^a e^{-x}/\\Gamma(a+1))$ for $a, x > 0$. Below $a = 1$ the part without $x$,
+    $-\\tfrac12\\log(2\\pi a) - c(a)$, is taken as $a\\log a - a - \\log\\Gamma(a+1)$ (equal): the
+    two forms' singular parts $\\mp\\tfrac12\\log a$ cancel, and their second derivatives
+    $\\pm 1/(2a^2)$ would cost float32 its digits at $a \\sim 0.01$."""
+    mu = (x - a) / a
+    phi = log1pmx(mu, log_ratio(x, a))
+    small = a < 1
+    a_small, a_big = jnp.where(small, a, 1), jnp.where(small, 1, a)
+    rest = jnp.where(
+        small,
+        a_small * jnp.log(a_small) - a_small - jss.gammaln(a_small + 1),
+        -0.5 * jnp.log(a_big) - _HALF_LOG_2PI - stirling_correction(a_big),
+    )
+    return rest - a * phi
+
+
+def log_beta_kernel(a, b, log_x, log_1mx, x):
+    """$\\log(x^a (1-x)^b / B(a, b))$ for $a, b > 0$, $0 < x < 1$; `log_x`, `log_1mx` are
+    $\\log x$ and $\\log(1 - x)$ (`log1p(-x)`)."""
+    s = a + b
+    lam = s * x - a
+    phi_a = log1pmx(lam / a, log_x + jnp.log1p(b / a))
+    phi_b = log1pmx(-lam / b, log_1mx + jnp.log1p(a / b))
+    c = stirling_correction(a) + stirling_correction(b) - stirling_correction(s)
+    return (
+        -(a * phi_a + b * phi_b) + 0.5 * (jnp.log(a) + jnp.log(b) - jnp.log(s)) - _HALF_LOG_2PI - c
+    )
