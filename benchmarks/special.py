@@ -14,7 +14,7 @@ Three parts, each writing `benchmarks/results/special_<part>.{json,md}`:
   values a dtype cannot hold — below its smallest normal number — are skipped). The mpmath
   reference of a CDF is taken from its smaller tail (the complement of the other loses its
   digits).
-- `timing`: interleaved time ratios, jaxrules / JAX, where JAX has the derivative.
+- `timing`: interleaved time ratios, jaxrules / JAX, where JAX has the derivative (and the values).
 
 Run: `python benchmarks/special.py {audit,accuracy,timing} [--only NAME]` (needs mpmath).
 """
@@ -367,8 +367,10 @@ def timing(n=10_000, pairs=15, only=None):
         return jax.jit(jax.grad(lambda *args: f(*args).sum(), argnum))
 
     cases = {
+        "gammainc value": (jax.jit(R.gammainc), jax.jit(jsp.gammainc), (a, x)),
         "gammainc ∂x": (grad_sum(R.gammainc, 1), grad_sum(jsp.gammainc, 1), (a, x)),
         "gammainc ∂a": (grad_sum(R.gammainc, 0), grad_sum(jsp.gammainc, 0), (a, x)),
+        "betainc value": (jax.jit(R.betainc), jax.jit(jsp.betainc), (a, b, u)),
         "betainc ∂x": (grad_sum(R.betainc, 2), grad_sum(jsp.betainc, 2), (a, b, u)),
         "i0 ∂x": (grad_sum(R.i0, 0), grad_sum(jsp.i0, 0), (x,)),
         "i1 ∂x": (grad_sum(R.i1, 0), grad_sum(jsp.i1, 0), (x,)),
@@ -389,7 +391,7 @@ def timing(n=10_000, pairs=15, only=None):
 
 
 def timing_markdown(rows):
-    lines = ["| derivative | n | jaxrules / JAX time (median, range) |", "|---|---|---|"]
+    lines = ["| what | n | jaxrules / JAX time (median, range) |", "|---|---|---|"]
     for r in rows:
         lo, hi = r["spread"]
         lines.append(f"| `{r['name']}` | {r['n']} | {r['ratio']:.2f} ({lo:.2f}–{hi:.2f}) |")

@@ -50,6 +50,24 @@ def test_against_mpmath(x64, fn):
                 assert abs(ours32[i, k] - want[k]) <= tol * f32, (v, x, k, ours32[i, k])
 
 
+def test_hankel_region_values_and_derivatives(x64):
+    """x ≥ 20 with 2v² ≤ x: `ive` and `log_iv` from Hankel's expansion, to second order — also
+    at x = 2e5, beyond the continued fraction's 20 000 steps (NaN there before)."""
+    points = [(0.3, 50.0), (2.5, 300.0), (0.7, 2e5), (0.0, 20.0), (3.1, 19.3)]
+    v = jnp.asarray([p[0] for p in points])
+    x = jnp.asarray([p[1] for p in points])
+    for fn in (ive, log_iv):
+        d1 = jax.grad(fn, 1)
+        d2 = jax.grad(d1, 1)
+        got = jax.jit(jax.vmap(lambda v, x: jnp.stack([fn(v, x), d1(v, x), d2(v, x)])))(v, x)
+        for i, (vi, xi) in enumerate(points):
+            with mp.workdps(40):
+                f = lambda t: REFS[fn](vi, t)
+                want = [float(f(xi)), float(mp.diff(f, xi)), float(mp.diff(f, xi, 2))]
+            for k in range(3):
+                assert abs(float(got[i, k]) - want[k]) <= 1e-11 * abs(want[k]), (fn, vi, xi, k)
+
+
 def test_edges_order_derivative_error_and_batching(x64):
     assert float(ive(0.0, 0.0)) == 1.0 and float(ive(1.5, 0.0)) == 0.0
     assert float(kve(1.5, 0.0)) == np.inf

@@ -46,6 +46,7 @@ import math
 import jax
 import jax.numpy as jnp
 import jax.scipy.special as jss
+from jax import lax
 
 from .._custom import custom_jvp
 from . import _arguments as _args
@@ -63,6 +64,7 @@ _STIRLING = (
     -3617 / 122400,
 )
 _SERIES_FROM = 10.0
+_STABLE_FROM = 10.0  # shapes from which the plain forms lose digits (≳ 2e-6 in float32)
 
 
 def _stirling_series(z):
@@ -148,31 +150,75 @@ def _log_ratio_jvp(primals, tangents):
 log_ratio.defjvp(_log_ratio_jvp, zeros_as_none=True)
 
 
+def _where_stable(needed, plain, stable):
+    """`stable()` where `needed`, `plain()` elsewhere (both thunks). The stable forms cost about
+    twice the plain ones, so they are evaluated only when some element needs them (under
+    `vmap` the condition is batched and both are)."""
+    return lax.cond(jnp.any(needed), lambda: jnp.where(needed, stable(), plain()), plain)
+
+
+def _gamma_stable(needed, a, x):
+    a_, x_ = (jnp.where(needed, u, _STABLE_FROM) for u in (a, x))
+    phi = log1pmx((x_ - a_) / a_, log_ratio(x_, a_))
+    return -0.5 * jnp.log(a_) - _HALF_LOG_2PI - stirling_correction(a_) - a_ * phi, a_, x_
+
+
 def log_gamma_kernel(a, x):
-    """$\\log(x^a e^{-x}/\\Gamma(a+1))$ for $a, x > 0$. Below $a = 1$ the part without $x$,
-    $-\\tfrac12\\log(2\\pi a) - c(a)$, is taken as $a\\log a - a - \\log\\Gamma(a+1)$ (equal): the
-    two forms' singular parts $\\mp\\tfrac12\\log a$ cancel, and their second derivatives
-    $\\pm 1/(2a^2)$ would cost float32 its digits at $a \\sim 0.01$."""
-    mu = (x - a) / a
-    phi = log1pmx(mu, log_ratio(x, a))
-    small = a < 1
-    a_small, a_big = jnp.where(small, a, 1), jnp.where(small, 1, a)
-    rest = jnp.where(
-        small,
-        a_small * jnp.log(a_small) - a_small - jss.gammaln(a_small + 1),
-        -0.5 * jnp.log(a_big) - _HALF_LOG_2PI - stirling_correction(a_big),
+    """$\\log(x^a e^{-x}/\\Gamma(a+1))$ for $a, x > 0$: the form above from $a = 10$, the plain
+    $a\\log x - x - \\log\\Gamma(a+1)$ below (there its terms are small, and its cost half)."""
+    needed = a >= _STABLE_FROM
+    return _where_stable(
+        needed,
+        lambda: a * jnp.log(x) - x - jss.gammaln(a + 1),
+        lambda: _gamma_stable(needed, a, x)[0],
     )
-    return rest - a * phi
+
+
+def log_gamma_density(a, x):
+    """$\\log(x^{a-1} e^{-x}/\\Gamma(a)) = $ `log_gamma_kernel` $- \\log(x/a)$, plain below
+    $a = 10$ (JAX's own form of the density there)."""
+    needed = a >= _STABLE_FROM
+
+    def stable():
+        kernel, a_, x_ = _gamma_stable(needed, a, x)
+        return kernel - log_ratio(x_, a_)
+
+    return _where_stable(needed, lambda: (a - 1) * jnp.log(x) - x - jss.gammaln(a), stable)
+
+
+def _beta_stable(needed, a, b, log_x, log_1mx, x):
+    a_, b_ = (jnp.where(needed, u, _STABLE_FROM) for u in (a, b))
+    s = a_ + b_
+    lam = s * x - a_
+    phi_a = log1pmx(lam / a_, log_x + jnp.log1p(b_ / a_))
+    phi_b = log1pmx(-lam / b_, log_1mx + jnp.log1p(a_ / b_))
+    c = stirling_correction(a_) + stirling_correction(b_) - stirling_correction(s)
+    half_log = 0.5 * (jnp.log(a_) + jnp.log(b_) - jnp.log(s))
+    return -(a_ * phi_a + b_ * phi_b) + half_log - _HALF_LOG_2PI - c
+
+
+def _log_beta(a, b):
+    return jss.gammaln(a) + jss.gammaln(b) - jss.gammaln(a + b)
 
 
 def log_beta_kernel(a, b, log_x, log_1mx, x):
     """$\\log(x^a (1-x)^b / B(a, b))$ for $a, b > 0$, $0 < x < 1$; `log_x`, `log_1mx` are
-    $\\log x$ and $\\log(1 - x)$ (`log1p(-x)`)."""
-    s = a + b
-    lam = s * x - a
-    phi_a = log1pmx(lam / a, log_x + jnp.log1p(b / a))
-    phi_b = log1pmx(-lam / b, log_1mx + jnp.log1p(a / b))
-    c = stirling_correction(a) + stirling_correction(b) - stirling_correction(s)
-    return (
-        -(a * phi_a + b * phi_b) + 0.5 * (jnp.log(a) + jnp.log(b) - jnp.log(s)) - _HALF_LOG_2PI - c
+    $\\log x$ and $\\log(1 - x)$ (`log1p(-x)`). The form above where $a$ or $b \\ge 10$, the
+    plain $a\\log x + b\\log(1-x) - \\log B(a, b)$ elsewhere."""
+    needed = (a >= _STABLE_FROM) | (b >= _STABLE_FROM)
+    return _where_stable(
+        needed,
+        lambda: a * log_x + b * log_1mx - _log_beta(a, b),
+        lambda: _beta_stable(needed, a, b, log_x, log_1mx, x),
+    )
+
+
+def log_beta_density(a, b, log_x, log_1mx, x):
+    """$\\log(x^{a-1}(1-x)^{b-1}/B(a, b))$ = `log_beta_kernel` $- \\log x - \\log(1-x)$, plain
+    where both shapes are below 10."""
+    needed = (a >= _STABLE_FROM) | (b >= _STABLE_FROM)
+    return _where_stable(
+        needed,
+        lambda: (a - 1) * log_x + (b - 1) * log_1mx - _log_beta(a, b),
+        lambda: _beta_stable(needed, a, b, log_x, log_1mx, x) - log_x - log_1mx,
     )

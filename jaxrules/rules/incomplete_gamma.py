@@ -130,7 +130,7 @@ def _dx(a, x):
     without cancellation: `_log_kernels`), with its limits at $x = 0$."""
     positive = (x > 0) & (x < jnp.inf)
     xs = jnp.where(positive, x, 1)
-    d = jnp.exp(_kernels.log_gamma_kernel(a, xs) - _kernels.log_ratio(xs, a))
+    d = jnp.exp(_kernels.log_gamma_density(a, xs))
     at_zero = jnp.where(a == 1, 1.0, jnp.where(a < 1, jnp.inf, 0.0)).astype(d.dtype)
     edge = jnp.where(x == 0, at_zero, jnp.where(x == jnp.inf, 0.0, jnp.nan)).astype(d.dtype)
     return jnp.where(positive, d, edge)
