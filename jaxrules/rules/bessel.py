@@ -45,10 +45,12 @@ expansions) for the values and the ratio, with the same Riccati rules: no loops.
 $x > 0$; at $x = 0$ the values' limits ($I_0 = 1$, $I_{v>0} = 0$, $K = \infty$); elsewhere NaN.
 The continued fraction for $r$ takes $O(x)$ steps for $x \gg v$; `ive` and `log_iv` skip it
 where Hankel's expansion applies ($2v^2 \le x$); elsewhere (and in `kve`'s derivative) an
-element not converged after 20 000 steps (beyond $x \approx 10^4$) is NaN. Accuracy against mpmath (float64): values and first
-derivatives within 1e-12; second derivatives at $x \gg v$ lose about $(x/v)^2\varepsilon$
-(the Riccati forms subtract terms of size $(2v+1)/x$ to leave one of size $1/x^2$): 7e-10 at
-$x = 250$, $v = 12$; in float32 the registered check allows 1e-3 for that reason.
+element not converged after 20 000 steps (beyond $x \approx 10^4$) is NaN. Accuracy against
+mpmath (float64): values and first derivatives within 1e-12; second derivatives through the
+Riccati rules at $x \gg v$ lose about $(x/v)^2\varepsilon$ (they subtract terms of size
+$(2v+1)/x$ to leave one of size $1/x^2$): 7e-10 at $x = 250$, $v = 12$ (not where Hankel's
+expansion applies); in float32 the registered check allows 1e-3 for that reason. float32
+accuracy: `docs/library/special.md`.
 """
 
 from __future__ import annotations

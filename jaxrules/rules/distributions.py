@@ -140,7 +140,8 @@ def _in_nu(t, nu):
 
 # Gauss–Legendre on [0, 1]: for t² < ν the integrand below is analytic in a Bernstein ellipse
 # of parameter ≥ 4.6 (its poles are at s = ±i√ν), so 20 nodes are exact to ~4.6⁻⁴⁰.
-_NODES, _WEIGHTS = (0.5 * (c + d) for c, d in zip(np.polynomial.legendre.leggauss(20), (1, 0)))
+_X, _W = np.polynomial.legendre.leggauss(20)
+_NODES, _WEIGHTS = (_X + 1) / 2, _W / 2
 
 
 def _t_dnu_near(t, nu):
