@@ -8,7 +8,9 @@ float32 target, 1e-5 relative against mpmath), at the worst points of the accura
   flushed to 0 (gammainc at P ~ 1e-34);
 - the Student-t CDF's derivative in ν near t = 0, whose two terms (through a and through x of
   the incomplete beta function) cancel to a factor ~ν: 2.1e-4;
-- ive's derivative at x ≫ v, r + v/x − 1 ≈ −1/(2x) of terms of size 1: 9.4e-5.
+- ive's derivative at x ≫ v, r + v/x − 1 ≈ −1/(2x) of terms of size 1: 9.4e-5; near ive's
+  maximum (x ≈ v²), 0.0065 of terms of size 1: 2.3e-5;
+- ive's values at small x and large v (~1e-33), through Temme's recurrences: 2.4e-5.
 """
 
 import jax
@@ -52,6 +54,10 @@ CASES = [
     ("student_t_cdf: ∂ν near t = 0", student_t_cdf, _t,
      [(0.3165, 9.4849), (0.9445, 9.4389), (-1.626, 9.5543), (0.0927, 7.1113)], (1,), False),
     ("ive: ∂x at x ≫ v", ive, _ive, [(0.6881, 44.772), (0.2, 30.0), (1.3, 200.0)], (1,), False),
+    ("ive: ∂x near its maximum", ive, _ive,
+     [(8.7814, 48.0379), (6.0, 30.0), (10.0, 70.0), (5.0, 20.0), (7.3, 40.0)], (1,), False),
+    ("ive: values ~1e-33 at small x, large v", ive, _ive,
+     [(19.7534, 0.3441), (19.565, 0.3566), (16.9594, 0.0901)], (1,), True),
 ]  # fmt: skip
 
 

@@ -15,10 +15,14 @@ overflows for large $x$). With $\mu = v - \lfloor v + \tfrac12 \rfloor \in [-\tf
    series) and Steed's continued fraction CF2 for $x \ge 2$, both times $e^x$;
 4. the Wronskian $I_\mu K_\mu' - I_\mu' K_\mu = -1/x$ gives $I_\mu$, hence $I_v$; upward
    recurrence $K_{l+1} = (2l/x) K_l + K_{l-1}$ gives $K_v$ and $K_{v+1}$.
-5. for $x \ge 20$ (float32: 10) with $2v^2 \le x$, `ive` and `log_iv` come instead from
+5. for $x \ge 20$ with $2v^2 \le x$, `ive` and `log_iv` come instead from
    Hankel's expansion $I_v(x)e^{-x}\sqrt{2\pi x} = \sum_k (-1)^k a_k(v)/x^k$ (40 terms; 20 in
    float32: there its terms fall to below ε before they grow), no loop: no $O(x)$ continued
-   fraction, and a slope $-1/(2x) + S'/S$ that does not cancel (below).
+   fraction, and a slope $-1/(2x) + S'/S$ that does not cancel (below); float32 takes it
+   from $x \ge 10$ wherever $v^2 \le 2x$, which covers `ive`'s maximum ($x \approx v^2$);
+6. for $x \le 2$, $v \ge 5$ (values down to 1e-38), `ive` and `log_iv` come from the power
+   series $\frac{(x/2)^v}{\Gamma(v+1)}\sum_k \frac{(x^2/4)^k}{k!(v+1)_k}$, its prefactor from
+   `_log_kernels`.
 
 **Derivatives in $x$**, to any order, through the ratios, each a rule of its own with the
 Riccati equation that the recurrences give:
@@ -65,6 +69,7 @@ from .. import _registry as registry
 from .. import inputs
 from .._custom import custom_jvp
 from . import _arguments as _args
+from . import _log_kernels as _kernels
 
 __all__ = ["ive", "kve", "log_iv"]
 
@@ -252,19 +257,20 @@ def _core(v, x):
     return tuple(jnp.where(valid, a, jnp.nan) for a in (log_ive, r, k_v, k_v1 / k_v))
 
 
-# Hankel's expansion is used from x = 20 (float64; 10 in float32) where 2v² ≤ x, with twice
-# as many terms: there its terms fall by at least 4k before k ≈ v and by 2x/k after, and the
-# last is below ε (k!/(2x)^k at k = 2x), as is the exponentially small e^{-2x} of the other
-# saddle.
-def _hankel_from(dtype) -> float:
-    return 20.0 if jnp.finfo(dtype).eps < 1e-10 else 10.0
+# Hankel's expansion is used from x = 20 where 2v² ≤ x (float64; float32: from x = 10 where
+# v² ≤ 2x), with 2·x_min terms: there its terms fall like 1/k! before k ≈ v and by 2x/k after,
+# and the last is below ε (k!/(2x)^k at k = 2x), as is the exponentially small e^{-2x} of the
+# other saddle.
+def _hankel_region(dtype) -> tuple[float, float]:
+    """`(x_min, c)`: Hankel's expansion where $x \\ge x_{min}$ and $v^2 \\le c\\,x$."""
+    return (20.0, 0.5) if jnp.finfo(dtype).eps < 1e-10 else (10.0, 2.0)
 
 
 def _hankel(v, x):
     r"""$\log S$ and $S'/S$ for $I_v(x)\,e^{-x}\sqrt{2\pi x} = S(x)
     = \sum_k (-1)^k a_k(v) x^{-k}$, $a_k = \prod_{j \le k} (4v^2 - (2j-1)^2)/(k!\,8^k)$
     (plain JAX, a fixed number of terms: JAX differentiates it to any order)."""
-    terms = int(2 * _hankel_from(x.dtype))
+    terms = int(2 * _hankel_region(x.dtype)[0])
     mu4 = 4 * v * v
     t, total, slope = jnp.ones_like(x), jnp.ones_like(x), jnp.zeros_like(x)
     for k in range(1, terms + 1):
@@ -277,17 +283,40 @@ def _hankel(v, x):
 def _i_parts(v, x):
     """`(asymptotic, x for Hankel, x for Temme)`: where Hankel's expansion is used, and the
     points each path sees (the other path's elements get one where it converges at once)."""
-    start = _hankel_from(x.dtype)
-    asymptotic = (x >= start) & (2 * v * v <= x) & (v >= 0)
+    start, c = _hankel_region(x.dtype)
+    asymptotic = (x >= start) & (v * v <= c * x) & (v >= 0)
     return asymptotic, jnp.where(asymptotic, x, start), jnp.where(asymptotic, 1, x)
 
 
+def _log_ive_series(v, x):
+    """$\\log(I_v(x) e^{-x})$ by the power series $I_v(x) = \\frac{(x/2)^v}{\\Gamma(v+1)}
+    \\sum_k \\frac{(x^2/4)^k}{k!\\,(v+1)_k}$ for $0 < x \\le 2$ (12 terms: below float64's ε), its
+    prefactor from `_log_kernels` (no cancellation of terms of size $v\\log v$)."""
+    z = x * x / 4
+    t, total = jnp.ones_like(x), jnp.ones_like(x)
+    for k in range(1, 13):
+        t = t * z / (k * (v + k))
+        total = total + t
+    return _kernels.log_gamma_kernel(v, x / 2) - x / 2 + jnp.log(total)
+
+
 def _log_ive_value(v, x):
-    """$\\log(I_v(x) e^{-x})$: Hankel's expansion for $x \\ge 20$ (float32: 10), $2v^2 \\le x$
-    (no loop, and none of the continued fraction's $O(x)$ steps), Temme's method elsewhere."""
+    """$\\log(I_v(x) e^{-x})$: Hankel's expansion for $x \\ge 20$ (float32: 10) and $v$ not
+    large against $\\sqrt x$ (no loop, and none of the continued fraction's $O(x)$ steps), the
+    power series for $x \\le 2$, $v \\ge 5$ (values down to ~1e-30 there: Temme's recurrences
+    would carry the rounding of a logarithm of ~70 through tens of steps; below 5 the series'
+    $\\log\\Gamma(v+1)$ would cost `log_iv` its absolute accuracy near its zero at small $x$),
+    Temme's method elsewhere."""
     asymptotic, xa, xt = _i_parts(v, x)
+    small = (x > 0) & (x <= 2) & (v >= 5)
+    xs, vs = jnp.where(small, x, 1), jnp.where(small, v, 1)
+    xt = jnp.where(small, 1, xt)
     log_s, _ = _hankel(v, xa)
-    return jnp.where(asymptotic, log_s - 0.5 * jnp.log(2 * jnp.pi * xa), _core(v, xt)[0])
+    return jnp.where(
+        asymptotic,
+        log_s - 0.5 * jnp.log(2 * jnp.pi * xa),
+        jnp.where(small, _log_ive_series(vs, xs), _core(v, xt)[0]),
+    )
 
 
 def _slope(v, x):
