@@ -150,6 +150,9 @@ def _log_ratio_jvp(primals, tangents):
 log_ratio.defjvp(_log_ratio_jvp, zeros_as_none=True)
 
 
+# The four kernels below are jitted: called eagerly (the rules' closed forms in x are), a
+# `lax.cond` over fresh closures would be traced and lowered again at every call (40× the
+# plain form's eager time); jitted, once per shape and dtype.
 def _where_stable(needed, plain, stable):
     """`stable()` where `needed`, `plain()` elsewhere (both thunks). The stable forms cost about
     twice the plain ones, so they are evaluated only when some element needs them (under
@@ -163,6 +166,7 @@ def _gamma_stable(needed, a, x):
     return -0.5 * jnp.log(a_) - _HALF_LOG_2PI - stirling_correction(a_) - a_ * phi, a_, x_
 
 
+@jax.jit
 def log_gamma_kernel(a, x):
     """$\\log(x^a e^{-x}/\\Gamma(a+1))$ for $a, x > 0$: the form above from $a = 10$, the plain
     $a\\log x - x - \\log\\Gamma(a+1)$ below (there its terms are small, and its cost half)."""
@@ -174,6 +178,7 @@ def log_gamma_kernel(a, x):
     )
 
 
+@jax.jit
 def log_gamma_density(a, x):
     """$\\log(x^{a-1} e^{-x}/\\Gamma(a)) = $ `log_gamma_kernel` $- \\log(x/a)$, plain below
     $a = 10$ (JAX's own form of the density there)."""
@@ -201,6 +206,7 @@ def _log_beta(a, b):
     return jss.gammaln(a) + jss.gammaln(b) - jss.gammaln(a + b)
 
 
+@jax.jit
 def log_beta_kernel(a, b, log_x, log_1mx, x):
     """$\\log(x^a (1-x)^b / B(a, b))$ for $a, b > 0$, $0 < x < 1$; `log_x`, `log_1mx` are
     $\\log x$ and $\\log(1 - x)$ (`log1p(-x)`). The form above where $a$ or $b \\ge 10$, the
@@ -213,6 +219,7 @@ def log_beta_kernel(a, b, log_x, log_1mx, x):
     )
 
 
+@jax.jit
 def log_beta_density(a, b, log_x, log_1mx, x):
     """$\\log(x^{a-1}(1-x)^{b-1}/B(a, b))$ = `log_beta_kernel` $- \\log x - \\log(1-x)$, plain
     where both shapes are below 10."""

@@ -266,6 +266,7 @@ def _hankel_region(dtype) -> tuple[float, float]:
     return (20.0, 0.5) if jnp.finfo(dtype).eps < 1e-10 else (10.0, 2.0)
 
 
+@jax.jit  # unrolled sums: one dispatch per eager call, not one per term
 def _hankel(v, x):
     r"""$\log S$ and $S'/S$ for $I_v(x)\,e^{-x}\sqrt{2\pi x} = S(x)
     = \sum_k (-1)^k a_k(v) x^{-k}$, $a_k = \prod_{j \le k} (4v^2 - (2j-1)^2)/(k!\,8^k)$
@@ -288,6 +289,7 @@ def _i_parts(v, x):
     return asymptotic, jnp.where(asymptotic, x, start), jnp.where(asymptotic, 1, x)
 
 
+@jax.jit  # unrolled sums: one dispatch per eager call, not one per term
 def _log_ive_series(v, x):
     """$\\log(I_v(x) e^{-x})$ by the power series $I_v(x) = \\frac{(x/2)^v}{\\Gamma(v+1)}
     \\sum_k \\frac{(x^2/4)^k}{k!\\,(v+1)_k}$ for $0 < x \\le 2$ (12 terms: below float64's ε), its
