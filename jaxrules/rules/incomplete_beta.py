@@ -54,13 +54,6 @@ __all__ = ["betainc"]
 _MAX_TERMS = 4096
 
 
-def _betaln(a, b):
-    """$\\log B(a, b)$ as `gammaln(a) + gammaln(b) - gammaln(a + b)`: JAX's `betaln` is off by
-    5e-9 at (30, 40) and its Hessian is wrong at (1, 1) on JAX 0.10.2 (the audit in
-    `docs/library/special.md`)."""
-    return jss.gammaln(a) + jss.gammaln(b) - jss.gammaln(a + b)
-
-
 # Jitted: called eagerly, a loop would be compiled again at every call (its body is a new
 # jaxpr each time it is traced).
 @functools.partial(jax.jit, static_argnums=3)

@@ -35,6 +35,7 @@ from .. import _registry as registry
 from .. import inputs
 from .._custom import custom_jvp
 from . import _arguments as _args
+from . import _log_kernels as _kernels
 from . import incomplete_beta as _beta
 from . import incomplete_gamma as _gamma
 
@@ -128,7 +129,7 @@ def _beta_solve(a, b, p):
     x0 = jnp.where((a_ >= 1) & (b_ >= 1), big, small)
     tiny = jnp.finfo(dtype).tiny
     x0 = jnp.clip(x0, tiny, 1 - jnp.finfo(dtype).epsneg).astype(dtype)
-    lbeta = _beta._betaln(a_, b_)
+    lbeta = _kernels.log_beta(a_, b_)
 
     def solve(c, d, target, v0):
         # I_v(c, d) = target for v in (0, 1), Newton's method on log I in log v.
