@@ -14,7 +14,8 @@ JVP (value and tangent along a random direction) and the gradient of `sum(sin(sq
 compiled, warmed up and timed interleaved against the value; ratios are median (range) over the
 pairs. The target: derivative / value ≤ 1.5 (one reused factorisation).
 
-Run: `python benchmarks/matrix_functions.py [--pairs 5] [--sizes 50 200 500] [--json FILE]`.
+Run: `python benchmarks/matrix_functions.py [--pairs 5] [--sizes 50 200 500] [--only logm ...]
+[--json FILE]`.
 """
 
 from __future__ import annotations
@@ -36,75 +37,89 @@ import jaxrules as jr
 from jaxrules.rules import expm, funm_symmetric, logm, polar, sqrtm
 
 
-def run(pairs: int, sizes) -> list[dict]:
+def _sqrtm_rows(n: int, pairs: int) -> list[dict]:
+    """`sqrtm` on both paths: JVP and gradient against the value, the value against JAX's."""
+    A = jr.inputs.positive_stable(n)(jax.random.key(n), "float64")
+    E = jr.inputs.general((n, n))(jax.random.key(n + 1), "float64")
+    jax_value = jax.jit(jax.scipy.linalg.sqrtm)
     rows = []
-    for n in sizes:
-        A = jr.inputs.positive_stable(n)(jax.random.key(n), "float64")
-        E = jr.inputs.general((n, n))(jax.random.key(n + 1), "float64")
-        jax_value = jax.jit(jax.scipy.linalg.sqrtm)
-        for method in ("schur", "newton"):
-            f = lambda A, m=method: sqrtm(A, method=m)
-            value = jax.jit(f)
-            jvp = jax.jit(lambda A, E, f=f: jax.jvp(f, (A,), (E,)))
-            grad = jax.jit(jax.grad(lambda A, f=f: jnp.sum(jnp.sin(f(A)))))
-            row = dict(n=n, method=method)
-            for name, g in (("jvp", lambda: jvp(A, E)), ("grad", lambda: grad(A))):
-                t_d, t_v = _timing.record_ratio(row, name, g, lambda: value(A), pairs=pairs)
-                row.update({f"{name}_ms": 1e3 * t_d, "value_ms": 1e3 * t_v})
-            _, t_j = _timing.record_ratio(
-                row, "vs_jax", lambda: value(A), lambda: jax_value(A), pairs=pairs
-            )
-            row.update(jax_ms=1e3 * t_j)
-            rows.append(row)
-            print(
-                f"n={n:4d} {method:7s} value {row['value_ms']:8.2f} ms   JVP/value "
-                f"{_timing.ratio_cell(row, 'jvp'):18s} grad/value {_timing.ratio_cell(row, 'grad'):18s}"
-                f" value/JAX's value {_timing.ratio_cell(row, 'vs_jax')}",
-                flush=True,
-            )
-    for n in sizes:
-        A = jr.inputs.positive_stable(n)(jax.random.key(n), "float64")
-        E = jr.inputs.general((n, n))(jax.random.key(n + 1), "float64")
-        value = jax.jit(logm)
-        jvp = jax.jit(lambda A, E: jax.jvp(logm, (A,), (E,)))
-        grad = jax.jit(jax.grad(lambda A: jnp.sum(jnp.sin(logm(A)))))
-        A_np = np.asarray(A)
-        row = dict(n=n, method="logm")
-        _, t_v = _timing.record_ratio(row, "jvp", lambda: jvp(A, E), lambda: value(A), pairs=pairs)
-        _timing.record_ratio(row, "grad", lambda: grad(A), lambda: value(A), pairs=pairs)
-        _timing.record_ratio(
-            row, "vs_scipy", lambda: value(A), lambda: scipy.linalg.logm(A_np), pairs=pairs
+    for method in ("schur", "newton"):
+        f = lambda A, m=method: sqrtm(A, method=m)
+        value = jax.jit(f)
+        jvp = jax.jit(lambda A, E, f=f: jax.jvp(f, (A,), (E,)))
+        grad = jax.jit(jax.grad(lambda A, f=f: jnp.sum(jnp.sin(f(A)))))
+        row = dict(n=n, method=method)
+        for name, g in (("jvp", lambda: jvp(A, E)), ("grad", lambda: grad(A))):
+            t_d, t_v = _timing.record_ratio(row, name, g, lambda: value(A), pairs=pairs)
+            row.update({f"{name}_ms": 1e3 * t_d, "value_ms": 1e3 * t_v})
+        _, t_j = _timing.record_ratio(
+            row, "vs_jax", lambda: value(A), lambda: jax_value(A), pairs=pairs
         )
-        row.update(value_ms=1e3 * t_v)
+        row.update(jax_ms=1e3 * t_j)
         rows.append(row)
         print(
-            f"n={n:4d} logm    value {row['value_ms']:8.2f} ms   JVP/value "
+            f"n={n:4d} {method:7s} value {row['value_ms']:8.2f} ms   JVP/value "
             f"{_timing.ratio_cell(row, 'jvp'):18s} grad/value {_timing.ratio_cell(row, 'grad'):18s}"
-            f" value/SciPy's {_timing.ratio_cell(row, 'vs_scipy')}",
+            f" value/JAX's value {_timing.ratio_cell(row, 'vs_jax')}",
             flush=True,
         )
-    for n in sizes:
-        A = jr.inputs.general((n, n))(jax.random.key(n), "float64")
-        loss = lambda f: lambda A: jnp.sum(jnp.sin(f(A)[0])) + jnp.sum(jnp.cos(f(A)[1]))
-        jax_polar = lambda A: jax.scipy.linalg.polar(A, method="svd")
-        value, jax_value = jax.jit(polar), jax.jit(jax_polar)
-        grad, jax_grad = jax.jit(jax.grad(loss(polar))), jax.jit(jax.grad(loss(jax_polar)))
-        row = dict(n=n, method="polar")
-        t_g, t_v = _timing.record_ratio(row, "grad", lambda: grad(A), lambda: value(A), pairs=pairs)
-        _timing.record_ratio(row, "vs_jax", lambda: value(A), lambda: jax_value(A), pairs=pairs)
-        _timing.record_ratio(row, "grad_vs_jax", lambda: grad(A), lambda: jax_grad(A), pairs=pairs)
-        row.update(grad_ms=1e3 * t_g, value_ms=1e3 * t_v)
-        rows.append(row)
-        print(
-            f"n={n:4d} polar   value {row['value_ms']:8.2f} ms   grad/value "
-            f"{_timing.ratio_cell(row, 'grad'):18s} value/JAX's {_timing.ratio_cell(row, 'vs_jax')}"
-            f"  grad/JAX's grad {_timing.ratio_cell(row, 'grad_vs_jax')}",
-            flush=True,
-        )
-    for n in sizes:
-        rows.append(_expm_row(n, pairs))
-    for n in sizes:
-        rows.append(_funm_row(n, pairs))
+    return rows
+
+
+def _logm_row(n: int, pairs: int) -> dict:
+    """`logm`: JVP and gradient against the value, the value against SciPy's."""
+    A = jr.inputs.positive_stable(n)(jax.random.key(n), "float64")
+    E = jr.inputs.general((n, n))(jax.random.key(n + 1), "float64")
+    value = jax.jit(logm)
+    jvp = jax.jit(lambda A, E: jax.jvp(logm, (A,), (E,)))
+    grad = jax.jit(jax.grad(lambda A: jnp.sum(jnp.sin(logm(A)))))
+    A_np = np.asarray(A)
+    row = dict(n=n, method="logm")
+    _, t_v = _timing.record_ratio(row, "jvp", lambda: jvp(A, E), lambda: value(A), pairs=pairs)
+    _timing.record_ratio(row, "grad", lambda: grad(A), lambda: value(A), pairs=pairs)
+    _timing.record_ratio(
+        row, "vs_scipy", lambda: value(A), lambda: scipy.linalg.logm(A_np), pairs=pairs
+    )
+    row.update(value_ms=1e3 * t_v)
+    print(
+        f"n={n:4d} logm    value {row['value_ms']:8.2f} ms   JVP/value "
+        f"{_timing.ratio_cell(row, 'jvp'):18s} grad/value {_timing.ratio_cell(row, 'grad'):18s}"
+        f" value/SciPy's {_timing.ratio_cell(row, 'vs_scipy')}",
+        flush=True,
+    )
+    return row
+
+
+def _polar_row(n: int, pairs: int) -> dict:
+    """`polar`: the gradient against the value and against JAX's (through the SVD)."""
+    A = jr.inputs.general((n, n))(jax.random.key(n), "float64")
+    loss = lambda f: lambda A: jnp.sum(jnp.sin(f(A)[0])) + jnp.sum(jnp.cos(f(A)[1]))
+    jax_polar = lambda A: jax.scipy.linalg.polar(A, method="svd")
+    value, jax_value = jax.jit(polar), jax.jit(jax_polar)
+    grad, jax_grad = jax.jit(jax.grad(loss(polar))), jax.jit(jax.grad(loss(jax_polar)))
+    row = dict(n=n, method="polar")
+    t_g, t_v = _timing.record_ratio(row, "grad", lambda: grad(A), lambda: value(A), pairs=pairs)
+    _timing.record_ratio(row, "vs_jax", lambda: value(A), lambda: jax_value(A), pairs=pairs)
+    _timing.record_ratio(row, "grad_vs_jax", lambda: grad(A), lambda: jax_grad(A), pairs=pairs)
+    row.update(grad_ms=1e3 * t_g, value_ms=1e3 * t_v)
+    print(
+        f"n={n:4d} polar   value {row['value_ms']:8.2f} ms   grad/value "
+        f"{_timing.ratio_cell(row, 'grad'):18s} value/JAX's {_timing.ratio_cell(row, 'vs_jax')}"
+        f"  grad/JAX's grad {_timing.ratio_cell(row, 'grad_vs_jax')}",
+        flush=True,
+    )
+    return row
+
+
+def run(pairs: int, sizes, only=None) -> list[dict]:
+    """The rows of the families in `only` (default all), each at every size."""
+    rows = []
+    for family, row in FAMILIES.items():
+        if only and family not in only:
+            continue
+        for n in sizes:
+            got = row(n, pairs)
+            rows.extend(got if isinstance(got, list) else [got])
     return rows
 
 
@@ -168,17 +183,27 @@ def _expm_row(n: int, pairs: int) -> dict:
     return row
 
 
+FAMILIES = {
+    "sqrtm": _sqrtm_rows,
+    "logm": _logm_row,
+    "polar": _polar_row,
+    "expm": _expm_row,
+    "funm_symmetric": _funm_row,
+}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=5)
     ap.add_argument("--sizes", type=int, nargs="+", default=[50, 200, 500])
+    ap.add_argument("--only", nargs="+", choices=list(FAMILIES), help="these families only")
     ap.add_argument("--json")
     a = ap.parse_args(argv)
     jax.config.update("jax_enable_x64", True)
     print(
         f"sqrtm, logm, polar, expm, funm_symmetric, float64, {a.pairs} pairs; {_timing.machine()}"
     )
-    rows = run(a.pairs, a.sizes)
+    rows = run(a.pairs, a.sizes, a.only)
     if a.json:
         with open(a.json, "w") as fh:
             json.dump({"machine": _timing.machine(), "rows": rows}, fh, indent=1)

@@ -216,6 +216,27 @@ def test_logm_second_order(x64):
         np.testing.assert_allclose(how(A), H, rtol=1e-8, atol=1e-10)
 
 
+def test_logm_derivatives_factor_nothing_the_primal_has_not(x64):
+    # The quadrature's LU factors come from the primal, and each root's Sylvester equation
+    # R Ė + Ė R = Ė' (B is A) inverts one matrix per sign step: in the JVP and the gradient
+    # the only LUs beyond the primal's are the sign loop's, one in its body and one in its
+    # transpose's (traced into `custom_linear_solve`'s parameters). Before: 16 more (the
+    # quadrature factored Q and Qᵀ again) and two per loop body.
+    from test_rules_linalg import _count
+
+    from jaxrules.rules import logm
+
+    A, E = _A(4), _A(4, seed=1)
+    primal = _count(logm, A, names=["lu"])["lu"]
+    jvp = lambda A, E: jax.jvp(logm, (A,), (E,))
+    grad = jax.grad(lambda A: jnp.sum(jnp.sin(logm(A))))
+    assert _count(jvp, A, E, names=["lu"])["lu"] == primal + 2
+    assert _count(grad, A, names=["lu"])["lu"] == primal + 2
+    newton = lambda A: sqrtm(A, method="newton")
+    primal = _count(newton, A, names=["lu"])["lu"]
+    assert _count(lambda A, E: jax.jvp(newton, (A,), (E,)), A, E, names=["lu"])["lu"] == primal + 2
+
+
 def test_logm_domain_batching_and_errors(x64):
     A = jnp.array([[-1.0, 0.3, 0.1], [0.0, 2.0, 0.5], [0.0, 0.2, 3.0]])  # eigenvalue −1
     assert np.all(np.isnan(jr.rules.logm(A)))

@@ -34,7 +34,7 @@ unscaled Newton converges quadratically. The loop stops when that change is belo
 $\sqrt{\varepsilon}$ (the next iterate is then accurate to about $\varepsilon$ times the
 condition), or after `MAX_STEPS`.
 
-Each step costs two inverses and two products: dense kernels, which accelerators run at full
+Each step costs two inverses and two products (one inverse where $B$ is $A$ or $A^H$): dense kernels, which accelerators run at full
 speed; on this project's 2-core CPU the whole solve also measured faster than the Schur path
 (`benchmarks/matrix_equation_paths.py`, docs/library/matrix-equations.md).
 """
@@ -53,11 +53,13 @@ def _fro2(M):
     return jnp.sum(jnp.abs(M) ** 2)
 
 
-def sylvester(A, B, C, *, b_is_ah: bool = False):
+def sylvester(A, B, C, *, b_is_ah: bool = False, b_is_a: bool = False):
     """`X` with `AX + XB = C` by the sign iteration; NaN where the spectra of `A` and `B` are
     not both in the open right or both in the open left half-plane (or the iteration did not
-    converge in `MAX_STEPS`). `b_is_ah`: `B` is `Aᴴ` (Lyapunov): one inverse per step.
-    Not differentiated (the rules differentiate the operator around it)."""
+    converge in `MAX_STEPS`). `b_is_ah`: `B` is `Aᴴ` (Lyapunov); `b_is_a`: `B` is `A` (the
+    equation of a square root's derivative, `XẊ + ẊX = Ȧ`): either way one inverse per step,
+    not two (`B`'s iterates are then `A`'s, or their adjoints). Not differentiated (the rules
+    differentiate the operator around it)."""
     n, m = C.shape
     eps = jnp.finfo(C.dtype).eps
     tol = jnp.sqrt(eps).astype(jnp.finfo(C.dtype).dtype)
@@ -65,11 +67,11 @@ def sylvester(A, B, C, *, b_is_ah: bool = False):
     def step(state):
         Ak, Bk, Ck, k, change = state
         Ai = jnp.linalg.inv(Ak)
-        Bi = jnp.conj(Ai.T) if b_is_ah else jnp.linalg.inv(Bk)
+        Bi = jnp.conj(Ai.T) if b_is_ah else Ai if b_is_a else jnp.linalg.inv(Bk)
         mu = jnp.sqrt(jnp.sqrt((_fro2(Ai) + _fro2(Bi)) / (_fro2(Ak) + _fro2(Bk))))
         mu = jnp.where(change < 1e-2, 1.0, mu).astype(Ak.dtype)
         A1 = (mu * Ak + Ai / mu) / 2
-        B1 = jnp.conj(A1.T) if b_is_ah else (mu * Bk + Bi / mu) / 2
+        B1 = jnp.conj(A1.T) if b_is_ah else A1 if b_is_a else (mu * Bk + Bi / mu) / 2
         C1 = (mu * Ck + (Ai @ Ck) @ Bi / mu) / 2
         rel = lambda new, old: jnp.sqrt(_fro2(new - old) / _fro2(new))
         return A1, B1, C1, k + 1, jnp.maximum(rel(A1, Ak), rel(B1, Bk))

@@ -168,12 +168,15 @@ def _rotate_cols(X, rot, *, adjoint):
 class Flags(NamedTuple):
     """How a Sylvester solve reads its factors, one static record: whether the triangular
     `S` (of `fa`) and `T` (of `fb`) are lower rather than upper, whether `fb` is `fa` with
-    `T = Sᴴ` (a Lyapunov-type equation, then also `B = Aᴴ`), and the `method` (`_solve`)."""
+    `T = Sᴴ` (a Lyapunov-type equation, then also `B = Aᴴ`), whether `B` is `A` (and `fb`
+    `fa`: a square root's derivative, `XẊ + ẊX = Ȧ`; the sign iteration then inverts one
+    matrix a step, not two), and the `method` (`_solve`)."""
 
     s_lower: bool = False
     t_lower: bool = False
     lyap: bool = False
     method: str = "schur"
+    same: bool = False
 
     def swapped(self) -> Flags:
         """The flags of the transposed equation `B Wᵀ + Wᵀ A = X̄ᵀ` (factors swapped)."""
@@ -240,8 +243,10 @@ def _solve(A, B, C, fa, fb, flags: Flags):
     `custom_linear_solve` (whose solve JAX does not differentiate) or inside a custom rule's
     primal, so `A` and `B` need no `stop_gradient`."""
     # (`_solve_factored` is compiled per flags: one compilation whichever method led here)
-    schur = lambda C, fa, fb, A, B: _solve_factored(C, fa, fb, flags._replace(method="schur"))
-    sign = lambda C, fa, fb, A, B: _sign.sylvester(A, B, C, b_is_ah=flags.lyap)
+    schur = lambda C, fa, fb, A, B: _solve_factored(
+        C, fa, fb, flags._replace(method="schur", same=False)
+    )
+    sign = lambda C, fa, fb, A, B: _sign.sylvester(A, B, C, b_is_ah=flags.lyap, b_is_a=flags.same)
     args = (C, fa, fb, A, B)
     if flags.method == "schur":
         return schur(*args)

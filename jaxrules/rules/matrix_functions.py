@@ -166,7 +166,7 @@ def _sqrtm_jvp(primals, tangents, *, method):
     A, X0, factors = primals
     dA = tangents[0]
     X = _sqrtm(A, X0, factors, method=method)  # X0, differentiable in A at the next order
-    flags = _me.Flags(method=_sylvester_method(method))
+    flags = _me.Flags(method=_sylvester_method(method), same=True)
     return X, _me._syl(X, X, dA, factors, factors, flags)
 
 
@@ -337,12 +337,14 @@ def polar(A):
 # the quadrature of L_log(I + Y, Ẏ) = ∫₀¹ (I + tY)⁻¹ Ẏ (I + tY)⁻¹ dt. The roots are computed once,
 # on a stopped copy, and enter the differentiated composition as constants of `sqrtm`'s rule
 # (which returns them as its value and differentiates them by its Sylvester equation), so the
-# derivative costs s Sylvester solves (and `_LOG_ROOTS − s` trivial ones with I, discarded: a
-# `cond` would skip them but cannot be transposed when batched) and 8 LU
-# factorisations, never a second root, and the composition — a `scan` over `_LOG_ROOTS` steps —
-# is exact at every order and transposable (reverse mode), also batched. This is the algorithm of Al-Mohy, Higham & Relton (2013,
-# "Computing the Fréchet derivative of the matrix logarithm") with Denman–Beavers roots, on every
-# platform: LU and matrix products only.
+# derivative costs s Sylvester solves (one inverse per sign step: both coefficients are R_k; and
+# `_LOG_ROOTS − s` trivial ones with I, discarded: a `cond` would skip them but cannot be
+# transposed when batched) and triangular solves with the quadrature's LU factors, kept from
+# the primal — never a second root nor a factorisation. The composition (a `scan` over
+# `_LOG_ROOTS` steps) is exact at every order and transposable (reverse mode), also batched: the
+# factors only solve, the operators `I + xⱼY` stay differentiable. This is the algorithm of
+# Al-Mohy, Higham & Relton (2013, "Computing the Fréchet derivative of the matrix logarithm")
+# with Denman–Beavers roots, on every platform: LU and matrix products only.
 _LOG_ROOTS = 12
 _LOG_THETA = 0.25
 _GL_T, _GL_V = np.polynomial.legendre.leggauss(8)
@@ -351,10 +353,12 @@ _GL_X, _GL_W = tuple(map(float, (_GL_T + 1) / 2)), tuple(map(float, _GL_V / 2))
 
 
 def _log_quadrature(Y):
-    """`Σⱼ wⱼ Y (I + xⱼY)⁻¹ ≈ log(I + Y)` (dense solves; differentiable by JAX)."""
+    """`(Σⱼ wⱼ (I + xⱼY)⁻¹ Y ≈ log(I + Y), factors)`: `factors[j]`, the LU factors of
+    `I + xⱼY`, are kept for the derivative (`_logm_tangent`)."""
     eye = jnp.eye(Y.shape[-1], dtype=Y.dtype)
-    terms = [w * jnp.linalg.solve(eye + x * Y, Y) for x, w in zip(_GL_X, _GL_W)]
-    return functools.reduce(jnp.add, terms)
+    factors = [jsl.lu_factor(eye + x * Y) for x in _GL_X]
+    terms = [w * jsl.lu_solve(f, Y) for f, w in zip(factors, _GL_W)]
+    return functools.reduce(jnp.add, terms), jax.tree.map(lambda *a: jnp.stack(a), *factors)
 
 
 def _norm1(M):
@@ -363,7 +367,8 @@ def _norm1(M):
 
 @jax.jit
 def _logm_primal(A):
-    """`(X, roots, s)` on a stopped `A`: `roots[k]` = A^(1/2^(k+1)) for `k < s`."""
+    """`(X, roots, s, factors)` on a stopped `A`: `roots[k]` = A^(1/2^(k+1)) for `k < s`;
+    `factors`: the quadrature's LU factors (`_log_quadrature`)."""
     n = A.shape[0]
     eye = jnp.eye(n, dtype=A.dtype)
 
@@ -378,17 +383,20 @@ def _logm_primal(A):
 
     roots = jnp.zeros((_LOG_ROOTS, n, n), A.dtype)
     R, s, roots = jax.lax.while_loop(going, root, (A, jnp.zeros((), jnp.int32), roots))
-    X = (2.0**s).astype(A.dtype) * _log_quadrature(R - eye)
-    return jnp.where(_norm1(R - eye) <= _LOG_THETA, X, jnp.nan), roots, s
+    X, factors = _log_quadrature(R - eye)
+    X = (2.0**s).astype(A.dtype) * X
+    return jnp.where(_norm1(R - eye) <= _LOG_THETA, X, jnp.nan), roots, s, factors
 
 
-def _logm_tangent(A, dA, roots, s):
+def _logm_tangent(A, dA, roots, s, factors):
     """`L_log(A, Ȧ)` through the composition `2^s q(A^(1/2^s) − I)` (`q` the quadrature):
     each root `R_k = sqrtm(R_{k−1})` is `sqrtm`'s rule at its precomputed value (differentiable
     in `A` at the next order), its tangent `R_k Ė_k + Ė_k R_k = Ė_{k−1}`; then
-    `Σⱼ wⱼ Qⱼ⁻¹ Ė_s Qⱼ⁻¹` with `Qⱼ = I + xⱼ(R_s − I)`. Linear in `Ȧ`, transposable."""
+    `Σⱼ wⱼ Qⱼ⁻¹ Ė_s Qⱼ⁻¹` with `Qⱼ = I + xⱼ(R_s − I)`, both solves with the primal's LU
+    factors of `Qⱼ` (the operator `Qⱼ` itself stays differentiable in `A`). Linear in `Ȧ`,
+    transposable."""
     eye = jnp.eye(A.shape[-1], dtype=A.dtype)
-    flags = _me.Flags(method="sign")
+    flags = _me.Flags(method="sign", same=True)
 
     def step(RE, k):
         R, E = RE
@@ -408,22 +416,24 @@ def _logm_tangent(A, dA, roots, s):
     (R, E), _ = jax.lax.scan(step, (A, dA), jnp.arange(_LOG_ROOTS))
     Y = R - eye
     terms = []
-    for x, w in zip(_GL_X, _GL_W):
-        Q = eye + x * Y
-        terms.append(w * jnp.linalg.solve(Q.T, jnp.linalg.solve(Q, E).T).T)
+    for j, (x, w) in enumerate(zip(_GL_X, _GL_W)):
+        Q = lambda M, x=x: (eye + x * Y) @ M
+        solver = _linsolve.lu(jax.tree.map(lambda a, j=j: a[j], factors))
+        Z = _linsolve.solve(Q, E, solver)  # Q⁻¹ Ė
+        terms.append(w * _linsolve.solve(Q, Z.T, solver, transpose=True).T)  # Q⁻¹ Ė Q⁻¹
     return (2.0**s).astype(A.dtype) * functools.reduce(jnp.add, terms)
 
 
-@custom_jvp(constant_argnames=("X0", "roots", "s"), allow_complex=True)
-def _logm(A, X0, roots, s):
+@custom_jvp(constant_argnames=("X0", "roots", "s", "factors"), allow_complex=True)
+def _logm(A, X0, roots, s, factors):
     return X0
 
 
 @_logm.defjvp
 def _logm_jvp(primals, tangents):
-    A, X0, roots, s = primals
-    X = _logm(A, X0, roots, s)  # X0, differentiable in A at the next order
-    return X, _logm_tangent(A, tangents[0], roots, s)
+    A, X0, roots, s, factors = primals
+    X = _logm(A, X0, roots, s, factors)  # X0, differentiable in A at the next order
+    return X, _logm_tangent(A, tangents[0], roots, s, factors)
 
 
 def _logm_one(A):
@@ -529,7 +539,9 @@ def _logm_ref(A):
     R = A
     for _ in range(8):
         R = _sqrtm_ref(R)
-    return 2.0**8 * _log_quadrature(R - jnp.eye(A.shape[-1], dtype=A.dtype))
+    eye = jnp.eye(A.shape[-1], dtype=A.dtype)
+    Y = R - eye
+    return 2.0**8 * sum(w * jnp.linalg.solve(eye + x * Y, Y) for x, w in zip(_GL_X, _GL_W))
 
 
 registry.register(
