@@ -136,9 +136,11 @@ def _pieces(A) -> _Pade:
     return _Pade(B, B2, B4, B6, W1, Z1, W, lu, jsl.lu_solve(lu, V + U), s)
 
 
+@jax.jit
 def _squarings(R, s, L=None):
     """`R^(2^s)` (NaN beyond `MAX_SQUARINGS`) and, given `L`, the derivative of the squarings
-    along it, `L ← R L + L R`, in the same loop."""
+    along it, `L ← R L + L R`, in the same loop. Jitted: an eager call would trace and lower
+    the loop's fresh closures again at every call."""
 
     def step(RL, k):
         def square(RL):

@@ -388,6 +388,7 @@ def _logm_primal(A):
     return jnp.where(_norm1(R - eye) <= _LOG_THETA, X, jnp.nan), roots, s, factors
 
 
+@jax.jit  # eager calls would trace and lower the scan's fresh closures again at every call
 def _logm_tangent(A, dA, roots, s, factors):
     """`L_log(A, Ȧ)` through the composition `2^s q(A^(1/2^s) − I)` (`q` the quadrature):
     each root `R_k = sqrtm(R_{k−1})` is `sqrtm`'s rule at its precomputed value (differentiable
