@@ -37,6 +37,14 @@ import jaxrules as jr
 from jaxrules.rules import expm, funm_symmetric, logm, polar, sqrtm
 
 
+def _report(row: dict, label: str, *cells: tuple[str, str]) -> None:
+    """One line: the size, the label, the value's time and each `(title, key)` ratio cell."""
+    text = "   ".join(f"{title} {_timing.ratio_cell(row, key):18s}" for title, key in cells)
+    print(
+        f"n={row['n']:4d} {label:7s} value {row['value_ms']:8.2f} ms   {text.rstrip()}", flush=True
+    )
+
+
 def _sqrtm_rows(n: int, pairs: int) -> list[dict]:
     """`sqrtm` on both paths: JVP and gradient against the value, the value against JAX's."""
     A = jr.inputs.positive_stable(n)(jax.random.key(n), "float64")
@@ -57,11 +65,8 @@ def _sqrtm_rows(n: int, pairs: int) -> list[dict]:
         )
         row.update(jax_ms=1e3 * t_j)
         rows.append(row)
-        print(
-            f"n={n:4d} {method:7s} value {row['value_ms']:8.2f} ms   JVP/value "
-            f"{_timing.ratio_cell(row, 'jvp'):18s} grad/value {_timing.ratio_cell(row, 'grad'):18s}"
-            f" value/JAX's value {_timing.ratio_cell(row, 'vs_jax')}",
-            flush=True,
+        _report(
+            row, method, ("JVP/value", "jvp"), ("grad/value", "grad"), ("value/JAX's", "vs_jax")
         )
     return rows
 
@@ -81,11 +86,8 @@ def _logm_row(n: int, pairs: int) -> dict:
         row, "vs_scipy", lambda: value(A), lambda: scipy.linalg.logm(A_np), pairs=pairs
     )
     row.update(value_ms=1e3 * t_v)
-    print(
-        f"n={n:4d} logm    value {row['value_ms']:8.2f} ms   JVP/value "
-        f"{_timing.ratio_cell(row, 'jvp'):18s} grad/value {_timing.ratio_cell(row, 'grad'):18s}"
-        f" value/SciPy's {_timing.ratio_cell(row, 'vs_scipy')}",
-        flush=True,
+    _report(
+        row, "logm", ("JVP/value", "jvp"), ("grad/value", "grad"), ("value/SciPy's", "vs_scipy")
     )
     return row
 
@@ -102,12 +104,8 @@ def _polar_row(n: int, pairs: int) -> dict:
     _timing.record_ratio(row, "vs_jax", lambda: value(A), lambda: jax_value(A), pairs=pairs)
     _timing.record_ratio(row, "grad_vs_jax", lambda: grad(A), lambda: jax_grad(A), pairs=pairs)
     row.update(grad_ms=1e3 * t_g, value_ms=1e3 * t_v)
-    print(
-        f"n={n:4d} polar   value {row['value_ms']:8.2f} ms   grad/value "
-        f"{_timing.ratio_cell(row, 'grad'):18s} value/JAX's {_timing.ratio_cell(row, 'vs_jax')}"
-        f"  grad/JAX's grad {_timing.ratio_cell(row, 'grad_vs_jax')}",
-        flush=True,
-    )
+    _report(row, "polar", ("grad/value", "grad"), ("value/JAX's", "vs_jax"),
+            ("grad/JAX's grad", "grad_vs_jax"))  # fmt: skip
     return row
 
 
@@ -140,12 +138,8 @@ def _funm_row(n: int, pairs: int) -> dict:
     _timing.record_ratio(row, "grad", lambda: grad(A), lambda: value(A), pairs=pairs)
     _timing.record_ratio(row, "grad_vs_jax", lambda: grad(A), lambda: jax_grad(A), pairs=pairs)
     row.update(value_ms=1e3 * t_v)
-    print(
-        f"n={n:4d} funm    value {row['value_ms']:8.2f} ms   JVP/value "
-        f"{_timing.ratio_cell(row, 'jvp'):18s} grad/value {_timing.ratio_cell(row, 'grad'):18s}"
-        f" grad/JAX's grad (eigh) {_timing.ratio_cell(row, 'grad_vs_jax')}",
-        flush=True,
-    )
+    _report(row, "funm", ("JVP/value", "jvp"), ("grad/value", "grad"),
+            ("grad/JAX's grad (eigh)", "grad_vs_jax"))  # fmt: skip
     return row
 
 
@@ -173,13 +167,8 @@ def _expm_row(n: int, pairs: int) -> dict:
             pairs=pairs,
         )  # fmt: skip
         row.update({f"{k}_ms": 1e3 * t, f"jax_{k}_ms": 1e3 * t_j})
-    print(
-        f"n={n:4d} expm    value {row['value_ms']:8.2f} ms   value/JAX's "
-        f"{_timing.ratio_cell(row, 'value_vs_jax'):18s} JVP/JAX's JVP "
-        f"{_timing.ratio_cell(row, 'jvp_vs_jax'):18s} grad/JAX's grad "
-        f"{_timing.ratio_cell(row, 'grad_vs_jax')}",
-        flush=True,
-    )
+    _report(row, "expm", ("value/JAX's", "value_vs_jax"), ("JVP/JAX's JVP", "jvp_vs_jax"),
+            ("grad/JAX's grad", "grad_vs_jax"))  # fmt: skip
     return row
 
 
