@@ -34,9 +34,10 @@ unscaled Newton converges quadratically. The loop stops when that change is belo
 $\sqrt{\varepsilon}$ (the next iterate is then accurate to about $\varepsilon$ times the
 condition), or after `MAX_STEPS`.
 
-Each step costs two inverses and two products (one inverse where $B$ is $A$ or $A^H$): dense kernels, which accelerators run at full
-speed; on this project's 2-core CPU the whole solve also measured faster than the Schur path
-(`benchmarks/matrix_equation_paths.py`, docs/library/matrix-equations.md).
+Each step costs two inverses and two products (one inverse where $B$ is $A$ or $A^H$): dense
+kernels, which accelerators run at full speed; on this project's 2-core CPU the whole solve
+also measured faster than the Schur path (`benchmarks/matrix_equation_paths.py`,
+docs/library/matrix-equations.md).
 """
 
 from __future__ import annotations
