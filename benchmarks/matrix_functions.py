@@ -122,23 +122,29 @@ def run(pairs: int, sizes, only=None) -> list[dict]:
 
 
 def _funm_row(n: int, pairs: int) -> dict:
-    """`funm_symmetric(jnp.exp, ·)` at a general symmetric point: JVP and gradient against the
-    value, and the gradient against JAX's own gradient of `V exp(Λ) Vᵀ` through `eigh` (finite
-    at distinct eigenvalues)."""
+    """`funm_symmetric(jnp.exp, ·)` at a general symmetric point: JVP and VJP (forward pass and
+    backward, for a fixed direction / cotangent) against the value; the gradient of a loss
+    `Σ sin(f(A))` against the value and against JAX's own gradient through `eigh` (finite at
+    distinct eigenvalues). The loss's `sin` and `cos` of `exp` of the eigenvalues (up to e^n)
+    take the slow argument reduction: at n = 50 its `cos` costs more than the
+    rule's whole backward pass, hence the VJP column."""
     A = jr.inputs.symmetric(n)(jax.random.key(n), "float64")
     E = jr.inputs.symmetric(n)(jax.random.key(n + 1), "float64")
+    G = jr.inputs.general((n, n))(jax.random.key(n + 2), "float64")
     f = lambda A: funm_symmetric(jnp.exp, A)
     plain = lambda A: (lambda w, V: (V * jnp.exp(w)) @ V.T)(*jnp.linalg.eigh(A))
     loss = lambda f: lambda A: jnp.sum(jnp.sin(f(A)))
     value = jax.jit(f)
     jvp = jax.jit(lambda A, E: jax.jvp(f, (A,), (E,)))
+    vjp = jax.jit(lambda A, G: jax.vjp(f, A)[1](G))
     grad, jax_grad = jax.jit(jax.grad(loss(f))), jax.jit(jax.grad(loss(plain)))
     row = dict(n=n, method="funm_symmetric")
     _, t_v = _timing.record_ratio(row, "jvp", lambda: jvp(A, E), lambda: value(A), pairs=pairs)
+    _timing.record_ratio(row, "vjp", lambda: vjp(A, G), lambda: value(A), pairs=pairs)
     _timing.record_ratio(row, "grad", lambda: grad(A), lambda: value(A), pairs=pairs)
     _timing.record_ratio(row, "grad_vs_jax", lambda: grad(A), lambda: jax_grad(A), pairs=pairs)
     row.update(value_ms=1e3 * t_v)
-    _report(row, "funm", ("JVP/value", "jvp"), ("grad/value", "grad"),
+    _report(row, "funm", ("JVP/value", "jvp"), ("VJP/value", "vjp"), ("grad/value", "grad"),
             ("grad/JAX's grad (eigh)", "grad_vs_jax"))  # fmt: skip
     return row
 
