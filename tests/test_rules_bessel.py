@@ -1,7 +1,8 @@
 """Modified Bessel functions of real order (issue 30, item 3): `ive`, `kve`, `log_iv` against
 mpmath at 40 digits — values, first and second derivatives in x, both branches of the K
 computation (Temme's series below x = 2, the continued fraction above), small and large
-orders — the edges, and the error for a derivative in the order."""
+orders — `kve`'s derivatives in the order, the edges, and the error for a derivative in the
+order of `ive` and `log_iv`."""
 
 import jax
 import jax.numpy as jnp
@@ -89,7 +90,7 @@ def test_edges_order_derivative_error_and_batching(x64):
             fast = d2(lambda t: fn(order, t))
             slow = d2(lambda t: jax.jit(fn)(jnp.float64(order), t))
             np.testing.assert_allclose(fast, slow, rtol=1e-11)
-    for fn in (ive, kve, log_iv):
+    for fn in (ive, log_iv):  # (kve has one: below)
         with pytest.raises(NotImplementedError, match=r"no derivative in the order v"):
             jax.grad(fn, 0)(1.5, 2.0)
     with pytest.raises(TypeError, match=r"ive: x is complex"):
@@ -100,3 +101,51 @@ def test_edges_order_derivative_error_and_batching(x64):
     with mp.workdps(30):
         want = mp.diff(lambda t: mp.besseli(2.5, t) * mp.exp(-t), 3.0, 3)
     np.testing.assert_allclose(third, float(want), rtol=1e-9)
+
+
+# (v, x): v = 0 (where ∂/∂v = 0 and ∂²/∂v² is not), negative, tiny and large orders; x from
+# 1e-4 (Temme's series) through the continued fraction to 700 and 2e4.
+ORDER_POINTS = [(0.0, 0.5), (0.3, 1.7), (2.5, 3.0), (0.5, 2.0), (-2.3, 1.7), (7.2, 40.0),
+                (49.557, 0.0136), (12.3, 25.0), (0.0, 1e-3), (1e-3, 1e-4), (20.0, 1e-3),
+                (5.0, 700.0), (100.0, 3.0), (0.7, 2e4)]  # fmt: skip
+
+
+def test_kve_order_derivatives_against_mpmath(x64):
+    """∂/∂v, ∂²/∂v² and both mixed orders ∂²/∂v∂x, ∂²/∂x∂v (the second through the ratio
+    s = K_{v+1}/K_v's derivative in v) — before this, ∂/∂v raised."""
+    v = jnp.asarray([p[0] for p in ORDER_POINTS])
+    x = jnp.asarray([p[1] for p in ORDER_POINTS])
+    dv = jax.grad(kve, 0)
+    fns = [dv, jax.grad(dv, 0), jax.grad(dv, 1), jax.grad(jax.grad(kve, 1), 0)]
+    got = np.asarray(jax.jit(jax.vmap(lambda v, x: jnp.stack([f(v, x) for f in fns])))(v, x))
+    assert got[0, 0] == 0.0 and got[8, 0] == 0.0  # K_v is even in v
+    for i, (vi, xi) in enumerate(ORDER_POINTS):
+        with mp.workdps(40):
+            f = lambda a, b: mp.besselk(a, b) * mp.exp(b)
+            d_v = lambda b: mp.diff(lambda a: f(a, b), vi)
+            want = [d_v(xi), mp.diff(lambda a: f(a, xi), vi, 2), mp.diff(d_v, xi)]
+        want = [float(w) for w in (*want, want[2])]
+        for k in range(4):
+            # x = 2e4: the value's own accuracy; the last (∂/∂x, then ∂/∂v: through the ratio's
+            # Riccati form, 1/x − ∂s/∂v) loses (x/v)²ε at x ≫ v, as the second derivatives
+            # in x do (see the module).
+            rtol = 1e-12 if xi < 1e4 else 2e-12
+            if k == 3:
+                rtol = max(rtol, 10 * (xi / max(abs(vi), 1.0)) ** 2 * 2.2e-16)
+            atol = 1e-14 * abs(want[1])  # ∂/∂v is 0 at v = 0: judged against ∂²/∂v²'s size
+            assert abs(got[i, k] - want[k]) <= rtol * abs(want[k]) + atol, (vi, xi, k, got[i, k])
+
+
+def test_kve_order_derivative_float32_and_edges():
+    v = jnp.asarray([0.3, 2.5, 7.4, -1.2], "float32")
+    x = jnp.asarray([1.7, 3.0, 0.5, 2.0], "float32")
+    got = jax.vmap(jax.grad(kve, 0))(v, x)
+    assert got.dtype == jnp.float32
+    for i in range(4):
+        with mp.workdps(30):
+            vi, xi = float(v[i]), float(x[i])
+            want = float(mp.diff(lambda a: mp.besselk(a, xi) * mp.exp(xi), vi))
+        assert abs(float(got[i]) - want) <= 2e-6 * abs(want), (vi, xi, float(got[i]), want)
+    # Outside the domain the derivative is NaN, as the value; at x = 0 both are infinite/NaN.
+    assert np.isnan(jax.grad(kve, 0)(1.5, -2.0))
+    assert not np.isfinite(jax.grad(kve, 0)(1.5, 0.0))

@@ -1163,6 +1163,48 @@ wrong("kve_derivative_unscaled", "jvp_fd", "x", reference=_bessel_reference("kve
 )
 
 
+def _kve_order_twin(mistake):
+    """kve with its derivative in the order: ∫₀^∞ t sinh(vt) e^{-x(cosh t − 1)} dt (right), or
+    the mistake "missing_t": ∂/∂v cosh(vt) taken as sinh(vt), the chain rule's t forgotten."""
+    from jaxrules.rules import bessel as Bs
+
+    @jr.custom_jvp
+    def fn(v, x):
+        return Bs._reference(Bs.kve)(v, x)
+
+    @fn.defjvp
+    def _(p, t):
+        (v, x), (tv, tx) = p, t
+        y = fn(v, x)
+        lo, hi = (jax.lax.stop_gradient(e) for e in Bs._order_window(v, x))
+        n = 256
+        ts = lo[..., None] + (hi - lo)[..., None] / n * jnp.arange(n + 1)
+        w = jnp.where((jnp.arange(n + 1) % n) == 0, 0.5, 1.0)
+        g = jnp.sinh(v[..., None] * ts) * jnp.exp(-x[..., None] * (jnp.cosh(ts) - 1))
+        g = g if mistake == "missing_t" else ts * g
+        dv = (hi - lo) / n * jnp.sum(w * g, axis=-1)
+        s = Bs._core(jnp.abs(v), x)[3]
+        return y, y * (1 + jnp.abs(v) / x - s) * tx + dv * tv
+
+    return fn
+
+
+def _kve_reference(v, x):
+    from jaxrules.rules import bessel as Bs
+
+    return Bs._reference(Bs.kve)(v, x)
+
+
+KVE_ORDER = dict(
+    reference=_kve_reference,
+    inputs={"v": I.positive((4,), low=0.2, high=8.0), "x": I.positive((4,), low=0.3, high=6.0)},
+    cases=[jr.Case("general", witness="differences")],
+    scales=(),
+)
+RIGHT.register("kve_order", **KVE_ORDER)(_kve_order_twin(None))
+wrong("kve_order_missing_t", "jvp_fd", "v", **KVE_ORDER)(_kve_order_twin("missing_t"))
+
+
 # -- the remaining distribution functions and log_iv ---------------------------------------------
 def _beta_cdf_shapes_swapped(x, a, b):
     # The mistake: the beta CDF as I_x(b, a), the shapes' roles exchanged.
