@@ -389,7 +389,7 @@ def _bisect(f, lo, hi, steps):
 
 
 def _log_sinh(z):
-    return z + jnp.log(-jnp.expm1(-2 * z)) - np.log(2.0)
+    return z + jnp.log(-jnp.expm1(-2 * z)) - 0.6931471805599453  # (log 2, weakly typed)
 
 
 def _order_window(v, x):
@@ -419,7 +419,6 @@ def _kve_order_slope(v, x):
     (the window stopped), so JAX differentiates it to any order. `x > 0`."""
     n = 256 if jnp.finfo(x.dtype).eps < 1e-10 else 96
     lo, hi = _order_window(lax.stop_gradient(v), lax.stop_gradient(x))
-    lo, hi = lax.stop_gradient(lo), lax.stop_gradient(hi)
     h = (hi - lo) / n
     k = jnp.arange(n + 1, dtype=x.dtype)
     t = lo[..., None] + h[..., None] * k
