@@ -216,6 +216,54 @@ def test_logm_second_order(x64):
         np.testing.assert_allclose(how(A), H, rtol=1e-8, atol=1e-10)
 
 
+def _pade_backward_error_bound(theta, u):
+    """`Σₖ |cₖ| θᵏ / u` for `h(y) = (e^{r(y)} − 1 − y)/y = Σₖ cₖ yᵏ`, `r` the 8-point
+    Gauss–Legendre rule for `log(1 + y)` in exact arithmetic (nodes refined in mpmath): at most 1
+    where `‖Y‖₁ ≤ θ` makes `r(Y)` the logarithm of `I + Y + ΔY` with `‖ΔY‖₁ ≤ u ‖Y‖₁`."""
+    mp = pytest.importorskip("mpmath")
+    with mp.workdps(40):
+        nodes = []
+        for t in np.polynomial.legendre.leggauss(8)[0]:
+            t = mp.mpf(t)
+            for _ in range(4):  # Newton on P₈
+                t -= mp.legendre(8, t) / mp.diff(lambda z: mp.legendre(8, z), t)
+            w = 1 / ((1 - t**2) * mp.diff(lambda z: mp.legendre(8, z), t) ** 2)  # on [0, 1]
+            nodes.append(((1 + t) / 2, w))
+        K = 160  # r's radius of convergence is 1/max xⱼ ≈ 1.02: ample at θ < 0.8
+        a = [mp.mpf(0)] + [sum(w * (-x) ** (k - 1) for x, w in nodes) for k in range(1, K + 2)]
+        b = [mp.mpf(1)]  # e^{r}: n bₙ = Σₖ k aₖ bₙ₋ₖ
+        for n in range(1, K + 2):
+            b.append(sum(k * a[k] * b[n - k] for k in range(1, n + 1)) / n)
+        c = [b[1] - 1, *b[2:]]
+        return float(sum(abs(ck) * mp.mpf(theta) ** k for k, ck in enumerate(c)) / mp.mpf(u))
+
+
+@pytest.mark.parametrize("precision", ["double", "single"])
+def test_logm_roots_stop_where_the_pade_backward_error_is_the_unit_roundoff(precision, x64):
+    # θ (how close to I the roots must come) is the largest ‖Y‖₁ with backward error ≤ u: within
+    # 1% of it, and at it the value and the derivative are as accurate as SciPy's. No root is
+    # taken at ‖A − I‖₁ = θ (before: θ = 1/4 in every precision, a root more than needed in
+    # float64 for the registry's inputs at n = 200, two in float32; each root costs a
+    # Denman–Beavers loop and, in the derivative, a Sylvester solve).
+    from jaxrules.rules import matrix_functions as mf
+
+    theta = mf._LOG_THETA[precision]
+    u = 2.0**-53 if precision == "double" else 2.0**-24
+    assert _pade_backward_error_bound(theta, u) <= 1 < _pade_backward_error_bound(1.01 * theta, u)
+    dtype = "float64" if precision == "double" else "float32"
+    G = np.asarray(jr.inputs.general((6, 6))(jax.random.key(5), "float64"))
+    M = -(np.eye(6) + 0.2 * G)  # eigenvalues near −1: the rule's worst side
+    A = np.eye(6) + theta * M / np.abs(M).sum(axis=0).max()
+    E = np.asarray(jr.inputs.general((6, 6))(jax.random.key(6), "float64"))
+    A_, E_ = jnp.asarray(A, dtype), jnp.asarray(E, dtype)
+    assert int(mf._logm_primal(A_)[2]) == 0  # s: no root
+    X, dX = jax.jit(lambda A, E: jax.jvp(jr.rules.logm, (A,), (E,)))(A_, E_)
+    block = sl.logm(np.block([[A, E], [np.zeros_like(A), A]]))  # [[log A, L(A, E)], [0, log A]]
+    tol = 1e-13 if precision == "double" else 2e-6
+    np.testing.assert_allclose(X, block[:6, :6], rtol=tol, atol=tol)
+    np.testing.assert_allclose(dX, block[:6, 6:], rtol=tol, atol=tol)
+
+
 def test_logm_derivatives_factor_nothing_the_primal_has_not(x64):
     # The quadrature's LU factors come from the primal, and each root's Sylvester equation
     # R Ė + Ė R = Ė' (B is A) inverts one matrix per sign step: in the JVP and the gradient

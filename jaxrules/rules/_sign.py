@@ -81,10 +81,14 @@ def sylvester(A, B, C, *, b_is_ah: bool = False, b_is_a: bool = False):
         _, _, _, k, change = state
         return (k < MAX_STEPS) & ~(change <= tol)  # NaN change: stop (the result is NaN)
 
-    init = (A, B, C, jnp.zeros((), jnp.int32), jnp.asarray(jnp.inf, tol.dtype))
+    eye = lambda k: jnp.eye(k, dtype=A.dtype)
+    # A = B = I: X = C/2 and no step (the state is already the limit). `logm`'s derivative
+    # solves with I for the roots it did not take, and discards those solves.
+    identity = jnp.all(A == eye(n)) & jnp.all(B == eye(m))
+    change = jnp.where(identity, 0, jnp.inf).astype(tol.dtype)
+    init = (A, B, C, jnp.zeros((), jnp.int32), change)
     A_, B_, C_, _, change = jax.lax.while_loop(going, step, init)
     s = jnp.round(jnp.real(jnp.trace(A_)) / n)
-    eye = lambda k: jnp.eye(k, dtype=A_.dtype)
     separated = (
         (jnp.abs(s) == 1)
         & (_fro2(A_ - s * eye(n)) < 0.25)

@@ -325,11 +325,16 @@ def polar(A):
 # -- the matrix logarithm ------------------------------------------------------------------------
 # Inverse scaling and squaring (Kenney & Laub; Higham, *Functions of Matrices*, §11.5):
 #   log A = 2^s log(A^(1/2^s)),
-# with s square roots (Denman–Beavers, `_sqrtm_newton`) until ‖A^(1/2^s) − I‖₁ ≤ θ = 1/4, and
-#   log(I + Y) = ∫₀¹ Y (I + tY)⁻¹ dt ≈ Σⱼ wⱼ Y (I + xⱼY)⁻¹,
+# with s square roots (Denman–Beavers, `_sqrtm_newton`) until ‖A^(1/2^s) − I‖₁ ≤ θ, and
+#   log(I + Y) = ∫₀¹ Y (I + tY)⁻¹ dt ≈ r(Y) = Σⱼ wⱼ Y (I + xⱼY)⁻¹,
 # the 8-point Gauss–Legendre rule on [0, 1] — the [8/8] Padé approximant of log(1 + y) in partial
-# fractions, accurate to far below ε(float64) for ‖Y‖ ≤ 1/4 (its error is that of the Padé
-# approximant at ρ(Y)).
+# fractions. θ is the largest ‖Y‖₁ at which r's backward error is at most the unit roundoff u:
+# with h(y) = (e^{r(y)} − 1 − y)/y = Σₖ cₖ yᵏ, e^{r(Y)} = I + Y + ΔY with ‖ΔY‖ ≤ Σₖ |cₖ| ‖Y‖ᵏ ‖Y‖,
+# and Σₖ |cₖ| θᵏ = u gives θ = 0.3287 for u = 2⁻⁵³ (float64) and 0.7832 for u = 2⁻²⁴ (float32;
+# Al-Mohy & Higham 2012, §2, the same bound; `tests/test_rules_matrix_functions.py` recomputes
+# Σₖ |cₖ| θᵏ with mpmath). Each root the bound does not need costs a Denman–Beavers root and a
+# Sylvester solve in the derivative: θ = 1/4 took one more root than needed on the registry's
+# inputs in float64, two in float32.
 # Derivative: the same composition, differentiated (`_logm_tangent`). Each root step is `sqrtm`'s
 # rule (its Sylvester equation R_k Ė_k + Ė_k R_k = Ė_{k−1}), and the quadrature's derivative is
 #   Σⱼ wⱼ (I + xⱼY)⁻¹ Ẏ (I + xⱼY)⁻¹
@@ -337,16 +342,23 @@ def polar(A):
 # the quadrature of L_log(I + Y, Ẏ) = ∫₀¹ (I + tY)⁻¹ Ẏ (I + tY)⁻¹ dt. The roots are computed once,
 # on a stopped copy, and enter the differentiated composition as constants of `sqrtm`'s rule
 # (which returns them as its value and differentiates them by its Sylvester equation), so the
-# derivative costs s Sylvester solves (one inverse per sign step: both coefficients are R_k; and
-# `_LOG_ROOTS − s` trivial ones with I, discarded: a `cond` would skip them but cannot be
-# transposed when batched) and triangular solves with the quadrature's LU factors, kept from
+# derivative costs s Sylvester solves (one inverse per sign step: both coefficients are R_k; the
+# `_LOG_ROOTS − s` others have I for R_k, are discarded, and take no step: a `cond` would skip
+# them but cannot be transposed when batched) and triangular solves with the quadrature's LU factors, kept from
 # the primal — never a second root nor a factorisation. The composition (a `scan` over
 # `_LOG_ROOTS` steps) is exact at every order and transposable (reverse mode), also batched: the
 # factors only solve, the operators `I + xⱼY` stay differentiable. This is the algorithm of
 # Al-Mohy, Higham & Relton (2013, "Computing the Fréchet derivative of the matrix logarithm")
 # with Denman–Beavers roots, on every platform: LU and matrix products only.
 _LOG_ROOTS = 12
-_LOG_THETA = 0.25
+#: θ by precision (see above): float64 and complex128, else float32's (also safe for float16).
+_LOG_THETA = {"double": 0.3287, "single": 0.7832}
+
+
+def _log_theta(dtype):
+    return _LOG_THETA["double" if jnp.finfo(dtype).bits == 64 else "single"]
+
+
 _GL_T, _GL_V = np.polynomial.legendre.leggauss(8)
 # Nodes and weights on [0, 1], as Python floats (weakly typed: they keep float32 float32).
 _GL_X, _GL_W = tuple(map(float, (_GL_T + 1) / 2)), tuple(map(float, _GL_V / 2))
@@ -371,10 +383,11 @@ def _logm_primal(A):
     `factors`: the quadrature's LU factors (`_log_quadrature`)."""
     n = A.shape[0]
     eye = jnp.eye(n, dtype=A.dtype)
+    theta = _log_theta(A.dtype)
 
     def going(state):
         R, k, _ = state
-        return (k < _LOG_ROOTS) & ~(_norm1(R - eye) <= _LOG_THETA)  # NaN: go on, to NaN
+        return (k < _LOG_ROOTS) & ~(_norm1(R - eye) <= theta)  # NaN: go on, to NaN
 
     def root(state):
         R, k, roots = state
@@ -385,7 +398,7 @@ def _logm_primal(A):
     R, s, roots = jax.lax.while_loop(going, root, (A, jnp.zeros((), jnp.int32), roots))
     X, factors = _log_quadrature(R - eye)
     X = (2.0**s).astype(A.dtype) * X
-    return jnp.where(_norm1(R - eye) <= _LOG_THETA, X, jnp.nan), roots, s, factors
+    return jnp.where(_norm1(R - eye) <= theta, X, jnp.nan), roots, s, factors
 
 
 @jax.jit  # eager calls would trace and lower the scan's fresh closures again at every call
@@ -449,7 +462,8 @@ def logm(A):
     both modes, on every platform. JAX has no `logm`.
 
     Inverse scaling and squaring: square roots (Denman–Beavers) until $A^{1/2^s}$ is within
-    1/4 of $I$, then the 8-point Gauss–Legendre (Padé [8/8]) quadrature of
+    θ of $I$ (θ where the next step's backward error is the unit roundoff: 0.33 in float64,
+    0.78 in float32), then the 8-point Gauss–Legendre (Padé [8/8]) quadrature of
     $\log(I + Y) = \int_0^1 Y(I + tY)^{-1}dt$. The derivative differentiates that composition
     with `sqrtm`'s rule at each root (one Sylvester solve per root, the roots computed once) —
     see the module. **Domain**: no eigenvalue on the closed negative real axis, where the
