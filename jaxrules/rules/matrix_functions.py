@@ -344,10 +344,12 @@ def polar(A):
 # (which returns them as its value and differentiates them by its Sylvester equation), so the
 # derivative costs s Sylvester solves (one inverse per sign step: both coefficients are R_k; the
 # `_LOG_ROOTS − s` others have I for R_k, are discarded, and take no step: a `cond` would skip
-# them but cannot be transposed when batched) and triangular solves with the quadrature's LU factors, kept from
-# the primal — never a second root nor a factorisation. The composition (a `scan` over
-# `_LOG_ROOTS` steps) is exact at every order and transposable (reverse mode), also batched: the
-# factors only solve, the operators `I + xⱼY` stay differentiable. This is the algorithm of
+# them but cannot be transposed when batched) and products with the quadrature's inverses, which
+# the primal has for free: it computes Tⱼ = (I + xⱼY)⁻¹ Y, and (I + xⱼY)⁻¹ = I − xⱼTⱼ — never a
+# second root nor a factorisation (products, not the triangular solves of LU factors: 2–3×
+# faster for the same flops on this CPU). The composition (a `scan` over `_LOG_ROOTS` steps) is
+# exact at every order and transposable (reverse mode), also batched: the inverses only solve,
+# the operators `I + xⱼY` stay differentiable. This is the algorithm of
 # Al-Mohy, Higham & Relton (2013, "Computing the Fréchet derivative of the matrix logarithm")
 # with Denman–Beavers roots, on every platform: LU and matrix products only.
 _LOG_ROOTS = 12
@@ -365,12 +367,12 @@ _GL_X, _GL_W = tuple(map(float, (_GL_T + 1) / 2)), tuple(map(float, _GL_V / 2))
 
 
 def _log_quadrature(Y):
-    """`(Σⱼ wⱼ (I + xⱼY)⁻¹ Y ≈ log(I + Y), factors)`: `factors[j]`, the LU factors of
-    `I + xⱼY`, are kept for the derivative (`_logm_tangent`)."""
+    """`(Σⱼ wⱼ Tⱼ ≈ log(I + Y), inverses)` with `Tⱼ = (I + xⱼY)⁻¹ Y`: `inverses[j]`
+    `= (I + xⱼY)⁻¹ = I − xⱼTⱼ`, kept for the derivative (`_logm_tangent`)."""
     eye = jnp.eye(Y.shape[-1], dtype=Y.dtype)
-    factors = [jsl.lu_factor(eye + x * Y) for x in _GL_X]
-    terms = [w * jsl.lu_solve(f, Y) for f, w in zip(factors, _GL_W)]
-    return functools.reduce(jnp.add, terms), jax.tree.map(lambda *a: jnp.stack(a), *factors)
+    T = [jnp.linalg.solve(eye + x * Y, Y) for x in _GL_X]
+    X = functools.reduce(jnp.add, [w * t for t, w in zip(T, _GL_W)])
+    return X, jnp.stack([eye - x * t for t, x in zip(T, _GL_X)])
 
 
 def _norm1(M):
@@ -379,8 +381,8 @@ def _norm1(M):
 
 @jax.jit
 def _logm_primal(A):
-    """`(X, roots, s, factors)` on a stopped `A`: `roots[k]` = A^(1/2^(k+1)) for `k < s`;
-    `factors`: the quadrature's LU factors (`_log_quadrature`)."""
+    """`(X, roots, s, inverses)` on a stopped `A`: `roots[k]` = A^(1/2^(k+1)) for `k < s`;
+    `inverses`: the quadrature's `(I + xⱼY)⁻¹` (`_log_quadrature`)."""
     n = A.shape[0]
     eye = jnp.eye(n, dtype=A.dtype)
     theta = _log_theta(A.dtype)
@@ -396,18 +398,18 @@ def _logm_primal(A):
 
     roots = jnp.zeros((_LOG_ROOTS, n, n), A.dtype)
     R, s, roots = jax.lax.while_loop(going, root, (A, jnp.zeros((), jnp.int32), roots))
-    X, factors = _log_quadrature(R - eye)
+    X, inverses = _log_quadrature(R - eye)
     X = (2.0**s).astype(A.dtype) * X
-    return jnp.where(_norm1(R - eye) <= theta, X, jnp.nan), roots, s, factors
+    return jnp.where(_norm1(R - eye) <= theta, X, jnp.nan), roots, s, inverses
 
 
 @jax.jit  # eager calls would trace and lower the scan's fresh closures again at every call
-def _logm_tangent(A, dA, roots, s, factors):
+def _logm_tangent(A, dA, roots, s, inverses):
     """`L_log(A, Ȧ)` through the composition `2^s q(A^(1/2^s) − I)` (`q` the quadrature):
     each root `R_k = sqrtm(R_{k−1})` is `sqrtm`'s rule at its precomputed value (differentiable
     in `A` at the next order), its tangent `R_k Ė_k + Ė_k R_k = Ė_{k−1}`; then
-    `Σⱼ wⱼ Qⱼ⁻¹ Ė_s Qⱼ⁻¹` with `Qⱼ = I + xⱼ(R_s − I)`, both solves with the primal's LU
-    factors of `Qⱼ` (the operator `Qⱼ` itself stays differentiable in `A`). Linear in `Ȧ`,
+    `Σⱼ wⱼ Qⱼ⁻¹ Ė_s Qⱼ⁻¹` with `Qⱼ = I + xⱼ(R_s − I)`, each solve a product with the
+    primal's `Qⱼ⁻¹` (the operator `Qⱼ` itself stays differentiable in `A`). Linear in `Ȧ`,
     transposable."""
     eye = jnp.eye(A.shape[-1], dtype=A.dtype)
     flags = _me.Flags(method="sign", same=True)
@@ -432,22 +434,23 @@ def _logm_tangent(A, dA, roots, s, factors):
     terms = []
     for j, (x, w) in enumerate(zip(_GL_X, _GL_W)):
         Q = lambda M, x=x: (eye + x * Y) @ M
-        solver = _linsolve.lu(jax.tree.map(lambda a, j=j: a[j], factors))
+        Qi = inverses[j]
+        solver = _linsolve.Factored(lambda r, Qi=Qi: Qi @ r, transpose=lambda r, Qi=Qi: Qi.T @ r)
         Z = _linsolve.solve(Q, E, solver)  # Q⁻¹ Ė
         terms.append(w * _linsolve.solve(Q, Z.T, solver, transpose=True).T)  # Q⁻¹ Ė Q⁻¹
     return (2.0**s).astype(A.dtype) * functools.reduce(jnp.add, terms)
 
 
-@custom_jvp(constant_argnames=("X0", "roots", "s", "factors"), allow_complex=True)
-def _logm(A, X0, roots, s, factors):
+@custom_jvp(constant_argnames=("X0", "roots", "s", "inverses"), allow_complex=True)
+def _logm(A, X0, roots, s, inverses):
     return X0
 
 
 @_logm.defjvp
 def _logm_jvp(primals, tangents):
-    A, X0, roots, s, factors = primals
-    X = _logm(A, X0, roots, s, factors)  # X0, differentiable in A at the next order
-    return X, _logm_tangent(A, tangents[0], roots, s, factors)
+    A, X0, roots, s, inverses = primals
+    X = _logm(A, X0, roots, s, inverses)  # X0, differentiable in A at the next order
+    return X, _logm_tangent(A, tangents[0], roots, s, inverses)
 
 
 def _logm_one(A):
