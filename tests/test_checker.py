@@ -603,3 +603,38 @@ def test_evidence_is_computed_on_demand_and_comparing_is_pure(monkeypatch):
     with pytest.raises(_compare.Wanted) as e:
         _compare.Evidence()["want"]
     assert e.value.key == "want"
+
+
+def test_a_case_value_of_a_dynamic_parameter_is_differentiated():
+    # A case's values are static arguments, except where a `jr.custom_jvp` declares the
+    # parameter dynamic: there the value is that input at every point and is differentiated
+    # like any dynamic input (the rule claims a derivative in it, so a tangent it drops is a
+    # wrong derivative, flagged in that argument). A plain function's case value is static.
+    def rule(drop_v):
+        @jr.custom_jvp
+        def f(x, v):
+            return x * jnp.sin(v)
+
+        @f.defjvp
+        def _(p, t):
+            (x, v), (tx, tv) = p, t
+            dv = 0.0 if drop_v else x * jnp.cos(v) * tv
+            return f(x, v), tx * jnp.sin(v) + dv
+
+        return f
+
+    reg = jr.Registry()
+    ref = lambda x, v: x * jnp.sin(v)
+    for name, drop in (("right", False), ("drops_v", True)):
+        reg.register(name, reference=ref, inputs={"x": I.general((3,))}, cases=[{"v": 0.7}])(
+            rule(drop)
+        )
+    reg.register("plain", reference=ref, inputs={"x": I.general((3,))}, cases=[{"v": 0.7}])(
+        lambda x, v: rule(True)(x, v)  # v static here: the dropped tangent is never asked for
+    )
+    kw = dict(registry=reg, seeds=1, transforms=("jit",))
+    right, drops, plain = (jr.check(n, **kw) for n in ("right", "drops_v", "plain"))
+    assert right.passed and plain.passed, (str(right), str(plain))
+    # (None: the block of all arguments together)
+    assert not drops.passed and {f.argument for f in drops.failures} - {None} == {"v"}, str(drops)
+    assert "v" in {r.argument for r in right.results} - {r.argument for r in plain.results}
