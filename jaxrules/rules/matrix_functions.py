@@ -331,10 +331,10 @@ def polar(A):
 # fractions. θ is the largest ‖Y‖₁ at which r's backward error is at most the unit roundoff u:
 # with h(y) = (e^{r(y)} − 1 − y)/y = Σₖ cₖ yᵏ, e^{r(Y)} = I + Y + ΔY with ‖ΔY‖ ≤ Σₖ |cₖ| ‖Y‖ᵏ ‖Y‖,
 # and Σₖ |cₖ| θᵏ = u gives θ = 0.3287 for u = 2⁻⁵³ (float64) and 0.7832 for u = 2⁻²⁴ (float32;
-# Al-Mohy & Higham 2012, §2, the same bound; `tests/test_rules_matrix_functions.py` recomputes
-# Σₖ |cₖ| θᵏ with mpmath). Each root the bound does not need costs a Denman–Beavers root and a
-# Sylvester solve in the derivative: θ = 1/4 took one more root than needed on the registry's
-# inputs in float64, two in float32.
+# the backward-error bound of Al-Mohy & Higham 2012, §2, taken with the 1-norm;
+# `tests/test_rules_matrix_functions.py` recomputes Σₖ |cₖ| θᵏ with mpmath). Each root the bound
+# does not need costs a Denman–Beavers loop and a Sylvester solve in the derivative: θ = 1/4
+# took one root more than needed for the benchmark's n = 200 input in float64, two in float32.
 # Derivative: the same composition, differentiated (`_logm_tangent`). Each root step is `sqrtm`'s
 # rule (its Sylvester equation R_k Ė_k + Ė_k R_k = Ė_{k−1}), and the quadrature's derivative is
 #   Σⱼ wⱼ (I + xⱼY)⁻¹ Ẏ (I + xⱼY)⁻¹
@@ -465,8 +465,8 @@ def logm(A):
     both modes, on every platform. JAX has no `logm`.
 
     Inverse scaling and squaring: square roots (Denman–Beavers) until $A^{1/2^s}$ is within
-    θ of $I$ (θ where the next step's backward error is the unit roundoff: 0.33 in float64,
-    0.78 in float32), then the 8-point Gauss–Legendre (Padé [8/8]) quadrature of
+    θ of $I$ (θ where the quadrature's backward error reaches the unit roundoff: 0.33 in
+    float64, 0.78 in float32), then the 8-point Gauss–Legendre (Padé [8/8]) quadrature of
     $\log(I + Y) = \int_0^1 Y(I + tY)^{-1}dt$. The derivative differentiates that composition
     with `sqrtm`'s rule at each root (one Sylvester solve per root, the roots computed once) —
     see the module. **Domain**: no eigenvalue on the closed negative real axis, where the
