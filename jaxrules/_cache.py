@@ -13,7 +13,10 @@ on by default, at a per-user location (as pip's and JAX tools' caches are):
 A directory the user gave JAX itself (`JAX_COMPILATION_CACHE_DIR`,
 `jax.config.update("jax_compilation_cache_dir", ...)`) wins over all three: it is never
 replaced. JAX's cache is per process, so the setting applies to every program compiled after
-it; jaxrules caches every program however fast it compiled (JAX's default skips programs
+it, and an explicit setting (an argument, the CLI's `--cache-dir`, the plugin's option) holds
+for the rest of the process: the checks the CLI and the plugin then run, which give none,
+keep it (before, their `"off"` was undone by the first check, which turned the per-user cache
+on). Turning it off once on is not possible (JAX reads the setting once): a warning says so; jaxrules caches every program however fast it compiled (JAX's default skips programs
 compiled in under a second: all of the checker's), and caps an unbounded cache at 2 GiB
 (least recently used entries go first) where the `filelock` package JAX needs for that is
 installed.
@@ -24,6 +27,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import jax
@@ -31,6 +35,8 @@ import jax
 ENV = "JAXRULES_CACHE_DIR"
 _OFF = ("off", "0", "false", "no", "none")
 _MAX_BYTES = 2 * 2**30
+#: The directory (None: off) the last explicit setting chose in this process, once one was.
+_settled: list[str | None] = []
 
 
 def default_dir() -> Path:
@@ -59,10 +65,23 @@ def resolve(option: str | os.PathLike | bool | None = None) -> str | None:
 
 def enable(option: str | os.PathLike | bool | None = None) -> str | None:
     """Turn JAX's persistent compilation cache on as the setting says; return the directory
-    in use (the user's own JAX setting if there is one), or `None` if it is off."""
+    in use (the user's own JAX setting if there is one), or `None` if it is off. `option`
+    `None` (no setting given) keeps what an explicit setting chose earlier in the process."""
+    if option is None and _settled:
+        return _settled[0] and jax.config.jax_compilation_cache_dir
     current = jax.config.jax_compilation_cache_dir
     path = resolve(option)
+    if option is not None:
+        _settled[:] = [path if current is None else current]
     if current:
+        if path is None and option is not None:
+            warnings.warn(
+                f"jaxrules: the compilation cache cannot be turned off (cache_dir={option!r}): "
+                f"JAX's persistent cache is already on in this process, at {current}. Turn it "
+                "off before the first check (the CLI's --cache-dir off, "
+                "JAXRULES_CACHE_DIR=off), or leave JAX's own setting unset.",
+                stacklevel=2,
+            )
         path = current  # the user's (or an earlier call's): never replaced
     elif path is None:
         return None

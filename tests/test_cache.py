@@ -55,3 +55,33 @@ def test_jr_check_turns_the_cache_on_and_never_replaces_the_users(tmp_path):
     assert out[0] == str(mine) and not (d / "x").exists()
     # Off.
     assert _run(CHECK, JAXRULES_CACHE_DIR="off")[0] == "None"
+
+
+OFF_THEN_CHECK = """
+import warnings, jax
+from jaxrules import _cache
+_cache.enable("off")  # the CLI's --cache-dir off, the plugin's --jaxrules-cache-dir=off
+print(_cache.enable(None), jax.config.jax_compilation_cache_dir)  # what each check then does
+"""
+
+ON_THEN_OFF = """
+import sys, warnings, jax
+from jaxrules import _cache
+_cache.enable(sys.argv[1])
+with warnings.catch_warnings(record=True) as w:
+    warnings.simplefilter("always")
+    print(_cache.enable("off"), len(w), "cannot be turned off" in str(w[0].message))
+"""
+
+
+def test_an_explicit_setting_holds_for_the_checks_that_follow(tmp_path):
+    # The CLI and the plugin apply their option, then run checks that give none: "off" must
+    # stay off (before, the first check turned the per-user cache on: the CLI's
+    # `--cache-dir off` compiled into ~/.cache/jaxrules anyway).
+    xdg = tmp_path / "xdg"
+    assert _run(OFF_THEN_CHECK, XDG_CACHE_HOME=str(xdg)) == ["None", "None"]
+    assert not xdg.exists()
+    # Once on, "off" cannot turn it off (JAX reads the setting once): said, not silent.
+    on = str(tmp_path / "on")
+    code = ON_THEN_OFF.replace("sys.argv[1]", repr(on))
+    assert _run(code, XDG_CACHE_HOME=str(xdg)) == [on, "1", "True"]

@@ -166,6 +166,19 @@ def test_cli_check_with_a_persistent_compilation_cache(tmp_path):
     )
     assert env_run.returncode == 0, env_run.stdout + env_run.stderr
     assert any((tmp_path / "env_cache").iterdir())
+    # --cache-dir off: nothing cached, not even at the per-user default (before: the first
+    # check turned that on)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAXRULES", "JAX_COMP"))}
+    off_run = subprocess.run(
+        [sys.executable, "-m", "jaxrules", *args, "--cache-dir", "off"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=HERE,
+        env=dict(env, XDG_CACHE_HOME=str(tmp_path / "xdg")),
+    )
+    assert off_run.returncode == 0, off_run.stdout + off_run.stderr
+    assert not (tmp_path / "xdg").exists()
 
 
 RULE_MODULE = """
