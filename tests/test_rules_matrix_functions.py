@@ -265,11 +265,12 @@ def test_logm_roots_stop_where_the_pade_backward_error_is_the_unit_roundoff(prec
 
 
 def test_logm_derivatives_factor_nothing_the_primal_has_not(x64):
-    # The quadrature's LU factors come from the primal, and each root's Sylvester equation
-    # R Ė + Ė R = Ė' (B is A) inverts one matrix per sign step: in the JVP and the gradient
-    # the only LUs beyond the primal's are the sign loop's, one in its body and one in its
-    # transpose's (traced into `custom_linear_solve`'s parameters). Before: 16 more (the
-    # quadrature factored Q and Qᵀ again) and two per loop body.
+    # The quadrature's inverses come from the primal (it solves with no factors of its own),
+    # and each root's Sylvester equation R Ė + Ė R = Ė' (B is A) inverts one matrix per sign
+    # step: in the JVP and the gradient the only LUs beyond the primal's are the sign loop's,
+    # one in its body and one in its transpose's (traced into `custom_linear_solve`'s
+    # parameters). Before: 16 more (the quadrature factored Q and Qᵀ again) and two per loop
+    # body.
     from test_rules_linalg import _count
 
     from jaxrules.rules import logm
