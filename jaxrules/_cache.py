@@ -16,7 +16,8 @@ replaced. JAX's cache is per process, so the setting applies to every program co
 it, and an explicit setting (an argument, the CLI's `--cache-dir`, the plugin's option) holds
 for the rest of the process: the checks the CLI and the plugin then run, which give none,
 keep it (before, their `"off"` was undone by the first check, which turned the per-user cache
-on). Turning it off once on is not possible (JAX reads the setting once): a warning says so; jaxrules caches every program however fast it compiled (JAX's default skips programs
+on). Turning it off once on is not possible (JAX reads the setting once): a warning says so.
+jaxrules caches every program however fast it compiled (JAX's default skips programs
 compiled in under a second: all of the checker's), and caps an unbounded cache at 2 GiB
 (least recently used entries go first) where the `filelock` package JAX needs for that is
 installed.
@@ -35,8 +36,9 @@ import jax
 ENV = "JAXRULES_CACHE_DIR"
 _OFF = ("off", "0", "false", "no", "none")
 _MAX_BYTES = 2 * 2**30
-#: The directory (None: off) the last explicit setting chose in this process, once one was.
-_settled: list[str | None] = []
+#: Whether the last explicit setting in this process was "off" (a directory leaves its trace in
+#: JAX's config; "off" leaves none): calls without a setting keep it.
+_off = False
 
 
 def default_dir() -> Path:
@@ -67,12 +69,13 @@ def enable(option: str | os.PathLike | bool | None = None) -> str | None:
     """Turn JAX's persistent compilation cache on as the setting says; return the directory
     in use (the user's own JAX setting if there is one), or `None` if it is off. `option`
     `None` (no setting given) keeps what an explicit setting chose earlier in the process."""
-    if option is None and _settled:
-        return _settled[0] and jax.config.jax_compilation_cache_dir
+    global _off
     current = jax.config.jax_compilation_cache_dir
+    if option is None and _off and not current:
+        return None
     path = resolve(option)
     if option is not None:
-        _settled[:] = [path if current is None else current]
+        _off = path is None
     if current:
         if path is None and option is not None:
             warnings.warn(

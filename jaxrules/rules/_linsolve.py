@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
-__all__ = ["Factored", "Iterative", "cholesky", "lu", "solve"]
+__all__ = ["Factored", "Iterative", "cholesky", "inverse", "lu", "solve"]
 
 
 def _transpose(f: Callable, like) -> Callable:
@@ -110,6 +110,11 @@ def lu(factors, *, symmetric: bool = False) -> Factored:
     if symmetric:
         return Factored(apply(0), symmetric=True)
     return Factored(apply(0), transpose=apply(1))
+
+
+def inverse(M) -> Factored:
+    """The solver of an explicit inverse `M = O⁻¹` (products, no factors)."""
+    return Factored(lambda r: M @ r, transpose=lambda r: M.T @ r)
 
 
 def cholesky(lower) -> Factored:

@@ -79,6 +79,8 @@ accuracy: `docs/library/special.md`.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import jax.scipy.special as jss
@@ -389,7 +391,7 @@ def _bisect(f, lo, hi, steps):
 
 
 def _log_sinh(z):
-    return z + jnp.log(-jnp.expm1(-2 * z)) - 0.6931471805599453  # (log 2, weakly typed)
+    return z + jnp.log(-jnp.expm1(-2 * z)) - math.log(2.0)  # a Python float: weakly typed
 
 
 def _order_window(v, x):

@@ -434,8 +434,7 @@ def _logm_tangent(A, dA, roots, s, inverses):
     terms = []
     for j, (x, w) in enumerate(zip(_GL_X, _GL_W)):
         Q = lambda M, x=x: (eye + x * Y) @ M
-        Qi = inverses[j]
-        solver = _linsolve.Factored(lambda r, Qi=Qi: Qi @ r, transpose=lambda r, Qi=Qi: Qi.T @ r)
+        solver = _linsolve.inverse(inverses[j])
         Z = _linsolve.solve(Q, E, solver)  # Q⁻¹ Ė
         terms.append(w * _linsolve.solve(Q, Z.T, solver, transpose=True).T)  # Q⁻¹ Ė Q⁻¹
     return (2.0**s).astype(A.dtype) * functools.reduce(jnp.add, terms)
