@@ -15,8 +15,9 @@ from conftest import needs_hijax
 import jaxrules as jr
 from jaxrules import inputs as I
 
-#: Wrong rules whose reference is costly to differentiate (50 s): the slow tier's.
-_SLOW_WRONG = {"fractional_power_scalar_derivative"}
+#: Wrong rules whose checks are costly (40-50 s: the reference's derivatives, or the Student-t
+#: rule's second-order programs compiled afresh): the slow tier's.
+_SLOW_WRONG = {"fractional_power_scalar_derivative", "student_t_cdf_large_df_in_1_over_nu"}
 
 
 @needs_hijax
@@ -70,6 +71,7 @@ _SLOW_TWINS = {
     "gammainc",
     "betainc",
     "student_t_cdf",
+    "student_t_cdf_large_df",
 }
 
 

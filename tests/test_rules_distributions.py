@@ -89,15 +89,91 @@ def test_student_t_at_zero_is_exact_to_second_order(x64):
     with mp.workdps(30):
         pdf0 = lambda n: mp.gamma((n + 1) / 2) / (mp.sqrt(n * mp.pi) * mp.gamma(n / 2))
         want = [float(pdf0(nu)), 0.0, float(mp.diff(pdf0, nu))]
-    H = jax.hessian(student_t_cdf, (0, 1))(0.0, nu)
-    g = jax.grad(student_t_cdf, (0, 1))(0.0, nu)
+    H, g = jax.jit(
+        lambda t, n: (
+            jax.hessian(student_t_cdf, (0, 1))(t, n),
+            jax.grad(student_t_cdf, (0, 1))(t, n),
+        )
+    )(0.0, nu)
     np.testing.assert_allclose([g[0], g[1], H[0][1]], want, rtol=1e-13, atol=1e-300)
     np.testing.assert_allclose(H[1][0], H[0][1], rtol=1e-13)
     assert float(H[0][0]) == 0.0 and float(H[1][1]) == 0.0  # F(t) − ½ is odd in t
     # The composition without the rule: NaN at t = 0 (what the rule exists for).
-    from jaxrules.rules.distributions import _t_cdf_value
+    from jaxrules.rules.distributions import _t_cdf_composed
 
-    assert np.isnan(jax.grad(_t_cdf_value)(0.0, nu))
+    assert np.isnan(jax.grad(_t_cdf_composed)(0.0, nu))
+
+
+def _t_lower_mp(t, nu):  # F through the incomplete beta of the tail (no cancellation)
+    half = mp.mpf(1) / 2
+    lower = mp.betainc(nu / 2, half, 0, nu / (nu + t * t), regularized=True) / 2
+    return lower if t < 0 else 1 - lower
+
+
+def _t_pdf_mp(t, nu):
+    log_c = mp.loggamma((nu + 1) / 2) - mp.loggamma(nu / 2) - mp.log(nu * mp.pi) / 2
+    return mp.exp(log_c - (nu + 1) / 2 * mp.log1p(t * t / nu))
+
+
+# (t, ν, digits mpmath needs: ∂ν F is ~1e-27 of F at ν = 1e12). F down to 5e-198; ν = ∞ is
+# the normal distribution (as scipy.stats.t's): F = Φ, ∂t F = φ, no dependence on ν.
+TAILS = [
+    (-6.0, 80.0, 40),
+    (-10.0, 1e3, 40),
+    (-3.0, 1e6, 40),
+    (-30.0, 3e8, 40),
+    (2.0, 1e12, 90),
+    (-8.0, 1e15, 90),
+    (-9.0, np.inf, 30),
+    (1.3, np.inf, 30),
+]
+
+
+def _t_all(t, nu):
+    g = jax.grad(student_t_cdf, (0, 1))(t, nu)
+    H = jax.hessian(student_t_cdf, (0, 1))(t, nu)
+    return jnp.stack([student_t_cdf(t, nu), g[0], g[1], H[1][1], H[0][1], H[0][0]])
+
+
+def test_student_t_far_tails_and_large_df(x64):
+    # F, ∂t F, ∂ν F, ∂ν² F, ∂t∂ν F (and ∂t² F at ν = ∞) against mpmath. Before: the central
+    # form ½ + ½ sign(t) I_z was used wherever t² < ν and cancelled in the lower tail (ν = 80,
+    # t = −6: 1e-9 relative; ν = 1000, t = −10: F = 0), the density's difference of gammalns
+    # cancelled (∂t F 2 % wrong at ν = 1e14), F was NaN at ν ≥ 1e17 for t = −2, and ν = ∞
+    # gave F = ½ and NaN derivatives.
+    want = []
+    for t, nu, dps in TAILS:
+        with mp.workdps(dps):
+            T, N = mp.mpf(t), mp.mpf(nu)
+            if nu == np.inf:
+                want.append([mp.ncdf(T), mp.npdf(T), 0, 0, 0])
+                continue
+            want.append(
+                [
+                    _t_lower_mp(T, N),
+                    _t_pdf_mp(T, N),
+                    mp.diff(lambda n: _t_lower_mp(T, n), N),
+                    mp.diff(lambda n: _t_lower_mp(T, n), N, 2),
+                    mp.diff(lambda n: _t_pdf_mp(T, n), N),
+                ]
+            )
+    want = np.array(want, dtype=float)
+    t, nu = (jnp.array([p[i] for p in TAILS]) for i in (0, 1))
+    got = np.asarray(jax.jit(jax.vmap(_t_all))(t, nu))
+    np.testing.assert_allclose(got[:, :2], want[:, :2], rtol=2e-13, atol=0)
+    np.testing.assert_allclose(got[:, 2:5], want[:, 2:], rtol=2e-12, atol=0)
+    normal = nu == np.inf  # ∂t² F = φ'(t) = −t φ(t)
+    np.testing.assert_allclose(got[normal, 5], -t[normal] * want[normal, 1], rtol=2e-13)
+
+
+def test_student_t_at_infinite_df_float32():
+    t = jnp.array([-9.0, -2.0, 0.0, 1.3, 6.0], jnp.float32)
+    F, (dt, dnu) = jax.jit(jax.vmap(jax.value_and_grad(student_t_cdf, (0, 1))))(
+        t, jnp.full_like(t, jnp.inf)
+    )
+    np.testing.assert_allclose(F, jax.scipy.special.ndtr(t), rtol=1e-6)
+    np.testing.assert_allclose(dt, jax.scipy.stats.norm.pdf(t), rtol=1e-5)
+    assert (dnu == 0).all()
 
 
 def test_counts_loc_scale_and_batching(x64):
@@ -123,3 +199,24 @@ def test_counts_loc_scale_and_batching(x64):
     assert np.isfinite(g).all()
     with pytest.raises(TypeError, match=r"student_t_cdf: df is complex"):
         student_t_cdf(1.0, 2.0 + 1j)
+
+
+def test_student_t_expansion_coefficients():
+    # Q_1..Q_6 (the library's exact rationals) against S = (Φ(t) − F)/φ(t) from mpmath's
+    # incomplete beta, in 80 digits, at ν where the first omitted term is < 1e-4 of the last
+    # kept one: the six terms' sum must match S to 1e-4 of the sixth term. A 1 % change of
+    # any coefficient but one (Q₆'s of t⁵, 137/196608) fails at one of the points at least.
+    from jaxrules.rules.distributions import _T_SERIES_EXACT
+
+    with mp.workdps(80):
+        for t, nu in (("0.5", 1e6), ("1.5", 1e6), ("3.0", 1e8)):
+            t, nu = mp.mpf(t), mp.mpf(nu)
+            exact = (mp.ncdf(t) - _t_lower_mp(t, nu)) / mp.npdf(t)
+            terms = [
+                mp.fsum(
+                    mp.mpf(c.numerator) / c.denominator * t ** (2 * j + 1) for j, c in enumerate(q)
+                )
+                / nu ** (k + 1)
+                for k, q in enumerate(_T_SERIES_EXACT)
+            ]
+            assert abs(mp.fsum(terms) - exact) <= 1e-4 * abs(terms[-1]), (t, nu, terms, exact)

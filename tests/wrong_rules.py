@@ -991,9 +991,9 @@ def _t_library(x, df):
 def _t_composed(x, df):
     # The mistake: no rule of its own — betainc's rules composed, whose ∂/∂x at the argument 0
     # is ∞ while the argument's derivative in t is 0: ∞ · 0 = NaN at t = 0, right elsewhere.
-    from jaxrules.rules.distributions import _t_cdf_value
+    from jaxrules.rules.distributions import _t_cdf_composed
 
-    return _t_cdf_value(x, df)
+    return _t_cdf_composed(x, df)
 
 
 def _t_ref(x, df):
@@ -1016,6 +1016,41 @@ STUDENT_AT_ZERO = dict(
 )
 wrong("student_t_cdf_composed_nan_at_zero", "jvp_fd", "x", **STUDENT_AT_ZERO)(_t_composed)
 RIGHT.register("student_t_cdf", **STUDENT_AT_ZERO, order=2)(_t_library)
+
+
+def _t_large_df_twin(in_nu: bool):
+    # `in_nu=False` is the mistake: at ν ≥ 1000 the CDF is an expansion in e = 1/ν, and its
+    # derivative in e is taken for the one in ν (the chain factor −1/ν² forgotten). Right
+    # below ν = 1000 (the composition), wrong above.
+    from jaxrules.rules import distributions as D
+
+    @jr.custom_jvp
+    def student_t_cdf(x, df):
+        return D._t_cdf_value(x, df)
+
+    @student_t_cdf.defjvp
+    def _(p, t):
+        (x, df), (tx, tdf) = p, t
+        dnu = D._t_dnu_value(x, df)
+        if not in_nu:
+            big, (xb, nb), _ = D._split(x, df)
+            in_e = jax.jvp(lambda e: D._t_cdf_expansion(xb, 1 / e), (1 / nb,), (jnp.ones_like(nb),))
+            dnu = jnp.where(big, in_e[1], dnu)
+        return student_t_cdf(x, df), D._t_pdf(x, df) * tx + dnu * tdf
+
+    return student_t_cdf
+
+
+STUDENT_LARGE_DF = dict(
+    reference=_t_ref,
+    inputs={"x": I.general((4,)), "df": I.positive((4,), low=1000.0, high=1500.0)},
+    cases=_DIFF,
+    scales=(),
+)
+wrong("student_t_cdf_large_df_in_1_over_nu", "jvp_fd", "df", **STUDENT_LARGE_DF)(
+    _t_large_df_twin(False)
+)
+RIGHT.register("student_t_cdf_large_df", **STUDENT_LARGE_DF)(_t_large_df_twin(True))
 
 _K = I.integer((4,), low=0, high=5)
 BINOMIAL = dict(
