@@ -79,6 +79,27 @@ def test_gammainc_against_mpmath(x64, fn, lower):
             _check_partials(("float32", a, x), ours32[i], want, 2e-4)
 
 
+def test_gammainc_at_large_shapes(x64):
+    # Just below x = a the series needs ~8.6 √a terms: with a cap of 4096 every value and
+    # derivative was NaN from a ≈ 2e5 on (and poisson_cdf at a mean of 1e6). mpmath's P is
+    # 1 − Q here (its own series gives up), in 40 digits: P ~ 1e-9 keeps 30.
+    from jaxrules.rules import poisson_cdf
+
+    points = [(4e5, 4e5 - 500.0), (1e6, 1e6 - 6000.0), (1e6, 1e6 - 1000.0)]
+    ours = _ours(gammainc, points, "float64")
+    lower = lambda s, t: 1 - mp.gammainc(s, t, mp.inf, regularized=True)
+    for i, (a, x) in enumerate(points):
+        with mp.workdps(40):
+            want = [float(mp.diff(lower, (a, x), o)) for o in GAMMA_ORDERS]
+        _check_partials(("float64", a, x), ours[i], list(zip(want, GAMMA_ORDERS)), 5e-12)
+    k, mu = 1e6 + 500.0, 1e6
+    with mp.workdps(40):
+        want = mp.gammainc(k + 1, mu, mp.inf, regularized=True)
+        dmu = mp.diff(lambda m: mp.gammainc(k + 1, m, mp.inf, regularized=True), mu)
+    F, g = jax.value_and_grad(poisson_cdf, 1)(k, mu)
+    np.testing.assert_allclose([F, g], [float(want), float(dmu)], rtol=5e-12)
+
+
 BETA_ORDERS = [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (2, 0, 0), (1, 1, 0), (1, 0, 1),
                (0, 2, 0), (0, 1, 1), (0, 0, 2)]  # fmt: skip
 
