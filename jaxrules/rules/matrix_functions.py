@@ -38,8 +38,12 @@ again (it calls itself for $X$): second order is exact.
 **`sqrtm`, domain.** The principal square root of a nonsingular $A$ with no eigenvalue on the closed
 negative real axis $\mathbb R^-$; there the function is analytic. For a real $A$ with an eigenvalue
 on $\mathbb R^-$ the principal root is not real: the output is NaN (pass a complex $A$ for a
-complex root, as `scipy.linalg.sqrtm` returns). A singular $A$ has no derivative (the Sylvester
-operator is singular): non-finite derivatives.
+complex root, as `scipy.linalg.sqrtm` returns). A singular $A$ is outside the domain too: the
+Denman–Beavers loop inverts $A$ and the Schur recurrence divides by $r_{ii} + r_{jj}$, so the
+output is NaN (SciPy returns a root where one exists, e.g. $\operatorname{diag}(1, 0)$), and no
+derivative exists there (the Sylvester operator is singular). For a singular positive
+semi-definite $A$ use `sqrtm_psd`: its value is exact there (its derivative, like $\sqrt{\cdot}$'s
+at 0, is not finite along a zero eigenvalue).
 """
 
 from __future__ import annotations
@@ -193,7 +197,8 @@ def sqrtm(A, *, method="auto"):
     `method` (static): `"schur"` (CPU only: JAX lowers its Schur decomposition on the CPU),
     `"newton"` (the Denman–Beavers iteration: every platform), `"auto"` (default: `"schur"`
     on the CPU, `"newton"` elsewhere). A real `A` with an eigenvalue on the closed negative
-    real axis has no real principal root: NaN (pass a complex `A`).
+    real axis has no real principal root: NaN (pass a complex `A`); so is a singular `A`
+    (for a singular positive semi-definite one, `sqrtm_psd`).
 
     Examples:
         >>> import jax, jax.numpy as jnp

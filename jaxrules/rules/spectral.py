@@ -244,7 +244,8 @@ def sqrtm_psd(A):
     r"""The principal square root of a symmetric positive semidefinite `A`,
     `funm_symmetric(√max(·, 0), A)` (eigenvalues rounded below 0 are taken as 0). The
     derivative is finite wherever at most one eigenvalue is 0 in each pair (at two zero
-    eigenvalues, √ has no derivative: `inf`).
+    eigenvalues, or a zero one with itself, √ has no derivative: not finite, `inf`, or NaN
+    where the eigenvectors' products meet 0 · ∞).
 
     Examples:
         >>> import jax.numpy as jnp
