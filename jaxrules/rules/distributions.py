@@ -198,24 +198,53 @@ def _t_large_nu(t, nu):
     return (nu >= nu0) & (t2 * t2 <= c * nu)
 
 
-# The coefficients as one (K, 2K) table, zero-padded: the K polynomials are evaluated at once
-# (a handful of operations to trace and differentiate instead of one per coefficient).
+# The coefficients as tables, zero-padded, so the K polynomials are evaluated at once (a
+# handful of operations to trace and differentiate instead of one per coefficient): Q_k / t
+# (the CDF) in powers of t², and the density's P_k = t Q_k − Q_k' (f = φ (1 + Σ_k P_k ν^{-k})),
+# whose coefficient of t^{2m} is q_{k,m−1} − (2m + 1) q_{k,m}.
 _T_TABLE = np.array([list(q) + [0.0] * (2 * len(_T_SERIES) - len(q)) for q in _T_SERIES])
+_T_DENSITY = np.concatenate([np.zeros((len(_T_TABLE), 1)), _T_TABLE], axis=1) - np.concatenate(
+    [_T_TABLE * (2 * np.arange(_T_TABLE.shape[1]) + 1), np.zeros((len(_T_TABLE), 1))], axis=1
+)
+
+
+def _t_sum(t, nu, table, weights):
+    """Σ_k weights[k] · poly_k(t²) · ν^{-(k+1)} for the rows poly_k of `table` (Horner in t²
+    for all rows together, then in 1/ν); |t| is capped at 40, past which Φ(t) is 0 or 1 in
+    every float dtype."""
+    x, e = t * t, 1 / nu
+    rows = jnp.asarray(table, t.dtype)
+    polys = jnp.broadcast_to(rows[:, -1], (*t.shape, len(rows)))
+    for j in range(rows.shape[1] - 2, -1, -1):
+        polys = rows[:, j] + x[..., None] * polys
+    s = jnp.zeros_like(t)
+    for k in range(len(rows) - 1, -1, -1):
+        s = (s + weights[k] * polys[..., k]) * e
+    return s
+
+
+def _normal_pdf(t):
+    return jnp.exp(-t * t / 2) / math.sqrt(2 * math.pi)
 
 
 def _t_cdf_expansion(t, nu):
-    """F from the expansion in 1/ν (plain JAX: JAX differentiates it; exact Φ at ν = ∞).
-    |t| is capped at 40, past which Φ(t) is 0 or 1 in every float dtype."""
+    """F from the expansion in 1/ν, Φ(t) − φ(t) Σ_k Q_k(t) ν^{-k} (plain JAX: JAX
+    differentiates it; exactly Φ at ν = ∞)."""
     t = jnp.clip(t, -40, 40)
-    x, e = t * t, 1 / nu
-    table = jnp.asarray(_T_TABLE, t.dtype)
-    polys = jnp.broadcast_to(table[:, -1], (*t.shape, len(table)))
-    for j in range(table.shape[1] - 2, -1, -1):  # Horner in t², all K polynomials together
-        polys = table[:, j] + x[..., None] * polys
-    s = jnp.zeros_like(t)
-    for k in range(len(table) - 1, -1, -1):  # Σ_k Q_k(t)/t · e^(k+1), Horner in e
-        s = (s + polys[..., k]) * e
-    return jss.ndtr(t) - jnp.exp(-x / 2) * (t * s) / math.sqrt(2 * math.pi)
+    return jss.ndtr(t) - _normal_pdf(t) * t * _t_sum(t, nu, _T_TABLE, [1] * len(_T_TABLE))
+
+
+def _t_pdf_expansion(t, nu):
+    """Its derivative in t, φ(t)(1 + Σ_k P_k(t) ν^{-k}), in closed form."""
+    t = jnp.clip(t, -40, 40)
+    return _normal_pdf(t) * (1 + _t_sum(t, nu, _T_DENSITY, [1] * len(_T_DENSITY)))
+
+
+def _t_dnu_expansion(t, nu):
+    """Its derivative in ν, φ(t) Σ_k k Q_k(t) ν^{-k-1}, in closed form."""
+    t = jnp.clip(t, -40, 40)
+    weights = list(range(1, len(_T_TABLE) + 1))
+    return _normal_pdf(t) * t * _t_sum(t, nu, _T_TABLE, weights) / nu
 
 
 def _split(t, nu):
@@ -231,7 +260,7 @@ def _split(t, nu):
 
 def _t_pdf(t, nu):
     big, (tb, nb), (tc, nc) = _split(t, nu)
-    expansion = jax.jvp(lambda s: _t_cdf_expansion(s, nb), (tb,), (jnp.ones_like(tb),))[1]
+    expansion = _t_pdf_expansion(tb, nb)
     closed = jnp.exp(_t_log_pdf_at_zero(nc) - (nc + 1) / 2 * jnp.log1p(tc * tc / nc))
     return jnp.where(big, expansion, closed)
 
@@ -284,7 +313,7 @@ def _t_dnu_value(t, nu):
     """$\\partial_\\nu F$: the expansion's at large ν; else the quadrature for
     $t^2 < \\min(\\nu, 4)$ and the composition's derivative in the tails."""
     big, (tb, nb), (tc, nc) = _split(t, nu)
-    expansion = jax.jvp(lambda n: _t_cdf_expansion(tb, n), (nb,), (jnp.ones_like(nb),))[1]
+    expansion = _t_dnu_expansion(tb, nb)
     near = tc * tc < jnp.minimum(nc, _T_NEAR)
     tn = jnp.where(near, tc, 0)
     tt = jnp.where(near, jnp.sqrt(nc) + 2, tc)  # the tail's points; a tail point elsewhere
