@@ -38,9 +38,11 @@ float32) and $t^4 \le 0.1\,\nu$ ($t^4 \le \nu$ in float32) `student_t_cdf` uses 
 $F = \Phi(t) - \varphi(t) \sum_{k=1}^{6} Q_k(t)\,\nu^{-k}$, $Q_1 = (t^3 + t)/4$: expanding
 $\log f$ in $1/\nu$ gives $f = \varphi(t)(1 + \sum_k P_k(t)\nu^{-k})$, each $P_k$ has mean 0
 under $\varphi$ ($f$ integrates to 1 for every $\nu$), so $\int_{-\infty}^t \varphi P_k =
--\varphi(t) Q_k(t)$ with $Q_k' - t Q_k = -P_k$, a polynomial (coefficients in `_T_SERIES`). It
-is plain JAX: its derivatives in $t$ and $\nu$, to any order, are JAX's, and at
-$\nu = \infty$ it is the normal CDF with zero derivatives in $\nu$ (as `scipy.stats.t`).
+-\varphi(t) Q_k(t)$ with $Q_k' - t Q_k = -P_k$, a polynomial (coefficients in `_T_SERIES`). The
+rule's first derivatives are the expansion's in closed form — the density
+$\varphi(t)(1 + \sum_k P_k(t)\nu^{-k})$ and $\partial_\nu F = \varphi(t)\sum_k k\,Q_k(t)\,\nu^{-k-1}$
+— plain JAX that JAX differentiates further; at $\nu = \infty$ it is the normal CDF with zero
+derivatives in $\nu$ (as `scipy.stats.t`).
 Against mpmath (`tests/test_rules_distributions.py`): value, $\partial_t$, $\partial_\nu$,
 $\partial_\nu^2$ and $\partial_t\partial_\nu$ to ≤ 2e-12 relative from $\nu = 80$ to $10^{15}$
 and $F$ down to $10^{-198}$. The density's constant is $G(\nu/2) - \tfrac12\log 2\pi$ with
