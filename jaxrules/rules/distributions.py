@@ -226,6 +226,8 @@ def _t_sum(t, nu, table, weights):
 
 
 def _normal_pdf(t):
+    # Not `jax.scipy.stats.norm.pdf`: it takes exp(-(log 2π + t²)/2), whose argument rounds at
+    # |t| ~ 10 (8e-7 relative in float32 at t = 10, against 6e-8 for this form).
     return jnp.exp(-t * t / 2) / math.sqrt(2 * math.pi)
 
 
