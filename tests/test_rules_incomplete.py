@@ -114,6 +114,35 @@ def test_betainc_against_mpmath(x64):
             _check_partials(("float32", a, b, x), ours32[i], want, 2e-4)
 
 
+def test_betainc_at_far_apart_and_at_large_shapes(x64):
+    # Above the mean with b >> a the fraction runs on (b, a, 1 - x): the plain fraction's
+    # cancellations needed 1 - x exactly and cost ~ε b/a (value 6.6e-3 off at (2, 5e13), the
+    # derivative in a 45 % at (2, 5e16)); DiDonato-Morris's, given x itself, is exact.
+    points = [(2.0, 5e13, 8e-14), (0.5, 1e8, 2.5e-8), (30.0, 5e9, 1.2e-8), (2.0, 5e16, 8e-17)]
+    ours = _ours(betainc, points, "float64")
+    f = lambda *t: mp.betainc(t[0], t[1], 0, t[2], regularized=True)
+    for i, (a, b, x) in enumerate(points):
+        want = list(zip(_mp_partials(f, (a, b, x), BETA_ORDERS), BETA_ORDERS))
+        _check_partials(("float64", a, b, x), ours[i], want, 5e-12)
+    # Shapes of 1e10: the plain fraction's derivatives needed more than its cap of 4096 terms
+    # near the mean (NaN); this one's fewer (~1e4, cap now 2^17). Reference: the density's
+    # integral (mpmath's hypergeometric series gives up), ∂a that of the density times ∂a log.
+    a = b = 1e10
+    sd = (a * b / ((a + b) ** 2 * (a + b + 1))) ** 0.5
+    x = 0.5 + 0.3 * sd
+    v, g = jax.value_and_grad(betainc)(a, b, x)
+    with mp.workdps(30):
+        dens = lambda t: mp.exp(
+            (a - 1) * mp.log(t) + (b - 1) * mp.log1p(-t) - mp.log(mp.beta(a, b))
+        )
+        grid = [0.5 + k * sd for k in range(-40, 1)] + [x]
+        want_v = mp.quad(dens, grid)
+        shift = mp.digamma(a + b) - mp.digamma(a)
+        want_g = mp.quad(lambda t: dens(t) * (mp.log(t) + shift), grid)
+    # x's own rounding (ε/2 relative) moves I by ~ε x density(x) ~ 1e-11 here.
+    np.testing.assert_allclose([v, g], [float(want_v), float(want_g)], rtol=1e-11)
+
+
 def test_where_jax_raises(x64):
     # jax-ml/jax#38610: no derivative of betainc in a, b; #7922: no second derivative of
     # gammainc in a. Ours: both, and they agree with JAX where JAX has one.
