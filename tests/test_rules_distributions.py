@@ -166,6 +166,25 @@ def test_student_t_far_tails_and_large_df(x64):
     np.testing.assert_allclose(got[normal, 5], -t[normal] * want[normal, 1], rtol=2e-13)
 
 
+def test_compositions_given_the_exact_complement(x64):
+    # binomial_cdf is I_{1-p}(n - k, k + 1) and the Student-t's tail ½ I_w(ν/2, ½): given only
+    # the rounded 1 - p (w = ν/(ν + t²) without z = t²/(ν + t²)), betainc lost the small one's
+    # digits — binomial 4e-10 off at n = 1e8, 1.4e-6 (∂p 4e-5) at n = 1e12; the Student-t's
+    # value 2.8e-11 at ν = 1e6, t = −30. They now pass both.
+    from jaxrules.rules import binomial_cdf
+
+    for k, n, p in [(5.0, 1e8, 3e-8), (3.0, 1e12, 1e-12)]:
+        with mp.workdps(40):
+            F = lambda q: mp.betainc(n - k, k + 1, 0, 1 - q, regularized=True)
+            want = [float(F(mp.mpf(p))), float(mp.diff(F, mp.mpf(p)))]
+        got = jax.value_and_grad(binomial_cdf, 2)(k, n, p)
+        np.testing.assert_allclose(got, want, rtol=1e-13, err_msg=str((k, n, p)))
+    for t, nu in [(-30.0, 1e6), (-35.0, 1e5)]:
+        with mp.workdps(50):
+            want = float(_t_lower_mp(mp.mpf(t), mp.mpf(nu)))
+        np.testing.assert_allclose(student_t_cdf(t, nu), want, rtol=1e-12)
+
+
 def test_student_t_at_infinite_df_float32():
     t = jnp.array([-9.0, -2.0, 0.0, 1.3, 6.0], jnp.float32)
     F, (dt, dnu) = jax.jit(jax.vmap(jax.value_and_grad(student_t_cdf, (0, 1))))(

@@ -278,6 +278,21 @@ def test_betaincinv_against_mpmath(x64):
             np.testing.assert_allclose(db[i], float(mp.diff(root, theta[1])), rtol=1e-11)
 
 
+def test_betaincinv_at_far_apart_shapes(x64):
+    # The solve evaluated JAX's betainc, 1.7e-6 off at (2, 5e9, 8e-10): the quantile was 3.9 %
+    # off at (3, 1e13, ½) and 1.8e-8 at (2, 1e8, 0.3). Forward error in x from the residual:
+    # (F(x) − p) / (x F'(x)), both by mpmath's hypergeometric series at 40 digits.
+    from jaxrules.rules import betaincinv
+
+    for a, b, p in [(2.0, 1e8, 0.3), (3.0, 1e13, 0.5), (5.0, 1e9, 0.01)]:
+        x = float(betaincinv(a, b, p))
+        with mp.workdps(40):
+            X = mp.mpf(x)
+            F = X**a * mp.hyp2f1(a, 1 - b, a + 1, X, maxterms=10**6) / (a * mp.beta(a, b))
+            density = X ** (a - 1) * (1 - X) ** (b - 1) / mp.beta(a, b)
+            assert abs(float((F - p) / (density * X))) < 1e-14, (a, b, p, x)
+
+
 def test_inverses_edges(x64):
     from jaxrules.rules import betaincinv, gammaincinv
 

@@ -970,10 +970,10 @@ def _betainc_twin(swap_roles: bool):
     @betainc.defjvp
     def _(p, t):
         (a, b, x), (ta, tb, tx) = p, t
-        g = B._grad_ab(a, b, x)
+        g = B._grad_ab(a, b, x, 1 - x)
         if not swap_roles:
             g = jnp.where((x > (a + 1) / (a + b + 2))[..., None], g[..., ::-1], g)
-        return betainc(a, b, x), g[..., 0] * ta + g[..., 1] * tb + B._dx(a, b, x) * tx
+        return betainc(a, b, x), g[..., 0] * ta + g[..., 1] * tb + B._dx(a, b, x, 1 - x) * tx
 
     return betainc
 
@@ -1126,8 +1126,8 @@ def _betaincinv_exchanged_jvp(p_, t):
 
     (a, b, p), (ta, tb, tp) = p_, t
     x = _betaincinv_ref(a, b, p)
-    g = B._grad_ab(a, b, x)
-    return x, (tp - g[..., 1] * ta - g[..., 0] * tb) / B._dx(a, b, x)
+    g = B._grad_ab(a, b, x, 1 - x)
+    return x, (tp - g[..., 1] * ta - g[..., 0] * tb) / B._dx(a, b, x, 1 - x)
 
 
 wrong(

@@ -191,10 +191,10 @@ def log_gamma_density(a, x):
     return _where_stable(needed, lambda: (a - 1) * jnp.log(x) - x - jss.gammaln(a), stable)
 
 
-def _beta_stable(needed, a, b, log_x, log_1mx, x):
+def _beta_stable(needed, a, b, log_x, log_1mx, x, xc):
     a_, b_ = (jnp.where(needed, u, _STABLE_FROM) for u in (a, b))
     s = a_ + b_
-    lam = s * x - a_
+    lam = b_ * x - a_ * xc  # (a + b) x - a, with whichever of x, 1 - x is exact
     phi_a = log1pmx(lam / a_, log_x + jnp.log1p(b_ / a_))
     phi_b = log1pmx(-lam / b_, log_1mx + jnp.log1p(a_ / b_))
     c = stirling_correction(a_) + stirling_correction(b_) - stirling_correction(s)
@@ -210,25 +210,26 @@ def log_beta(a, b):
 
 
 @jax.jit
-def log_beta_kernel(a, b, log_x, log_1mx, x):
-    """$\\log(x^a (1-x)^b / B(a, b))$ for $a, b > 0$, $0 < x < 1$; `log_x`, `log_1mx` are
-    $\\log x$ and $\\log(1 - x)$ (`log1p(-x)`). The form above where $a$ or $b \\ge 10$, the
-    plain $a\\log x + b\\log(1-x) - \\log B(a, b)$ elsewhere."""
+def log_beta_kernel(a, b, log_x, log_1mx, x, xc):
+    """$\\log(x^a (1-x)^b / B(a, b))$ for $a, b > 0$, $0 < x < 1$; `xc` is $1 - x$, and
+    `log_x`, `log_1mx` are $\\log x$ and $\\log(1 - x)$, each as exact as the caller has them.
+    The form above where $a$ or $b \\ge 10$, the plain
+    $a\\log x + b\\log(1-x) - \\log B(a, b)$ elsewhere."""
     needed = (a >= _STABLE_FROM) | (b >= _STABLE_FROM)
     return _where_stable(
         needed,
         lambda: a * log_x + b * log_1mx - log_beta(a, b),
-        lambda: _beta_stable(needed, a, b, log_x, log_1mx, x),
+        lambda: _beta_stable(needed, a, b, log_x, log_1mx, x, xc),
     )
 
 
 @jax.jit
-def log_beta_density(a, b, log_x, log_1mx, x):
+def log_beta_density(a, b, log_x, log_1mx, x, xc):
     """$\\log(x^{a-1}(1-x)^{b-1}/B(a, b))$ = `log_beta_kernel` $- \\log x - \\log(1-x)$, plain
     where both shapes are below 10."""
     needed = (a >= _STABLE_FROM) | (b >= _STABLE_FROM)
     return _where_stable(
         needed,
         lambda: (a - 1) * log_x + (b - 1) * log_1mx - log_beta(a, b),
-        lambda: _beta_stable(needed, a, b, log_x, log_1mx, x) - log_x - log_1mx,
+        lambda: _beta_stable(needed, a, b, log_x, log_1mx, x, xc) - log_x - log_1mx,
     )
