@@ -293,6 +293,20 @@ def test_betaincinv_at_far_apart_shapes(x64):
             assert abs(float((F - p) / (density * X))) < 1e-14, (a, b, p, x)
 
 
+def test_gammaincinv_at_large_shapes(x64):
+    # The solve evaluated JAX's gammainc/gammaincc, 1e-10–2e-9 off at a = 1e5–1e6: forward
+    # errors 4e-14 at (1e6, 0.3) and 1.2e-13 at (1e5, 1 − 1e-9); ~1e-15 from the rule's loops.
+    from jaxrules.rules import gammaincinv
+
+    for a, p in [(1e6, 0.3), (1e5, 1 - 1e-9)]:
+        x = float(gammaincinv(a, p))
+        with mp.workdps(40):
+            X = mp.mpf(x)
+            F = mp.gammainc(a, 0, X, regularized=True)
+            density = mp.exp((a - 1) * mp.log(X) - X - mp.loggamma(a))
+            assert abs(float((F - p) / (density * X))) < 1e-14, (a, p, x)
+
+
 def test_inverses_edges(x64):
     from jaxrules.rules import betaincinv, gammaincinv
 
