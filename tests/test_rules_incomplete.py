@@ -79,25 +79,50 @@ def test_gammainc_against_mpmath(x64, fn, lower):
             _check_partials(("float32", a, x), ours32[i], want, 2e-4)
 
 
+def _gamma_quadrature(a, x):
+    """Q(a, x), ∂a Q, ∂a² Q by mpmath's quadrature of the density (its hypergeometric series
+    give up at these shapes): ∫_x^∞ f (1, log t − ψ(a), (log t − ψ(a))² − ψ'(a)) dt."""
+    A, X = mp.mpf(a), mp.mpf(x)
+    sd, lg, psi, psi1 = mp.sqrt(A), mp.loggamma(A), mp.digamma(A), mp.psi(1, A)
+    density = lambda t: mp.exp((A - 1) * mp.log(t) - t - lg)
+    grid = [X] + [A + j * sd / 2 for j in range(-80, 81) if A + j * sd / 2 > X] + [A + 41 * sd]
+    weights = (lambda t: 1, lambda t: mp.log(t) - psi, lambda t: (mp.log(t) - psi) ** 2 - psi1)
+    return [float(mp.quad(lambda t: density(t) * w(t), grid)) for w in weights]
+
+
 def test_gammainc_at_large_shapes(x64):
-    # Just below x = a the series needs ~8.6 √a terms: with a cap of 4096 every value and
-    # derivative was NaN from a ≈ 2e5 on (and poisson_cdf at a mean of 1e6). mpmath's P is
-    # 1 − Q here (its own series gives up), in 40 digits: P ~ 1e-9 keeps 30.
+    # From a = 1e5 Temme's expansion. Before it the loops: just below x = a the series needs
+    # ~8.6 √a terms — with a cap of 4096 every value and derivative was NaN from a ≈ 2e5 on
+    # (poisson_cdf at a mean of 1e6), with 2^17 from a ≈ 2e8 (at 1e12 here, and poisson_cdf at
+    # 1e9) — and they kept ~3e-13 at 1e5–1e6, the expansion ~1e-14. References: mpmath's
+    # 1 − Q in 40 digits (P ~ 1e-9 keeps 30) where its series converge, and beyond, the
+    # density's quadrature (`_gamma_quadrature`).
     from jaxrules.rules import poisson_cdf
 
-    points = [(4e5, 4e5 - 500.0), (1e6, 1e6 - 6000.0), (1e6, 1e6 - 1000.0)]
-    ours = _ours(gammainc, points, "float64")
+    near = [(4e5, 4e5 - 500.0), (1e6, 1e6 - 6000.0), (1e6, 1e6 - 1000.0)]
+    far = [(3e5, 3e5 - 900.0), (4e8, 4e8 + 1.0), (1e10, 1e10 + 2e5), (1e12, 1e12 - 3e6)]
+    ours = _ours(gammainc, near + far, "float64")
     lower = lambda s, t: 1 - mp.gammainc(s, t, mp.inf, regularized=True)
-    for i, (a, x) in enumerate(points):
+    for i, (a, x) in enumerate(near):
         with mp.workdps(40):
             want = [float(mp.diff(lower, (a, x), o)) for o in GAMMA_ORDERS]
         _check_partials(("float64", a, x), ours[i], list(zip(want, GAMMA_ORDERS)), 5e-12)
+    with mp.workdps(30):
+        upper = np.array([_gamma_quadrature(*p) for p in far])  # Q, ∂a Q, ∂a² Q
+    # P, ∂a P, ∂a² P (GAMMA_ORDERS' 0, 1, 3) and Q.
+    np.testing.assert_allclose(ours[len(near) :, [0, 1, 3]], [1, 0, 0] - upper, rtol=5e-14)
+    a, x = (jnp.array(c) for c in zip(*far))
+    np.testing.assert_allclose(gammaincc(a, x), upper[:, 0], rtol=5e-14)
     k, mu = 1e6 + 500.0, 1e6
     with mp.workdps(40):
         want = mp.gammainc(k + 1, mu, mp.inf, regularized=True)
         dmu = mp.diff(lambda m: mp.gammainc(k + 1, m, mp.inf, regularized=True), mu)
     F, g = jax.value_and_grad(poisson_cdf, 1)(k, mu)
     np.testing.assert_allclose([F, g], [float(want), float(dmu)], rtol=5e-12)
+    k, mu = 1e9 + 3e4, 1e9  # P(X ≤ k) = Q(k + 1, μ)
+    with mp.workdps(30):
+        want = _gamma_quadrature(k + 1, mu)[0]
+    np.testing.assert_allclose(poisson_cdf(k, mu), want, rtol=5e-14)
 
 
 BETA_ORDERS = [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (2, 0, 0), (1, 1, 0), (1, 0, 1),

@@ -930,6 +930,38 @@ wrong("gammainc_mixed_term_dropped", "jvp_jvp_fd", None, **GAMMA, order=2)(_gamm
 RIGHT.register("gammainc", **GAMMA, order=2)(_gammainc_twin(True))
 
 
+def _gammainc_temme_twin(lower: bool):
+    # `lower=False` is the mistake: from a = 1e5 the rule's a-derivative is JAX's of Temme's
+    # expansion, and this takes Q's (the expansion's other half) for P's without negating it.
+    from jaxrules.rules import _jets
+    from jaxrules.rules import incomplete_gamma as G
+
+    @jr.custom_jvp
+    def gammainc(a, x):  # the rule's value: JAX's float32 one is 12 % off at a = 2e5
+        return G._value(a, x, False)
+
+    @gammainc.defjvp
+    def _(p, t):
+        (a, x), (ta, tx) = p, t
+        da = _jets.of(lambda th: G._temme(th[..., 0], x, not lower), a[..., None], 1).g[..., 0]
+        return gammainc(a, x), da * ta + G._dx(a, x) * tx
+
+    return gammainc
+
+
+GAMMA_LARGE = dict(
+    reference=jax.scipy.special.gammainc,
+    inputs={
+        "a": I.Generator("uniform(4, 2e5, 2.005e5)", lambda r: r.uniform(2e5, 2.005e5, 4)),
+        "x": I.Generator("uniform(4, 1.998e5, 2.007e5)", lambda r: r.uniform(1.998e5, 2.007e5, 4)),
+    },
+    cases=_DIFF,
+    scales=(),
+)
+wrong("gammainc_temme_upper_for_lower", "jvp_fd", "a", **GAMMA_LARGE)(_gammainc_temme_twin(False))
+RIGHT.register("gammainc_large_shape", **GAMMA_LARGE)(_gammainc_temme_twin(True))
+
+
 def _gammaincc_half_negated(a, x):
     return jax.scipy.special.gammaincc(a, x)
 
