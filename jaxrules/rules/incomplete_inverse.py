@@ -53,13 +53,14 @@ def _nr_normal(p):
     return jnp.where(p < 0.5, -z, z)
 
 
-def _newton_log(y, phi, slope, steps=_STEPS, cap=4.0):
-    """Newton's method on `phi(y) = 0` (`slope` its derivative), each step at most `cap`."""
+def _newton_log(y, phi_slope, steps=_STEPS, cap=4.0):
+    """Newton's method on `phi(y) = 0`, `phi_slope(y)` giving `phi(y)` and its derivative
+    (together: both need the distribution function, a loop), each step at most `cap`."""
 
     def step(_, y):
-        f = phi(y)
+        f, slope = phi_slope(y)
         # An iterate where the function underflowed (log 0): the root is further up.
-        d = jnp.where(jnp.isneginf(f), -cap, f / slope(y))
+        d = jnp.where(jnp.isneginf(f), -cap, f / slope)
         new = y - jnp.clip(d, -cap, cap)
         return jnp.where(jnp.isfinite(new), new, y)
 
@@ -89,19 +90,17 @@ def _gamma_solve(a, p):
 
     # P and Q from the rule's own loops: JAX's lose 1e-10–2e-9 relative at a = 1e5–1e6 (the
     # quantile inherited ~400 ulp at a = 1e6).
-    P = lambda x: _gamma._value(a_, x, False)
-    Q = lambda x: _gamma._value(a_, x, True)
-    lower = _newton_log(
-        jnp.log(x0),
-        lambda y: jnp.log(P(jnp.exp(y))) - jnp.log(p_),
-        lambda y: jnp.exp(y + log_density(jnp.exp(y))) / P(jnp.exp(y)),
-    )
-    upper = _newton_log(
-        x0,
-        lambda x: jnp.log(Q(x)) - jnp.log1p(-p_),
-        lambda x: -jnp.exp(log_density(x)) / Q(x),
-        cap=jnp.maximum(x0, 1.0),
-    )
+    def lower_step(y):  # log P(a, e^y) - log p and its derivative in y
+        x = jnp.exp(y)
+        P = _gamma._value(a_, x, False)
+        return jnp.log(P) - jnp.log(p_), jnp.exp(y + log_density(x)) / P
+
+    def upper_step(x):  # log Q(a, x) - log(1 - p) and its derivative in x
+        Q = _gamma._value(a_, x, True)
+        return jnp.log(Q) - jnp.log1p(-p_), -jnp.exp(log_density(x)) / Q
+
+    lower = _newton_log(jnp.log(x0), lower_step)
+    upper = _newton_log(x0, upper_step, cap=jnp.maximum(x0, 1.0))
     x = jnp.where(p_ <= 0.5, jnp.exp(lower), jnp.maximum(upper, 0))
     edge = jnp.where(p == 0, 0.0, jnp.where(p == 1, jnp.inf, jnp.nan))
     domain = (a > 0) & (p >= 0) & (p <= 1)
@@ -140,12 +139,13 @@ def _beta_solve(a, b, p):
         # rule's own fraction, given v = e^y and 1 - v = -expm1(y) both exact: JAX's betainc
         # is 1.7e-6 off at (2, 5e9, 8e-10), and the quantile inherited it (1e-8 at b = 1e8).
         log_density = lambda v: (c - 1) * jnp.log(v) + (d - 1) * jnp.log1p(-v) - lbeta
-        cdf = lambda y: _beta._ab_jets(c, d, jnp.exp(y), -jnp.expm1(y), 0).v
-        return _newton_log(
-            jnp.log(jnp.clip(v0, tiny, 0.5)),
-            lambda y: jnp.log(cdf(y)) - jnp.log(target),
-            lambda y: jnp.exp(y + log_density(jnp.exp(y))) / cdf(y),
-        )
+
+        def step(y):
+            v = jnp.exp(y)
+            cdf = _beta._ab_jets(c, d, v, -jnp.expm1(y), 0).v
+            return jnp.log(cdf) - jnp.log(target), jnp.exp(y + log_density(v)) / cdf
+
+        return _newton_log(jnp.log(jnp.clip(v0, tiny, 0.5)), step)
 
     lower = jnp.exp(solve(a_, b_, p_, x0))
     upper = 1 - jnp.exp(solve(b_, a_, 1 - p_, 1 - x0))
