@@ -29,7 +29,7 @@ $$\partial_x P = \frac{x^{a-1} e^{-x}}{\Gamma(a)}, \qquad
   $R = \frac{e^{-a\eta^2/2}}{\sqrt{2\pi a}}\sum_{k=0}^{2} c_k(\eta)\,a^{-k}$,
   $c_0 = \frac{1}{\lambda - 1} - \frac1\eta$, $c_k = \frac1\eta c_{k-1}' + \frac{(-1)^k g_k}{\lambda - 1}$
   ($g_k$ Stirling's: $\tfrac1{12}$, $\tfrac1{288}$), their Taylor series in $\eta$ for
-  $|\eta| < \tfrac12$ (derived with sympy, exact rationals): plain JAX, which JAX
+  $|\eta| < 0.15$ (derived with sympy, exact rationals): plain JAX, which JAX
   differentiates in $a$ (the neglected $c_3 a^{-3}$ is below 1e-18). It is O(1) work where the
   loops need ~$8.6\sqrt a$ terms, and exact to ~1e-14 where they keep ~3e-13.
 
