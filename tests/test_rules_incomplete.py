@@ -125,6 +125,19 @@ def test_gammainc_at_large_shapes(x64):
     np.testing.assert_allclose(poisson_cdf(k, mu), want, rtol=5e-14)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gammainc_large_shape_far_from_the_mean(x64, dtype):
+    # Saturated values with finite derivatives far from x = a: in float32 u = (x − a)/a rounds
+    # to −1 at x = 1e-3 (log 0 in the expansion), and at x = 1e35 the second derivative in a
+    # overflowed to NaN (before the expansion too).
+    a = jnp.full(4, 2e5, dtype)
+    x = jnp.array([1e-3, 1.0, 3e5, 1e35], dtype)
+    d2 = jax.jit(jax.vmap(jax.grad(jax.grad(gammainc))))(a, x)
+    np.testing.assert_array_equal(gammainc(a, x), [0, 0, 1, 1])
+    np.testing.assert_array_equal(gammaincc(a, x), [1, 1, 0, 0])
+    np.testing.assert_array_equal(d2, 0)
+
+
 BETA_ORDERS = [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (2, 0, 0), (1, 1, 0), (1, 0, 1),
                (0, 2, 0), (0, 1, 1), (0, 0, 2)]  # fmt: skip
 

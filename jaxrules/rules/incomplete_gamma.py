@@ -107,19 +107,27 @@ _TEMME_SERIES = tuple(tuple(float(c) for c in cs) for cs in _TEMME_SERIES_EXACT)
 def _temme(a, x, upper: bool):
     """$P(a, x)$ (`upper`: $Q$) by Temme's expansion above, plain JAX (JAX differentiates it
     in $a$ for the jets), for $a \\ge 10^5$, $x > 0$."""
-    u = (x - a) / a  # λ - 1, exact near x = a
-    # η = u √r, r = 2(u - log(1 + u))/u² (smooth through u = 0, where r = 1 - 2u/3 + …).
+    # λ - 1, exact near x = a; past 30 (or below -1, by rounding) P and Q are 0 or 1 for a ≥ 1e5,
+    # and clipped, no intermediate of the derivatives in a overflows (float32, x = 1e35).
+    u = jnp.clip((x - a) / a, -1, 30)
+    # φ = λ - 1 - log λ = η²/2: near u = 0, η = u √r with r = 2φ/u² = 1 - 2u/3 + … (smooth
+    # through 0, so JAX's derivatives are finite at x = a); elsewhere sign(u) √(2φ), φ by
+    # log1pmx, or for λ < ½ from log x - log a (u may round to -1 there).
     small = jnp.abs(u) < 0.01
     us = jnp.where(small, 0.5, u)
-    r_far = 2 * _kernels.log1pmx(us, jnp.log1p(us)) / (us * us)
+    low = us < -0.5
+    um = jnp.where(low, 0.5, us)
+    phi_far = jnp.where(low, us - (jnp.log(x) - jnp.log(a)), _kernels.log1pmx(um, jnp.log1p(um)))
     r_near = jnp.zeros_like(u)
     for k in range(13, 1, -1):  # 2 Σ_{k≥2} (-u)^{k-2}/k
         r_near = 2 / k - u * r_near
-    r = jnp.where(small, r_near, r_far)
-    eta = u * jnp.sqrt(r)
+    eta = jnp.where(small, u * jnp.sqrt(r_near), jnp.sign(us) * jnp.sqrt(2 * phi_far))
     near = jnp.abs(eta) < 0.15
     en = jnp.where(near, eta, 0.1)
-    ef, mf = jnp.where(near, 1.0, eta), jnp.where(near, 1.0, u)
+    # Past |η|, u = 30 the factor e^{-aη²/2} below is 0 (a ≥ 1e5): there the c_k are taken at
+    # 30, so that no power of η or u overflows (in float32) into a NaN derivative.
+    ef = jnp.where(near, 1.0, jnp.clip(eta, -30, 30))
+    mf = jnp.where(near, 1.0, u)
     series = []
     for cs in _TEMME_SERIES:
         c = jnp.zeros_like(en)
