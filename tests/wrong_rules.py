@@ -1123,7 +1123,7 @@ wrong("poisson_cdf_off_by_one", "primal", None, **POISSON)(_poisson_off_by_one)
 def _gammaincinv_ref(a, p):
     from jaxrules.rules.incomplete_inverse import _gamma_solve
 
-    return _gamma_solve(a, p)
+    return _gamma_solve(a, p, own=False)
 
 
 def _gammaincinv_sign_jvp(p_, t):
@@ -1149,7 +1149,7 @@ wrong(
 def _betaincinv_ref(a, b, p):
     from jaxrules.rules.incomplete_inverse import _beta_solve
 
-    return _beta_solve(a, b, p)
+    return _beta_solve(a, b, p, own=False)
 
 
 def _betaincinv_exchanged_jvp(p_, t):

@@ -234,10 +234,17 @@ def _dx(a, x):
 
 
 def _da_dx(a, x):
-    """$\\partial_a \\partial_x P = \\partial_x P\\,(\\log x - \\psi(a))$ (0 at $x = 0$)."""
+    """$\\partial_a \\partial_x P = \\partial_x P\\,(\\log x - \\psi(a))$ (0 at $x = 0$), the
+    factor as $\\log(x/a) + (\\log a - \\psi(a))$ with $\\log(x/a)$ = `log1p((x - a)/a)` near
+    $x = a$: the plain difference of two logarithms of size $\\log a$ that cancel to
+    ~$(x - a)/a$ cost 8e-4 of it in float32 at $a = 2\\cdot10^5$."""
     positive = x > 0
     xs = jnp.where(positive, x, 1)
-    return jnp.where(positive, _dx(a, xs) * (jnp.log(xs) - jss.digamma(a)), 0)
+    u = (xs - a) / a
+    close = jnp.abs(u) < 0.5
+    log_ratio = jnp.where(close, jnp.log1p(jnp.where(close, u, 0)), jnp.log(xs) - jnp.log(a))
+    factor = log_ratio + _kernels.log_minus_digamma(a)
+    return jnp.where(positive, _dx(a, xs) * factor, 0)
 
 
 @custom_jvp

@@ -26,6 +26,8 @@ density's limit says); elsewhere NaN.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import jax.scipy.special as jss
@@ -68,11 +70,13 @@ def _newton_log(y, phi_slope, steps=_STEPS, cap=4.0):
 
 
 # Jitted (both solves): called eagerly, a loop would be compiled again at every call.
-@jax.jit
-def _gamma_solve(a, p):
+@functools.partial(jax.jit, static_argnames="own")
+def _gamma_solve(a, p, own: bool = True):
     """$P^{-1}(a, p)$ (plain JAX; not differentiated). For p ≤ ½ Newton's method on
     $\\log P(a, e^y) = \\log p$ in $y = \\log x$ (near-linear where $P \\sim x^a$); above, on
-    $\\log Q(a, x) = \\log(1 - p)$ in $x$ (near-linear where $Q \\sim e^{-x}$)."""
+    $\\log Q(a, x) = \\log(1 - p)$ in $x$ (near-linear where $Q \\sim e^{-x}$). `own`: $P$, $Q$
+    from the rule's loops (the rule), else JAX's (the reference: JAX differentiates through
+    it, and it is independent of the loops)."""
     dtype = a.dtype
     inside = (a > 0) & (p > 0) & (p < 1)
     a_ = jnp.where(inside, a, 1)
@@ -88,16 +92,23 @@ def _gamma_solve(a, p):
     x0 = jnp.maximum(jnp.where(a_ > 1, big, small), power).astype(dtype)
     log_density = lambda x: (a_ - 1) * jnp.log(x) - x - lgam
 
-    # P and Q from the rule's own loops: JAX's lose 1e-10–2e-9 relative at a = 1e5–1e6 (the
-    # quantile inherited ~400 ulp at a = 1e6).
+    # The rule's P and Q: JAX's lose 1e-10–2e-9 relative at a = 1e5–1e6 (the quantile
+    # inherited ~400 ulp at a = 1e6).
+    if own:
+        P = lambda x: _gamma._value(a_, x, False)
+        Q = lambda x: _gamma._value(a_, x, True)
+    else:
+        P = lambda x: jss.gammainc(a_, x)
+        Q = lambda x: jss.gammaincc(a_, x)
+
     def lower_step(y):  # log P(a, e^y) - log p and its derivative in y
         x = jnp.exp(y)
-        P = _gamma._value(a_, x, False)
-        return jnp.log(P) - jnp.log(p_), jnp.exp(y + log_density(x)) / P
+        P_ = P(x)
+        return jnp.log(P_) - jnp.log(p_), jnp.exp(y + log_density(x)) / P_
 
     def upper_step(x):  # log Q(a, x) - log(1 - p) and its derivative in x
-        Q = _gamma._value(a_, x, True)
-        return jnp.log(Q) - jnp.log1p(-p_), -jnp.exp(log_density(x)) / Q
+        Q_ = Q(x)
+        return jnp.log(Q_) - jnp.log1p(-p_), -jnp.exp(log_density(x)) / Q_
 
     lower = _newton_log(jnp.log(x0), lower_step)
     upper = _newton_log(x0, upper_step, cap=jnp.maximum(x0, 1.0))
@@ -107,12 +118,13 @@ def _gamma_solve(a, p):
     return jnp.where(inside, x, jnp.where(domain, edge, jnp.nan)).astype(dtype)
 
 
-@jax.jit
-def _beta_solve(a, b, p):
+@functools.partial(jax.jit, static_argnames="own")
+def _beta_solve(a, b, p, own: bool = True):
     """$I^{-1}_p(a, b)$ (plain JAX; not differentiated): Newton's method on
     $\\log I_{e^y}(a, b) = \\log p$ in $y = \\log x$ for p ≤ ½, and on
     $\\log I_{e^y}(b, a) = \\log(1 - p)$ in $y = \\log(1 - x)$ above (the same problem
-    mirrored: $1 - I_x(a, b) = I_{1-x}(b, a)$)."""
+    mirrored: $1 - I_x(a, b) = I_{1-x}(b, a)$). `own`: $I$ from the rule's fraction, else
+    JAX's `betainc` (the reference)."""
     dtype = a.dtype
     inside = (a > 0) & (b > 0) & (p > 0) & (p < 1)
     a_, b_ = jnp.where(inside, a, 1), jnp.where(inside, b, 1)
@@ -142,7 +154,10 @@ def _beta_solve(a, b, p):
 
         def step(y):
             v = jnp.exp(y)
-            cdf = _beta._ab_jets(c, d, v, -jnp.expm1(y), 0).v
+            if own:
+                cdf = _beta._ab_jets(c, d, v, -jnp.expm1(y), 0).v
+            else:
+                cdf = jss.betainc(c, d, v)
             return jnp.log(cdf) - jnp.log(target), jnp.exp(y + log_density(v)) / cdf
 
         return _newton_log(jnp.log(jnp.clip(v0, tiny, 0.5)), step)
@@ -153,6 +168,16 @@ def _beta_solve(a, b, p):
     edge = jnp.where(p == 0, 0.0, jnp.where(p == 1, 1.0, jnp.nan))
     domain = (a > 0) & (b > 0) & (p >= 0) & (p <= 1)
     return jnp.where(inside, x, jnp.where(domain, edge, jnp.nan)).astype(dtype)
+
+
+def _gamma_solve_jax(a, p):
+    """The same Newton iteration on JAX's `gammainc`/`gammaincc`: the registered reference."""
+    return _gamma_solve(a, p, own=False)
+
+
+def _beta_solve_jax(a, b, p):
+    """The same Newton iteration on JAX's `betainc`: the registered reference."""
+    return _beta_solve(a, b, p, own=False)
 
 
 @custom_jvp
@@ -228,7 +253,7 @@ def betaincinv(a, b, p):
 _SHAPE = inputs.positive((4,), low=0.5, high=4.0)
 registry.register(
     "gammaincinv",
-    reference=_gamma_solve,
+    reference=_gamma_solve_jax,
     inputs={"a": _SHAPE, "p": inputs.probability((4,))},
     cases=[registry.Case("general", witness="differences")],
     bench_inputs=lambda n: {
@@ -243,7 +268,7 @@ registry.register(
 )(gammaincinv)
 registry.register(
     "betaincinv",
-    reference=_beta_solve,
+    reference=_beta_solve_jax,
     inputs={"a": _SHAPE, "b": _SHAPE, "p": inputs.probability((4,))},
     cases=[registry.Case("general", witness="differences")],
     # No bench_inputs: the reference's residual (JAX's betainc) has no derivative in a, b.
