@@ -203,16 +203,10 @@ def _beta_stable(needed, a, b, log_x, log_1mx, x, xc):
 
 
 def log_minus_digamma(z):
-    """$\\log z - \\psi(z)$ for $z > 0$: from $z = 10$ its asymptotic series
-    $\\frac{1}{2z} + \\sum_k \\frac{B_{2k}}{2k\\,z^{2k}}$ (seven terms: ≤ 2e-14 relative), where
-    the two logarithms of size ~$\\log z$ would cancel to ~$1/(2z)$; plain JAX below."""
-    big = z >= _STABLE_FROM
-    zs = jnp.where(big, z, _STABLE_FROM)
-    w = 1 / (zs * zs)
-    series = jnp.zeros_like(w)
-    for c in (1 / 12, -691 / 32760, 1 / 132, -1 / 240, 1 / 252, -1 / 120, 1 / 12):
-        series = (series + c) * w
-    return jnp.where(big, 0.5 / zs + series, jnp.log(z) - jss.digamma(jnp.where(big, 1.0, z)))
+    """$\\log z - \\psi(z) = \\frac{1}{2z} - c'(z)$ for $z > 0$, $c'$ from Stirling's series
+    from $z = 10$ (`_stirling_derivative`), where the two logarithms of size ~$\\log z$ would
+    cancel to ~$1/(2z)$."""
+    return 0.5 / z - _stirling_derivative(z)
 
 
 def log_beta(a, b):
