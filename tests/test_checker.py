@@ -17,7 +17,11 @@ from jaxrules import inputs as I
 
 #: Wrong rules whose checks are costly (40-50 s: the reference's derivatives, or the Student-t
 #: rule's second-order programs compiled afresh): the slow tier's.
-_SLOW_WRONG = {"fractional_power_scalar_derivative", "student_t_cdf_large_df_in_1_over_nu"}
+_SLOW_WRONG = {
+    "fractional_power_scalar_derivative",
+    "student_t_cdf_large_df_in_1_over_nu",
+    "betaincinv_unbracketed",  # its implicit JVP is traced per transform: 6-9 s
+}
 
 
 @needs_hijax
@@ -59,6 +63,7 @@ def test_wrong_rule_is_flagged(name):
 # The twins of the matrix rules take 5-10 s each; the fast tier keeps the cheap ones (the slow
 # tier's 20-seed sweep and `jaxrules check` on the library cover correct matrix rules too).
 _SLOW_TWINS = {
+    "betaincinv_skewed",
     "solve",
     "inv",
     "logdet",

@@ -3,6 +3,8 @@ derivatives in every argument against mpmath at 30 digits, in both regions of ea
 (series / continued fraction, direct / swapped), where JAX raises; the domain's edges; third
 order's error; elementwise batching under jit and vmap."""
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -136,6 +138,34 @@ def test_gammainc_large_shape_far_from_the_mean(x64, dtype):
     np.testing.assert_array_equal(gammainc(a, x), [0, 0, 1, 1])
     np.testing.assert_array_equal(gammaincc(a, x), [1, 1, 0, 0])
     np.testing.assert_array_equal(d2, 0)
+
+
+def test_derivatives_where_the_density_underflows_or_overflows(x64):
+    # float32: log(x/a) at x = 1e-30, a = 1e12 underflowed to log 0 and the density's log was
+    # ∞ - ∞ (∂x NaN); at (10, 1e30) the prefactor's jet was 0 · ∞ in ∂²a (its first derivative
+    # in a, ~1e22 there, squared). Both are 0 (the density and P's curvature underflow).
+    a = jnp.array([1e12, 10.0, 10.0], jnp.float32)
+    x = jnp.array([1e-30, 1e30, 1e-37], jnp.float32)
+    for fn in (gammainc, gammaincc):
+        d = lambda i, j: jax.grad(jax.grad(fn, i), j)
+        partials = lambda a, x: jnp.stack(
+            [jax.grad(fn, 1)(a, x), d(1, 1)(a, x), d(0, 1)(a, x), d(0, 0)(a, x)]
+        )
+        np.testing.assert_array_equal(jax.jit(jax.vmap(partials))(a, x), 0, err_msg=fn.__name__)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_betainc_second_derivative_in_x_where_one_minus_x_rounds_to_one(x64, dtype):
+    # The branch not taken, log1p(-(1 - x)) = log1p(-1) = -∞, met reverse mode's zero
+    # cotangent: ∂²I/∂x² was NaN for every x < ε/2, whatever the shapes.
+    a, b = jnp.array([0.5, 2.0, 1.5], dtype), jnp.array([3.0, 0.7, 40.0], dtype)
+    x = jnp.full(3, 1e-10 if dtype == "float32" else 1e-20, dtype)
+    got = jax.vmap(jax.grad(jax.grad(betainc, 2), 2))(a, b, x)
+    a, b, x = (np.asarray(u, np.float64) for u in (a, b, x))
+    with mp.workdps(30):
+        want = [float(mp.diff(lambda t: mp.betainc(*ab, 0, t, regularized=True), xi, 2))
+                for *ab, xi in zip(a, b, x)]  # fmt: skip
+    np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == "float32" else 1e-12)
 
 
 BETA_ORDERS = [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (2, 0, 0), (1, 1, 0), (1, 0, 1),
@@ -329,6 +359,34 @@ def test_betaincinv_at_far_apart_shapes(x64):
             F = X**a * mp.hyp2f1(a, 1 - b, a + 1, X, maxterms=10**6) / (a * mp.beta(a, b))
             density = X ** (a - 1) * (1 - X) ** (b - 1) / mp.beta(a, b)
             assert abs(float((F - p) / (density * X))) < 1e-14, (a, b, p, x)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_betaincinv_over_a_grid_of_shapes_and_tails(x64, dtype):
+    # The solve this replaced was Newton's method in log x or log(1 - x) by p's tail alone,
+    # unbracketed, from a start clipped to ½: a third of this grid came back outside [0, 1]
+    # (-26.3 at (3, 1e3, 0.7), 1.01 at (3, 0.3, 0.3)) or NaN, in both dtypes, and the checker
+    # passed it (its reference was the same solve on JAX's betainc). Backward error: |I(x) - p|
+    # against the rounding of p and of x itself (float64, the rule's own betainc with the
+    # exact pair x, 1 - x).
+    from jaxrules.rules import betaincinv
+    from jaxrules.rules._log_kernels import log_beta
+    from jaxrules.rules.incomplete_beta import _betainc
+
+    shapes, ps = [0.01, 0.3, 3.0, 1e3, 1e5], [1e-7, 0.3, 0.7, 1 - 1e-7]
+    a, b, p = (np.array(c, dtype) for c in zip(*itertools.product(shapes, shapes, ps)))
+    x = np.asarray(jax.jit(betaincinv)(a, b, p), np.float64)
+    assert np.all((x >= 0) & (x <= 1)), [(u, v, q, w) for u, v, q, w in zip(a, b, p, x)
+                                         if not 0 <= w <= 1]  # fmt: skip
+    a, b, p = (np.asarray(u, np.float64) for u in (a, b, p))
+    inside = (x > 0) & (x < 1)  # 0 and 1: roots below the smallest normal number (a = 0.01)
+    a, b, p, x = a[inside], b[inside], p[inside], x[inside]
+    lower = p <= 0.5
+    residual = np.where(lower, _betainc(a, b, x, 1 - x) - p, _betainc(b, a, 1 - x, x) - (1 - p))
+    density = np.exp((a - 1) * np.log(x) + (b - 1) * np.log1p(-x) - log_beta(a, b))
+    attainable = np.finfo(dtype).eps * (np.minimum(p, 1 - p) + density * x)
+    worst = np.max(np.abs(residual) / attainable)
+    assert worst < 64, worst
 
 
 def test_gammaincinv_at_large_shapes(x64):

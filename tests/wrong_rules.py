@@ -1173,6 +1173,60 @@ wrong(
 )(_rule(_betaincinv_ref, _betaincinv_exchanged_jvp))
 
 
+def _betaincinv_unbracketed(a, b, p):
+    # The mistake: Newton's method in log x on log I, 24 steps from x = ½, unbracketed,
+    # whichever side of ½ the root is on: near x = 1 it steps past 1 (betaincinv's former
+    # solve did, and returned 1.01 at (3, 0.3, 0.3) and -26.3 at (3, 1e4, 1 - 1e-7)).
+    from jax.scipy.special import betainc, betaln
+
+    def step(_, y):
+        x = jnp.exp(y)
+        F = betainc(a, b, x)
+        slope = jnp.exp(a * y + (b - 1) * jnp.log1p(-x) - betaln(a, b)) / F
+        new = y - (jnp.log(F) - jnp.log(p)) / slope
+        return jnp.where(jnp.isfinite(new), new, y)
+
+    return jnp.exp(jax.lax.fori_loop(0, 24, step, jnp.full_like(p, jnp.log(0.5))))
+
+
+def _betaincinv_bisection(a, b, p):
+    from jaxrules.rules.incomplete_inverse import _beta_bisect_jax
+
+    return _beta_bisect_jax(a, b, p)
+
+
+def _betaincinv_unbracketed_jvp(p_, t):
+    from jaxrules.rules import incomplete_beta as B
+
+    (a, b, p), (ta, tb, tp) = p_, t
+    x = _betaincinv_unbracketed(a, b, p)
+    g = B._grad_ab(a, b, x, 1 - x)
+    return x, (tp - g[..., 0] * ta - g[..., 1] * tb) / B._dx(a, b, x, 1 - x)
+
+
+BETAINCINV_SKEWED = dict(
+    reference=_betaincinv_bisection,
+    inputs={
+        "a": I.Generator("uniform(4, 2, 4)", lambda r: r.uniform(2.0, 4.0, 4)),
+        "b": I.Generator("uniform(4, 0.2, 0.5)", lambda r: r.uniform(0.2, 0.5, 4)),
+        "p": I.Generator("uniform(4, 0.3, 0.7)", lambda r: r.uniform(0.3, 0.7, 4)),
+    },
+    cases=_DIFF,
+    scales=(),
+)
+wrong("betaincinv_unbracketed", "primal", None, **BETAINCINV_SKEWED)(
+    _rule(_betaincinv_unbracketed, _betaincinv_unbracketed_jvp)
+)
+
+
+def _betaincinv(a, b, p):
+    from jaxrules.rules import betaincinv
+
+    return betaincinv(a, b, p)
+
+
+RIGHT.register("betaincinv_skewed", **BETAINCINV_SKEWED, order=2)(_betaincinv)
+
 # -- Bessel functions of real order: the Riccati equations -----------------------------------
 BESSEL = dict(
     inputs={"x": I.positive((4,), low=0.3, high=6.0)},

@@ -98,9 +98,15 @@ def div(u: Jet, w: Jet) -> Jet:
 
 
 def exp(u: Jet) -> Jet:
+    """$e^u$, $(e^u)' = e^u u'$, $(e^u)'' = e^u(u'' + u'u'^\\top)$. Where $e^u$ underflows to 0
+    its derivatives are 0 too (they are $e^u$ times a polynomial in $u$'s derivatives, which
+    may overflow there: $u' \\sim 10^{22}$ in float32 at $x = 10^{30}$ made the Hessian
+    $0\\cdot\\infty$ = NaN)."""
     e = jnp.exp(u.v)
-    g = e[..., None] * u.g
-    return Jet(e, g, _h(u, lambda h: e[..., None, None] * (h + _outer(u.g, u.g))))
+    under = e == 0
+    g = jnp.where(under[..., None], 0, e[..., None] * u.g)
+    h = lambda h: jnp.where(under[..., None, None], 0, e[..., None, None] * (h + _outer(u.g, u.g)))
+    return Jet(e, g, _h(u, h))
 
 
 def of(fn: Callable, theta: jax.Array, order: int) -> Jet:

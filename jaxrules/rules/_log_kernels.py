@@ -138,8 +138,14 @@ def log_ratio(x, a):
     """$\\log(x/a)$, one rounding of the quotient (not two logarithms' of their own size), with
     the derivatives of $\\log x - \\log a$: JAX's own, through $1/(x/a)$, would square the
     quotient in the second derivative and overflow float32 at $x/a \\sim 10^{-20}$ (tiny
-    quantiles)."""
-    return jnp.log(x / a)
+    quantiles). Where the quotient itself would leave the dtype's normal range (float32's
+    $x = 10^{-30}$, $a = 10^{12}$) it is $\\log x - \\log a$ (no cancellation there: the result
+    is of the size of the larger logarithm); `log(x / a)` was $-\\infty$ there, and the density
+    $\\infty - \\infty$ = NaN."""
+    q = x / a
+    tiny = jnp.finfo(q.dtype).tiny
+    normal = (jnp.abs(q) >= tiny) & (jnp.abs(q) <= 1 / tiny)
+    return jnp.where(normal, jnp.log(jnp.where(normal, q, 1)), jnp.log(x) - jnp.log(a))
 
 
 def _log_ratio_jvp(primals, tangents):

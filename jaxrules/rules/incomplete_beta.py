@@ -73,12 +73,14 @@ _MAX_TERMS = 1 << 17
 def _inside(x, xc):
     """`x`, `xc` where $0 < x < 1$ (0.5 elsewhere), and $\\log x$, $\\log(1 - x)$, each taken
     from whichever of $x$, $1 - x$ is at most ½ (`log1p` of it for the other's log): exact
-    when the small one is."""
+    when the small one is. The branch not taken sees ½ (its `log1p(-1)` = -∞ where $1 - x$
+    rounds to 1 made reverse mode's zero cotangent times ∞ = NaN: `grad(grad(betainc, 2))`
+    was NaN at every $x < \varepsilon/2$)."""
     inside = (x > 0) & (xc > 0)
     xs, xcs = jnp.where(inside, x, 0.5), jnp.where(inside, xc, 0.5)
     low = xs <= 0.5
-    log_x = jnp.where(low, jnp.log(xs), jnp.log1p(-xcs))
-    log_1mx = jnp.where(low, jnp.log1p(-xs), jnp.log(xcs))
+    log_x = jnp.where(low, jnp.log(jnp.where(low, xs, 0.5)), jnp.log1p(-jnp.where(low, 0.5, xcs)))
+    log_1mx = jnp.where(low, jnp.log1p(-jnp.where(low, xs, 0.5)), jnp.log(jnp.where(low, 0.5, xcs)))
     return inside, xs, xcs, log_x, log_1mx
 
 

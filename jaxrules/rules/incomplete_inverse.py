@@ -4,11 +4,16 @@ differentiation (JAX has neither: no `gammaincinv`, no `betaincinv`).
 
 **Values.** $x = P^{-1}(a, p)$ solves $P(a, x) = p$; $x = I^{-1}_p(a, b)$ solves
 $I_x(a, b) = p$. Newton's method on the *logarithms* — $\log P(a, e^y) = \log p$ in
-$y = \log x$ for $p \le \tfrac12$, $\log Q(a, x) = \log(1 - p)$ above; for the beta function
-the same on $I_x(a, b)$, and on $I_{1-x}(b, a) = 1 - p$ above — which are close to linear in
-the tails ($P \sim x^a$, $Q \sim e^{-x}$), so that $p = 10^{-30}$ converges as fast as
-$p = \tfrac12$, and each residual keeps its relative precision. Starting points from
-Numerical Recipes (§6.2.1, §6.4.1), a fixed number of steps (24), each at most 4 in $y$.
+$y = \log x$ for $p \le \tfrac12$, $\log Q(a, x) = \log(1 - p)$ above — which are close to
+linear in the tails ($P \sim x^a$, $Q \sim e^{-x}$), so that $p = 10^{-30}$ converges as fast
+as $p = \tfrac12$, and each residual keeps its relative precision (24 steps, each at most 4
+in $y$). For the beta function the root's side of ½ is found first ($I_{1/2}(a, b)$ against
+$p$), and Newton's method runs in $y = \log m$, $m = \min(x, 1 - x)$, on the log of whichever
+of $I_x(a, b)$ and $I_{1-x}(b, a) = 1 - I_x(a, b)$ is $p$'s tail, bracketed in
+$[\log \text{tiny}, \log \tfrac12]$ (a step that would leave the bracket bisects it): $x$ and
+$1 - x$ are both exact from $m$, and no step can leave $[0, 1]$. Starting points from
+Numerical Recipes (§6.2.1, §6.4.1). The registered references are bisections on JAX's
+functions, which share nothing with these solves but the function inverted.
 
 **Derivatives.** Differentiating $F(\theta, x(\theta, p)) = p$:
 
@@ -118,18 +123,86 @@ def _gamma_solve(a, p, own: bool = True):
     return jnp.where(inside, x, jnp.where(domain, edge, jnp.nan)).astype(dtype)
 
 
+def _bracketed_newton(residual_slope, y0, lo, hi, rising, max_steps: int = 200):
+    """The root of an increasing (`rising`, elementwise; else decreasing) function of `y` in
+    the bracket `[lo, hi]`, `residual_slope(y)` giving its value and derivative: Newton's
+    method, each step kept inside the bracket, which every evaluation narrows; a step that
+    would leave it, or is not finite (an underflowed residual, log 0 = -∞), bisects it
+    instead. Stops, elementwise, when the step is below ~4 ε |y| or the bracket is that
+    narrow; NaN where that has not happened after `max_steps` (bisection alone halves the
+    bracket every step: ~1100 halvings of float64's range; Newton's method takes ~5-10)."""
+    eps = jnp.finfo(y0.dtype).eps
+    tol = lambda y: 4 * eps * jnp.maximum(jnp.abs(y), 1)
+
+    def cond(carry):
+        n, *_, moving = carry
+        return (n < max_steps) & jnp.any(moving)
+
+    def body(carry):
+        n, y, lo, hi, moving = carry
+        f, slope = residual_slope(y)
+        above = jnp.where(rising, f > 0, f < 0)  # the root is below y
+        lo_, hi_ = jnp.where(above, lo, y), jnp.where(above, y, hi)
+        newton = y - f / slope
+        inside = jnp.isfinite(newton) & (newton >= lo_) & (newton <= hi_)
+        new = jnp.where(inside, newton, 0.5 * (lo_ + hi_))
+        # Rounding bounds it: a step back onto an end already evaluated (the residual's noise
+        # over a small slope, ~1e-15 / 0.02 in y at (40, 0.01, 0.3)) is as near as it gets.
+        at_end = inside & ((newton == lo_) | (newton == hi_))
+        done = (f == 0) | at_end | (jnp.abs(new - y) <= tol(y)) | (hi_ - lo_ <= tol(y))
+        new = jnp.where(f == 0, y, new)
+        keep = lambda u, v: jnp.where(moving, u, v)
+        return n + 1, keep(new, y), keep(lo_, lo), keep(hi_, hi), moving & ~done
+
+    init = (jnp.asarray(0), y0, lo, hi, jnp.ones(y0.shape, bool))
+    _, y, _, _, moving = lax.while_loop(cond, body, init)
+    return jnp.where(moving, jnp.nan, y)
+
+
 @functools.partial(jax.jit, static_argnames="own")
 def _beta_solve(a, b, p, own: bool = True):
-    """$I^{-1}_p(a, b)$ (plain JAX; not differentiated): Newton's method on
-    $\\log I_{e^y}(a, b) = \\log p$ in $y = \\log x$ for p ≤ ½, and on
-    $\\log I_{e^y}(b, a) = \\log(1 - p)$ in $y = \\log(1 - x)$ above (the same problem
-    mirrored: $1 - I_x(a, b) = I_{1-x}(b, a)$). `own`: $I$ from the rule's fraction, else
-    JAX's `betainc` (the reference)."""
+    """$I^{-1}_p(a, b)$ (plain JAX; not differentiated). With $m$ the smaller of $x$ and
+    $1 - x$ at the root — which one, $I_{1/2}(a, b)$ against $p$ tells — Newton's method
+    in $y = \\log m \\in [\\log \\text{tiny}, \\log \\tfrac12]$ on the logarithm of whichever of
+    $I_x(a, b)$ and $1 - I_x(a, b) = I_{1-x}(b, a)$ is the tail ($p \\le \\tfrac12$: $I$),
+    bracketed (`_bracketed_newton`). Both $x$ and $1 - x$ are exact from $m$ ($m = e^y$, the
+    other $-\\mathrm{expm1}(y)$), so each root keeps its relative precision at either end.
+    A root below the dtype's smallest normal number (at $a = 0.01$, $p = 10^{-7}$ it is
+    $\\sim 10^{-700}$) is 0 (or 1). `own`: $I$ from the rule's fraction, else JAX's `betainc`.
+
+    (The solve this replaced was Newton's method in $\\log x$ or $\\log(1 - x)$ by $p$'s
+    tail alone, 24 steps unbracketed, from Numerical Recipes' start clipped to ½: for a third
+    of a plain grid of shapes in [0.01, 1e5] it returned values outside [0, 1], e.g. -26.3 at
+    (3, 1e4, 1 - 1e-7).)"""
     dtype = a.dtype
     inside = (a > 0) & (b > 0) & (p > 0) & (p < 1)
     a_, b_ = jnp.where(inside, a, 1), jnp.where(inside, b, 1)
     p_ = jnp.where(inside, p, 0.5)
-    # NR's starting point.
+    tiny = jnp.asarray(jnp.finfo(dtype).tiny, dtype)
+    lower_tail = p_ <= 0.5  # the residual on log I, else on log(1 - I) = log I_{1-x}(b, a)
+    target = jnp.where(lower_tail, jnp.log(p_), jnp.log1p(-p_))
+
+    def tail(x, xc):  # I_x(a, b) or I_{1-x}(b, a), the one that is near p's tail
+        c, d = jnp.where(lower_tail, a_, b_), jnp.where(lower_tail, b_, a_)
+        v, vc = jnp.where(lower_tail, x, xc), jnp.where(lower_tail, xc, x)
+        return _beta._ab_jets(c, d, v, vc, 0).v if own else jss.betainc(c, d, v)
+
+    half = jnp.full_like(p_, 0.5)
+    small = (jnp.log(tail(half, half)) >= target) == lower_tail  # the root is at most ½
+    rising = small == lower_tail  # the residual increases with m
+    lbeta = _kernels.log_beta(a_, b_)
+
+    def residual_slope(y):
+        m, mc = jnp.maximum(jnp.exp(y), tiny), -jnp.expm1(y)  # exp(log tiny) may round below
+        x, xc = jnp.where(small, m, mc), jnp.where(small, mc, m)
+        log_m, log_mc = y, jnp.log1p(-m)
+        log_x, log_xc = jnp.where(small, log_m, log_mc), jnp.where(small, log_mc, log_m)
+        F = tail(x, xc)
+        log_density = (a_ - 1) * log_x + (b_ - 1) * log_xc - lbeta
+        slope = jnp.exp(y + log_density) / F  # |d log F / d y| (dm/dy = m)
+        return jnp.log(F) - target, jnp.where(rising, slope, -slope)
+
+    # Numerical Recipes' starting point (§6.4.1), as m.
     z = _nr_normal(p_)
     al = (z * z - 3) / 6
     h = 2 / (1 / (2 * a_ - 1) + 1 / (2 * b_ - 1))
@@ -140,44 +213,80 @@ def _beta_solve(a, b, p, own: bool = True):
     t = jnp.exp(a_ * jnp.log(a_ / (a_ + b_))) / a_
     u = jnp.exp(b_ * jnp.log(b_ / (a_ + b_))) / b_
     ws = t + u
-    small = jnp.where(p_ < t / ws, (a_ * ws * p_) ** (1 / a_), 1 - (b_ * ws * (1 - p_)) ** (1 / b_))
-    x0 = jnp.where((a_ >= 1) & (b_ >= 1), big, small)
-    tiny = jnp.finfo(dtype).tiny
-    x0 = jnp.clip(x0, tiny, 1 - jnp.finfo(dtype).epsneg).astype(dtype)
-    lbeta = _kernels.log_beta(a_, b_)
+    low = jnp.where(p_ < t / ws, (a_ * ws * p_) ** (1 / a_), 1 - (b_ * ws * (1 - p_)) ** (1 / b_))
+    x0 = jnp.where((a_ >= 1) & (b_ >= 1), big, low)
+    m0 = jnp.where(small, x0, 1 - x0)
+    lo, hi = jnp.log(tiny) * jnp.ones_like(p_), jnp.full_like(p_, jnp.log(0.5))
+    y0 = jnp.clip(jnp.nan_to_num(jnp.log(m0), nan=-1.0), lo, hi).astype(dtype)
 
-    def solve(c, d, target, v0):
-        # I_v(c, d) = target for v in (0, 1), Newton's method on log I in log v. I from the
-        # rule's own fraction, given v = e^y and 1 - v = -expm1(y) both exact: JAX's betainc
-        # is 1.7e-6 off at (2, 5e9, 8e-10), and the quantile inherited it (1e-8 at b = 1e8).
-        log_density = lambda v: (c - 1) * jnp.log(v) + (d - 1) * jnp.log1p(-v) - lbeta
-
-        def step(y):
-            v = jnp.exp(y)
-            if own:
-                cdf = _beta._ab_jets(c, d, v, -jnp.expm1(y), 0).v
-            else:
-                cdf = jss.betainc(c, d, v)
-            return jnp.log(cdf) - jnp.log(target), jnp.exp(y + log_density(v)) / cdf
-
-        return _newton_log(jnp.log(jnp.clip(v0, tiny, 0.5)), step)
-
-    lower = jnp.exp(solve(a_, b_, p_, x0))
-    upper = 1 - jnp.exp(solve(b_, a_, 1 - p_, 1 - x0))
-    x = jnp.where(p_ <= 0.5, lower, upper)
+    # A root below the smallest normal number: m = 0 (the residual at `lo` already past it).
+    f_lo = residual_slope(lo)[0]
+    under = jnp.where(rising, f_lo >= 0, f_lo <= 0)
+    m = jnp.where(under, 0, jnp.exp(_bracketed_newton(residual_slope, y0, lo, hi, rising)))
+    x = jnp.where(small, m, 1 - m)
     edge = jnp.where(p == 0, 0.0, jnp.where(p == 1, 1.0, jnp.nan))
     domain = (a > 0) & (b > 0) & (p >= 0) & (p <= 1)
     return jnp.where(inside, x, jnp.where(domain, edge, jnp.nan)).astype(dtype)
 
 
 def _gamma_solve_jax(a, p):
-    """The same Newton iteration on JAX's `gammainc`/`gammaincc`: the registered reference."""
+    """The same Newton iteration on JAX's `gammainc`/`gammaincc` (JAX differentiates through
+    it: the benchmark's baseline)."""
     return _gamma_solve(a, p, own=False)
 
 
-def _beta_solve_jax(a, b, p):
-    """The same Newton iteration on JAX's `betainc`: the registered reference."""
-    return _beta_solve(a, b, p, own=False)
+def _bisect(increasing, lo, hi, steps: int):
+    """The root of the elementwise `increasing(t)` in `[lo, hi]` by `steps` bisections."""
+
+    def step(_, bracket):
+        lo, hi = bracket
+        mid = 0.5 * (lo + hi)
+        above = increasing(mid) > 0
+        return jnp.where(above, lo, mid), jnp.where(above, mid, hi)
+
+    lo, hi = lax.fori_loop(0, steps, step, (lo, hi))
+    return 0.5 * (lo + hi)
+
+
+# The registered references: bisection on JAX's functions, sharing nothing with the rules'
+# solves but the function they invert (the references were those solves on JAX's functions,
+# and a defect of the solve was in both: betaincinv's values outside [0, 1] passed the
+# checker). Not differentiated: the cases are witnessed by finite differences.
+@jax.jit
+def _gamma_bisect_jax(a, p):
+    """$P^{-1}(a, p)$ by bisection in $\\log x$ on JAX's `gammainc`/`gammaincc` (the tail
+    that $p$ is in), over the dtype's whole range."""
+    info = jnp.finfo(a.dtype)
+    lower = p <= 0.5
+
+    def increasing(t):
+        x = jnp.exp(t)
+        return jnp.where(lower, jss.gammainc(a, x) - p, (1 - p) - jss.gammaincc(a, x))
+
+    lo, hi = jnp.full_like(p, jnp.log(info.tiny)), jnp.full_like(p, jnp.log(info.max))
+    x = jnp.exp(_bisect(increasing, lo, hi, 2 * info.nmant + 12))
+    edge = jnp.where(p == 0, 0.0, jnp.where(p == 1, jnp.inf, jnp.nan))
+    return jnp.where((a > 0) & (p > 0) & (p < 1), x, jnp.where(a > 0, edge, jnp.nan))
+
+
+@jax.jit
+def _beta_bisect_jax(a, b, p):
+    """$I^{-1}_p(a, b)$ by bisection in $t = \\operatorname{logit} x$ on JAX's `betainc`,
+    $x$ and $1 - x$ both exact from $t$ (sigmoids of $\\pm t$): $I_x(a, b) - p$ where
+    $x < \\tfrac12$, $(1 - p) - I_{1-x}(b, a)$ above (the same sign, each from the end
+    where its argument is exact)."""
+    info = jnp.finfo(a.dtype)
+
+    def increasing(t):
+        x, xc = jax.nn.sigmoid(t), jax.nn.sigmoid(-t)
+        return jnp.where(t < 0, jss.betainc(a, b, x) - p, (1 - p) - jss.betainc(b, a, xc))
+
+    bound = jnp.full_like(p, -jnp.log(info.tiny))
+    x = jax.nn.sigmoid(_bisect(increasing, -bound, bound, 2 * info.nmant + 12))
+    edge = jnp.where(p == 0, 0.0, jnp.where(p == 1, 1.0, jnp.nan))
+    return jnp.where(
+        (a > 0) & (b > 0) & (p > 0) & (p < 1), x, jnp.where((a > 0) & (b > 0), edge, jnp.nan)
+    )
 
 
 @custom_jvp
@@ -251,9 +360,14 @@ def betaincinv(a, b, p):
 # Registered with the plain solves as references (JAX cannot differentiate the residual in a,
 # b), witnessed by finite differences of them.
 _SHAPE = inputs.positive((4,), low=0.5, high=4.0)
+_SKEWED = {
+    "a": inputs.Generator("uniform(4, 2, 4)", lambda r: r.uniform(2.0, 4.0, 4)),
+    "b": inputs.Generator("uniform(4, 0.2, 0.5)", lambda r: r.uniform(0.2, 0.5, 4)),
+    "p": inputs.Generator("uniform(4, 0.3, 0.7)", lambda r: r.uniform(0.3, 0.7, 4)),
+}
 registry.register(
     "gammaincinv",
-    reference=_gamma_solve_jax,
+    reference=_gamma_bisect_jax,
     inputs={"a": _SHAPE, "p": inputs.probability((4,))},
     cases=[registry.Case("general", witness="differences")],
     bench_inputs=lambda n: {
@@ -261,6 +375,7 @@ registry.register(
         "p": inputs.probability((n,)),
     },
     bench_sizes=(10_000,),
+    bench_reference=_gamma_solve_jax,  # JAX differentiates through Newton's steps (not bisection)
     scales=(1e-2, 10.0),  # a only (p is a probability): a from 0.005 to 40
     rtol={"float32": 2e-4},
     order=2,
@@ -268,9 +383,13 @@ registry.register(
 )(gammaincinv)
 registry.register(
     "betaincinv",
-    reference=_beta_solve_jax,
+    reference=_beta_bisect_jax,
     inputs={"a": _SHAPE, "b": _SHAPE, "p": inputs.probability((4,))},
-    cases=[registry.Case("general", witness="differences")],
+    cases=[
+        registry.Case("general", witness="differences"),
+        # Far-apart shapes, the root near 1 (the solve returned values outside [0, 1] here).
+        registry.Case("skewed", inputs=_SKEWED, witness="differences"),
+    ],
     # No bench_inputs: the reference's residual (JAX's betainc) has no derivative in a, b.
     scales=(1e-1, 10.0),
     rtol={"float32": 2e-4},
