@@ -195,6 +195,31 @@ def test_student_t_at_infinite_df_float32():
     assert (dnu == 0).all()
 
 
+def test_student_t_heavy_tails_in_float32(x64):
+    # For small ν the tail decays like |t|^{-ν}: F(-1e19, 0.001) = 0.477. In float32
+    # w = ν/(ν + t²) underflowed (t² overflowed past 1.8e19) and F was 0 — silently — and its
+    # second derivatives NaN at t = -1e30 (u² = t²/ν overflowed in the density).
+    t = jnp.array([-1e30, -1e19, 1e19, -1e19, -1e4], jnp.float32)
+    nu = jnp.array([0.001, 0.001, 0.001, 0.5, 3.0], jnp.float32)
+    F = jax.jit(student_t_cdf)(t, nu)
+    dnu = jax.jit(jax.vmap(jax.grad(student_t_cdf, 1)))(t, nu)
+    with mp.workdps(30):
+
+        def F_mp(t, nu):
+            w = nu / (nu + t * t)
+            tail = mp.betainc(nu / 2, mp.mpf(1) / 2, 0, w, regularized=True) / 2
+            return tail if t < 0 else 1 - tail
+
+        pts = [(mp.mpf(float(a)), mp.mpf(float(b))) for a, b in zip(t, nu)]
+        want = [float(F_mp(a, b)) for a, b in pts]
+        want_dnu = [float(mp.diff(lambda n: F_mp(a, n), b)) for a, b in pts]
+    np.testing.assert_allclose(F, want, rtol=2e-5)
+    np.testing.assert_allclose(dnu, want_dnu, rtol=2e-4)
+    second = lambda i, j: jax.grad(jax.grad(student_t_cdf, i), j)
+    for i, j in [(0, 0), (0, 1), (1, 0), (1, 1)]:
+        assert np.all(np.isfinite(jax.jit(jax.vmap(second(i, j)))(t, nu))), (i, j)
+
+
 def test_counts_loc_scale_and_batching(x64):
     # Counts are floored and carry no derivative; outside the support the CDF is 0 or 1 with
     # zero (not NaN) derivatives; loc/scale as jax.scipy.stats.

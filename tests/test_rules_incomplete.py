@@ -154,6 +154,17 @@ def test_derivatives_where_the_density_underflows_or_overflows(x64):
         np.testing.assert_array_equal(jax.jit(jax.vmap(partials))(a, x), 0, err_msg=fn.__name__)
 
 
+def test_betainc_at_shapes_that_overflow_float32_squared():
+    # The fraction's coefficients multiplied the shapes before the powers of y: p² overflowed
+    # float32 from p ~ 1e19, and I far from its mean was NaN (value and derivatives), not 0.
+    a = jnp.array([5e19, 1e30, 0.5], jnp.float32)
+    b = jnp.array([0.5, 2.0, 5e19], jnp.float32)
+    x = jnp.array([0.5, 0.5, 0.5], jnp.float32)
+    np.testing.assert_array_equal(betainc(a, b, x), [0, 0, 1])
+    g = jax.jit(jax.vmap(jax.grad(betainc, (0, 1, 2))))(a, b, x)
+    np.testing.assert_array_equal(np.stack(g), 0)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_betainc_second_derivative_in_x_where_one_minus_x_rounds_to_one(x64, dtype):
     # The branch not taken, log1p(-(1 - x)) = log1p(-1) = -∞, met reverse mode's zero

@@ -268,8 +268,18 @@ def _split(t, nu):
 def _t_pdf(t, nu):
     big, (tb, nb), (tc, nc) = _split(t, nu)
     expansion = _t_pdf_expansion(tb, nb)
-    closed = jnp.exp(_t_log_pdf_at_zero(nc) - (nc + 1) / 2 * jnp.log1p(tc * tc / nc))
+    closed = jnp.exp(_t_log_pdf_at_zero(nc) - (nc + 1) / 2 * _log1p_square(tc / jnp.sqrt(nc)))
     return jnp.where(big, expansion, closed)
+
+
+def _log1p_square(u):
+    """$\\log(1 + u^2)$, as $2\\log|u| + \\log(1 + 1/u^2)$ for $|u| > 1$: $u^2$ overflows
+    float32 from $|u| \\approx 2\\cdot10^{19}$, and its derivative was then ∞/∞ = NaN (the
+    density's in $t$ at $t = -10^{30}$)."""
+    large = jnp.abs(u) > 1
+    ul, us = jnp.where(large, u, 2.0), jnp.where(large, 0.5, u)
+    inv = 1 / ul  # not 1 / u²: its tangent would be ∞/∞ where u² overflows
+    return jnp.where(large, 2 * jnp.log(jnp.abs(ul)) + jnp.log1p(inv * inv), jnp.log1p(us * us))
 
 
 # The composition's central branch, $\tfrac12 + \tfrac12\operatorname{sign}(t) I_z$, cancels
@@ -291,6 +301,16 @@ def _t_cdf_composed(t, nu):
     zt, wt = jnp.where(near, 0.75, z), jnp.where(near, 0.25, w)
     inner = 0.5 + 0.5 * jnp.sign(t) * betainc_with_complement("student_t_cdf", 0.5, nu / 2, zn, wn)
     tail = 0.5 * betainc_with_complement("student_t_cdf", nu / 2, 0.5, wt, zt)
+    # Where w < ε, I_w(ν/2, ½) = w^{ν/2} / ((ν/2) B(ν/2, ½)) (1 + O(w)), in logarithms with
+    # log w = log ν - 2 log|t| - log1p(ν/t²): w itself underflows (float32's 1e-38 at
+    # t² = 1e38 ν) and t² overflows, and the tail was 0 where it is not (0.48 at t = -1e19,
+    # ν = 0.001, whose tail decays like |t|^{-ν}).
+    far = t2 * jnp.finfo(t.dtype).eps > nu
+    tf = jnp.abs(jnp.where(far, t, 2.0))
+    log_w = jnp.log(nu) - 2 * jnp.log(tf) - jnp.log1p(nu / tf / tf)
+    half_nu = nu / 2
+    far_tail = 0.5 * jnp.exp(half_nu * log_w - jnp.log(half_nu) - _kernels.log_beta(half_nu, 0.5))
+    tail = jnp.where(far, far_tail, tail)
     return jnp.where(near, inner, jnp.where(t < 0, tail, 1 - tail))
 
 

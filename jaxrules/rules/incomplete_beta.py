@@ -118,14 +118,16 @@ def _ab_jets(a, b, x, xc, order: int) -> _jets.Jet:
         p_, q_ = th[..., 0], th[..., 1]
         m = n - 1
         den = jnp.where(n == 1, 1, p_ + 2 * m - 1)
-        an = (p_ + m - 1) * (p_ + q_ + m - 1) * m * (q_ - m) * (y / den) ** 2
+        # Each factor O(1) near the root's scale: the plain product of the shapes overflowed
+        # float32 from p ~ 1e19 (NaN values).
+        an = ((p_ + m - 1) * (y / den)) * ((p_ + q_ + m - 1) * (y / den)) * (m * (q_ - m))
         return jnp.where(n == 1, 1.0, an).astype(dtype)
 
     def beta(n, th):
         p_, q_ = th[..., 0], th[..., 1]
         m = n - 1
         first = m * (q_ - m) * y / jnp.where(n == 1, 1, p_ + 2 * m - 1)
-        second = (p_ + m) * (p_ * ybar - q_ * y + 1 + m * (1 + ybar)) / (p_ + 2 * m + 1)
+        second = (p_ + m) / (p_ + 2 * m + 1) * (p_ * ybar - q_ * y + 1 + m * (1 + ybar))
         return (m + first + second).astype(dtype)
 
     fraction = _jets.continued_fraction((alpha, beta), theta, order, max_terms=_MAX_TERMS)
