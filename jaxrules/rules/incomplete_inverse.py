@@ -26,7 +26,8 @@ in $p$), and nothing is differentiated through the iterations.
 
 **Domain.** $a, b > 0$, $0 \le p \le 1$; $p = 0$ gives $x = 0$ and $p = 1$ gives $x = \infty$
 (gamma) or $x = 1$ (beta), where the derivative in $p$ is $1/\text{density}$ (∞ or 0 as the
-density's limit says); elsewhere NaN.
+density's limit says) and those in the shapes are 0 (the end is the same for every shape);
+elsewhere NaN.
 """
 
 from __future__ import annotations
@@ -294,14 +295,25 @@ def _gammaincinv(a, p):
     return _gamma_solve(a, p)
 
 
+def _implicit_tangent(p, tp, shape_term, density):
+    """$\\dot x = (\\dot p - \\partial_\\theta F\\,\\dot\\theta)/\\partial_x F$ at the root, with
+    `shape_term` a thunk for $\\partial_\\theta F\\,\\dot\\theta$ (None: no shape tangent). At
+    $p \\in \\{0, 1\\}$ the quantile is its range's end whatever the shapes: their term is 0
+    there (it was $0/0$ = NaN where the density vanishes), and $\\dot p$'s is the density's
+    limit (∞ or 0, the module's domain)."""
+    out = None if tp is None else tp / density
+    if shape_term is not None:
+        edge = (p == 0) | (p == 1)
+        shape = jnp.where(edge, 0, -shape_term() / jnp.where(edge, 1, density))
+        out = shape if out is None else out + shape
+    return jnp.zeros_like(density) if out is None else out
+
+
 def _gammaincinv_jvp(primals, tangents):
     (a, p), (ta, tp) = primals, tangents
     x = _gammaincinv(a, p)
-    # ẋ = (ṗ − ∂P/∂a · ȧ) / ∂P/∂x at x.
-    num = jnp.zeros_like(x) if tp is None else tp
-    if ta is not None:
-        num = num - _gamma._da(a, x) * ta
-    return x, num / _gamma._dx(a, x)
+    shape = None if ta is None else (lambda: _gamma._da(a, x) * ta)
+    return x, _implicit_tangent(p, tp, shape, _gamma._dx(a, x))
 
 
 _gammaincinv.defjvp(_gammaincinv_jvp, zeros_as_none=True)
@@ -315,13 +327,13 @@ def _betaincinv(a, b, p):
 def _betaincinv_jvp(primals, tangents):
     (a, b, p), (ta, tb, tp) = primals, tangents
     x = _betaincinv(a, b, p)
-    num = jnp.zeros_like(x) if tp is None else tp
-    if ta is not None or tb is not None:
+
+    def shape_term():
         g = _beta._grad_ab(a, b, x, 1 - x)
-        for k, t in enumerate((ta, tb)):
-            if t is not None:
-                num = num - g[..., k] * t
-    return x, num / _beta._dx(a, b, x, 1 - x)
+        return sum(g[..., k] * t for k, t in enumerate((ta, tb)) if t is not None)
+
+    shape = None if ta is None and tb is None else shape_term
+    return x, _implicit_tangent(p, tp, shape, _beta._dx(a, b, x, 1 - x))
 
 
 _betaincinv.defjvp(_betaincinv_jvp, zeros_as_none=True)
