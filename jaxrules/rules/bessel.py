@@ -92,6 +92,7 @@ from .. import inputs
 from .._custom import custom_jvp
 from . import _arguments as _args
 from . import _log_kernels as _kernels
+from . import _roots
 
 __all__ = ["ive", "kve", "log_iv"]
 
@@ -377,19 +378,6 @@ def _i_ratio_jvp(primals, tangents):
 _i_ratio.defjvp(_i_ratio_jvp, zeros_as_none=True)
 
 
-def _bisect(f, lo, hi, steps):
-    """Where the elementwise increasing `f` crosses 0 in `[lo, hi]` (`steps` halvings)."""
-
-    def body(_, ab):
-        a, b = ab
-        m = 0.5 * (a + b)
-        above = f(m) > 0
-        return jnp.where(above, a, m), jnp.where(above, m, b)
-
-    a, b = lax.fori_loop(0, steps, body, (lo, hi))
-    return 0.5 * (a + b)
-
-
 def _log_sinh(z):
     return z + jnp.log(-jnp.expm1(-2 * z)) - math.log(2.0)  # a Python float: weakly typed
 
@@ -407,10 +395,10 @@ def _order_window(v, x):
     # ψ′ < 0 beyond max(1, asinh((2 + |v|)/x)): there 1/t + |v| coth(|v|t) ≤ 2 + |v|.
     top = jnp.maximum(1.0, jnp.arcsinh((2 + av) / x)) + 1
     tiny = jnp.full_like(x, float(jnp.finfo(x.dtype).tiny) ** 0.5)
-    peak = _bisect(lambda t: -slope(t), tiny, top, steps)
+    peak = _roots.bisect(lambda t: -slope(t), tiny, top, steps)
     level = psi(peak) - drop
-    lo = _bisect(lambda t: psi(t) - level, tiny, peak, steps)
-    hi = _bisect(lambda t: level - psi(t), peak, peak + 20, steps)
+    lo = _roots.bisect(lambda t: psi(t) - level, tiny, peak, steps)
+    hi = _roots.bisect(lambda t: level - psi(t), peak, peak + 20, steps)
     return lo, hi
 
 

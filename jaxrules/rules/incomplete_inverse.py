@@ -44,6 +44,7 @@ from .. import inputs
 from .._custom import custom_jvp
 from . import _arguments as _args
 from . import _log_kernels as _kernels
+from . import _roots
 from . import incomplete_beta as _beta
 from . import incomplete_gamma as _gamma
 
@@ -124,49 +125,13 @@ def _gamma_solve(a, p, own: bool = True):
     return jnp.where(inside, x, jnp.where(domain, edge, jnp.nan)).astype(dtype)
 
 
-def _bracketed_newton(residual_slope, y0, lo, hi, rising, max_steps: int = 200):
-    """The root of an increasing (`rising`, elementwise; else decreasing) function of `y` in
-    the bracket `[lo, hi]`, `residual_slope(y)` giving its value and derivative: Newton's
-    method, each step kept inside the bracket, which every evaluation narrows; a step that
-    would leave it, or is not finite (an underflowed residual, log 0 = -∞), bisects it
-    instead. Stops, elementwise, when the step is below ~4 ε |y| or the bracket is that
-    narrow; NaN where that has not happened after `max_steps` (bisection alone halves the
-    bracket every step: ~1100 halvings of float64's range; Newton's method takes ~5-10)."""
-    eps = jnp.finfo(y0.dtype).eps
-    tol = lambda y: 4 * eps * jnp.maximum(jnp.abs(y), 1)
-
-    def cond(carry):
-        n, *_, moving = carry
-        return (n < max_steps) & jnp.any(moving)
-
-    def body(carry):
-        n, y, lo, hi, moving = carry
-        f, slope = residual_slope(y)
-        above = jnp.where(rising, f > 0, f < 0)  # the root is below y
-        lo_, hi_ = jnp.where(above, lo, y), jnp.where(above, y, hi)
-        newton = y - f / slope
-        inside = jnp.isfinite(newton) & (newton >= lo_) & (newton <= hi_)
-        new = jnp.where(inside, newton, 0.5 * (lo_ + hi_))
-        # Rounding bounds it: a step back onto an end already evaluated (the residual's noise
-        # over a small slope, ~1e-15 / 0.02 in y at (40, 0.01, 0.3)) is as near as it gets.
-        at_end = inside & ((newton == lo_) | (newton == hi_))
-        done = (f == 0) | at_end | (jnp.abs(new - y) <= tol(y)) | (hi_ - lo_ <= tol(y))
-        new = jnp.where(f == 0, y, new)
-        keep = lambda u, v: jnp.where(moving, u, v)
-        return n + 1, keep(new, y), keep(lo_, lo), keep(hi_, hi), moving & ~done
-
-    init = (jnp.asarray(0), y0, lo, hi, jnp.ones(y0.shape, bool))
-    _, y, _, _, moving = lax.while_loop(cond, body, init)
-    return jnp.where(moving, jnp.nan, y)
-
-
 @functools.partial(jax.jit, static_argnames="own")
 def _beta_solve(a, b, p, own: bool = True):
     """$I^{-1}_p(a, b)$ (plain JAX; not differentiated). With $m$ the smaller of $x$ and
     $1 - x$ at the root — which one, $I_{1/2}(a, b)$ against $p$ tells — Newton's method
     in $y = \\log m \\in [\\log \\text{tiny}, \\log \\tfrac12]$ on the logarithm of whichever of
     $I_x(a, b)$ and $1 - I_x(a, b) = I_{1-x}(b, a)$ is the tail ($p \\le \\tfrac12$: $I$),
-    bracketed (`_bracketed_newton`). Both $x$ and $1 - x$ are exact from $m$ ($m = e^y$, the
+    bracketed (`_roots.bracketed_newton`). Both $x$ and $1 - x$ are exact from $m$ ($m = e^y$, the
     other $-\\mathrm{expm1}(y)$), so each root keeps its relative precision at either end.
     A root below the dtype's smallest normal number (at $a = 0.01$, $p = 10^{-7}$ it is
     $\\sim 10^{-700}$) is 0 (or 1). `own`: $I$ from the rule's fraction, else JAX's `betainc`.
@@ -223,7 +188,7 @@ def _beta_solve(a, b, p, own: bool = True):
     # A root below the smallest normal number: m = 0 (the residual at `lo` already past it).
     f_lo = residual_slope(lo)[0]
     under = jnp.where(rising, f_lo >= 0, f_lo <= 0)
-    m = jnp.where(under, 0, jnp.exp(_bracketed_newton(residual_slope, y0, lo, hi, rising)))
+    m = jnp.where(under, 0, jnp.exp(_roots.bracketed_newton(residual_slope, y0, lo, hi, rising)))
     x = jnp.where(small, m, 1 - m)
     edge = jnp.where(p == 0, 0.0, jnp.where(p == 1, 1.0, jnp.nan))
     domain = (a > 0) & (b > 0) & (p >= 0) & (p <= 1)
@@ -234,19 +199,6 @@ def _gamma_solve_jax(a, p):
     """The same Newton iteration on JAX's `gammainc`/`gammaincc` (JAX differentiates through
     it: the benchmark's baseline)."""
     return _gamma_solve(a, p, own=False)
-
-
-def _bisect(increasing, lo, hi, steps: int):
-    """The root of the elementwise `increasing(t)` in `[lo, hi]` by `steps` bisections."""
-
-    def step(_, bracket):
-        lo, hi = bracket
-        mid = 0.5 * (lo + hi)
-        above = increasing(mid) > 0
-        return jnp.where(above, lo, mid), jnp.where(above, mid, hi)
-
-    lo, hi = lax.fori_loop(0, steps, step, (lo, hi))
-    return 0.5 * (lo + hi)
 
 
 # The registered references: bisection on JAX's functions, sharing nothing with the rules'
@@ -265,7 +217,7 @@ def _gamma_bisect_jax(a, p):
         return jnp.where(lower, jss.gammainc(a, x) - p, (1 - p) - jss.gammaincc(a, x))
 
     lo, hi = jnp.full_like(p, jnp.log(info.tiny)), jnp.full_like(p, jnp.log(info.max))
-    x = jnp.exp(_bisect(increasing, lo, hi, 2 * info.nmant + 12))
+    x = jnp.exp(_roots.bisect(increasing, lo, hi, 2 * info.nmant + 12))
     edge = jnp.where(p == 0, 0.0, jnp.where(p == 1, jnp.inf, jnp.nan))
     return jnp.where((a > 0) & (p > 0) & (p < 1), x, jnp.where(a > 0, edge, jnp.nan))
 
@@ -283,7 +235,7 @@ def _beta_bisect_jax(a, b, p):
         return jnp.where(t < 0, jss.betainc(a, b, x) - p, (1 - p) - jss.betainc(b, a, xc))
 
     bound = jnp.full_like(p, -jnp.log(info.tiny))
-    x = jax.nn.sigmoid(_bisect(increasing, -bound, bound, 2 * info.nmant + 12))
+    x = jax.nn.sigmoid(_roots.bisect(increasing, -bound, bound, 2 * info.nmant + 12))
     edge = jnp.where(p == 0, 0.0, jnp.where(p == 1, 1.0, jnp.nan))
     return jnp.where(
         (a > 0) & (b > 0) & (p > 0) & (p < 1), x, jnp.where((a > 0) & (b > 0), edge, jnp.nan)
