@@ -400,6 +400,21 @@ def test_betaincinv_over_a_grid_of_shapes_and_tails(x64, dtype):
     assert worst < 64, worst
 
 
+def test_betaincinv_derivative_at_a_root_near_one(x64):
+    # The derivatives took 1 - x rounded, not the solve's exact complement: at
+    # x = 1 - 2.6e-11 the density's (b - 1) log(1 - x) was 1.2e-6 relative off, and ∂x/∂p.
+    from jaxrules.rules import betaincinv
+
+    a, b, p = 3.0, 0.3, 0.999
+    x, dp = float(betaincinv(a, b, p)), float(jax.grad(betaincinv, 2)(a, b, p))
+    with mp.workdps(40):
+        m0 = 1 - mp.mpf(x)
+        tail = lambda m: mp.betainc(b, a, 0, m, regularized=True) - (1 - mp.mpf(p))
+        m = mp.findroot(tail, (m0 * mp.mpf("0.999"), m0 * mp.mpf("1.001")), solver="anderson")
+        density = (1 - m) ** (a - 1) * m ** (b - 1) / mp.beta(a, b)
+        assert abs(dp * density - 1) < 1e-13, (dp, float(1 / density))
+
+
 def test_gammaincinv_at_large_shapes(x64):
     # The solve evaluated JAX's gammainc/gammaincc, 1e-10–2e-9 off at a = 1e5–1e6: forward
     # errors 4e-14 at (1e6, 0.3) and 1.2e-13 at (1e5, 1 − 1e-9); ~1e-15 from the rule's loops.
