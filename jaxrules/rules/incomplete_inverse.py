@@ -286,28 +286,28 @@ _gammaincinv.defjvp(_gammaincinv_jvp, zeros_as_none=True)
 
 
 @custom_jvp
-def _betaincinv(a, b, p):
-    return _beta_solve(a, b, p)
+def _betaincinv_pair(a, b, p):
+    r"""The root $x$ and its complement $1 - x$, each exact from one solve, with tangents
+    $(\dot x, -\dot x)$."""
+    return _beta_solve_pair(a, b, p)
 
 
-def _betaincinv_jvp(primals, tangents):
+def _betaincinv_pair_jvp(primals, tangents):
     (a, b, p), (ta, tb, tp) = primals, tangents
-    # The root's complement from the solve, not 1 - x rounded: at x = 1 - 2.6e-11 that cost
-    # 1.2e-6 relative of the density, and of the derivatives (their (b - 1) log(1 - x)). Its
-    # value from the solve (on the primals: no loop is differentiated), its tangent -ẋ.
-    x = _betaincinv(a, b, p)
-    exact = _beta_solve_pair(*(lax.stop_gradient(u) for u in (a, b, p)))[1]
-    xc = (1 - x) + lax.stop_gradient(exact - (1 - x))
+    # The derivatives take the solve's complement, not 1 - x rounded: at x = 1 - 2.6e-11 that
+    # cost 1.2e-6 relative of the density, and of the derivatives (their (b - 1) log(1 - x)).
+    x, xc = _betaincinv_pair(a, b, p)
 
     def shape_term():
         g = _beta._grad_ab(a, b, x, xc)
         return sum(g[..., k] * t for k, t in enumerate((ta, tb)) if t is not None)
 
     shape = None if ta is None and tb is None else shape_term
-    return x, _implicit_tangent(p, tp, shape, _beta._dx(a, b, x, xc))
+    tx = _implicit_tangent(p, tp, shape, _beta._dx(a, b, x, xc))
+    return (x, xc), (tx, -tx)
 
 
-_betaincinv.defjvp(_betaincinv_jvp, zeros_as_none=True)
+_betaincinv_pair.defjvp(_betaincinv_pair_jvp, zeros_as_none=True)
 
 
 def gammaincinv(a, p):
@@ -337,7 +337,7 @@ def betaincinv(a, b, p):
         >>> round(float(betainc(2.0, 3.0, x)), 5), round(float(jax.grad(betaincinv, 1)(2.0, 3.0, 0.7)), 4)
         (0.7, -0.1035)
     """
-    return _betaincinv(*_args.real_arrays("betaincinv", a=a, b=b, p=p))
+    return _betaincinv_pair(*_args.real_arrays("betaincinv", a=a, b=b, p=p))[0]
 
 
 # Registered with the plain solves as references (JAX cannot differentiate the residual in a,
