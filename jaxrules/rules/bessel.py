@@ -8,13 +8,18 @@ overflows for large $x$). With $\mu = v - \lfloor v + \tfrac12 \rfloor \in [-\tf
 1. the ratio $r = I_{v+1}/I_v$ from its continued fraction
    $r = \cfrac{x}{2(v+1) + \cfrac{x^2}{2(v+2) + \cdots}}$ (Steed's algorithm), so
    $I_v'/I_v = r + v/x$;
-2. downward recurrence $I_{l-1} = I_l' + (l/x) I_l$, $I_{l-1}' = I_l + ((l-1)/x) I_{l-1}$ from
-   $v$ to $\mu$ (renormalised every step, its logarithm kept), giving $I_v/I_\mu$ and
-   $I_\mu'/I_\mu$;
-3. $K_\mu$, $K_{\mu+1}$ by Temme's series for $x < 2$ (with $1/\Gamma(1 \pm \mu)$ from its Taylor
-   series) and Steed's continued fraction CF2 for $x \ge 2$, both times $e^x$;
-4. the Wronskian $I_\mu K_\mu' - I_\mu' K_\mu = -1/x$ gives $I_\mu$, hence $I_v$; upward
-   recurrence $K_{l+1} = (2l/x) K_l + K_{l-1}$ gives $K_v$ and $K_{v+1}$.
+2. downward recurrence $I_{l-1} = (2l/x) I_l + I_{l+1}$ (positive terms) from $v$ to $\mu$
+   (renormalised every step, its logarithm kept), giving $I_v/I_\mu$ and
+   $g = I_{\mu+1}/I_\mu$;
+3. $K_\mu$ and $s_\mu = K_{\mu+1}/K_\mu$ by Temme's series for $x < 2$ (with $1/\Gamma(1 \pm \mu)$
+   from its Taylor series) and Steed's continued fraction CF2 for $x \ge 2$, $K_\mu$ times $e^x$;
+4. the Wronskian $I_\mu K_{\mu+1} + I_{\mu+1} K_\mu = 1/x$ gives
+   $I_\mu = 1/(x K_\mu (s_\mu + g))$, every term positive, hence $I_v$; the upward recurrence
+   $s_{l+1} = 2(l+1)/x + 1/s_l$, $\log K_{l+1} = \log K_l + \log s_l$ gives $K_v$ and
+   $K_{v+1}/K_v$ (ratios: $K_{v+1}$ may overflow where $K_v$ does not). (Numerical Recipes
+   writes the Wronskian with $I_\mu'/I_\mu - \mu/x$, which cancels: for $\mu < 0$ and small
+   $x$ its error $\varepsilon|\mu|/x$ meets $K_\mu \gg K_{\mu+1}$, and `ive(2.5, 1e-30)` came
+   out as 1.5e-91 for 5.3e-77.)
 5. for $x \ge 20$ with $2v^2 \le x$, `ive` and `log_iv` come instead from
    Hankel's expansion $I_v(x)e^{-x}\sqrt{2\pi x} = \sum_k (-1)^k a_k(v)/x^k$ (40 terms; 20 in
    float32: there its terms fall to below ε before they grow), no loop: no $O(x)$ continued
@@ -156,7 +161,8 @@ def _i_ratio_cf(v, x):
 
 
 def _temme(mu, x):
-    """$(K_\\mu, K_{\\mu+1})\\,e^x$ by Temme's series, for $x < 2$."""
+    """$K_\\mu e^x$ and $K_{\\mu+1}/K_\\mu$ by Temme's series, for $x < 2$ (the ratio, not
+    $K_{\\mu+1}$: that is ~$x^{-3/2}$, and overflowed float32 below $x \\approx 10^{-26}$)."""
     eps = jnp.finfo(x.dtype).eps
     x2 = x / 2
     pimu = jnp.pi * mu
@@ -186,13 +192,12 @@ def _temme(mu, x):
     # carry order: i, ff, sum, sum1, p, q, c, moving
     init = (jnp.asarray(1), ff, ff, p, p, q, jnp.ones_like(x), jnp.ones_like(x, bool))
     _, _, total, total1, _, _, _, moving = _loop(body, init)
-    scale = jnp.exp(x)
-    k_mu, k_mu1 = total * scale, total1 * (2 / x) * scale
-    return jnp.where(moving, jnp.nan, k_mu), jnp.where(moving, jnp.nan, k_mu1)
+    k_mu, ratio = total * jnp.exp(x), (total1 / total) * (2 / x)
+    return jnp.where(moving, jnp.nan, k_mu), jnp.where(moving, jnp.nan, ratio)
 
 
 def _steed_k(mu, x):
-    """$(K_\\mu, K_{\\mu+1})\\,e^x$ by Steed's continued fraction CF2, for $x \\ge 2$."""
+    """$K_\\mu e^x$ and $K_{\\mu+1}/K_\\mu$ by Steed's continued fraction CF2, for $x \\ge 2$."""
     eps = jnp.finfo(x.dtype).eps
     b = 2 * (1 + x)
     d = 1 / b
@@ -224,8 +229,8 @@ def _steed_k(mu, x):
     h, s, moving = out[3], out[10], out[11]
     h = a1 * h
     k_mu = jnp.sqrt(jnp.pi / (2 * x)) / s
-    k_mu1 = k_mu * (mu + x + 0.5 - h) / x
-    return jnp.where(moving, jnp.nan, k_mu), jnp.where(moving, jnp.nan, k_mu1)
+    ratio = (mu + x + 0.5 - h) / x
+    return jnp.where(moving, jnp.nan, k_mu), jnp.where(moving, jnp.nan, ratio)
 
 
 @jax.jit
@@ -239,45 +244,47 @@ def _core(v, x):
     nl = jnp.floor(v_ + 0.5)
     mu = v_ - nl
     r = _i_ratio_cf(v_, x_)
-    h = r + v_ / x_  # I_v'/I_v
 
-    # Downward: (I_l, I_l') ∝ (ril, ripl) from l = v to μ, renormalised (log kept).
+    # Downward: (I_l, I_{l+1}) ∝ (a, b) from l = v to μ by I_{l-1} = (2l/x) I_l + I_{l+1}
+    # (positive terms), renormalised (log kept); g = I_{μ+1}/I_μ at the end.
     def down(carry):
-        k, ril, ripl, fact, log_scale, moving = carry
-        ritemp = fact * ril + ripl
-        fact_new = fact - 1 / x_
-        ripl_new = fact_new * ritemp + ril
-        s = jnp.abs(ritemp)
-        ritemp, ripl_new = ritemp / s, ripl_new / s
-        keep = lambda a, b: jnp.where(moving, a, b)
-        moving_next = moving & (k + 1 < nl)
-        return (k + 1, keep(ritemp, ril), keep(ripl_new, ripl), keep(fact_new, fact),
-                keep(log_scale + jnp.log(s), log_scale), moving_next)  # fmt: skip
+        k, a, b, log_scale, moving = carry
+        new = (2 * (v_ - k) / x_) * a + b
+        scale = jnp.abs(new)
+        keep = lambda u, w: jnp.where(moving, u, w)
+        return (k + 1, keep(new / scale, a), keep(a / scale, b),
+                keep(log_scale + jnp.log(scale), log_scale), moving & (k + 1 < nl))  # fmt: skip
 
     one = jnp.ones_like(x_)
-    init = (jnp.asarray(0.0, dtype), one, h, v_ / x_, 0 * one, nl > 0)
-    _, ril, ripl, _, log_scale, _ = lax.while_loop(lambda c: jnp.any(c[-1]), down, init)
-    f = ripl / ril  # I_μ'/I_μ
+    init = (jnp.asarray(0.0, dtype), one, r, 0 * one, nl > 0)
+    _, a, b, log_scale, _ = lax.while_loop(lambda c: jnp.any(c[-1]), down, init)
 
     small = x_ < 2
-    kt, kt1 = _temme(mu, jnp.where(small, x_, 1.0))
-    ks, ks1 = _steed_k(mu, jnp.where(small, 3.0, x_))
-    k_mu, k_mu1 = jnp.where(small, kt, ks), jnp.where(small, kt1, ks1)
-    k_mup = mu / x_ * k_mu - k_mu1
-    i_mu = (1 / x_) / (f * k_mu - k_mup)  # I_μ e^{-x}, by the Wronskian
-    log_ive = jnp.log(i_mu) - jnp.log(ril) - log_scale
+    kt, st = _temme(mu, jnp.where(small, x_, 1.0))
+    ks, ss = _steed_k(mu, jnp.where(small, 3.0, x_))
+    k_mu, s_mu = jnp.where(small, kt, ks), jnp.where(small, st, ss)
+    # The Wronskian I_μ K_{μ+1} + I_{μ+1} K_μ = 1/x: I_μ e^{-x} = 1/(x K_μ e^x (s + g)), all
+    # terms positive. (It was 1/(x (f K_μ - K_μ')) with f = I_μ'/I_μ: f - μ/x cancels, and for
+    # μ < 0 the error ε|μ|/x of f met K_μ ≫ K_{μ+1}: ive(2.5, 1e-5) was 2.6e-11 off in
+    # float64, 1e-3 in float32, ive(2.5, 1e-30) 1e-91 for 5e-77.)
+    # One logarithm of the product (a sum of logarithms of ~7 each cost log_iv its absolute
+    # accuracy near its zero: 3e-7 in float32 at (0, 1e-3)); no factor over- or underflows
+    # (|μ| ≤ ½: I_μ e^{-x} within x^{±1/2}).
+    i_mu = 1 / ((x_ * k_mu) * (s_mu + b / a))
+    log_ive = jnp.log(i_mu) - jnp.log(a) - log_scale
 
-    # Upward: K_{l+1} = (2l/x) K_l + K_{l-1}, from μ to v; the ratio K_{l+1}/K_l kept.
+    # Upward: s_{l+1} = K_{l+2}/K_{l+1} = 2(l+1)/x + 1/s_l and log K_{l+1} = log K_l + log s_l,
+    # from μ to v (ratios: K_{v+1} may overflow where K_v does not).
     def up(carry):
-        i, k, k1, moving = carry
-        k2 = (mu + i) * (2 / x_) * k1 + k
-        keep = lambda a, b: jnp.where(moving, a, b)
-        return i + 1, keep(k1, k), keep(k2, k1), moving & (i + 1 <= nl)
+        i, log_k, s, moving = carry
+        keep = lambda u, w: jnp.where(moving, u, w)
+        new = (2 * (mu + i) / x_) + 1 / s
+        return i + 1, keep(log_k + jnp.log(s), log_k), keep(new, s), moving & (i + 1 <= nl)
 
-    _, k_v, k_v1, _ = lax.while_loop(
-        lambda c: jnp.any(c[-1]), up, (jnp.asarray(1.0, dtype), k_mu, k_mu1, nl >= 1)
-    )
-    return tuple(jnp.where(valid, a, jnp.nan) for a in (log_ive, r, k_v, k_v1 / k_v))
+    init = (jnp.asarray(1.0, dtype), jnp.log(k_mu), s_mu, nl >= 1)
+    _, log_k_v, s_v, _ = lax.while_loop(lambda c: jnp.any(c[-1]), up, init)
+    k_v = jnp.exp(log_k_v)
+    return tuple(jnp.where(valid, u, jnp.nan) for u in (log_ive, r, k_v, s_v))
 
 
 # Hankel's expansion is used from x = 20 where 2v² ≤ x (float64; float32: from x = 10 where
