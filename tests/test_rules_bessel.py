@@ -173,3 +173,19 @@ def test_small_x_at_orders_just_below_a_half_integer(x64):
                 assert abs(value[i] / float(want) - 1) < tol, (dtype, vi, xi, value[i])
             assert abs(got[0, i] - float(log_want)) < tol * abs(float(log_want)), (dtype, vi, xi)
             assert abs(got[1, i] / float(slope) - 1) < tol, (dtype, vi, xi, got[1, i])
+
+
+def test_log_iv_slope_where_it_is_small(x64):
+    """`log_iv`'s slope r + v/x was taken as 1 + (r + v/x - 1), `ive`'s plus 1: where it is
+    small that rounds it away — at (0, 1e-8) 6e-9 relative off in float64 and 0 (a silent
+    zero gradient) in float32, at (0, 1e-3) 4.7e-5 off in float32."""
+    points = [(0.0, 1e-8), (0.0, 1e-3), (0.3, 1e-6)]
+    for dtype, tol in (("float64", 1e-14), ("float32", 2e-6)):
+        v = jnp.asarray([p[0] for p in points], dtype)
+        x = jnp.asarray([p[1] for p in points], dtype)
+        got = np.asarray(jax.jit(jax.vmap(jax.grad(log_iv, 1)))(v, x), float)
+        for i, (vi, xi) in enumerate(points):
+            xi = float(np.asarray(xi, dtype))
+            with mp.workdps(40):
+                want = float(mp.diff(lambda t: mp.log(mp.besseli(vi, t)), xi))
+            assert abs(got[i] / want - 1) < tol, (dtype, vi, xi, got[i], want)
