@@ -1284,6 +1284,34 @@ wrong("kve_derivative_unscaled", "jvp_fd", "x", reference=_bessel_reference("kve
 )
 
 
+def _kve_hankel_twin(alternating: bool):
+    """kve where Hankel's expansion gives its slope: -1/(2x) + S'/S with K's series, all terms of
+    one sign (right), or the mistake: I's alternating series taken for K's."""
+    from jaxrules.rules import bessel as Bs
+
+    @jr.custom_jvp
+    def fn(v, x):
+        return Bs._reference(Bs.kve)(v, x)
+
+    @fn.defjvp
+    def _(p, t):
+        (v, x), (_, tx) = p, t
+        y = fn(v, x)
+        return y, y * (-0.5 / x + Bs._hankel(v, x, alternating=alternating)[1]) * tx
+
+    return lambda x, v: fn(v, x)
+
+
+KVE_HANKEL = dict(
+    reference=_bessel_reference("kve"),
+    inputs={"x": I.positive((4,), low=24.0, high=60.0)},  # Hankel's region in both dtypes
+    cases=[jr.Case("v=1.5", {"v": 1.5}, witness="differences")],
+    scales=(),
+)
+RIGHT.register("kve_hankel", **KVE_HANKEL)(_kve_hankel_twin(False))
+wrong("kve_hankel_alternating", "jvp_fd", "x", **KVE_HANKEL)(_kve_hankel_twin(True))
+
+
 def _kve_order_twin(mistake):
     """kve with its derivative in the order: ∫₀^∞ t sinh(vt) e^{-x(cosh t − 1)} dt (right), or
     the mistake "missing_t": ∂/∂v cosh(vt) taken as sinh(vt), the chain rule's t forgotten."""
