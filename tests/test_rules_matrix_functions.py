@@ -300,6 +300,23 @@ def test_logm_domain_batching_and_errors(x64):
         jr.rules.logm(jnp.ones((2, 3)))
 
 
+def test_logm_of_a_very_non_normal_matrix(x64):
+    # Eigenvalues in 0.5–2, off-diagonal entries ~30: ‖log A‖₁ = 7e4, so A^(1/2^s) is within
+    # θ of I only from s = 18 roots. With at most 12 the value and derivatives were NaN (outside
+    # the documented domain); now at most 24.
+    rng = np.random.default_rng(1)
+    A = np.triu(rng.standard_normal((6, 6)), 1) * 30 + np.diag(rng.uniform(0.5, 2, 6))
+    want = sl.logm(A)
+    assert np.abs(want).sum(0).max() > 0.33 * 2**12  # more than 12 roots needed
+    X = jr.rules.logm(jnp.asarray(A))
+    np.testing.assert_allclose(X, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+    E = jnp.asarray(rng.standard_normal((6, 6)))
+    _, dX = jax.jvp(jr.rules.logm, (jnp.asarray(A),), (E,))
+    # The Fréchet derivative from SciPy: log [[A, E], [0, A]] = [[log A, L(A, E)], [0, log A]].
+    frechet = sl.logm(np.block([[A, np.asarray(E)], [np.zeros_like(A), A]]))[:6, 6:]
+    np.testing.assert_allclose(dX, frechet, rtol=1e-8, atol=1e-8 * np.abs(frechet).max())
+
+
 # -- fractional_matrix_power ----------------------------------------------------------------------
 def test_fractional_matrix_power_matches_scipy_and_differentiates_in_a_and_p(x64):
     fmp = jr.rules.fractional_matrix_power
