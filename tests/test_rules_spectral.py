@@ -166,3 +166,22 @@ def test_derivatives_read_the_direction_only_through_a_product(x64):
     np.testing.assert_allclose(jvp(A, N), jvp(A, sym(N)), rtol=1e-13)
     np.testing.assert_allclose(vjp(A, N), vjp(A, sym(N)), rtol=1e-13)
     np.testing.assert_allclose(vjp(A, N), vjp(A, N).T, rtol=1e-13)
+
+
+def test_derivatives_of_a_small_scale_spectrum(x64):
+    # The close-pair threshold was ε^(1/3) max(scale, 1): for a spectrum of scale 1e-6 (a
+    # covariance in small units) every gap counted as close and took f' at the midpoint — the
+    # JVPs of logm_spd and sqrtm_psd were 1.3e-2 and 5e-3 off. Homogeneity is the witness:
+    # log(cA) = log c I + log A and √(cA) = √c √A, so their derivatives along E at cA are
+    # 1/c and 1/√c times those at A; second order likewise (1/c², c^(-3/2)).
+    rng = np.random.default_rng(0)
+    Q = np.linalg.qr(rng.standard_normal((5, 5)))[0]
+    A = jnp.asarray(Q @ np.diag([1.0, 1.5, 2.0, 3.0, 4.0]) @ Q.T)
+    E = jnp.asarray((lambda M: M + M.T)(rng.standard_normal((5, 5))))
+    for f, power in ((logm_spd, 0.0), (sqrtm_psd, 0.5)):
+        d1 = lambda A: jax.jvp(f, (A,), (E,))[1]
+        d2 = lambda A: jax.jvp(d1, (A,), (E,))[1]
+        at_one = d1(A), d2(A)
+        for c in (1e-6, 1e-9):
+            np.testing.assert_allclose(d1(c * A), at_one[0] * c ** (power - 1), rtol=1e-12)
+            np.testing.assert_allclose(d2(c * A), at_one[1] * c ** (power - 2), rtol=1e-10)

@@ -30,8 +30,12 @@ The rule symmetrises after the congruence, $\operatorname{sym}(V^\top E V) = V^\
 **Near-repeated eigenvalues.** The quotient cancels when $\lambda_i \approx \lambda_j$: its
 rounding error is about $\varepsilon |f| / |\lambda_i - \lambda_j|$, while replacing it by
 $f'$ at the midpoint errs by about $|f'''| (\lambda_i - \lambda_j)^2 / 24$. The rule switches
-at a gap of $\varepsilon^{1/3}$ of the spectrum's scale, where both errors are about
-$\varepsilon^{2/3}$ (4e-11 relative in float64, 2e-5 in float32).
+at a gap of $\varepsilon^{1/3}$ of the scale on which $f$ varies, where both errors are about
+$\varepsilon^{2/3}$ (4e-11 relative in float64, 2e-5 in float32). That scale is the larger of
+the spectrum's, $\max_i |\lambda_i|$, and $f$'s own at the midpoint, $|f/f'|$ capped at 1
+(1 for $e^x$, $2\lambda$ for $\sqrt\lambda$, $\lambda|\log\lambda|$ for $\log$). (It was the
+spectrum's scale floored at 1: for a covariance of scale 1e-6 every gap counted as close,
+and the derivatives of `logm_spd` and `sqrtm_psd` were 1.3e-2 and 5e-3 off.)
 
 **Second order.** The tangent map $T(A, E) = V (F \circ V^\top E V) V^\top$ is a rule of its
 own (`_tangent`): differentiating it through `eigh` would meet $1/(\lambda_i - \lambda_j)$ again
@@ -90,13 +94,11 @@ def _elementwise_derivative(f, x):
 
 def _divided_differences(f, w):
     """The matrix `F` of first divided differences of `f` on the eigenvalues `w` (`(..., n)`),
-    with `f'` at the midpoint where two eigenvalues are within `ε^(1/3)` of the spectrum's
-    scale (see the module)."""
+    with `f'` at the midpoint where two eigenvalues are close (`_gaps`; see the module)."""
     fw = f(w)
-    gap, close = _gaps(w)
+    gap, close, slope = _gaps(f, w)
     quotient = (fw[..., :, None] - fw[..., None, :]) / jnp.where(close, 1.0, gap)
-    mid = 0.5 * (w[..., :, None] + w[..., None, :])
-    return jnp.where(close, _elementwise_derivative(f, mid), quotient)
+    return jnp.where(close, slope, quotient)
 
 
 def _spectral(f, A):
@@ -113,7 +115,7 @@ def _second_divided_differences(f, w, F1, Et, Ht):
     (the same test as `F`'s), the confluent `f[λ_i, λ_k, λ_i] = D_ik`: `(F_ik − f′(λ_i))/
     (λ_k − λ_i)`, and `f″(λ_i)/2` where `λ_k` is close too; `M = (D∘Ẽ)H̃ + (D∘H̃)Ẽ`,
     symmetrised."""
-    gap, close = _gaps(w)
+    gap, close, _ = _gaps(f, w)
     d1 = _elementwise_derivative(f, w)
     d2 = jax.jvp(lambda x: _elementwise_derivative(f, x), (w,), (jnp.ones_like(w),))[1]
     D = jnp.where(
@@ -127,11 +129,18 @@ def _second_divided_differences(f, w, F1, Et, Ht):
     return jnp.where(close, near, apart)
 
 
-def _gaps(w):
-    """`λ_i − λ_j` and where it is below `ε^(1/3)` of the spectrum's scale (see the module)."""
+def _gaps(f, w):
+    """`λ_i − λ_j`, where the pair is close, and `f′` at the midpoints: close where the gap is
+    below `ε^(1/3)` of the larger of the spectrum's scale and `f`'s own scale `|f/f′|` at the
+    midpoint, capped at 1 (see the module). (The threshold was `ε^(1/3) max(scale, 1)`: for a
+    spectrum of scale 1e-6 every gap was "close", and `logm_spd`'s derivative 1.3e-2 off.)"""
     gap = w[..., :, None] - w[..., None, :]
+    mid = 0.5 * (w[..., :, None] + w[..., None, :])
+    f_mid, slope = jax.jvp(f, (mid,), (jnp.ones_like(mid),))
+    own = jnp.where(slope == 0, 1.0, jnp.minimum(jnp.abs(f_mid / slope), 1.0))
     scale = jnp.max(jnp.abs(w), axis=-1, keepdims=True)[..., None]
-    return gap, jnp.abs(gap) <= jnp.finfo(w.dtype).eps ** (1 / 3) * jnp.maximum(scale, 1.0)
+    close = jnp.abs(gap) <= jnp.finfo(w.dtype).eps ** (1 / 3) * jnp.maximum(scale, own)
+    return gap, close, slope
 
 
 @custom_jvp(static_argnames=("f",), constant_argnames=("w", "V"))
