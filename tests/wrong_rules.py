@@ -1284,9 +1284,8 @@ wrong("kve_derivative_unscaled", "jvp_fd", "x", reference=_bessel_reference("kve
 )
 
 
-def _kve_hankel_twin(alternating: bool):
-    """kve where Hankel's expansion gives its slope: -1/(2x) + S'/S with K's series, all terms of
-    one sign (right), or the mistake: I's alternating series taken for K's."""
+def _kve_rule(tangent):
+    """kve's values (the registered reference) with the JVP `tangent(v, x, y, tv, tx)`."""
     from jaxrules.rules import bessel as Bs
 
     @jr.custom_jvp
@@ -1295,11 +1294,23 @@ def _kve_hankel_twin(alternating: bool):
 
     @fn.defjvp
     def _(p, t):
-        (v, x), (_, tx) = p, t
+        (v, x), (tv, tx) = p, t
         y = fn(v, x)
-        return y, y * (-0.5 / x + Bs._hankel(v, x, alternating=alternating)[1]) * tx
+        return y, tangent(v, x, y, tv, tx)
 
-    return lambda x, v: fn(v, x)
+    return fn
+
+
+def _kve_hankel_twin(alternating: bool):
+    """kve where Hankel's expansion gives its slope: -1/(2x) + S'/S with K's series, all terms of
+    one sign (right), or the mistake: I's alternating series taken for K's."""
+    from jaxrules.rules import bessel as Bs
+
+    def tangent(v, x, y, tv, tx):
+        return y * (-0.5 / x + Bs._hankel(v, x, alternating=alternating)[1]) * tx
+
+    fn = _kve_rule(tangent)
+    return lambda x, v: fn(v, x)  # the case's v is static
 
 
 KVE_HANKEL = dict(
@@ -1317,14 +1328,7 @@ def _kve_order_twin(mistake):
     the mistake "missing_t": ∂/∂v cosh(vt) taken as sinh(vt), the chain rule's t forgotten."""
     from jaxrules.rules import bessel as Bs
 
-    @jr.custom_jvp
-    def fn(v, x):
-        return Bs._reference(Bs.kve)(v, x)
-
-    @fn.defjvp
-    def _(p, t):
-        (v, x), (tv, tx) = p, t
-        y = fn(v, x)
+    def tangent(v, x, y, tv, tx):
         lo, hi = (jax.lax.stop_gradient(e) for e in Bs._order_window(v, x))
         n = 256
         ts = lo[..., None] + (hi - lo)[..., None] / n * jnp.arange(n + 1)
@@ -1333,9 +1337,9 @@ def _kve_order_twin(mistake):
         g = g if mistake == "missing_t" else ts * g
         dv = (hi - lo) / n * jnp.sum(w * g, axis=-1)
         s = Bs._core(jnp.abs(v), x)[3]
-        return y, y * (1 + jnp.abs(v) / x - s) * tx + dv * tv
+        return y * (1 + jnp.abs(v) / x - s) * tx + dv * tv
 
-    return fn
+    return _kve_rule(tangent)
 
 
 def _kve_reference(v, x):
