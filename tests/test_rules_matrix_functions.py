@@ -366,6 +366,33 @@ def test_expm_value_and_frechet_match_scipy(scale, x64):
     np.testing.assert_allclose(X32, sl.expm(np.asarray(_general((6, 6)))), rtol=2e-5, atol=2e-5)
 
 
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-13), ("float32", 3e-5)])
+def test_expm_where_the_norm_is_just_past_a_scaling_threshold(dtype, rtol, x64):
+    # s = ⌈log₂(‖A‖₁/θ)⌉ squarings keep ‖2⁻ˢA‖₁ ≤ θ, where the Padé approximant is exact to
+    # the unit roundoff. ⌊·⌋ (as jax.scipy.linalg.expm) leaves norms up to 2θ: for a normal
+    # matrix (spectral radius = norm) the value and its Fréchet derivative were 1e-8 off in
+    # float64 and 9e-3 in float32, and e^20 as a 1 × 1 matrix 4e-8.
+    from jaxrules.rules import expm
+    from jaxrules.rules.matrix_exponential import _THETA, _degree
+
+    theta = _THETA[_degree(jnp.dtype(dtype))]
+    M = np.asarray(_general((4, 4)))
+    M = M + M.T + 3 * np.eye(4)
+    M /= np.abs(M).sum(0).max()
+    E = np.asarray(_general((4, 4), seed=1))
+    norms = theta * np.array([0.9, 1.1, 1.5, 1.9, 2.5, 3.5, 7.0, 14.0])
+    As = norms[:, None, None] * M
+    X, L = jax.jit(jax.vmap(lambda A: jax.jvp(expm, (A,), (jnp.asarray(E, dtype),))))(
+        jnp.asarray(As, dtype)
+    )
+    for A, x, dx in zip(As, X, L):
+        Xs, Ls = sl.expm_frechet(A, E)
+        np.testing.assert_allclose(x, Xs, rtol=rtol, atol=rtol * np.abs(Xs).max())
+        np.testing.assert_allclose(dx, Ls, rtol=rtol, atol=rtol * np.abs(Ls).max())
+    for x in (20.0, -9.0):
+        np.testing.assert_allclose(expm(jnp.full((1, 1), x, dtype))[0, 0], np.exp(x), rtol=rtol)
+
+
 def test_expm_second_order_in_every_mode(x64):
     from jaxrules.rules import expm
 
