@@ -173,6 +173,22 @@ def test_polar_batched_and_errors(x64):
     assert not np.all(np.isfinite(g))
 
 
+@pytest.mark.parametrize("shape, rank", [((5, 5), 3), ((6, 3), 2)])
+def test_polar_of_a_rank_deficient_matrix_has_nan_derivatives(shape, rank, x64):
+    # A product of rank `rank`: its smallest singular values are rounding (1e-16), not 0, and
+    # the rule's 1/σ gave derivatives of 1e14 — finite, silent, and meaningless (no derivative
+    # exists there). The value is one valid polar decomposition.
+    m, n = shape
+    A = _general((m, rank)) @ _general((rank, n), seed=1)
+    U, P = jr.rules.polar(A)
+    np.testing.assert_allclose(U @ P, A, atol=1e-13)
+    np.testing.assert_allclose(U.T @ U, np.eye(n), atol=1e-13)
+    np.testing.assert_allclose(P, sl.polar(np.asarray(A))[1], atol=1e-13)
+    dU, dP = jax.jvp(jr.rules.polar, (A,), (_general(shape, seed=2),))[1]
+    assert np.isnan(dU).all() and np.isnan(dP).all()
+    assert np.isnan(jax.grad(lambda A: jnp.sum(jnp.sin(jr.rules.polar(A)[0])))(A)).all()
+
+
 # -- logm -----------------------------------------------------------------------------------------
 def test_logm_values_match_scipy(x64):
     assert not hasattr(jax.scipy.linalg, "logm")  # JAX has none (0.10.2, 0.12)

@@ -268,7 +268,11 @@ def fractional_matrix_power(A, p):
 def _polar_svd(A):
     W, s, Vt = jnp.linalg.svd(jax.lax.stop_gradient(A), full_matrices=False)
     V = Vt.T
-    return W @ Vt, (V * s) @ Vt, V, s
+    # Rank deficiency to working precision (as `lstsq`): U is not unique and P = |A| has a
+    # kink, so no derivative exists; the rule's 1/σ would give huge finite numbers from a σ of
+    # rounding size. NaN instead, in every derivative (the value, one valid U, is kept).
+    tol = jnp.finfo(s.dtype).eps * max(A.shape) * s[0]
+    return W @ Vt, (V * s) @ Vt, V, jnp.where(jnp.all(s > tol), s, jnp.nan)
 
 
 @custom_jvp(constant_argnames=("U0", "P0", "V", "s"))
@@ -302,7 +306,9 @@ def polar(A):
     in both modes — finite and exact at repeated singular values (e.g. $A$ a multiple of an
     orthogonal matrix), where JAX's derivative through its SVD is not, and where its default
     QDWH method has no reverse mode at all (a `while_loop`). Derivation: see the module.
-    Rank-deficient `A`: no derivative (non-finite).
+    Rank-deficient `A` (a singular value below $\varepsilon\max(m, n)\sigma_1$): one valid
+    `(U, P)`, and every derivative NaN — none exists there (`U` is not unique, and
+    $P = (A^\top A)^{1/2}$ has a kink, as $|x|$ at 0).
 
     Examples:
         >>> import jax, jax.numpy as jnp
