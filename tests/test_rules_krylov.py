@@ -188,3 +188,31 @@ def test_pytree_right_hand_side_as_jax_scipy():
         )
     )(k)
     np.testing.assert_allclose(g["b"], -1 / k["b"] ** 2, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "dtype, scales", [("float32", (1e-20, 1e19)), ("float64", (1e-170, 1e160))]
+)
+def test_a_right_hand_side_of_any_scale(dtype, scales):
+    # The iterations square the entries (norms, inner products): b of scale 1e-170 in float64
+    # (1e-20 in float32) gave ‖r‖² = 0, `converged` at x = 0 — 100 % wrong, residual 0 — and
+    # 1e160 (1e19) overflowed to a NaN solution. A linear solve is scale-invariant: x(c b) =
+    # c x(b), and the derivatives (solves with the tangent or cotangent) likewise.
+    rng = np.random.default_rng(3)
+    Q = rng.standard_normal((12, 12))
+    rtol = 1e-8 if dtype == "float64" else 1e-3
+    with jax.enable_x64(dtype == "float64"):
+        A = jnp.asarray(Q @ Q.T + 12 * np.eye(12), dtype)
+        b = jnp.asarray(rng.standard_normal(12), dtype)
+        x = np.linalg.solve(np.asarray(A, np.float64), np.asarray(b, np.float64))
+        tol = rtol * np.abs(x).max()
+        for solver in ("cg", "gmres", "bicgstab"):
+            f = lambda b: krylov_solve(lambda v: A @ v, b, solver=solver)
+            # the reverse mode solves Aᵀ w = x̄ with a cotangent of that scale
+            both = lambda b: (f(b), jax.vjp(lambda b: f(b).value, b)[1](b)[0])
+            sols, ws = jax.jit(jax.vmap(both))(jnp.stack([c * b for c in scales]))
+            for c, value, converged, residual, w in zip(scales, *sols, ws):
+                assert bool(converged), (solver, c)
+                np.testing.assert_allclose(np.asarray(value, np.float64) / c, x, atol=tol)
+                assert 0 < float(residual) / c < 1e-3 * np.linalg.norm(x)
+                np.testing.assert_allclose(np.asarray(w, np.float64) / c, x, atol=tol)
