@@ -364,6 +364,29 @@ def test_argmin_flags_maxima_and_saddles(f, x0, what):
     assert bool(good.minimum) and bool(good.converged)
 
 
+@pytest.mark.parametrize("dtype, scales", [("float32", (1e-12, 1e6, 1e12)), ("float64", (1e100,))])
+def test_argmin_of_a_loss_of_any_scale(dtype, scales):
+    # The minimiser test compared the Hessian's smallest Cholesky pivot, capped at 1 by
+    # `min(..., initial=1.0)`, with nε times the largest: every Hessian above 1/(nε) — 2e6 in
+    # float32, a sum of squares over a few thousand points — was "not a minimiser": converged
+    # False and NaN derivatives, at the right answer.
+    f0 = lambda x, b: 10 * jnp.sum((x[1:] - x[:-1] ** 2) ** 2) + jnp.sum((x - b) ** 2)
+    f = lambda x, b, s: s * f0(x, b)
+    with jax.enable_x64(dtype == "float64"):
+        b = jnp.asarray([0.3, -0.2, 0.5, 0.1], dtype)
+        x0 = jnp.full(4, 3.0, dtype)
+        solve = lambda b, s: argmin(f, x0, b, s)
+        grad = jax.grad(lambda b, s: jnp.sum(jnp.sin(solve(b, s).value)))
+        ref, g_ref = solve(b, 1.0).value, grad(b, 1.0)
+        s = jnp.asarray(scales, dtype)
+        sols, gs = jax.jit(jax.vmap(lambda s: (solve(b, s), grad(b, s))))(s)
+        tol = 1e-6 if dtype == "float32" else 1e-14
+        for k in range(len(scales)):
+            assert bool(sols.minimum[k]) and bool(sols.converged[k]), scales[k]
+            np.testing.assert_allclose(sols.value[k], ref, atol=tol)
+            np.testing.assert_allclose(gs[k], g_ref, atol=20 * tol)
+
+
 def test_minimum_is_tested_on_the_dense_path_only():
     f = lambda x: jnp.sum((x - 1.0) ** 2)
     assert argmin(f, jnp.zeros(3)).minimum.dtype == jnp.bool_

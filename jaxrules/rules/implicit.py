@@ -253,7 +253,10 @@ def _positive_definite(L) -> jax.Array:
     pivots = jnp.diagonal(L) ** 2
     big = jnp.max(pivots, initial=0.0)
     n = L.shape[0]
-    return jnp.all(jnp.isfinite(L)) & (jnp.min(pivots, initial=1.0) > n * _eps(L.dtype) * big)
+    # (`initial=inf`: with 1.0 the smallest pivot was capped at 1, and every Hessian larger
+    # than 1/(nε) — 2e6 in float32 — failed the test.)
+    smallest = jnp.min(pivots, initial=jnp.inf)
+    return jnp.all(jnp.isfinite(L)) & (smallest > n * _eps(L.dtype) * big)
 
 
 def _inf_norm(tree):
