@@ -387,6 +387,28 @@ def test_argmin_of_a_loss_of_any_scale(dtype, scales):
             np.testing.assert_allclose(gs[k], g_ref, atol=20 * tol)
 
 
+@pytest.mark.parametrize("linear_solver", ["gmres", "cg"])
+def test_matrix_free_derivative_of_a_tiny_cotangent(linear_solver):
+    # The matrix-free solve of ∂ₓRᵀ w = x̄ squared x̄'s entries: a cotangent of 1e-20 in
+    # float32 gave ‖x̄‖² = 0, w = 0 and a silently zero gradient (its residual test 0 ≤ 0).
+    kind = "argmin" if linear_solver == "cg" else "root"
+    W = jnp.asarray([[2.0, 0.3, -0.2], [0.1, 1.8, 0.4], [-0.3, 0.2, 2.2]])
+    W = W @ W.T if kind == "argmin" else W
+    b = jnp.asarray([0.5, -1.0, 0.3])
+    if kind == "root":
+        fn = lambda x, b: W @ x + jnp.tanh(x) - b
+        solve = lambda b: root(fn, jnp.zeros(3), b, linear_solver=linear_solver).value
+    else:
+        fn = lambda x, b: 0.5 * x @ W @ x + jnp.sum(jnp.cosh(x)) - b @ x
+        solve = lambda b: argmin(fn, jnp.zeros(3), b, linear_solver=linear_solver).value
+    _, vjp = jax.vjp(solve, b)
+    ct = jnp.asarray([1.0, -2.0, 0.5])
+    (g,) = vjp(ct)
+    for c in (1e-20, 1e-30, 1e19):
+        (gc,) = vjp(c * ct)
+        np.testing.assert_allclose(gc / c, g, rtol=1e-5, atol=1e-6 * float(jnp.abs(g).max()))
+
+
 def test_minimum_is_tested_on_the_dense_path_only():
     f = lambda x: jnp.sum((x - 1.0) ** 2)
     assert argmin(f, jnp.zeros(3)).minimum.dtype == jnp.bool_

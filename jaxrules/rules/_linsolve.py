@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
-__all__ = ["Factored", "Iterative", "cholesky", "inverse", "lu", "solve"]
+__all__ = ["Factored", "Iterative", "cholesky", "inverse", "lu", "norm", "power_of_two", "solve"]
 
 
 def _transpose(f: Callable, like) -> Callable:
@@ -139,3 +139,27 @@ def solve(operator: Callable, b, solver, *, transpose: bool = False):
     if solver_t is None:
         return jax.lax.custom_linear_solve(operator, b, solver, symmetric=True)
     return jax.lax.custom_linear_solve(operator, b, solver, solver_t)
+
+
+# -- scale-free iterations ------------------------------------------------------------------------
+# Krylov iterations square their vectors' entries (norms, inner products): a right-hand side of
+# scale 1e-170 in float64 (1e-20 in float32) has ‖r‖² = 0 and "converges" at z = 0; one of
+# 1e160 (1e19) overflows. The iterations run on r / c, c = `power_of_two(r)` (exact), and scale
+# the solution back; their tests use `norm`.
+def norm(v):
+    """`‖v‖₂` without over- or underflow (`jnp.linalg.norm` squares the entries)."""
+    m = _max_abs(v)
+    return m * jnp.linalg.norm(v / m)
+
+
+def _max_abs(v):
+    """The largest `|vᵢ|`, or 1 where it is 0 or not finite (a safe divisor)."""
+    m = jnp.max(jnp.abs(v))
+    return jnp.where((m > 0) & jnp.isfinite(m), m, jnp.ones_like(m))
+
+
+def power_of_two(v):
+    """The power of two nearest `max|vᵢ|` (1 for a zero or non-finite `v`): dividing by it
+    is exact."""
+    _, e = jnp.frexp(_max_abs(v))
+    return jnp.ldexp(jnp.ones((), jnp.abs(v).dtype), e)

@@ -143,9 +143,12 @@ def _iterative(method: str, dtype, on_failure: Callable):
         raise ValueError(f"unknown linear solver {method!r}; expected one of {_LINEAR}.")
 
     def solve(mv, b, M=None):  # (no preconditioner here)
-        z = base(mv, b)
-        res = jnp.linalg.norm(mv(z) - b)
-        ok = jnp.isfinite(res) & (res <= _eps(dtype) ** 0.5 * jnp.linalg.norm(b))
+        # On b / c, c a power of two (see `_linsolve.power_of_two`): a cotangent of 1e-20 in
+        # float32 gave z = 0 and a silently zero gradient.
+        c = _linsolve.power_of_two(b)
+        z = c * base(mv, b / c)
+        res = _linsolve.norm(mv(z) - b)
+        ok = jnp.isfinite(res) & (res <= _eps(dtype) ** 0.5 * _linsolve.norm(b))
         on_failure(ok)
         return z * jnp.where(ok, 1.0, jnp.nan).astype(z.dtype)
 

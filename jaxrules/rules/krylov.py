@@ -80,28 +80,8 @@ def _default_tol(dtype) -> float:
     return 1e-10 if jnp.finfo(dtype).bits == 64 else 1e-5
 
 
-def _norm(v):
-    """`‖v‖₂` without over- or underflow: `jnp.linalg.norm` squares the entries, so a vector
-    of scale 1e-170 (float64; 1e-20 in float32) has norm 0 and one of 1e160 (1e19) inf."""
-    m = _max_abs(v)
-    return m * jnp.linalg.norm(v / m)
-
-
-def _max_abs(v):
-    """The largest `|vᵢ|`, or 1 where it is 0 or not finite (a safe divisor)."""
-    m = jnp.max(jnp.abs(v))
-    return jnp.where((m > 0) & jnp.isfinite(m), m, jnp.ones_like(m))
-
-
-def _scale(v):
-    """The power of two nearest `max|vᵢ|` (1 for a zero or non-finite `v`): dividing by it
-    is exact."""
-    _, e = jnp.frexp(_max_abs(v))
-    return jnp.ldexp(jnp.ones((), jnp.abs(v).dtype), e)
-
-
 def _within(residual, rhs, tol, atol):
-    bound = _SLACK * jnp.maximum(tol * _norm(rhs), atol)
+    bound = _SLACK * jnp.maximum(tol * _linsolve.norm(rhs), atol)
     return jnp.isfinite(residual) & (residual <= bound)
 
 
@@ -124,11 +104,9 @@ def _iteration(options: _Options, mask=True):
     solver, tol, atol, maxiter, restart = options
 
     def solve(mv, rhs, M):
-        # The iterations square their vectors' entries (norms, inner products): a right-hand
-        # side of scale 1e-170 in float64 (1e-20 in float32) gave ‖r‖² = 0, "converged" at
-        # x = 0, and one of 1e160 (1e19) inf. They run on rhs / c, c a power of two near
-        # max|rhsᵢ| (exact), and the solution is scaled back: A(c z) = c A(z), M likewise.
-        c = _scale(rhs)
+        # On rhs / c, c a power of two (`_linsolve.power_of_two`), scaled back: A(c z) =
+        # c A(z), M likewise. A right-hand side of 1e-170 "converged" at x = 0 before.
+        c = _linsolve.power_of_two(rhs)
         kw = dict(tol=tol, atol=atol / c, maxiter=maxiter, M=M)
         if solver == "cg":
             z = jssl.cg(mv, rhs / c, **kw)[0]
@@ -139,7 +117,7 @@ def _iteration(options: _Options, mask=True):
         z = c * z
         if not mask:
             return z
-        return nan_unless(_within(_norm(mv(z) - rhs), rhs, tol, atol), z)
+        return nan_unless(_within(_linsolve.norm(mv(z) - rhs), rhs, tol, atol), z)
 
     return solve
 
@@ -154,7 +132,7 @@ def _solve(A, M, r, options: _Options, *, transpose=False, mask=True):
 
 
 def _test(A, b, x, tol, atol):
-    residual = jax.lax.stop_gradient(_norm(b - A(x)))
+    residual = jax.lax.stop_gradient(_linsolve.norm(b - A(x)))
     return _within(residual, b, tol, atol), residual
 
 
