@@ -125,6 +125,34 @@ def test_qp_float32_converges_on_benchmark_sized_problems():
     assert np.all(lam[:, :20] > 0.4) and np.all(np.abs(lam[:, 20:]) < 1e-4)
 
 
+def test_qp_at_any_scale_of_the_objective_and_the_constraints():
+    # The interior point's tests, the active-set thresholds and the inertia test compared the
+    # data with 1: in float32, Q and c of scale 1e-5 ended on a wrong active set (x 70 % off,
+    # not converged), of scale 1e3 the right answer was flagged as not converged, and rows of
+    # A, b, G, h scaled by 1e-3 failed. x is invariant under these scalings; λ and ν scale by
+    # (objective scale) / (row scale), the gradient in c by 1 / (objective scale).
+    p, _ = _ineq(2, "float32")
+    s_obj = jnp.asarray([1.0, 1e-7, 1e-5, 1e3, 1e6, 1.0, 1.0, 1.0])  # the first: unscaled
+    s_row = jnp.asarray([1.0, 1.0, 1.0, 1.0, 1.0, 1e-5, 1e-3, 1e4])
+
+    def scaled(s_obj, s_row):
+        d = {"Q": s_obj * p["Q"], "c": s_obj * p["c"]}
+        d.update({k: s_row * p[k] for k in "AbGh"})
+        sol, vjp = jax.vjp(lambda c: qp(**{**d, "c": c}), d["c"])
+        (grad,) = vjp(sol._replace(x=jnp.cos(sol.x), lam=0 * sol.lam, nu=0 * sol.nu))
+        return sol, grad
+
+    sols, grads = jax.jit(jax.vmap(scaled))(s_obj, s_row)
+    for k in range(len(s_obj)):
+        assert bool(sols.converged[k]), (float(s_obj[k]), float(s_row[k]))
+        np.testing.assert_allclose(sols.x[k], sols.x[0], atol=1e-5)
+        ratio = s_obj[k] / s_row[k]
+        np.testing.assert_allclose(sols.lam[k] / ratio, sols.lam[0], atol=2e-5)
+        np.testing.assert_allclose(sols.nu[k] / ratio, sols.nu[0], atol=2e-5)
+        np.testing.assert_allclose(grads[k] * s_obj[k], grads[0], rtol=1e-4, atol=1e-5)
+    assert np.all(np.asarray(sols.lam[0])[:2] > 0.4)  # (the construction's active set)
+
+
 def test_qp_agrees_with_scipy_on_a_random_problem(x64):
     # Independent of the construction above: random data, feasible at x = 0 (h > 0, b = 0 +
     # A x_f with a feasible x_f), solved by SciPy's SLSQP.
