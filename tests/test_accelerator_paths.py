@@ -89,6 +89,23 @@ def test_the_sign_path_returns_nan_outside_its_reach_not_a_wrong_answer(x64):
     assert np.all(np.isnan(discrete_lyapunov(Ad, jnp.eye(2), method="sign")))
 
 
+@pytest.mark.parametrize(
+    "dtype, scales", [("float64", (1e-150, 1e150)), ("float32", (1e-15, 1e15))]
+)
+def test_the_sign_path_at_any_scale_of_the_operator(dtype, scales):
+    # The iteration's scaling μ = (‖A⁻¹‖²/‖A‖²)^(1/4) squared the entries: a stable A of scale
+    # 1e-150 (1e-15 in float32) gave inf / NaN. (sA) X + X (sB) = C has the solution X / s.
+    with jax.enable_x64(dtype == "float64"):
+        A, B, C, _ = _problem(5, 3, dtype=dtype)
+        X = sylvester(A, B, C, method="sign")
+        rtol = 1e-12 if dtype == "float64" else 1e-5
+        for s in scales:
+            Xs = s * sylvester(s * A, s * B, C, method="sign")
+            np.testing.assert_allclose(Xs, X, atol=rtol * float(jnp.abs(X).max()))
+            P, P1 = (lyapunov(t * A[:3, :3], C[:3], method="sign") for t in (s, 1.0))
+            np.testing.assert_allclose(s * P, P1, atol=rtol * float(jnp.abs(P1).max()))
+
+
 def _hlo(fn, platform, *args):
     return export.export(jax.jit(fn), platforms=[platform])(*args).mlir_module()
 

@@ -159,7 +159,7 @@ def _max_abs(v):
 
 
 def power_of_two(v):
-    """The power of two nearest `max|vᵢ|` (1 for a zero or non-finite `v`): dividing by it
-    is exact."""
+    """A power of two in `(m, 2m]`, `m = max|vᵢ|` (1 for a zero or non-finite `v`): dividing
+    by it is exact."""
     _, e = jnp.frexp(_max_abs(v))
     return jnp.ldexp(jnp.ones((), jnp.abs(v).dtype), e)

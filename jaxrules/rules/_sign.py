@@ -45,6 +45,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from . import _linsolve
+
 #: Newton steps at most. Scaled Newton needs about 10 in float64 for condition numbers up to
 #: 1e12; a loop that reaches this bound has not converged and returns NaN.
 MAX_STEPS = 40
@@ -85,6 +87,11 @@ def sylvester(A, B, C, *, b_is_ah: bool = False, b_is_a: bool = False):
     # A = B = I: X = C/2 and no step (the state is already the limit). `logm`'s derivative
     # solves with I for the roots it did not take, and discards those solves.
     identity = jnp.all(A == eye(n)) & jnp.all(B == eye(m))
+    # (A/c) X + X (B/c) = C/c has the same X: with c a power of two near the entries of A and
+    # B (exact), μ's Frobenius norms, which square the entries, neither over- nor underflow
+    # (a stable A of scale 1e-150 gave ‖A⁻¹‖²/‖A‖² = inf and NaN; 1e-15 in float32).
+    c = jnp.where(identity, 1, _linsolve.power_of_two(jnp.concatenate([A.ravel(), B.ravel()])))
+    A, B, C = A / c, B / c, C / c
     change = jnp.where(identity, 0, jnp.inf).astype(tol.dtype)
     init = (A, B, C, jnp.zeros((), jnp.int32), change)
     A_, B_, C_, _, change = jax.lax.while_loop(going, step, init)

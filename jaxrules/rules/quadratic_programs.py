@@ -374,7 +374,7 @@ def _unless_jvp(primals, tangents):
 
 
 def _row_scales(M):
-    """The power of two nearest each row's largest `|Mᵢⱼ|` (1 for a zero row)."""
+    """A power of two within a factor 2 of each row's largest `|Mᵢⱼ|` (1 for a zero row)."""
     return jax.vmap(_linsolve.power_of_two)(M) if M.shape[0] else jnp.ones((0,), M.dtype)
 
 
