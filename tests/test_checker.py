@@ -78,6 +78,7 @@ _SLOW_TWINS = {
     "betainc",
     "student_t_cdf",
     "student_t_cdf_large_df",
+    "log_iv_debye",
 }
 
 

@@ -1284,13 +1284,13 @@ wrong("kve_derivative_unscaled", "jvp_fd", "x", reference=_bessel_reference("kve
 )
 
 
-def _kve_rule(tangent):
-    """kve's values (the registered reference) with the JVP `tangent(v, x, y, tv, tx)`."""
+def _bessel_rule(tangent, name="kve"):
+    """`name`'s values (the registered reference) with the JVP `tangent(v, x, y, tv, tx)`."""
     from jaxrules.rules import bessel as Bs
 
     @jr.custom_jvp
     def fn(v, x):
-        return Bs._reference(Bs.kve)(v, x)
+        return Bs._reference(getattr(Bs, name))(v, x)
 
     @fn.defjvp
     def _(p, t):
@@ -1309,7 +1309,7 @@ def _kve_hankel_twin(alternating: bool):
     def tangent(v, x, y, tv, tx):
         return y * (-0.5 / x + Bs._hankel(v, x, alternating=alternating)[1]) * tx
 
-    fn = _kve_rule(tangent)
+    fn = _bessel_rule(tangent)
     return lambda x, v: fn(v, x)  # the case's v is static
 
 
@@ -1321,6 +1321,29 @@ KVE_HANKEL = dict(
 )
 RIGHT.register("kve_hankel", **KVE_HANKEL)(_kve_hankel_twin(False))
 wrong("kve_hankel_alternating", "jvp_fd", "x", **KVE_HANKEL)(_kve_hankel_twin(True))
+
+
+def _log_iv_debye_twin(prefactor: bool):
+    """log_iv where Debye's expansion gives its slope (orders ≥ 25, x ≥ 20): right, or the
+    mistake: the derivative of the prefactor (1 + z²)^(-1/4), -1/(2x(1 + u²)), left out."""
+    from jaxrules.rules import bessel as Bs
+
+    def tangent(v, x, y, tv, tx):
+        slope = Bs._debye_slope(v, x, log=True)
+        return (slope if prefactor else slope + 0.5 / (x * (1 + (v / x) ** 2))) * tx
+
+    fn = _bessel_rule(tangent, "log_iv")
+    return lambda x, v: fn(v, x)  # the case's v is static
+
+
+LOG_IV_DEBYE = dict(
+    reference=_bessel_reference("log_iv"),
+    inputs={"x": I.positive((4,), low=24.0, high=60.0)},  # Debye's region in both dtypes
+    cases=[jr.Case("v=30", {"v": 30.0}, witness="differences")],
+    scales=(),
+)
+RIGHT.register("log_iv_debye", **LOG_IV_DEBYE)(_log_iv_debye_twin(True))
+wrong("log_iv_debye_no_prefactor", "jvp_fd", "x", **LOG_IV_DEBYE)(_log_iv_debye_twin(False))
 
 
 def _kve_order_twin(mistake):
@@ -1339,7 +1362,7 @@ def _kve_order_twin(mistake):
         s = Bs._core(jnp.abs(v), x)[3]
         return y * (1 + jnp.abs(v) / x - s) * tx + dv * tv
 
-    return _kve_rule(tangent)
+    return _bessel_rule(tangent)
 
 
 def _kve_reference(v, x):

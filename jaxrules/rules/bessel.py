@@ -77,10 +77,12 @@ The continued fraction for $r$ takes $O(x)$ steps for $x \gg v$; `ive` and `log_
 where Hankel's expansion applies ($2v^2 \le x$); elsewhere (and in `kve`'s derivative) an
 element not converged after 20 000 steps (beyond $x \approx 10^4$) is NaN. Accuracy against
 mpmath (float64): values and first derivatives within 1e-12; second derivatives through the
-Riccati rules at $x \gg v$ lose about $(x/v)^2\varepsilon$ (they subtract terms of size
-$(2v+1)/x$ to leave one of size $1/x^2$): 7e-10 at $x = 250$, $v = 12$ (not where Hankel's
-expansion applies); in float32 the registered check allows 1e-3 for that reason. float32
-accuracy: `docs/library/special.md`.
+Riccati rules at $x \gg v$ lose about $x^2\varepsilon$ (they subtract terms of size 1 to
+leave one of size $1/x^2$): 7e-10 at $x = 250$, $v = 12$. So from order 25 (float32: 8) and
+$x \ge 20$ (10), outside Hankel's region, the slope is Debye's uniform expansion instead
+(`_debye_slope`), whose terms JAX differentiates without cancellation: float32's second
+derivative at $(60, 500)$ went from 2.6e-2 to 1.4e-7 relative. In float32 the registered check
+allows 1e-3 for the Riccati region. float32 accuracy: `docs/library/special.md`.
 """
 
 from __future__ import annotations
@@ -312,6 +314,77 @@ def _hankel(v, x, alternating: bool = True):
     return jnp.log(total), slope / total
 
 
+def _debye_polynomials(count: int) -> tuple[tuple[float, ...], ...]:
+    r"""Debye's $U_0 … U_{count-1}$ as coefficients of $p^0, p^1, …$, exact (rationals) from
+    DLMF 10.41.10: $U_{k+1}(p) = \tfrac12 p^2(1 - p^2)U_k'(p) + \tfrac18\int_0^p (1 - 5t^2)U_k(t)
+    \,dt$, $U_0 = 1$ ($U_1 = (3p - 5p^3)/24$, ...)."""
+    from fractions import Fraction
+
+    def times(a, b):
+        out = [Fraction(0)] * (len(a) + len(b) - 1)
+        for i, x in enumerate(a):
+            for j, y in enumerate(b):
+                out[i + j] += x * y
+        return out
+
+    polys = [[Fraction(1)]]
+    for _ in range(count - 1):
+        u = polys[-1]
+        du = [i * u[i] for i in range(1, len(u))] or [Fraction(0)]
+        first = times([Fraction(0), 0, Fraction(1, 2), 0, Fraction(-1, 2)], du)
+        second = [Fraction(0)] + [c / (8 * (i + 1)) for i, c in enumerate(times([1, 0, -5], u))]
+        n = max(len(first), len(second))
+        first, second = first + [0] * (n - len(first)), second + [0] * (n - len(second))
+        polys.append([a + b for a, b in zip(first, second)])
+    return tuple(tuple(float(c) for c in u) for u in polys)
+
+
+#: (smallest order, Debye's terms) per precision: the first term left out, |U_k(p)| ≤ 0.38 for
+#: k = 9 and 48 for k = 13 on [0, 1], is below ε there (8⁻⁹·0.38, 25⁻¹³·48).
+_DEBYE = {32: (8.0, _debye_polynomials(9)), 64: (25.0, _debye_polynomials(13))}
+
+
+def _debye_region(v, x):
+    """Where `_debye_slope` gives `_slope` instead of the Riccati rule: orders from
+    `_DEBYE`'s bound, x from Hankel's start (below it the Riccati rule loses only x²ε)."""
+    start, _ = _hankel_region(x.dtype)
+    return (x >= start) & (v >= _DEBYE[jnp.finfo(x.dtype).bits][0])
+
+
+@functools.partial(jax.jit, static_argnames="log")  # unrolled: one dispatch per eager call
+def _debye_slope(v, x, log: bool):
+    r"""$\frac{d}{dx}\log I_v(x)$ (`log`; else that minus 1, `ive`'s) from Debye's uniform
+    expansion (DLMF 10.41.3), $I_v(x) \sim \frac{e^{v\eta}}{\sqrt{2\pi v}\,(1 + z^2)^{1/4}}
+    \sum_k \frac{U_k(p)}{v^k}$, $z = x/v$, $p = (1 + z^2)^{-1/2}$, $\frac{d}{dx} v\eta
+    = \sqrt{1 + u^2}$ with $u = v/x$:
+    $$\frac{d}{dx}\log I_v = \sqrt{1 + u^2} - \frac{1}{2x(1 + u^2)}
+      - \frac{T'(p)}{T(p)}\,\frac{p}{x(1 + u^2)}, \qquad T(p) = \sum_k U_k(p)\,v^{-k}$$
+    ($p' = -p/(x(1 + u^2))$), and $\sqrt{1 + u^2} - 1 = u^2/(\sqrt{1 + u^2} + 1)$ for `ive`.
+    Every term is computed directly, so JAX's derivative of it (the second derivative of
+    `log_iv`, $-v^2/(x^2 w) + \dots$, $w = \sqrt{x^2 + v^2}$) does not cancel, where the
+    Riccati rule subtracts terms of size 1 to leave one of size $1/x^2$ (float32: 2.6e-2
+    relative at $v = 60$, $x = 500$; 4.7e-2 at $v = 150$, $x = 2000$)."""
+    polys = _DEBYE[jnp.finfo(x.dtype).bits][1]
+    u = v / x
+    root = jnp.hypot(1.0, u)
+    p = u / root
+    # T(p) = Σ_j c_j p^j with c_j = Σ_k U_k[j] v^(-k): the coefficients depend on v alone, so
+    # the derivatives in x pass through one Horner loop in p (not one per term k).
+    table = np.zeros((len(polys), max(len(c) for c in polys)))
+    for k, c in enumerate(polys):
+        table[k, : len(c)] = c
+    powers = (1 / v)[..., None] ** jnp.arange(len(polys), dtype=x.dtype)
+    c = powers @ jnp.asarray(table, x.dtype)
+    total, slope = jnp.zeros_like(p), jnp.zeros_like(p)
+    for j in reversed(range(table.shape[1])):
+        total = total * p + c[..., j]
+        if j:
+            slope = slope * p + j * c[..., j]
+    lead = root if log else u * u / (root + 1)
+    damp = 1 / (x * (1 + u * u))
+    return lead - 0.5 * damp - slope / total * p * damp
+
+
 def _i_parts(v, x):
     """`(asymptotic, x for Hankel, x for Temme)`: where Hankel's expansion is used, and the
     points each path sees (the other path's elements get one where it converges at once)."""
@@ -361,11 +434,15 @@ def _slope(v, x, log: bool = False):
     small that rounds it away ($v = 0$, $x = 10^{-8}$: $r = 5\cdot10^{-9}$ came out 6e-9
     relative off in float64, and 0 in float32)."""
     asymptotic, xa, xt = _i_parts(v, x)
+    debye = _debye_region(v, x) & ~asymptotic
+    vd = jnp.where(debye, v, _DEBYE[jnp.finfo(x.dtype).bits][0])
+    xd = jnp.where(debye, x, 1.0)
+    xt = jnp.where(debye, 1.0, xt)
     shift = 1.0 if log else 0.0
     return jnp.where(
         asymptotic,
         shift - 0.5 / xa + _hankel(v, xa)[1],
-        _i_ratio(v, xt) + v / xt - (1.0 - shift),
+        jnp.where(debye, _debye_slope(vd, xd, log), _i_ratio(v, xt) + v / xt - (1.0 - shift)),
     )
 
 
