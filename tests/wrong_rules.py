@@ -1301,49 +1301,50 @@ def _bessel_rule(tangent, name="kve"):
     return fn
 
 
-def _kve_hankel_twin(alternating: bool):
-    """kve where Hankel's expansion gives its slope: -1/(2x) + S'/S with K's series, all terms of
-    one sign (right), or the mistake: I's alternating series taken for K's."""
-    from jaxrules.rules import bessel as Bs
+def _region_twins(name, v, right, mistake, slope):
+    """A right and a wrong twin of `name`: its values with the JVP `slope(v, x, wrong)·ẋ`
+    (times the value for `kve`: the slope of its logarithm), on x in (24, 60) — Hankel's and
+    Debye's regions in both dtypes — at the static order `v`, witnessed by differences; the
+    wrong one must fail `jvp_fd` in x."""
+    options = dict(
+        reference=_bessel_reference(name),
+        inputs={"x": I.positive((4,), low=24.0, high=60.0)},
+        cases=[jr.Case(f"v={v:g}", {"v": v}, witness="differences")],
+        scales=(),
+    )
+    scaled = name != "log_iv"  # the slope of a logarithm: times y for the function itself
+    for wrong_, register in ((False, RIGHT.register(right, **options)),
+                             (True, wrong(mistake, "jvp_fd", "x", **options))):  # fmt: skip
 
-    def tangent(v, x, y, tv, tx):
-        return y * (-0.5 / x + Bs._hankel(v, x, alternating=alternating)[1]) * tx
+        def tangent(v, x, y, tv, tx, wrong_=wrong_):
+            return (y if scaled else 1.0) * slope(v, x, wrong_) * tx
 
-    fn = _bessel_rule(tangent)
+        register(_x_first(_bessel_rule(tangent, name)))
+
+
+def _x_first(fn):
     return lambda x, v: fn(v, x)  # the case's v is static
 
 
-KVE_HANKEL = dict(
-    reference=_bessel_reference("kve"),
-    inputs={"x": I.positive((4,), low=24.0, high=60.0)},  # Hankel's region in both dtypes
-    cases=[jr.Case("v=1.5", {"v": 1.5}, witness="differences")],
-    scales=(),
-)
-RIGHT.register("kve_hankel", **KVE_HANKEL)(_kve_hankel_twin(False))
-wrong("kve_hankel_alternating", "jvp_fd", "x", **KVE_HANKEL)(_kve_hankel_twin(True))
+def _kve_hankel_slope(v, x, alternating):
+    """kve's slope where Hankel's expansion gives it: -1/(2x) + S'/S with K's series, all
+    terms of one sign (right), or the mistake: I's alternating series taken for K's."""
+    from jaxrules.rules import bessel as Bs
+
+    return -0.5 / x + Bs._hankel(v, x, alternating=alternating)[1]
 
 
-def _log_iv_debye_twin(prefactor: bool):
-    """log_iv where Debye's expansion gives its slope (orders ≥ 25, x ≥ 20): right, or the
+def _log_iv_debye_slope(v, x, no_prefactor):
+    """log_iv's slope where Debye's expansion gives it (orders ≥ 25, x ≥ 20): right, or the
     mistake: the derivative of the prefactor (1 + z²)^(-1/4), -1/(2x(1 + u²)), left out."""
     from jaxrules.rules import bessel as Bs
 
-    def tangent(v, x, y, tv, tx):
-        slope = Bs._debye_slope(v, x, log=True)
-        return (slope if prefactor else slope + 0.5 / (x * (1 + (v / x) ** 2))) * tx
-
-    fn = _bessel_rule(tangent, "log_iv")
-    return lambda x, v: fn(v, x)  # the case's v is static
+    slope = Bs._debye_slope(v, x, log=True)
+    return slope + 0.5 / (x * (1 + (v / x) ** 2)) if no_prefactor else slope
 
 
-LOG_IV_DEBYE = dict(
-    reference=_bessel_reference("log_iv"),
-    inputs={"x": I.positive((4,), low=24.0, high=60.0)},  # Debye's region in both dtypes
-    cases=[jr.Case("v=30", {"v": 30.0}, witness="differences")],
-    scales=(),
-)
-RIGHT.register("log_iv_debye", **LOG_IV_DEBYE)(_log_iv_debye_twin(True))
-wrong("log_iv_debye_no_prefactor", "jvp_fd", "x", **LOG_IV_DEBYE)(_log_iv_debye_twin(False))
+_region_twins("kve", 1.5, "kve_hankel", "kve_hankel_alternating", _kve_hankel_slope)
+_region_twins("log_iv", 30.0, "log_iv_debye", "log_iv_debye_no_prefactor", _log_iv_debye_slope)
 
 
 def _kve_order_twin(mistake):
