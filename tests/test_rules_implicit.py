@@ -409,6 +409,26 @@ def test_matrix_free_derivative_of_a_tiny_cotangent(linear_solver):
         np.testing.assert_allclose(gc / c, g, rtol=1e-5, atol=1e-6 * float(jnp.abs(g).max()))
 
 
+def test_small_solutions_are_solved_to_relative_precision():
+    # The solvers judged steps against 1 + ‖x‖∞: absolutely, for small solutions. Newton stopped
+    # on a step of tol at the root √a of x² − a — float32: a = 1e-10 16 % off, 1e-14 37× off —
+    # and plain iteration one step after x0 = 0 at a fixed point of scale 1e-8: 35 % off; all
+    # `converged`. Steps are now judged against ‖x‖∞ (floored at ε‖x0‖∞).
+    a = jnp.asarray([1e-10, 1e-14, 1.0], "float32")
+    sq = jax.jit(jax.vmap(lambda a: root(lambda x, a: x**2 - a, jnp.ones(1), a)))(a)
+    assert bool(jnp.all(sq.converged))
+    np.testing.assert_allclose(sq.value[:, 0], jnp.sqrt(a), rtol=1e-6)
+    W = jnp.asarray([[0.3, -0.2, 0.1], [0.2, 0.4, -0.3], [-0.1, 0.2, 0.3]])
+    b = jnp.asarray([0.5, -1.0, 0.7])
+    T = lambda x, b: 0.5 * jnp.tanh(W @ x) + b
+    s = jnp.asarray([1e-8, 1e-20, 1.0], "float32")
+    fp = jax.jit(jax.vmap(lambda s: fixed_point(T, jnp.zeros(3), s * b)))(s)
+    assert bool(jnp.all(fp.converged))
+    np.testing.assert_allclose(fp.value, jax.vmap(T, (0, 0))(fp.value, s[:, None] * b), rtol=1e-6)
+    small = np.linalg.solve(np.eye(3) - 0.5 * np.asarray(W, float), np.asarray(b, float))
+    np.testing.assert_allclose(fp.value[0] / 1e-8, small, rtol=1e-5)
+
+
 def test_minimum_is_tested_on_the_dense_path_only():
     f = lambda x: jnp.sum((x - 1.0) ** 2)
     assert argmin(f, jnp.zeros(3)).minimum.dtype == jnp.bool_
