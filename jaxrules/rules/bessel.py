@@ -314,8 +314,8 @@ def _hankel(v, x, alternating: bool = True):
     return jnp.log(total), slope / total
 
 
-def _debye_polynomials(count: int) -> tuple[tuple[float, ...], ...]:
-    r"""Debye's $U_0 … U_{count-1}$ as coefficients of $p^0, p^1, …$, exact (rationals) from
+def _debye_polynomials(count: int) -> np.ndarray:
+    r"""Debye's $U_0 … U_{count-1}$, row k the coefficients of $p^0, p^1, …$ in $U_k$, exact (rationals) from
     DLMF 10.41.10: $U_{k+1}(p) = \tfrac12 p^2(1 - p^2)U_k'(p) + \tfrac18\int_0^p (1 - 5t^2)U_k(t)
     \,dt$, $U_0 = 1$ ($U_1 = (3p - 5p^3)/24$, ...)."""
     from fractions import Fraction
@@ -336,7 +336,10 @@ def _debye_polynomials(count: int) -> tuple[tuple[float, ...], ...]:
         n = max(len(first), len(second))
         first, second = first + [0] * (n - len(first)), second + [0] * (n - len(second))
         polys.append([a + b for a, b in zip(first, second)])
-    return tuple(tuple(float(c) for c in u) for u in polys)
+    table = np.zeros((count, max(len(u) for u in polys)))
+    for k, u in enumerate(polys):
+        table[k, : len(u)] = [float(c) for c in u]
+    return table
 
 
 #: (smallest order, Debye's terms) per precision: the first term left out, |U_k(p)| ≤ 0.38 for
@@ -364,16 +367,13 @@ def _debye_slope(v, x, log: bool):
     `log_iv`, $-v^2/(x^2 w) + \dots$, $w = \sqrt{x^2 + v^2}$) does not cancel, where the
     Riccati rule subtracts terms of size 1 to leave one of size $1/x^2$ (float32: 2.6e-2
     relative at $v = 60$, $x = 500$; 4.7e-2 at $v = 150$, $x = 2000$)."""
-    polys = _DEBYE[jnp.finfo(x.dtype).bits][1]
+    table = _DEBYE[jnp.finfo(x.dtype).bits][1]
     u = v / x
     root = jnp.hypot(1.0, u)
     p = u / root
     # T(p) = Σ_j c_j p^j with c_j = Σ_k U_k[j] v^(-k): the coefficients depend on v alone, so
     # the derivatives in x pass through one Horner loop in p (not one per term k).
-    table = np.zeros((len(polys), max(len(c) for c in polys)))
-    for k, c in enumerate(polys):
-        table[k, : len(c)] = c
-    powers = (1 / v)[..., None] ** jnp.arange(len(polys), dtype=x.dtype)
+    powers = (1 / v)[..., None] ** jnp.arange(table.shape[0], dtype=x.dtype)
     c = powers @ jnp.asarray(table, x.dtype)
     total, slope = jnp.zeros_like(p), jnp.zeros_like(p)
     for j in reversed(range(table.shape[1])):

@@ -388,9 +388,9 @@ def _qp(Q, c, A, b, G, h, *, tol, max_steps):
     its own ρᵢ (powers of two, from stopped data: constants, so derivatives pass through the
     scalings exactly) — has the same x; its multipliers are λᵢ ρᵢ / σ (stationarity
     multiplied by σ), ν likewise. `residual` is the scaled problem's."""
-    sigma = _linsolve.power_of_two(jnp.concatenate([jnp.ravel(Q), c]))
-    rho_a, rho_g = _row_scales(jax.lax.stop_gradient(A)), _row_scales(jax.lax.stop_gradient(G))
-    sigma = jax.lax.stop_gradient(sigma)
+    Q0, c0, A0, G0 = jax.lax.stop_gradient((Q, c, A, G))
+    sigma = _linsolve.power_of_two(jnp.concatenate([jnp.ravel(Q0), c0]))
+    rho_a, rho_g = _row_scales(A0), _row_scales(G0)
     sol = _qp_scaled(
         Q / sigma, c / sigma, A / rho_a[:, None], b / rho_a, G / rho_g[:, None], h / rho_g,
         tol=tol, max_steps=max_steps,
