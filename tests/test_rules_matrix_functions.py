@@ -440,9 +440,50 @@ def test_expm_reverse_mode_keeps_no_tape_and_factors_once(x64):
     assert sum(x.size for x in leaves) <= 12 * A.size
 
 
+def _rate_matrix(n, seed=0):
+    """A continuous-time Markov chain's generator (rates in [0.1, 1], rows summing to 0) and
+    its stationary distribution π (πᵀQ = 0): the rows of e^(tQ) tend to πᵀ."""
+    rng = np.random.default_rng(seed)
+    Q = rng.uniform(0.1, 1.0, (n, n))
+    np.fill_diagonal(Q, 0.0)
+    Q -= np.diag(Q.sum(1))
+    w, V = np.linalg.eig(Q.T)
+    pi = np.real(V[:, np.argmin(np.abs(w))])
+    return Q, pi / pi.sum()
+
+
+@pytest.mark.parametrize("dtype, t, rtol", [("float64", 1e6, 1e-9), ("float32", 1e5, 3e-2)])
+def test_expm_of_a_rate_matrix_at_long_times(dtype, t, rtol, x64):
+    # e^(tQ) at t·‖Q‖₁ beyond 2¹⁶θ needs more than 16 squarings: the value was NaN (as
+    # jax.scipy.linalg.expm's) where the answer is finite and plain — every row the stationary
+    # distribution — and the JVP and gradient were finite and wrong (the squarings' tangent
+    # loop stopped at 16 with no NaN). Up to 64 squarings now, all three right; the error
+    # grows as ‖tQ‖·u, as SciPy's (float64 1.1e-10 at t = 1e6).
+    from jaxrules.rules import expm
+
+    Q, pi = _rate_matrix(4)
+    E = np.asarray(_general((4, 4), seed=1))
+    A = jnp.asarray(t * Q, dtype)
+    P, L = jax.jvp(expm, (A,), (jnp.asarray(E, dtype),))
+    g = jax.grad(lambda A: expm(A)[0, 1])(A)
+    Ls = sl.expm_frechet(t * Q, E, compute_expm=False)
+    gs = sl.expm_frechet(t * Q.T, np.outer(np.eye(4)[0], np.eye(4)[1]), compute_expm=False)
+    np.testing.assert_allclose(P, np.broadcast_to(pi, (4, 4)), rtol=rtol, atol=0)
+    np.testing.assert_allclose(L, Ls, rtol=0, atol=rtol * np.abs(Ls).max())
+    np.testing.assert_allclose(g, gs, rtol=0, atol=rtol * np.abs(gs).max())
+
+
 def test_expm_overflowing_scaling_is_nan_and_errors_name_the_rule(x64):
     from jaxrules.rules import expm
 
-    assert np.isnan(expm(jnp.full((2, 2), 1e12))).all()
+    # e^A overflows: inf. Its eigenvalues 2e12 and 0 need 39 squarings; with −A, e^A is the
+    # projection onto A's kernel, [[1, −1], [−1, 1]] / 2, to ‖A‖₁u.
+    assert np.isposinf(expm(jnp.full((2, 2), 1e12))).all()
+    np.testing.assert_allclose(expm(jnp.full((2, 2), -1e12)), [[0.5, -0.5], [-0.5, 0.5]], rtol=1e-3)
+    # Beyond 64 squarings (‖A‖₁ > 2⁶⁴θ): NaN, the derivatives too (no silent finite tangent).
+    A = jnp.full((2, 2), 1e30)
+    X, dX = jax.jvp(expm, (A,), (jnp.eye(2),))
+    assert np.isnan(X).all() and np.isnan(dX).all()
+    assert np.isnan(jax.grad(lambda A: expm(A)[0, 0])(A)).all()
     with pytest.raises(ValueError, match=r"expm: A must be a square matrix"):
         expm(jnp.ones((2, 3)))

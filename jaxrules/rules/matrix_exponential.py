@@ -13,8 +13,10 @@ For $m = 13$ (with $B_{2k} = B^{2k}$, $b_j$ the Padé coefficients):
 $$W = B_6(b_{13}B_6 + b_{11}B_4 + b_9B_2) + b_7B_6 + b_5B_4 + b_3B_2 + b_1I,\quad U = BW,$$
 $$V = B_6(b_{12}B_6 + b_{10}B_4 + b_8B_2) + b_6B_6 + b_4B_4 + b_2B_2 + b_0I$$
 
-(6 products), one LU (of $Q^\top$: see `_solve_q`). More than 16 squarings
-($\lVert A\rVert_1 > 2^{16}\theta$): NaN, as `jax.scipy.linalg.expm`.
+(6 products), one LU (of $Q^\top$: see `_solve_q`). More than 64 squarings
+($\lVert A\rVert_1 > 2^{64}\theta \approx 10^{20}$): NaN, value and derivatives
+(`jax.scipy.linalg.expm` stops at 16, $\lVert A\rVert_1 \approx 3.5 \cdot 10^5$, where
+$e^A$ may be finite and well-conditioned: $e^{tQ}$ of a rate matrix at long times).
 
 **JVP: the Fréchet derivative** $L(A, E)$ of the computed approximant, by differentiating the
 three stages (Al-Mohy & Higham 2009, "Computing the Fréchet derivative of the matrix
@@ -35,8 +37,8 @@ the primal factors $Q^\top$, the $Q$ at $A^\top$: see `_solve_q`), so the VJP is
 code on the primal's pieces transposed: no tape of the squarings (JAX's own reverse mode
 through `expm` stores 16 of them), the same cost as the JVP.
 
-**Orders.** Both rules compute the pieces from $A$ with JAX operations (the squarings a `scan`
-with a `cond`, as JAX's `expm`), so JAX differentiates the rules themselves: second order in
+**Orders.** Both rules compute the pieces from $A$ with JAX operations (the squarings nested
+`scan`s with `cond`s, as JAX's `expm` one `scan`), so JAX differentiates the rules themselves: second order in
 every mode combination (Hessians, forward over reverse, reverse over reverse).
 """
 
@@ -64,8 +66,11 @@ _B13 = (
 _B7 = (17297280.0, 8648640.0, 1995840.0, 277200.0, 25200.0, 1512.0, 56.0, 1.0)
 # θ_m: the largest ‖B‖₁ for which r_m(B) is exact to unit roundoff (JAX's constants).
 _THETA = {13: 5.371920351148152, 7: 3.925724783138660}
-#: More squarings than this: NaN (the value over- or underflows long before).
-MAX_SQUARINGS = 16
+#: More squarings than this (‖A‖₁ > 2⁶⁴θ, about 1e20): NaN, value and derivatives. (JAX's
+#: `expm` stops at 16, ‖A‖₁ ≈ 3.5e5, where e^A can be finite: e^(tQ) of a rate matrix Q at
+#: long times t, whose rows are the stationary distribution.)
+MAX_SQUARINGS = 64
+_CHUNK = 16
 
 
 def _degree(dtype) -> int:
@@ -157,19 +162,29 @@ def _solve_q(lu, rhs):
 
 @jax.jit
 def _squarings(R, s, L=None):
-    """`R^(2^s)` (NaN beyond `MAX_SQUARINGS`) and, given `L`, the derivative of the squarings
-    along it, `L ← R L + L R`, in the same loop. Jitted: an eager call would trace and lower
-    the loop's fresh closures again at every call."""
+    """`R^(2^s)` and, given `L`, the derivative of the squarings along it, `L ← R L + L R`, in
+    the same loop; both NaN beyond `MAX_SQUARINGS`. Jitted: an eager call would trace and
+    lower the loop's fresh closures again at every call.
+
+    The loop is a `scan` (reverse-differentiable, unlike a `while_loop`) of `_CHUNK` steps
+    nested in a `scan` over chunks, each step and chunk a `cond` on `s`: the common s ≤ 16 costs
+    `_CHUNK` steps and three skipped chunks, not 64 steps."""
+
+    def square(RL):
+        R, L = RL
+        return R @ R, None if L is None else R @ L + L @ R
 
     def step(RL, k):
-        def square(RL):
-            R, L = RL
-            return R @ R, None if L is None else R @ L + L @ R
-
         return jax.lax.cond(k < s, square, lambda RL: RL, RL), None
 
-    X, L = jax.lax.scan(step, (R, L), jnp.arange(MAX_SQUARINGS))[0]
-    return jnp.where(s <= MAX_SQUARINGS, X, jnp.nan), L
+    def chunk(RL, first):
+        squares = lambda RL: jax.lax.scan(step, RL, first + jnp.arange(_CHUNK))[0]
+        return jax.lax.cond(first < s, squares, lambda RL: RL, RL), None
+
+    firsts = jnp.arange(0, MAX_SQUARINGS, _CHUNK)
+    X, L = jax.lax.scan(chunk, (R, L), firsts)[0]
+    within = s <= MAX_SQUARINGS
+    return jnp.where(within, X, jnp.nan), None if L is None else jnp.where(within, L, jnp.nan)
 
 
 def _frechet(p: _Pade, E, adjoint: bool):
@@ -231,8 +246,9 @@ def expm(A):
     VJP the Fréchet derivative at $A^\top$, $L(A^\top, \bar X)$, both from the primal's pieces (one LU,
     no tape of the squarings; see the module). Second order in every mode.
 
-    As `jax.scipy.linalg.expm` (same constants and NaN beyond 16 squarings), with the Padé
-    degree fixed by the dtype (13 in 64-bit, 7 in 32-bit).
+    As `jax.scipy.linalg.expm` (same Padé constants), with the Padé degree fixed by the dtype
+    (13 in 64-bit, 7 in 32-bit), ⌈·⌉ squarings where JAX takes ⌊·⌋, and up to 64 squarings
+    where JAX's stops at 16 (NaN beyond, value and derivatives: ‖A‖₁ above about 1e20).
 
     Examples:
         >>> import jax, jax.numpy as jnp
