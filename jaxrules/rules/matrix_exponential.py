@@ -2,8 +2,7 @@ r"""The matrix exponential $X = e^A$ with its Fréchet derivative as the rule: b
 one set of the primal's pieces, the reverse mode with no tape.
 
 **Primal** (Higham 2005, "The scaling and squaring method for the matrix exponential
-revisited"): $B = 2^{-s} A$ with $s = \max(0, \lceil\log_2(\lVert A\rVert_1/\theta_m)\rceil)$,
-the diagonal Padé approximant $r_m(B) = Q^{-1}P$, $P = V + U$, $Q = V - U$ with $U$ the odd and
+revisited"): $B = 2^{-s} A$ with $s$ squarings (below), the diagonal Padé approximant $r_m(B) = Q^{-1}P$, $P = V + U$, $Q = V - U$ with $U$ the odd and
 $V$ the even part of the numerator, and $X = r_m(B)^{2^s}$ by $s$ squarings. The degree is fixed
 by the dtype — $m = 13$, $\theta_{13} = 5.37$ in 64-bit, $m = 7$, $\theta_7 = 3.93$ in 32-bit
 (JAX's constants) — not chosen by the norm: one program under `vmap` (where a `switch` over
@@ -13,7 +12,25 @@ For $m = 13$ (with $B_{2k} = B^{2k}$, $b_j$ the Padé coefficients):
 $$W = B_6(b_{13}B_6 + b_{11}B_4 + b_9B_2) + b_7B_6 + b_5B_4 + b_3B_2 + b_1I,\quad U = BW,$$
 $$V = B_6(b_{12}B_6 + b_{10}B_4 + b_8B_2) + b_6B_6 + b_4B_4 + b_2B_2 + b_0I$$
 
-(6 products), one LU (of $Q^\top$: see `_solve_q`). More than 64 squarings
+(6 products), one LU (of $Q^\top$: see `_solve_q`).
+
+**The number of squarings.** The approximant's backward error is $\Delta B = h(B)$ with
+$h(x) = \log(e^{-x}r_m(x)) = \sum_{k \ge 2m+1} c_k x^k$, odd (as $r_m(-x) = 1/r_m(x)$), so
+$\lVert\Delta B\rVert/\lVert B\rVert \le \sum |c_k|\,\alpha^{k-1}$ for any $\alpha$ with
+$\lVert B^{2j}\rVert^{1/2j} \le \alpha$ for all $2j \ge 2m$; $\theta_m$ is where that sum
+is the unit roundoff. Higham 2005 takes $\alpha = \lVert B\rVert_1$, i.e.
+$s = \lceil\log_2(\lVert A\rVert_1/\theta_m)\rceil$; Al-Mohy & Higham 2009 ("A new scaling and
+squaring algorithm for the matrix exponential", Thm. 4.2) show
+$\alpha = \max(\lVert B^4\rVert_1^{1/4}, \lVert B^6\rVert_1^{1/6})$ will do (every even
+power from 4 on is a product of $B^4$s and $B^6$s), which is far smaller for non-normal
+matrices. The rule takes $s = \lfloor\log_2(\lVert A\rVert_1/\theta_m)\rfloor$ (JAX's count:
+$\lVert B\rVert_1 \le 2\theta_m$) and one more where that $\alpha$, from the $B_4$, $B_6$ it
+computes anyway, exceeds $\theta_m$ (exact rescaling of the powers by $2^{-k}$). So
+$\alpha \le \theta_m$ always — JAX's $\lfloor\cdot\rfloor$ alone leaves normal matrices,
+whose $\alpha$ is their 2-norm, up to $2\theta_m$: 1e-8 off in float64 — and $\lVert B\rVert_1$
+stays within $2\theta_m$, JAX's own regime for the approximant's rounding (their algorithm's
+rounding guard, which also lets $\lVert B\rVert_1 \gg \theta_m$, is not needed; without it,
+choosing $s$ from $\alpha$ alone lost accuracy for triangular matrices — measured, not used). More than 64 squarings
 ($\lVert A\rVert_1 > 2^{64}\theta \approx 10^{20}$): NaN, value and derivatives
 (`jax.scipy.linalg.expm` stops at 16, $\lVert A\rVert_1 \approx 3.5 \cdot 10^5$, where
 $e^A$ may be finite and well-conditioned: $e^{tQ}$ of a rate matrix at long times).
@@ -122,19 +139,27 @@ def _sums(b, X2, X4, X6, eye=None):
     return W1, Z1, W0, V0
 
 
+def _norm1(M):
+    return jnp.max(jnp.sum(jnp.abs(M), axis=0))
+
+
 def _pieces(A) -> _Pade:
     """The Padé stage (plain JAX: differentiable)."""
     m = _degree(A.dtype)
     b = _B13 if m == 13 else _B7
-    norm = jnp.max(jnp.sum(jnp.abs(A), axis=0))
-    # ⌈·⌉, so that ‖B‖₁ ≤ θ_m. (JAX's `expm` takes ⌊·⌋, leaving ‖B‖₁ up to 2θ_m, where the
-    # approximant is 1e-8 off in float64 and 1e-2 in float32 for a normal matrix.)
-    s = jax.lax.stop_gradient(jnp.maximum(0.0, jnp.ceil(jnp.log2(norm / _THETA[m]))))
+    # JAX's count first, s = ⌊log₂(‖A‖₁/θ_m)⌋, which leaves ‖B‖₁ ≤ 2θ_m ...
+    s = jax.lax.stop_gradient(jnp.maximum(0.0, jnp.floor(jnp.log2(_norm1(A) / _THETA[m]))))
     s = jnp.where(jnp.isfinite(s), s, MAX_SQUARINGS + 1).astype(jnp.int32)
     B = _scaled(A, s)
     B2 = B @ B
     B4 = B2 @ B2
     B6 = B4 @ B2
+    # ... and one squaring more where α = max(‖B⁴‖₁^(1/4), ‖B⁶‖₁^(1/6)) > θ_m (see the module).
+    sg = jax.lax.stop_gradient
+    more = jnp.maximum(_norm1(sg(B4)) ** (1 / 4), _norm1(sg(B6)) ** (1 / 6)) > _THETA[m]
+    s = s + more.astype(jnp.int32)
+    h = jnp.where(more, 0.5, 1.0).astype(A.dtype)  # exact: B and its powers by 2^-k
+    B, B2, B4, B6 = B * h, B2 * (h * h), B4 * (h * h) ** 2, B6 * (h * h) ** 3
     W1, Z1, W, V = _sums(b, B2, B4, B6, jnp.eye(A.shape[-1], dtype=A.dtype))
     if W1 is not None:
         W, V = B6 @ W1 + W, B6 @ Z1 + V
@@ -247,7 +272,8 @@ def expm(A):
     no tape of the squarings; see the module). Second order in every mode.
 
     As `jax.scipy.linalg.expm` (same Padé constants), with the Padé degree fixed by the dtype
-    (13 in 64-bit, 7 in 32-bit), ⌈·⌉ squarings where JAX takes ⌊·⌋, and up to 64 squarings
+    (13 in 64-bit, 7 in 32-bit), one squaring more than JAX's where the Padé approximant's
+    error bound needs it (normal matrices; see the module), and up to 64 squarings
     where JAX's stops at 16 (NaN beyond, value and derivatives: ‖A‖₁ above about 1e20).
 
     Examples:
