@@ -2,8 +2,9 @@ r"""The matrix exponential $X = e^A$ with its Fréchet derivative as the rule: b
 one set of the primal's pieces, the reverse mode with no tape.
 
 **Primal** (Higham 2005, "The scaling and squaring method for the matrix exponential
-revisited"): $B = 2^{-s} A$ with $s$ squarings (below), the diagonal Padé approximant $r_m(B) = Q^{-1}P$, $P = V + U$, $Q = V - U$ with $U$ the odd and
-$V$ the even part of the numerator, and $X = r_m(B)^{2^s}$ by $s$ squarings. The degree is fixed
+revisited"): $B = 2^{-s} A$ with $s$ chosen below, the diagonal Padé approximant
+$r_m(B) = Q^{-1}P$, $P = V + U$, $Q = V - U$ with $U$ the odd and $V$ the even part of the
+numerator, and $X = r_m(B)^{2^s}$ by $s$ squarings. The degree is fixed
 by the dtype — $m = 13$, $\theta_{13} = 5.37$ in 64-bit, $m = 7$, $\theta_7 = 3.93$ in 32-bit
 (JAX's constants) — not chosen by the norm: one program under `vmap` (where a `switch` over
 degrees runs every branch), at most 6 products more than necessary for a matrix of tiny norm.
@@ -30,10 +31,11 @@ $\alpha \le \theta_m$ always — JAX's $\lfloor\cdot\rfloor$ alone leaves normal
 whose $\alpha$ is their 2-norm, up to $2\theta_m$: 1e-8 off in float64 — and $\lVert B\rVert_1$
 stays within $2\theta_m$, JAX's own regime for the approximant's rounding (their algorithm's
 rounding guard, which also lets $\lVert B\rVert_1 \gg \theta_m$, is not needed; without it,
-choosing $s$ from $\alpha$ alone lost accuracy for triangular matrices — measured, not used). More than 64 squarings
-($\lVert A\rVert_1 > 2^{64}\theta \approx 10^{20}$): NaN, value and derivatives
-(`jax.scipy.linalg.expm` stops at 16, $\lVert A\rVert_1 \approx 3.5 \cdot 10^5$, where
-$e^A$ may be finite and well-conditioned: $e^{tQ}$ of a rate matrix at long times).
+choosing $s$ from $\alpha$ alone lost accuracy for triangular matrices — measured, not used).
+
+More than 64 squarings ($\lVert A\rVert_1 > 2^{64}\theta \approx 10^{20}$): NaN, value and
+derivatives (`jax.scipy.linalg.expm` stops at 16, $\lVert A\rVert_1 \approx 3.5 \cdot 10^5$,
+where $e^A$ may be finite and well-conditioned: $e^{tQ}$ of a rate matrix at long times).
 
 **JVP: the Fréchet derivative** $L(A, E)$ of the computed approximant, by differentiating the
 three stages (Al-Mohy & Higham 2009, "Computing the Fréchet derivative of the matrix
@@ -55,8 +57,9 @@ code on the primal's pieces transposed: no tape of the squarings (JAX's own reve
 through `expm` stores 16 of them), the same cost as the JVP.
 
 **Orders.** Both rules compute the pieces from $A$ with JAX operations (the squarings nested
-`scan`s with `cond`s, as JAX's `expm` one `scan`), so JAX differentiates the rules themselves: second order in
-every mode combination (Hessians, forward over reverse, reverse over reverse).
+`scan`s with `cond`s, as JAX's `expm` one `scan`), so JAX differentiates the rules themselves:
+second order in every mode combination (Hessians, forward over reverse, reverse over
+reverse).
 """
 
 from __future__ import annotations
@@ -81,7 +84,8 @@ _B13 = (
     40840800.0, 960960.0, 16380.0, 182.0, 1.0,
 )  # fmt: skip
 _B7 = (17297280.0, 8648640.0, 1995840.0, 277200.0, 25200.0, 1512.0, 56.0, 1.0)
-# θ_m: the largest ‖B‖₁ for which r_m(B) is exact to unit roundoff (JAX's constants).
+# θ_m: the largest α (‖B‖₁ or the module's α) for which r_m(B) is exact to unit roundoff
+# (JAX's constants).
 _THETA = {13: 5.371920351148152, 7: 3.925724783138660}
 #: More squarings than this (‖A‖₁ > 2⁶⁴θ, about 1e20): NaN, value and derivatives. (JAX's
 #: `expm` stops at 16, ‖A‖₁ ≈ 3.5e5, where e^A can be finite: e^(tQ) of a rate matrix Q at
