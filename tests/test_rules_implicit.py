@@ -409,6 +409,32 @@ def test_matrix_free_derivative_of_a_tiny_cotangent(linear_solver):
         np.testing.assert_allclose(gc / c, g, rtol=1e-5, atol=1e-6 * float(jnp.abs(g).max()))
 
 
+@pytest.mark.parametrize("linear_solver", ["gmres", "cg"])
+def test_matrix_free_solves_at_any_scale_of_the_problem(linear_solver):
+    # jax.scipy's gmres sees a breakdown at its first Arnoldi vector when the operator and the
+    # right-hand side are both small: root(F) with F of scale 1e-10 in float32 (1e-50 in
+    # float64) got the Newton direction 0 and returned x0 with converged=True; at 1e-20 the
+    # derivative was NaN. Every matrix-free solve now runs on b / c and the operator / d
+    # (powers of two), and a zero direction for a nonzero residual is a failed solve.
+    kind = "argmin" if linear_solver == "cg" else "root"
+    W = jnp.asarray([[2.0, 0.3, -0.2], [0.1, 1.8, 0.4], [-0.3, 0.2, 2.2]], "float32")
+    W = W @ W.T if kind == "argmin" else W
+    b = jnp.asarray([0.5, -1.0, 0.3], "float32")
+    if kind == "root":
+        fn = lambda x, b, k: k * (W @ x + jnp.tanh(x) - b)
+        run = lambda b, k: root(fn, jnp.zeros(3), b, k, linear_solver=linear_solver)
+    else:
+        fn = lambda x, b, k: k * (0.5 * x @ W @ x + jnp.sum(jnp.cosh(x)) - b @ x)
+        run = lambda b, k: argmin(fn, jnp.zeros(3), b, k, linear_solver=linear_solver)
+    grad = jax.grad(lambda b, k: jnp.sum(run(b, k).value * jnp.arange(1.0, 4.0)))
+    x1, g1 = run(b, 1.0).value, grad(b, 1.0)
+    for k in (1e-10, 1e-20, 1e15):
+        sol = run(b, jnp.float32(k))
+        assert bool(sol.converged), k
+        np.testing.assert_allclose(sol.value, x1, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(grad(b, jnp.float32(k)), g1, rtol=1e-4, atol=1e-5)
+
+
 def test_small_solutions_are_solved_to_relative_precision():
     # The solvers judged steps against 1 + ‖x‖∞: absolutely, for small solutions. Newton stopped
     # on a step of tol at the root √a of x² − a — float32: a = 1e-10 16 % off, 1e-14 37× off —

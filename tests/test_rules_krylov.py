@@ -216,3 +216,29 @@ def test_a_right_hand_side_of_any_scale(dtype, scales):
                 np.testing.assert_allclose(np.asarray(value, np.float64) / c, x, atol=tol)
                 assert 0 < float(residual) / c < 1e-3 * np.linalg.norm(x)
                 np.testing.assert_allclose(np.asarray(w, np.float64) / c, x, atol=tol)
+
+
+@pytest.mark.parametrize(
+    "dtype, scales", [("float32", (1e-20, 1e20)), ("float64", (1e-200, 1e200))]
+)
+def test_an_operator_of_any_scale(dtype, scales):
+    # An operator of scale 1e-20 or 1e20 in float32 (1e-200 in float64): NaN, converged=False —
+    # the Krylov vectors' products under- or overflowed. The iterations run on A / d (a power of
+    # two, the preconditioner on d M): x(A / k) = k x(A), with or without a preconditioner.
+    rng = np.random.default_rng(4)
+    Q = rng.standard_normal((12, 12))
+    rtol = 1e-8 if dtype == "float64" else 1e-3
+    with jax.enable_x64(dtype == "float64"):
+        A = Q @ Q.T + 12 * np.eye(12)
+        b = jnp.asarray(rng.standard_normal(12), dtype)
+        x = np.linalg.solve(A, np.asarray(b, np.float64))
+        for solver in ("cg", "gmres", "bicgstab"):
+            for k in scales:
+                Ak = jnp.asarray(k * A, dtype)
+                Mk = jnp.asarray(np.diag(1 / np.diag(k * A)), dtype)  # Jacobi
+                for M in (None, lambda v: Mk @ v):
+                    sol = krylov_solve(lambda v: Ak @ v, b, solver=solver, M=M)
+                    assert bool(sol.converged), (solver, k, M)
+                    np.testing.assert_allclose(
+                        np.asarray(sol.value, np.float64) * k, x, atol=rtol * np.abs(x).max()
+                    )

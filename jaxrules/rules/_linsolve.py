@@ -163,3 +163,19 @@ def power_of_two(v):
     by it is exact."""
     _, e = jnp.frexp(_max_abs(v))
     return jnp.ldexp(jnp.ones((), jnp.abs(v).dtype), e)
+
+
+def scales(A: Callable, b):
+    """`(c, d)`: powers of two near `max|bᵢ|` and `max|(A(b/c))ᵢ|` (one product), to run a
+    Krylov iteration on `b / c` and the operator `A / d` (exact) and scale its solution back
+    by `c / d`. An operator of scale 1e-10 in float32 (1e-50 in float64) made
+    `jax.scipy.sparse.linalg.gmres` see a breakdown at its first Arnoldi vector and return 0;
+    one of 1e-170 underflowed in every Krylov method."""
+    c = power_of_two(b)
+    return c, power_of_two(A(b / c))
+
+
+def scaled(solve: Callable, A: Callable, b):
+    """`solve(A, b)` run on `b / c` and `A / d` (see `scales`), its solution scaled back."""
+    c, d = scales(A, b)
+    return solve(lambda v: A(v) / d, b / c) * (c / d)

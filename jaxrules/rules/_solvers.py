@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import jax.scipy.sparse.linalg as jssl
 from jax.flatten_util import ravel_pytree
 
+from . import _linsolve
+
 _LINEAR = ("auto", "lu", "gmres", "cg")
 #: Above this many unknowns, `linear_solver="auto"` goes matrix-free.
 DENSE_MAX = 1000
@@ -99,13 +101,17 @@ def _newton(
         if method == "lu":
             return jnp.linalg.solve(jax.jacfwd(R)(xf), -r)
         mv = lambda v: jax.jvp(R, (xf,), (v,))[1]
-        solver = jssl.cg if method == "cg" else jssl.gmres
-        return solver(mv, -r, tol=_eps(dtype) ** 0.5, maxiter=4 * n)[0]
+        krylov = jssl.cg if method == "cg" else jssl.gmres
+        solve = lambda mv, b: krylov(mv, b, tol=_eps(dtype) ** 0.5, maxiter=4 * n)[0]
+        # Scaled (`_linsolve.scaled`): a residual function of scale 1e-10 in float32 gave the
+        # direction 0 and `converged` at x0.
+        return _linsolve.scaled(solve, mv, -r)
 
     def body(state):
         xf, r, m, k, _, _ = state
         d = direction(xf, r)
-        d_ok = jnp.all(jnp.isfinite(d))
+        # A zero direction for a nonzero residual is a failed solve, not a converged one.
+        d_ok = jnp.all(jnp.isfinite(d)) & jnp.any(d != 0)
         d = jnp.where(d_ok, d, -r if f is not None else jnp.zeros_like(d))
         if f is not None:  # descent on f: Newton if it descends, else the gradient
             slope = jnp.vdot(r, d)

@@ -143,10 +143,9 @@ def _iterative(method: str, dtype, on_failure: Callable):
         raise ValueError(f"unknown linear solver {method!r}; expected one of {_LINEAR}.")
 
     def solve(mv, b, M=None):  # (no preconditioner here)
-        # On b / c, c a power of two (see `_linsolve.power_of_two`): a cotangent of 1e-20 in
-        # float32 gave z = 0 and a silently zero gradient.
-        c = _linsolve.power_of_two(b)
-        z = c * base(mv, b / c)
+        # Scaled (`_linsolve.scaled`): a cotangent of 1e-20 in float32 gave z = 0 and a
+        # silently zero gradient; a residual function of scale 1e-20, NaN.
+        z = _linsolve.scaled(base, mv, b)
         res = _linsolve.norm(mv(z) - b)
         ok = jnp.isfinite(res) & (res <= _eps(dtype) ** 0.5 * _linsolve.norm(b))
         on_failure(ok)

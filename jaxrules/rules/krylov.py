@@ -104,17 +104,20 @@ def _iteration(options: _Options, mask=True):
     solver, tol, atol, maxiter, restart = options
 
     def solve(mv, rhs, M):
-        # On rhs / c, c a power of two (`_linsolve.power_of_two`), scaled back: A(c z) =
-        # c A(z), M likewise. A right-hand side of 1e-170 "converged" at x = 0 before.
-        c = _linsolve.power_of_two(rhs)
-        kw = dict(tol=tol, atol=atol / c, maxiter=maxiter, M=M)
+        # On rhs / c and the operator A / d, powers of two (`_linsolve.scales`), the
+        # preconditioner d M (still ≈ (A / d)⁻¹), scaled back by c / d: a right-hand side of
+        # 1e-170 "converged" at x = 0, an operator of 1e-20 in float32 was NaN.
+        c, d = _linsolve.scales(mv, rhs)
+        Md = None if M is None else (lambda v: d * M(v))
+        kw = dict(tol=tol, atol=atol / c, maxiter=maxiter, M=Md)
+        mvd = lambda v: mv(v) / d
         if solver == "cg":
-            z = jssl.cg(mv, rhs / c, **kw)[0]
+            z = jssl.cg(mvd, rhs / c, **kw)[0]
         elif solver == "gmres":
-            z = _gmres.gmres(mv, rhs / c, restart=restart, **kw)
+            z = _gmres.gmres(mvd, rhs / c, restart=restart, **kw)
         else:
-            z = jssl.bicgstab(mv, rhs / c, **kw)[0]
-        z = c * z
+            z = jssl.bicgstab(mvd, rhs / c, **kw)[0]
+        z = (c / d) * z
         if not mask:
             return z
         return nan_unless(_within(_linsolve.norm(mv(z) - rhs), rhs, tol, atol), z)
@@ -148,7 +151,7 @@ def _spd_probe(A, b):
     v = jax.random.normal(kv, b.shape, b.dtype)
     Au, Av = A(u), A(v)
     gap = jnp.abs(jnp.vdot(u, Av) - jnp.vdot(Au, v))
-    norm = jnp.linalg.norm
+    norm = _linsolve.norm  # (jnp.linalg.norm squares: 0 for an operator of scale 1e-200)
     scale = norm(Au) * norm(v) + norm(Av) * norm(u)
     bound = 16 * jnp.finfo(b.dtype).eps * b.size**0.5 * scale
     return (gap <= bound) & (jnp.vdot(v, Av) > 0)
