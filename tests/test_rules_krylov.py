@@ -190,6 +190,13 @@ def test_pytree_right_hand_side_as_jax_scipy():
     np.testing.assert_allclose(g["b"], -1 / k["b"] ** 2, rtol=1e-4)
 
 
+def _spd_problem(seed, n=12):
+    """A well-conditioned symmetric positive definite `A` (float64, NumPy) and a `b`."""
+    rng = np.random.default_rng(seed)
+    Q = rng.standard_normal((n, n))
+    return Q @ Q.T + n * np.eye(n), rng.standard_normal(n)
+
+
 @pytest.mark.parametrize(
     "dtype, scales", [("float32", (1e-20, 1e19)), ("float64", (1e-170, 1e160))]
 )
@@ -198,12 +205,10 @@ def test_a_right_hand_side_of_any_scale(dtype, scales):
     # (1e-20 in float32) gave ‖r‖² = 0, `converged` at x = 0 — 100 % wrong, residual 0 — and
     # 1e160 (1e19) overflowed to a NaN solution. A linear solve is scale-invariant: x(c b) =
     # c x(b), and the derivatives (solves with the tangent or cotangent) likewise.
-    rng = np.random.default_rng(3)
-    Q = rng.standard_normal((12, 12))
+    A, b = _spd_problem(3)
     rtol = 1e-8 if dtype == "float64" else 1e-3
     with jax.enable_x64(dtype == "float64"):
-        A = jnp.asarray(Q @ Q.T + 12 * np.eye(12), dtype)
-        b = jnp.asarray(rng.standard_normal(12), dtype)
+        A, b = jnp.asarray(A, dtype), jnp.asarray(b, dtype)
         x = np.linalg.solve(np.asarray(A, np.float64), np.asarray(b, np.float64))
         tol = rtol * np.abs(x).max()
         for solver in ("cg", "gmres", "bicgstab"):
@@ -225,12 +230,10 @@ def test_an_operator_of_any_scale(dtype, scales):
     # An operator of scale 1e-20 or 1e20 in float32 (1e-200 in float64): NaN, converged=False —
     # the Krylov vectors' products under- or overflowed. The iterations run on A / d (a power of
     # two, the preconditioner on d M): x(A / k) = k x(A), with or without a preconditioner.
-    rng = np.random.default_rng(4)
-    Q = rng.standard_normal((12, 12))
+    A, b = _spd_problem(4)
     rtol = 1e-8 if dtype == "float64" else 1e-3
     with jax.enable_x64(dtype == "float64"):
-        A = Q @ Q.T + 12 * np.eye(12)
-        b = jnp.asarray(rng.standard_normal(12), dtype)
+        b = jnp.asarray(b, dtype)
         x = np.linalg.solve(A, np.asarray(b, np.float64))
         for solver in ("cg", "gmres", "bicgstab"):
             for k in scales:
