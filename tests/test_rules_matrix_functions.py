@@ -436,6 +436,41 @@ def test_expm_squares_no_more_than_the_pade_bound_needs(dtype, x64):
     assert int(_pieces(jnp.asarray(M, dtype)).s) == 1
 
 
+@pytest.mark.parametrize(
+    "dtype, rtol, rtol_2", [("float64", 1e-12, 3e-11), ("float32", 5e-4, 5e-4)]
+)
+def test_expm_of_a_triangular_non_normal_matrix(dtype, rtol, rtol_2, x64):
+    # e^A of a triangular A is triangular, but a pivoted LU of the Padé denominator (of Qᵀ
+    # here, of Q in JAX's expm) leaves rounding of size u‖R‖ in the zero triangle, which the
+    # squarings of a non-normal A amplify: an upper triangular 4 × 4 with off-diagonal entries
+    # of 1e3 was 1.8e-9 off in float64 and 240 % in float32 (1e-9 and 130 % in JAX's for the
+    # lower triangular one). The zero triangle of A is now zero in R: 7.5e-15, 1.5e-5.
+    import mpmath
+
+    from jaxrules.rules import expm
+
+    rng = np.random.default_rng(0)
+    T = np.triu(rng.uniform(-1, 1, (4, 4)))
+    mpmath.mp.dps = 30
+    for b in (1e3, 1e4):
+        U = np.diag(np.diag(T)) + b * np.triu(T, 1)
+        for A in (U, U.T):
+            X = np.array(mpmath.expm(mpmath.matrix(A.tolist())).tolist(), dtype=float)
+            x = np.asarray(jax.jit(expm)(jnp.asarray(A, dtype)), np.float64)
+            np.testing.assert_allclose(x, X, rtol=0, atol=rtol * np.abs(X).max())
+    # The zeroing is of the value only: second derivatives in every direction, as JAX's.
+    f = lambda expm: lambda A: jnp.sum(jnp.sin(expm(A)))
+    T, E = jnp.asarray(T, dtype), jnp.asarray(rng.standard_normal((4, 4)), dtype)
+    hvp = lambda expm: jax.jvp(jax.grad(f(expm)), (T,), (E,))[1]  # E: not triangular
+    np.testing.assert_allclose(hvp(expm), hvp(jax.scipy.linalg.expm), atol=30 * rtol)
+    # [[1, b], [0, −1]]: e^A = [[e, b sinh 1], [0, 1/e]]; b = 1e6 needs 17 squarings (NaN
+    # before), whose rounding grows with each (float64 8e-12; SciPy's α-scaling needs none).
+    for b in (1e4, 1e6):
+        x = expm(jnp.asarray([[1.0, b], [0.0, -1.0]], dtype))
+        X = np.array([[np.e, b * np.sinh(1.0)], [0.0, np.exp(-1.0)]])
+        np.testing.assert_allclose(x, X, rtol=0, atol=rtol_2 * np.abs(X).max())
+
+
 def test_expm_second_order_in_every_mode(x64):
     from jaxrules.rules import expm
 
