@@ -144,6 +144,7 @@ def _sums(b, X2, X4, X6, eye=None):
 
 
 def _norm1(M):
+    """`‖M‖₁`, the largest column sum (also `logm`'s root test)."""
     return jnp.max(jnp.sum(jnp.abs(M), axis=0))
 
 
@@ -151,15 +152,15 @@ def _pieces(A) -> _Pade:
     """The Padé stage (plain JAX: differentiable)."""
     m = _degree(A.dtype)
     b = _B13 if m == 13 else _B7
+    sg = jax.lax.stop_gradient
     # JAX's count first, s = ⌊log₂(‖A‖₁/θ_m)⌋, which leaves ‖B‖₁ ≤ 2θ_m ...
-    s = jax.lax.stop_gradient(jnp.maximum(0.0, jnp.floor(jnp.log2(_norm1(A) / _THETA[m]))))
+    s = sg(jnp.maximum(0.0, jnp.floor(jnp.log2(_norm1(A) / _THETA[m]))))
     s = jnp.where(jnp.isfinite(s), s, MAX_SQUARINGS + 1).astype(jnp.int32)
     B = _scaled(A, s)
     B2 = B @ B
     B4 = B2 @ B2
     B6 = B4 @ B2
     # ... and one squaring more where α = max(‖B⁴‖₁^(1/4), ‖B⁶‖₁^(1/6)) > θ_m (see the module).
-    sg = jax.lax.stop_gradient
     more = jnp.maximum(_norm1(sg(B4)) ** (1 / 4), _norm1(sg(B6)) ** (1 / 6)) > _THETA[m]
     s = s + more.astype(jnp.int32)
     h = jnp.where(more, 0.5, 1.0).astype(A.dtype)  # exact: B and its powers by 2^-k

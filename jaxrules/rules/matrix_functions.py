@@ -390,10 +390,6 @@ def _log_quadrature(Y):
     return X, jnp.stack([eye - x * t for t, x in zip(T, _GL_X)])
 
 
-def _norm1(M):
-    return jnp.max(jnp.sum(jnp.abs(M), axis=0))
-
-
 @jax.jit
 def _logm_primal(A):
     """`(X, roots, s, inverses)` on a stopped `A`: `roots[k]` = A^(1/2^(k+1)) for `k < s`;
@@ -404,7 +400,7 @@ def _logm_primal(A):
 
     def going(state):
         R, k, _ = state
-        return (k < _LOG_ROOTS) & ~(_norm1(R - eye) <= theta)  # NaN: go on, to NaN
+        return (k < _LOG_ROOTS) & ~(_mexp._norm1(R - eye) <= theta)  # NaN: go on, to NaN
 
     def root(state):
         R, k, roots = state
@@ -415,7 +411,7 @@ def _logm_primal(A):
     R, s, roots = jax.lax.while_loop(going, root, (A, jnp.zeros((), jnp.int32), roots))
     X, inverses = _log_quadrature(R - eye)
     X = (2.0**s).astype(A.dtype) * X
-    return jnp.where(_norm1(R - eye) <= theta, X, jnp.nan), roots, s, inverses
+    return jnp.where(_mexp._norm1(R - eye) <= theta, X, jnp.nan), roots, s, inverses
 
 
 @jax.jit  # eager calls would trace and lower the scan's fresh closures again at every call
