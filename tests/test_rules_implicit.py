@@ -513,5 +513,5 @@ def test_converged_means_converged_far_from_the_start():
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_half_precision_x0_is_a_clear_error(dtype):
     # It used to fail deep inside the LU kernel ("Unsupported dtype float16").
-    with pytest.raises(TypeError, match=rf"root: x0 is {dtype}; the solvers work in float32"):
+    with pytest.raises(TypeError, match=rf"root: x0 is {dtype}; root works in float32"):
         root(lambda x: x**3 - 8, jnp.array(1.0, dtype))

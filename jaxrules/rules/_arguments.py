@@ -30,6 +30,54 @@ def inexact(*arrays):
     return [a.astype(dtype) for a in arrays]
 
 
+def is_half(dtype) -> bool:
+    """Whether `dtype` is a half-precision float (`float16`, `bfloat16`)."""
+    return jnp.issubdtype(dtype, jnp.floating) and jnp.finfo(dtype).bits < 32
+
+
+def full_precision(name: str, why: str, **arrays) -> None:
+    """A half-precision (`float16`, `bfloat16`) argument of the rule `name`, by name (each a
+    pytree), is a `TypeError` naming the rule, the argument and `why` the rule needs float32
+    or float64, and how to cast."""
+    for what, tree in arrays.items():
+        for leaf in jax.tree_util.tree_leaves(tree):
+            dtype = jnp.result_type(leaf)
+            if is_half(dtype):
+                raise TypeError(
+                    f"{name}: {what} is {dtype}; {name} works in float32 or float64 ({why}). "
+                    f"Cast it, e.g. jnp.asarray({what}, jnp.float32), and the result back to "
+                    f"{dtype} if you need it there."
+                )
+
+
+def matrices(name: str, **arrays) -> list:
+    """The array arguments of the matrix rule `name`, by name, promoted to one inexact dtype
+    (`inexact`: `float16` with `float32` is `float32`). A half-precision result is a
+    `TypeError` naming the argument (`full_precision`): LAPACK has no half-precision
+    factorisations, and JAX's own error says only `Unsupported dtype float16`."""
+    out = inexact(*arrays.values())
+    if out and is_half(out[0].dtype):
+        half = {k: v for k, v in arrays.items() if is_half(jnp.result_type(v))}
+        full_precision(name, "LAPACK's factorisations have no half-precision kernels", **half)
+    return out
+
+
+def in_single(fn: Callable, *arrays):
+    """`fn(*arrays)` for arrays of one dtype (`real_arrays`' output), computed in float32 where
+    that dtype is half precision and the result (a pytree) rounded back to it: the special
+    functions' series, continued fractions and Newton steps need float32's digits and range
+    (`float16`'s `exp(-x)` underflows from x ≈ 17, its 11 bits lose several ulps in a
+    recurrence), as XLA computes the transcendental functions of half floats in float32. The
+    casts are differentiable: derivatives come back in the half dtype."""
+    dtype = arrays[0].dtype if arrays else None
+    if dtype is None or not is_half(dtype):
+        return fn(*arrays)
+    out = fn(*(a.astype(jnp.float32) for a in arrays))
+    return jax.tree_util.tree_map(
+        lambda o: o.astype(dtype) if jnp.issubdtype(o.dtype, jnp.floating) else o, out
+    )
+
+
 def real(name: str, **arrays) -> None:
     """Complex input is a `TypeError` naming the rule and the argument."""
     for what, M in arrays.items():

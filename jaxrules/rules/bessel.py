@@ -669,8 +669,8 @@ def ive(v, x):
     order = _fast_order(v)
     if order is not None:  # JAX's i0e/i1e: no loops
         v, x = _args.real_arrays("ive", v=v, x=x)
-        return _INTEGER[order][0](x)
-    return _ive(*_args.real_arrays("ive", v=v, x=x))
+        return _args.in_single(_INTEGER[order][0], x)
+    return _args.in_single(_ive, *_args.real_arrays("ive", v=v, x=x))
 
 
 def kve(v, x):
@@ -686,7 +686,7 @@ def kve(v, x):
         >>> round(float(jax.grad(kve)(0.5, 2.0)), 6)  # ∂/∂v: √(π/(2x)) E₁(2x) e^{2x} for v = ½
         0.182869
     """
-    return _kve(*_args.real_arrays("kve", v=v, x=x))
+    return _args.in_single(_kve, *_args.real_arrays("kve", v=v, x=x))
 
 
 def log_iv(v, x):
@@ -702,8 +702,8 @@ def log_iv(v, x):
     order = _fast_order(v)
     if order is not None:
         v, x = _args.real_arrays("log_iv", v=v, x=x)
-        return _INTEGER[order][1](x)
-    return _log_iv(*_args.real_arrays("log_iv", v=v, x=x))
+        return _args.in_single(_INTEGER[order][1], x)
+    return _args.in_single(_log_iv, *_args.real_arrays("log_iv", v=v, x=x))
 
 
 # Registered with the values computed without the rules as references (plain JAX: JAX has no

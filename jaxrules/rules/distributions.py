@@ -104,7 +104,8 @@ def beta_cdf(x, a, b, loc=0.0, scale=1.0):
         -0.2524
     """
     x, a, b, loc, scale = _args.real_arrays("beta_cdf", x=x, a=a, b=b, loc=loc, scale=scale)
-    return betainc(a, b, jnp.clip((x - loc) / scale, 0, 1))
+    cdf = lambda x, a, b, loc, scale: betainc(a, b, jnp.clip((x - loc) / scale, 0, 1))
+    return _args.in_single(cdf, x, a, b, loc, scale)
 
 
 # D(z) = ψ(z + ½) - ψ(z) - 1/(2z) ~ Σ_k (2 - 2^{1-2k}) B_{2k} / (2k z^{2k}) (from
@@ -410,7 +411,8 @@ def student_t_cdf(x, df, loc=0.0, scale=1.0):
         (0.8045, 0.01111)
     """
     x, df, loc, scale = _args.real_arrays("student_t_cdf", x=x, df=df, loc=loc, scale=scale)
-    return _t_cdf((x - loc) / scale, df)
+    cdf = lambda x, df, loc, scale: _t_cdf((x - loc) / scale, df)
+    return _args.in_single(cdf, x, df, loc, scale)
 
 
 def binomial_cdf(k, n, p):
@@ -427,7 +429,10 @@ def binomial_cdf(k, n, p):
     """
     n, p = _args.real_arrays("binomial_cdf", n=n, p=p)
     k = _count("binomial_cdf", k, n)
-    k, n, p = jnp.broadcast_arrays(k, n, p)
+    return _args.in_single(_binomial_cdf, *jnp.broadcast_arrays(k, n, p))
+
+
+def _binomial_cdf(k, n, p):
     inside = (k >= 0) & (k < n)
     a = jnp.where(inside, n - k, 1)
     b = jnp.where(inside, k + 1, 1)
@@ -449,7 +454,10 @@ def negative_binomial_cdf(k, n, p):
     """
     n, p = _args.real_arrays("negative_binomial_cdf", n=n, p=p)
     k = _count("negative_binomial_cdf", k, n)
-    k, n, p = jnp.broadcast_arrays(k, n, p)
+    return _args.in_single(_negative_binomial_cdf, *jnp.broadcast_arrays(k, n, p))
+
+
+def _negative_binomial_cdf(k, n, p):
     inside = k >= 0
     value = betainc(n, jnp.where(inside, k + 1, 1), p)
     return jnp.where(inside, value, 0.0)
@@ -467,7 +475,8 @@ def gamma_cdf(x, a, loc=0.0, scale=1.0):
         0.10059
     """
     x, a, loc, scale = _args.real_arrays("gamma_cdf", x=x, a=a, loc=loc, scale=scale)
-    return gammainc(a, jnp.maximum((x - loc) / scale, 0))
+    cdf = lambda x, a, loc, scale: gammainc(a, jnp.maximum((x - loc) / scale, 0))
+    return _args.in_single(cdf, x, a, loc, scale)
 
 
 def poisson_cdf(k, mu):
@@ -484,7 +493,10 @@ def poisson_cdf(k, mu):
     """
     (mu,) = _args.real_arrays("poisson_cdf", mu=mu)
     k = _count("poisson_cdf", k, mu)
-    k, mu = jnp.broadcast_arrays(k, mu)
+    return _args.in_single(_poisson_cdf, *jnp.broadcast_arrays(k, mu))
+
+
+def _poisson_cdf(k, mu):
     inside = k >= 0
     value = gammaincc(jnp.where(inside, k + 1, 1), mu)
     return jnp.where(inside, value, 0.0)

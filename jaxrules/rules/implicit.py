@@ -63,6 +63,7 @@ import jax.scipy.sparse.linalg as jssl
 from jax.flatten_util import ravel_pytree
 
 from .._custom import custom_vjp
+from . import _arguments as _args
 from . import _linsolve
 from ._failure import SolverError, error_if, nan_unless
 from ._solvers import (
@@ -361,14 +362,12 @@ def _run(fn, x0, params, solver, options: _Options) -> Solution:
             f"{jax.tree_util.tree_map(lambda v: jax.typeof(v).str_short(), x0)}. Cast it, e.g. "
             "jnp.asarray(x0, jnp.float32)."
         )
-    low = [d for d in {jnp.result_type(leaf) for leaf in leaves} if jnp.finfo(d).bits < 32]
-    if low:
-        raise TypeError(
-            f"{kind}: x0 is {low[0]}; the solvers work in float32 or float64 (the dense "
-            f"Jacobian's LU factorisation has no {low[0]} kernel, and {low[0]}'s ~3 digits "
-            "cannot meet a convergence test). Cast x0 (and the problem) to float32, e.g. "
-            "jnp.asarray(x0, jnp.float32)."
-        )
+    _args.full_precision(
+        kind,
+        "the dense Jacobian's LU factorisation has no half-precision kernel, and 3 digits "
+        "cannot meet a convergence test; cast the problem's parameters too",
+        x0=x0,
+    )
     x0 = jax.tree_util.tree_map(jnp.asarray, x0)
     params = tuple(params)
     want = jax.tree_util.tree_structure(x0), [jax.typeof(v) for v in jax.tree_util.tree_leaves(x0)]

@@ -235,7 +235,7 @@ _betainc.defjvp(_betainc_jvp, zeros_as_none=True)
 def betainc_with_complement(name: str, a, b, x, xc):
     """$I_x(a, b)$ given `x` and `xc` $= 1 - x$ both (see `_betainc`), for the rule `name`'s
     arguments; not exported: for the distribution functions."""
-    return _betainc(*_args.real_arrays(name, a=a, b=b, x=x, xc=xc))
+    return _args.in_single(_betainc, *_args.real_arrays(name, a=a, b=b, x=x, xc=xc))
 
 
 def betainc(a, b, x):
@@ -252,7 +252,7 @@ def betainc(a, b, x):
         (-0.2409, 0.1563)
     """
     a, b, x = _args.real_arrays("betainc", a=a, b=b, x=x)
-    return _betainc(a, b, x, 1 - x)
+    return _args.in_single(lambda a, b, x: _betainc(a, b, x, 1 - x), a, b, x)
 
 
 # JAX's values as the reference, witnessed by finite differences (JAX has no derivative in a,

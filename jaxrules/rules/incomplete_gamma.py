@@ -319,7 +319,7 @@ def gammainc(a, x):
         >>> round(float(d2), 5)
         0.10059
     """
-    return _gammainc(*_args.real_arrays("gammainc", a=a, x=x))
+    return _args.in_single(_gammainc, *_args.real_arrays("gammainc", a=a, x=x))
 
 
 def gammaincc(a, x):
@@ -332,7 +332,7 @@ def gammaincc(a, x):
         >>> round(float(jax.grad(gammaincc, argnums=1)(2.0, 1.5)), 5)  # -x e^{-x}/Γ(2)
         -0.3347
     """
-    return _gammaincc(*_args.real_arrays("gammaincc", a=a, x=x))
+    return _args.in_single(_gammaincc, *_args.real_arrays("gammaincc", a=a, x=x))
 
 
 # Registered with JAX's values as the reference, witnessed by finite differences of them (JAX's

@@ -347,7 +347,7 @@ def gammaincinv(a, p):
         >>> round(float(gammainc(2.5, x)), 5), round(float(jax.grad(gammaincinv)(2.5, 0.3)), 4)
         (0.3, 0.8178)
     """
-    return _gammaincinv(*_args.real_arrays("gammaincinv", a=a, p=p))
+    return _args.in_single(_gammaincinv, *_args.real_arrays("gammaincinv", a=a, p=p))
 
 
 def betaincinv(a, b, p):
@@ -362,7 +362,7 @@ def betaincinv(a, b, p):
         >>> round(float(betainc(2.0, 3.0, x)), 5), round(float(jax.grad(betaincinv, 1)(2.0, 3.0, 0.7)), 4)
         (0.7, -0.1035)
     """
-    return _betaincinv_pair(*_args.real_arrays("betaincinv", a=a, b=b, p=p))[0]
+    return _args.in_single(_betaincinv_pair, *_args.real_arrays("betaincinv", a=a, b=b, p=p))[0]
 
 
 # Registered with the plain solves as references (JAX cannot differentiate the residual in a,

@@ -52,6 +52,7 @@ from .. import _registry as registry
 from .. import inputs
 from .._closure import is_array
 from .._custom import custom_vjp
+from . import _arguments as _args
 from . import _gmres, _linsolve
 from ._failure import error_if, nan_unless
 
@@ -279,6 +280,9 @@ def krylov_solve(
         )
     if not jnp.issubdtype(b.dtype, jnp.floating):
         b = b.astype(jnp.zeros((), float).dtype)
+    _args.full_precision(
+        "krylov_solve", "3 digits cannot meet a convergence test; cast the operator too", b=b
+    )
     out = jax.eval_shape(A, b)
     if not hasattr(out, "shape") or (out.shape, out.dtype) != (b.shape, b.dtype):
         got = getattr(out, "shape", type(out).__name__), getattr(out, "dtype", "")

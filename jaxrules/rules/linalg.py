@@ -341,7 +341,7 @@ def linear_solve(A, b, *, assume: str = "gen", **krylov):
         )
     if assume not in _ASSUME:
         raise ValueError(f"linear_solve: assume must be one of {_ASSUME}, got {assume!r}.")
-    A, b = _args.inexact(A, b)
+    A, b = _args.matrices("linear_solve", A=A, b=b)
     _args.square("linear_solve", "A", A)
     n = A.shape[-1]
     # As jnp.linalg.solve: a 1-D b is one right-hand side for every matrix of the batch;
@@ -513,7 +513,7 @@ def inv(A):
 
 def _one_square(name, A):
     """The argument of `inv`/`logdet`/`slogdet`: promoted, `(..., n, n)`."""
-    (A,) = _args.inexact(A)
+    (A,) = _args.matrices(name, A=A)
     _args.square(name, "A", A)
     return A
 
@@ -748,7 +748,7 @@ def lstsq(A, b):
         >>> jax.grad(lambda A: lstsq(A, jnp.array([1.0, 2.0, 3.0])).sum())(A).tolist()[2]
         [3.0, 3.0]
     """
-    A, b = _args.inexact(A, b)
+    A, b = _args.matrices("lstsq", A=A, b=b)
     if jnp.ndim(A) != 2 or A.shape[0] < A.shape[1]:
         raise ValueError(
             f"lstsq: A must be a tall or square matrix (m >= n, full column rank), got shape "

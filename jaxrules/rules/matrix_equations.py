@@ -383,7 +383,7 @@ def sylvester(A, B, C, *, method="auto"):
         >>> jnp.allclose(A @ X + X @ B, jnp.array([[1.0], [2.0]])).item()
         True
     """
-    A, B, C = _args.inexact(A, B, C)
+    A, B, C = _args.matrices("sylvester", A=A, B=B, C=C)
     _check_method("sylvester", method)
     _args.square("sylvester", "A", A, batched=False)
     _args.square("sylvester", "B", B, batched=False)
@@ -425,7 +425,7 @@ def lyapunov(A, Q, *, method="auto"):
         >>> jnp.allclose(A @ P + P @ A.T + jnp.eye(2), 0.0, atol=1e-6).item()
         True
     """
-    A, Q = _args.inexact(A, Q)
+    A, Q = _args.matrices("lyapunov", A=A, Q=Q)
     _check_method("lyapunov", method)
     _args.square("lyapunov", "A", A, batched=False)
     if jnp.shape(Q) != A.shape:
@@ -555,7 +555,7 @@ def discrete_lyapunov(A, Q, *, method="auto"):
         True
     """
     _check_method("discrete_lyapunov", method)
-    A, Q = _args.inexact(A, Q)
+    A, Q = _args.matrices("discrete_lyapunov", A=A, Q=Q)
     _args.square("discrete_lyapunov", "A", A, batched=False)
     if jnp.shape(Q) != A.shape:
         raise ValueError(

@@ -308,7 +308,7 @@ def expm(A):
         >>> jnp.allclose(g, expm(A.T), atol=1e-6).item()
         True
     """
-    (A,) = _args.inexact(A)
+    (A,) = _args.matrices("expm", A=A)
     _args.square("expm", "A", A)
     return _args.over_batch("expm", _expm_one, {"A": A}, (2,))
 

@@ -212,7 +212,7 @@ def sqrtm(A, *, method="auto"):
         True
     """
     _check_method(method)
-    (A,) = _args.inexact(A)
+    (A,) = _args.matrices("sqrtm", A=A)
     _args.square("sqrtm", "A", A)
     return _args.over_batch("sqrtm", functools.partial(_sqrtm_one, method=method), {"A": A}, (2,))
 
@@ -238,7 +238,7 @@ def fractional_matrix_power(A, p):
         >>> round(float(dp), 3)   # d/dp (4^p + 9^p) at ½: 2 log 4 + 3 log 9
         9.364
     """
-    (A,) = _args.inexact(A)
+    (A,) = _args.matrices("fractional_matrix_power", A=A)
     _args.square("fractional_matrix_power", "A", A)
     if jnp.ndim(p) != 0:
         raise ValueError(
@@ -322,7 +322,7 @@ def polar(A):
         True
     """
     _args.real("polar", A=A)
-    (A,) = _args.inexact(A)
+    (A,) = _args.matrices("polar", A=A)
     shape = jnp.shape(A)
     if len(shape) < 2 or shape[-2] < shape[-1]:
         raise ValueError(
@@ -495,7 +495,7 @@ def logm(A):
         >>> jnp.allclose(g, jnp.linalg.inv(A).T, atol=1e-5).item()
         True
     """
-    (A,) = _args.inexact(A)
+    (A,) = _args.matrices("logm", A=A)
     _args.square("logm", "A", A)
     return _args.over_batch("logm", _logm_one, {"A": A}, (2,))
 

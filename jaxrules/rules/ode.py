@@ -66,6 +66,7 @@ from jax.flatten_util import ravel_pytree
 from .. import _registry as registry
 from .. import inputs
 from .._custom import custom_vjp
+from . import _arguments as _args
 from . import _rk
 from ._failure import error_if, nan_unless
 
@@ -525,6 +526,12 @@ def _check_args(f, y0, ts, method, rtol, atol, dt0, max_steps):
             f"{jax.tree_util.tree_map(lambda v: jax.typeof(v).str_short(), y0)}. Cast it, e.g. "
             "jnp.asarray(y0, jnp.float32)."
         )
+    _args.full_precision(
+        "odeint",
+        "3 digits are too few for its step-size control and adjoint solves; cast f's "
+        "parameters too",
+        y0=y0,
+    )
     if jnp.ndim(ts) != 1 or jnp.shape(ts)[0] < 1:
         raise ValueError(
             f"odeint: ts must be a 1-D array of output times (t0 first), got shape {jnp.shape(ts)}."

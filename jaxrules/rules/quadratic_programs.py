@@ -149,6 +149,7 @@ def eq_qp(Q, c, A, b):
         ([0.5, 0.5], [-0.5])
     """
     _args.real("eq_qp", Q=Q, c=c, A=A, b=b)
+    Q, c, A, b = _args.matrices("eq_qp", Q=Q, c=c, A=A, b=b)
     _args.square("eq_qp", "Q", Q, batched=False)
     n = Q.shape[0]
     if jnp.ndim(A) != 2 or A.shape[1] != n or A.shape[0] > n:
@@ -522,7 +523,7 @@ def qp(Q, c, A=None, b=None, G=None, h=None, *, tol=None, max_steps=50, throw=Fa
     """
     given = {k: v for k, v in dict(Q=Q, c=c, A=A, b=b, G=G, h=h).items() if v is not None}
     _args.real("qp", **given)
-    given = dict(zip(given, _args.inexact(*given.values())))
+    given = dict(zip(given, _args.matrices("qp", **given)))
     Q, c = given["Q"], given["c"]
     _args.square("qp", "Q", Q)
     n = Q.shape[-1]

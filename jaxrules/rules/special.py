@@ -103,7 +103,7 @@ def i0(x):
         >>> round(float(jax.grad(i0)(0.0)), 6), round(float(jax.grad(jax.grad(i0))(0.0)), 6)
         (0.0, 0.5)
     """
-    return _i0(_real("i0", x))
+    return _args.in_single(_i0, _real("i0", x))
 
 
 def i1(x):
@@ -117,7 +117,7 @@ def i1(x):
         >>> round(float(jax.grad(i1)(0.0)), 6), round(float(jax.grad(jax.grad(i1))(0.0)), 6)
         (0.5, 0.0)
     """
-    return _i1(_real("i1", x))
+    return _args.in_single(_i1, _real("i1", x))
 
 
 # Registered: general points (JAX's derivative of the reference is right there) and a point

@@ -237,7 +237,7 @@ def funm_symmetric(f, A):
             f"funm_symmetric: f must be an elementwise JAX function (jnp.exp, ...), got "
             f"{type(f).__name__}."
         )
-    (A,) = _args.inexact(A)
+    (A,) = _args.matrices("funm_symmetric", A=A)
     return _funm_one(A, f)
 
 
