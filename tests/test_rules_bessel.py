@@ -232,3 +232,55 @@ def test_log_iv_higher_derivatives_at_large_order_and_x(dtype, rtol, order, x64)
             want = [float(mp.diff(f, xi, k + 1)) for k in range(order)]
         for k in range(order):
             assert abs(got[i, k] / want[k] - 1) <= rtol * (1 + 4 * k), (vi, xi, k + 1, got[i, k])
+
+
+def _debye_log(v, x, kind):
+    """log I_v(x) (`kind` "i") or log K_v(x) + x ("k") by Debye's expansion, in mpmath (at the
+    caller's precision; an mpf) with DLMF's η as written (no rewriting) and five terms: the first left out is below
+    1e-16 relative at v = 1000, 1e-30 at 1e6."""
+    from jaxrules.rules.bessel import _debye_polynomials
+
+    U = _debye_polynomials(5)
+    v, x = mp.mpf(v), mp.mpf(x)
+    z = x / v
+    s = mp.sqrt(1 + z * z)
+    eta = s + mp.log(z / (1 + s))
+    sign = 1 if kind == "i" else -1
+    T = sum(sign**k * mp.polyval(U[k][::-1].tolist(), 1 / s) / v**k for k in range(5))
+    if kind == "i":
+        return v * eta - mp.log(2 * mp.pi * v) / 2 - mp.log(1 + z * z) / 4 + mp.log(T)
+    return mp.log(mp.pi / (2 * v)) / 2 - v * eta - mp.log(1 + z * z) / 4 + mp.log(T) + x
+
+
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-14), ("float32", 1e-6)])
+def test_large_orders(dtype, rtol, x64):
+    """From v = 1000 the values come from Debye's expansion: the recurrences took ⌊v⌋ steps
+    (0.3 s a call at v = 1e7), float32 lost about vε (log_iv(1e6, 1e3) 1.1e-3 off, 11 % at
+    1.6e7), and a float32 order from 2²⁴ on, or v = inf, never returned: its step counter
+    stopped counting."""
+    # mpmath's own Bessel functions where they converge quickly, Debye's expansion beyond.
+    with mp.workdps(40):
+        points = [(1000.0, 30.0, float(mp.log(mp.besseli(1000, 30))),
+                   float(mp.log(mp.besselk(1000, 30)) + 30)),
+                  (1000.0, 900.0, float(mp.log(mp.besseli(1000, 900))), None)]  # fmt: skip
+        for v, x in [(1e6, 1e3), (1e6, 3e6), (1.6e7, 1e5), (3e7, 2.0), (1e30, 1e25)]:
+            points.append((v, x, float(_debye_log(v, x, "i")), float(_debye_log(v, x, "k"))))
+    v = jnp.asarray([p[0] for p in points], dtype)
+    x = jnp.asarray([p[1] for p in points], dtype)
+    got_i = np.asarray(log_iv(v, x), float)
+    got_k = np.asarray(jnp.log(kve(v, x)), float)  # kve itself overflows: its logarithm
+    for i, (vi, xi, want_i, want_k) in enumerate(points):
+        assert abs(got_i[i] - want_i) <= rtol * abs(want_i), (vi, xi, got_i[i], want_i)
+        if want_k is not None and np.isfinite(got_k[i]):
+            assert abs(got_k[i] - want_k) <= rtol * abs(want_k), (vi, xi, got_k[i], want_k)
+    # kve's slope 1 + v/x − K_{v+1}/K_v, the ratio Debye's too (float64: kve overflows float32
+    # here; the expansion's five terms are within 1e-16 at v = 1000).
+    if dtype == "float64":
+        vi, xi = 1000.0, 3000.0
+        slope = jax.grad(lambda x: jnp.log(kve(jnp.asarray(vi), x)))(jnp.asarray(xi))
+        with mp.workdps(40):
+            want = float(mp.diff(lambda t: _debye_log(vi, t, "k"), xi))
+        assert abs(float(slope) - want) <= 1e-12 * abs(want), (float(slope), want)
+    # Infinite orders: NaN (as SciPy), at once.
+    for fn in (ive, kve, log_iv):
+        assert np.isnan(float(fn(jnp.asarray(np.inf, dtype), jnp.asarray(2.0, dtype))))
