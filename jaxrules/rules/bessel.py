@@ -265,18 +265,8 @@ def _debye_values(v, x):
     p = v / h
     w = jnp.where(x <= v, jnp.log(x / (v + h)), jnp.log1p(-v * (h + x + v) / ((h + x) * (v + h))))
     exponent = v * (v / (h + x) + w)
-    powers = (1 / v)[..., None] ** jnp.arange(table.shape[0], dtype=x.dtype)
-    alternating = table * (-1.0) ** np.arange(table.shape[0])[:, None]
-    sums = []
-    for coefficients in (table, alternating):
-        c = powers @ jnp.asarray(coefficients, x.dtype)
-        total, slope = jnp.zeros_like(p), jnp.zeros_like(p)
-        for j in reversed(range(table.shape[1])):
-            total = total * p + c[..., j]
-            if j:
-                slope = slope * p + j * c[..., j]
-        sums.append((total, slope))
-    (t_plus, _), (t_minus, dt_minus) = sums
+    t_plus, _ = _debye_series(v, p, table)
+    t_minus, dt_minus = _debye_series(v, p, table * (-1.0) ** np.arange(len(table))[:, None])
     log_h_v = jnp.log(h / v)
     log_ive = exponent - 0.5 * jnp.log(2 * jnp.pi * v) - 0.5 * log_h_v + jnp.log(t_plus)
     log_kve = 0.5 * jnp.log(jnp.pi / (2 * v)) - exponent - 0.5 * log_h_v + jnp.log(t_minus)
@@ -400,6 +390,20 @@ def _debye_polynomials(count: int) -> np.ndarray:
 _DEBYE = {32: (8.0, _debye_polynomials(9)), 64: (25.0, _debye_polynomials(13))}
 
 
+def _debye_series(v, p, table):
+    """`(T(p), T'(p))` for `T(p) = Σ_k U_k(p) v^(-k)`, `table` the `U_k`'s coefficients (rows:
+    k; signs included). `T = Σ_j c_j p^j` with `c_j = Σ_k U_k[j] v^(-k)`: the coefficients depend
+    on v alone, so derivatives in x pass through one Horner loop in p (not one per term k)."""
+    powers = (1 / v)[..., None] ** jnp.arange(table.shape[0], dtype=p.dtype)
+    c = powers @ jnp.asarray(table, p.dtype)
+    total, slope = jnp.zeros_like(p), jnp.zeros_like(p)
+    for j in reversed(range(table.shape[1])):
+        total = total * p + c[..., j]
+        if j:
+            slope = slope * p + j * c[..., j]
+    return total, slope
+
+
 def _debye_region(v, x):
     """Where `_debye_slope` gives `_slope` instead of the Riccati rule: orders from
     `_DEBYE`'s bound, x from Hankel's start (below it the Riccati rule loses only x²ε)."""
@@ -424,15 +428,7 @@ def _debye_slope(v, x, log: bool):
     u = v / x
     root = jnp.hypot(1.0, u)
     p = u / root
-    # T(p) = Σ_j c_j p^j with c_j = Σ_k U_k[j] v^(-k): the coefficients depend on v alone, so
-    # the derivatives in x pass through one Horner loop in p (not one per term k).
-    powers = (1 / v)[..., None] ** jnp.arange(table.shape[0], dtype=x.dtype)
-    c = powers @ jnp.asarray(table, x.dtype)
-    total, slope = jnp.zeros_like(p), jnp.zeros_like(p)
-    for j in reversed(range(table.shape[1])):
-        total = total * p + c[..., j]
-        if j:
-            slope = slope * p + j * c[..., j]
+    total, slope = _debye_series(v, p, table)
     lead = root if log else u * u / (root + 1)
     damp = 1 / (x * (1 + u * u))
     return lead - 0.5 * damp - slope / total * p * damp
