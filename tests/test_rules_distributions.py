@@ -263,3 +263,32 @@ def test_student_t_expansion_coefficients():
                 for k, q in enumerate(_T_SERIES_EXACT)
             ]
             assert abs(mp.fsum(terms) - exact) <= 1e-4 * abs(terms[-1]), (t, nu, terms, exact)
+
+
+NAN_CASES = {
+    "beta_cdf": (0.3, 2.0, 5.0, 0.0, 1.0),
+    "student_t_cdf": (0.7, 3.0, 0.0, 1.0),
+    "binomial_cdf": (3.0, 10.0, 0.4),
+    "negative_binomial_cdf": (4.0, 2.5, 0.3),
+    "gamma_cdf": (1.5, 2.0, 0.0, 1.0),
+    "poisson_cdf": (2.0, 1.5),
+}
+
+
+@pytest.mark.parametrize("name", list(NAN_CASES))
+def test_a_nan_argument_is_a_nan_value_and_derivative(name, x64):
+    """Before: `student_t_cdf(nan, 3)` was 1 (its composition read a NaN t as |t| = inf),
+    `binomial_cdf(3, nan, 0.4)` 1 with a zero derivative (`k < n` is False for a NaN n), and a
+    NaN count gave 1 or 0 in the three discrete CDFs."""
+    import jaxrules.rules as rules
+
+    fn, args = getattr(rules, name), NAN_CASES[name]
+    for i in range(len(args)):
+        bad = [jnp.asarray(a) for a in args]
+        bad[i] = jnp.asarray(np.nan)
+        assert np.isnan(float(fn(*bad))), (name, i)
+    # The derivatives where the value was wrong (the others' rules see the NaN themselves).
+    for i in {"student_t_cdf": [0], "binomial_cdf": [1]}.get(name, []):
+        bad = [jnp.asarray(a) for a in args]
+        bad[i] = jnp.asarray(np.nan)
+        assert np.isnan(float(jax.grad(fn, i)(*bad))), (name, i)

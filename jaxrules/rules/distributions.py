@@ -384,7 +384,8 @@ _t_dnu.defjvp(_t_dnu_jvp, zeros_as_none=True)
 
 @custom_jvp
 def _t_cdf(t, nu):
-    return _t_cdf_value(t, nu)
+    # NaN for a NaN t: the composition reads it as |t| = inf (not finite) and returned 1.
+    return jnp.where(jnp.isnan(t), jnp.nan, _t_cdf_value(t, nu))
 
 
 def _t_cdf_jvp(primals, tangents):
@@ -433,7 +434,9 @@ def binomial_cdf(k, n, p):
 
 
 def _binomial_cdf(k, n, p):
-    inside = (k >= 0) & (k < n)
+    # Written so that a NaN k or n is inside (and NaN through betainc): `k < n` was False
+    # there, and the CDF came out 1 with a zero derivative.
+    inside = ~(k < 0) & ~(k >= n)
     a = jnp.where(inside, n - k, 1)
     b = jnp.where(inside, k + 1, 1)
     # p, not the rounded 1 - p, is the exact one: given only 1 - p, the value was 4e-10 off at
@@ -458,7 +461,7 @@ def negative_binomial_cdf(k, n, p):
 
 
 def _negative_binomial_cdf(k, n, p):
-    inside = k >= 0
+    inside = ~(k < 0)  # a NaN k inside: NaN through betainc, not 0
     value = betainc(n, jnp.where(inside, k + 1, 1), p)
     return jnp.where(inside, value, 0.0)
 
@@ -497,7 +500,7 @@ def poisson_cdf(k, mu):
 
 
 def _poisson_cdf(k, mu):
-    inside = k >= 0
+    inside = ~(k < 0)  # a NaN k inside: NaN through gammaincc, not 0
     value = gammaincc(jnp.where(inside, k + 1, 1), mu)
     return jnp.where(inside, value, 0.0)
 
