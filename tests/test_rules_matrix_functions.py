@@ -549,3 +549,17 @@ def test_expm_overflowing_scaling_is_nan_and_errors_name_the_rule(x64):
     assert np.isnan(jax.grad(lambda A: expm(A)[0, 0])(A)).all()
     with pytest.raises(ValueError, match=r"expm: A must be a square matrix"):
         expm(jnp.ones((2, 3)))
+
+
+def test_polar_of_a_matrix_with_an_infinite_entry_is_nan(x64):
+    # LAPACK's SVD (jnp.linalg.svd, JAX 0.10.2 and 0.12, CPU) never returns for a matrix with an
+    # infinite entry; polar, built on it, hung too. Now NaN, value and derivatives.
+    from jaxrules.rules import polar
+
+    for dtype in ("float64", "float32"):
+        A = np.array(_general((4, 3)), dtype)
+        A[0, 0] = np.inf  # (at [1, 2] LAPACK returns: it depends on the entry)
+        U, P = polar(jnp.asarray(A))
+        assert np.isnan(U).all() and np.isnan(P).all()
+        g = jax.grad(lambda A: jnp.sum(polar(A)[1]))(jnp.asarray(A))
+        assert np.isnan(g).all()

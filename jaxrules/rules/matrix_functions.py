@@ -266,7 +266,13 @@ def fractional_matrix_power(A, p):
 # linear in Ȧ (reverse mode is its transpose) and, with (U, P) from the rule itself, exact at
 # every order.
 def _polar_svd(A):
-    W, s, Vt = jnp.linalg.svd(jax.lax.stop_gradient(A), full_matrices=False)
+    A = jax.lax.stop_gradient(A)
+    # LAPACK's SVD of a matrix with an infinite entry never returns (JAX 0.10.2 and 0.12 on the
+    # CPU, float32 and float64; NaN entries return NaN): such an A is decomposed as zeros, and
+    # its value and derivatives are NaN.
+    finite = jnp.all(jnp.isfinite(A))
+    W, s, Vt = jnp.linalg.svd(jnp.where(finite, A, 0), full_matrices=False)
+    W, s, Vt = (jnp.where(finite, M, jnp.nan) for M in (W, s, Vt))
     V = Vt.T
     # Rank deficiency to working precision (as `lstsq`): U is not unique and P = |A| has a
     # kink, so no derivative exists; the rule's 1/σ would give huge finite numbers from a σ of
@@ -308,7 +314,8 @@ def polar(A):
     QDWH method has no reverse mode at all (a `while_loop`). Derivation: see the module.
     Rank-deficient `A` (a singular value below $\varepsilon\max(m, n)\sigma_1$): one valid
     `(U, P)`, and every derivative NaN — none exists there (`U` is not unique, and
-    $P = (A^\top A)^{1/2}$ has a kink, as $|x|$ at 0).
+    $P = (A^\top A)^{1/2}$ has a kink, as $|x|$ at 0). An `A` with an infinite entry: NaN
+    (LAPACK's SVD does not return for some).
 
     Examples:
         >>> import jax, jax.numpy as jnp
