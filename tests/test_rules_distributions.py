@@ -279,7 +279,8 @@ NAN_CASES = {
 def test_a_nan_argument_is_a_nan_value_and_derivative(name, x64):
     """Before: `student_t_cdf(nan, 3)` was 1 (its composition read a NaN t as |t| = inf),
     `binomial_cdf(3, nan, 0.4)` 1 with a zero derivative (`k < n` is False for a NaN n), and a
-    NaN count gave 1 or 0 in the three discrete CDFs."""
+    NaN count gave 1 or 0 in the three discrete CDFs; under `jit`, `gamma_cdf(nan, 2)` was 1
+    (XLA folds comparisons of `maximum(z, 0)` as if z were never NaN)."""
     import jaxrules.rules as rules
 
     fn, args = getattr(rules, name), NAN_CASES[name]
@@ -287,6 +288,7 @@ def test_a_nan_argument_is_a_nan_value_and_derivative(name, x64):
         bad = [jnp.asarray(a) for a in args]
         bad[i] = jnp.asarray(np.nan)
         assert np.isnan(float(fn(*bad))), (name, i)
+        assert np.isnan(float(jax.jit(fn)(*bad))), (name, i, "jit")
     # The derivatives where the value was wrong (the others' rules see the NaN themselves).
     for i in {"student_t_cdf": [0], "binomial_cdf": [1]}.get(name, []):
         bad = [jnp.asarray(a) for a in args]
