@@ -478,10 +478,13 @@ def gamma_cdf(x, a, loc=0.0, scale=1.0):
         0.10059
     """
     x, a, loc, scale = _args.real_arrays("gamma_cdf", x=x, a=a, loc=loc, scale=scale)
+
     # z < 0 → 0 by a select, not `maximum(z, 0)`: under `jit` XLA folds comparisons of a
     # maximum with 0 as if it were never NaN, and a NaN x gave 1.
-    z = lambda x, loc, scale: jnp.where((x - loc) / scale < 0, 0.0, (x - loc) / scale)
-    cdf = lambda x, a, loc, scale: gammainc(a, z(x, loc, scale))
+    def cdf(x, a, loc, scale):
+        z = (x - loc) / scale
+        return gammainc(a, jnp.where(z < 0, 0.0, z))
+
     return _args.in_single(cdf, x, a, loc, scale)
 
 
