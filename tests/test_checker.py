@@ -559,6 +559,41 @@ def test_differences_witness_is_validated_and_needs_a_reference():
         jr.check("plain", registry=reg)
 
 
+def _raises_in_float64(x):
+    if x.dtype == jnp.float64:
+        raise ValueError("no float64 here")
+    return jnp.sin(x)
+
+
+@pytest.mark.parametrize("witness", ["differences of the reference", "differences of the rule"])
+def test_a_witness_that_raises_is_reported_not_raised(witness):
+    # Finite differences run in float64 only when a comparison asks for them; a reference (or,
+    # without one, the rule's own function) that raises there was an exception out of
+    # jr.check, which ended `jaxrules check` for every rule. Now: a failure of that rule.
+    @jr.custom_jvp
+    def f(x):
+        return _raises_in_float64(x)
+
+    @f.defjvp
+    def _(p, t):
+        return _raises_in_float64(p[0]), jnp.cos(p[0]) * t[0]
+
+    reg = jr.Registry()
+    inputs = {"x": jr.inputs.general((3,))}
+    if witness == "differences of the reference":
+        case = jr.Case("r", inputs=inputs, witness="differences")
+        reg.register("f", reference=_raises_in_float64, inputs=inputs, cases=[case])(f)
+        check = "reference"
+    else:
+        reg.register("f", reference=None, inputs=inputs)(f)
+        check = "primal"
+    report = jr.check("f", registry=reg, dtypes=("float32",), seeds=1, transforms=("jit",))
+    assert not report.passed
+    failed = {(r.check, r.transform) for r in report.failures}
+    assert (check, "jit") in failed, str(report)
+    assert "raised ValueError: no float64 here" in report.failure_text()
+
+
 def test_points_with_chosen_spectra(x64):
     A = np.asarray(jr.inputs.with_eigenvalues([3.0, 1.0, 1.0])(jax.random.key(1), "float64"))
     np.testing.assert_allclose(A, A.T, atol=1e-15)

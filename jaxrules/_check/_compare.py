@@ -163,10 +163,12 @@ class Accumulator:
         if old is None or badness(r) > badness(old):
             self.worst[key] = r
 
-    def error(self, point: Point, transform, check, exc: BaseException, arg=None) -> None:
+    def error(
+        self, point: Point, transform, check, exc: BaseException, arg=None, during: str = ""
+    ) -> None:
         text = str(exc).strip()
         lines = text.splitlines()
-        msg = f"raised {type(exc).__name__}: {lines[0] if lines else ''}"
+        msg = f"{during + ' ' if during else ''}raised {type(exc).__name__}: {lines[0] if lines else ''}"
         if len(lines) > 1:
             msg += "\n      " + "\n      ".join(lines[1:8])
         self.add(point.result(transform, check, arg, None, float("inf"), 0.0, msg))

@@ -69,6 +69,21 @@ class Witnesses:
                 return _witness.fd_jvp(lambda ys: F(ys, upf), up, i, v, order)
         raise KeyError(f"no evidence named {key!r}")
 
+    def source(self, key) -> tuple[str, str]:
+        """What computes the evidence `key`: the check to blame (the reference, or the rule's
+        own function where finite differences of it are the witness) and what it was doing."""
+        if key == "fd_value" or (isinstance(key, tuple) and key[0] == "fd"):
+            what = "float64 finite differences (the witness)"
+            if self.point.settings.witness != "differences":
+                return "primal", f"the rule's function, in its {what}"
+            return "reference", f"the reference, in its {what}"
+        what = {
+            "want": "float64",
+            "noise": "float64, at nearby points",
+            "calibration": "the rule's dtype",
+        }
+        return "reference", f"JAX's derivatives of the reference ({what.get(key, key)})"
+
     def _undecorated(self) -> list[dict] | None:
         """JAX's own derivatives, in the rule's dtype, of the rule's function with every
         jaxrules rule replaced by its undecorated function; `None` where JAX cannot
@@ -105,7 +120,12 @@ def judge(
         try:
             results = compare(point, evidence, transform, k, q)
         except Wanted as w:
-            evidence[w.key] = witnesses.compute(w.key)
+            try:
+                evidence[w.key] = witnesses.compute(w.key)
+            except Exception as e:  # the witness itself fails: that rule's failure, reported
+                check, what = witnesses.source(w.key)
+                acc.error(point, transform, check, e, during=what)
+                return
             continue
         for r in results:
             acc.add(r)
