@@ -6,6 +6,11 @@ import pytest
 import jaxrules as jr
 from jaxrules import _backend, _hijax
 
+# The suite runs with implicit rank promotion an error, as JAX's own does (jax-ml/jax#7208):
+# the library must not rely on it (tests/test_rank_promotion.py); a test of broadcasting that a
+# user asks for allows it where it asks (`with jax.numpy_rank_promotion("allow")`).
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
 #: Tests of semantics that need the hijax backend (forward mode of VJP-only rules, the VJP rule
 #: used in reverse mode when both exist) are skipped where it is unavailable (JAX >= 0.11 moved
 #: the API); the fallback's own behaviour is tested with the ``no_hijax`` fixture.

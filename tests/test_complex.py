@@ -66,7 +66,10 @@ def test_complex_values_agree_with_jax_and_scipy():
     rng = np.random.default_rng(0)
     with jax.enable_x64():
         A, b = _c(rng, 2, 4, 4), _c(rng, 4)
-        assert np.allclose(R.linear_solve(A, b), np.linalg.solve(A, b[None, :, None])[..., 0])
+        assert np.allclose(
+            R.linear_solve(A, b[None, :, None])[..., 0],
+            np.linalg.solve(A, b[None, :, None])[..., 0],
+        )
         assert np.allclose(R.inv(A), np.linalg.inv(A))
         s, logabs = R.slogdet(A)
         s_np, l_np = np.linalg.slogdet(A)

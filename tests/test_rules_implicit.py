@@ -450,7 +450,9 @@ def test_small_solutions_are_solved_to_relative_precision():
     s = jnp.asarray([1e-8, 1e-20, 1.0], "float32")
     fp = jax.jit(jax.vmap(lambda s: fixed_point(T, jnp.zeros(3), s * b)))(s)
     assert bool(jnp.all(fp.converged))
-    np.testing.assert_allclose(fp.value, jax.vmap(T, (0, 0))(fp.value, s[:, None] * b), rtol=1e-6)
+    np.testing.assert_allclose(
+        fp.value, jax.vmap(T, (0, 0))(fp.value, s[:, None] * b[None, :]), rtol=1e-6
+    )
     small = np.linalg.solve(np.eye(3) - 0.5 * np.asarray(W, float), np.asarray(b, float))
     np.testing.assert_allclose(fp.value[0] / 1e-8, small, rtol=1e-5)
 

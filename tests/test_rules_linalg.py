@@ -405,15 +405,27 @@ def _stack(shape, seed=0, dtype="float64"):
 )
 def test_linear_solve_batches_and_broadcasts_like_jnp(a_shape, b_shape, x64):
     A, b = _stack(a_shape), _stack(b_shape, 1)
-    want = jnp.linalg.solve(A, b)
-    got = linear_solve(A, b)
-    assert got.shape == want.shape
-    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
-    loss = lambda f: lambda A, b: jnp.sum(jnp.sin(f(A, b)))
-    for g, w in zip(
-        jax.grad(loss(linear_solve), (0, 1))(A, b), jax.grad(loss(jnp.linalg.solve), (0, 1))(A, b)
-    ):
-        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
+    # Batches of different ranks: rank promotion, which the suite's setting (conftest) makes an
+    # error — for both, with the rule and the arguments named in linear_solve's.
+    promotes = len(a_shape) - 2 != len(b_shape) - (1 if len(b_shape) == 1 else 2)
+    if promotes:
+        with pytest.raises(ValueError, match="rank promotion"):
+            jnp.linalg.solve(A, b)
+        with pytest.raises(ValueError, match=r"linear_solve: the batch dimensions of A .* rank"):
+            linear_solve(A, b)
+        with jax.numpy_rank_promotion("warn"), pytest.warns(UserWarning, match="linear_solve: "):
+            linear_solve(A, b)
+    with jax.numpy_rank_promotion("allow" if promotes else "raise"):
+        want = jnp.linalg.solve(A, b)
+        got = linear_solve(A, b)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+        loss = lambda f: lambda A, b: jnp.sum(jnp.sin(f(A, b)))
+        for g, w in zip(
+            jax.grad(loss(linear_solve), (0, 1))(A, b),
+            jax.grad(loss(jnp.linalg.solve), (0, 1))(A, b),
+        ):
+            np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ def test_derivatives_finite_and_right_at_repeated_eigenvalues(x64, f):
     np.testing.assert_allclose(jnp.vdot(g, dA), jnp.vdot(W, t), rtol=1e-10)
     # JAX's own derivative through eigh is not finite here, or (JAX 0.12: the computed
     # eigenvalues differ by rounding, 1/gap ~ 1e16) finite and wrong (jax-ml/jax#669, #2311)
-    plain = lambda A: (lambda w, V: (V * f(w)) @ V.T)(*jnp.linalg.eigh(A))
+    plain = lambda A: (lambda w, V: (V * f(w)[None, :]) @ V.T)(*jnp.linalg.eigh(A))
     g_jax = jax.grad(lambda A: jnp.sum(W * plain(A)))(A)
     wrong = abs(float(jnp.vdot(g_jax, dA) - jnp.vdot(W, t))) > 1e-3 * abs(float(jnp.vdot(W, t)))
     assert not bool(jnp.all(jnp.isfinite(g_jax))) or wrong

@@ -599,7 +599,7 @@ RIGHT.register("sinc_near_zero", reference=_sinc, inputs={"x": vec})(_rule(_sinc
 # -- spectral functions (Daleckii–Krein) ---------------------------------------------------------
 def _expm_sym_ref(A):
     w, V = jnp.linalg.eigh(0.5 * (A + A.T))
-    return (V * jnp.exp(w)) @ V.T
+    return (V * jnp.exp(w)[None, :]) @ V.T
 
 
 def _expm_sym_jvp_diagonal_only(p, t):
@@ -759,7 +759,7 @@ RIGHT.register("fractional_matrix_power", **FMP, order=1)(_fmp_library)
 
 def _polar_ref(A):
     W, s, Vt = jnp.linalg.svd(A, full_matrices=False)
-    return W @ Vt, (Vt.T * s) @ Vt
+    return W @ Vt, (Vt.T * s[None, :]) @ Vt
 
 
 def _polar_jvp_without_dp(p, t):
@@ -1355,8 +1355,9 @@ def _kve_order_twin(mistake):
     def tangent(v, x, y, tv, tx):
         lo, hi = (jax.lax.stop_gradient(e) for e in Bs._order_window(v, x))
         n = 256
-        ts = lo[..., None] + (hi - lo)[..., None] / n * jnp.arange(n + 1)
-        w = jnp.where((jnp.arange(n + 1) % n) == 0, 0.5, 1.0)
+        k = jnp.arange(n + 1)[(None,) * lo.ndim]
+        ts = lo[..., None] + (hi - lo)[..., None] / n * k
+        w = jnp.where((k % n) == 0, 0.5, 1.0)
         g = jnp.sinh(v[..., None] * ts) * jnp.exp(-x[..., None] * (jnp.cosh(ts) - 1))
         g = g if mistake == "missing_t" else ts * g
         dv = (hi - lo) / n * jnp.sum(w * g, axis=-1)

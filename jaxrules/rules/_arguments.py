@@ -9,6 +9,7 @@ runs one batched factorisation, never a Python loop.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 
 import jax
@@ -134,15 +135,28 @@ def over_batch(name: str, fn: Callable, args: dict, core_ndims: Sequence[int]):
     """`fn` on the trailing `core_ndims` axes of each argument (`args`: by name, in `fn`'s
     order), mapped over their broadcast leading (batch) axes; outputs get the batch shape in
     front. No batch: `fn(*args)`. Batches that do not broadcast are a `ValueError` naming the
-    rule and the arguments."""
+    rule and the arguments. Batches of different ranks are promoted as `jnp.vectorize` (and so
+    `jnp.linalg.solve`) promotes them: an error or a warning where the user's
+    `jax_numpy_rank_promotion` setting says so."""
     batches = [jnp.shape(a)[: jnp.ndim(a) - k] for a, k in zip(args.values(), core_ndims)]
+    shapes = " and ".join(f"{what} {b}" for what, b in zip(args, batches))
     try:
         batch = jnp.broadcast_shapes(*batches)
     except ValueError:
-        shapes = " and ".join(f"{what} {b}" for what, b in zip(args, batches))
         raise ValueError(
             f"{name}: the batch dimensions of {shapes} do not broadcast against each other."
         ) from None
+    promotion = jax.config.jax_numpy_rank_promotion
+    if promotion != "allow" and len({len(b) for b in batches}) > 1:
+        msg = (
+            f"{name}: the batch dimensions of {shapes} differ in rank, and "
+            f"jax_numpy_rank_promotion is {promotion!r} (as for jnp.vectorize and "
+            f"jnp.linalg.solve). Give each argument its batch axes explicitly (e.g. x[None] for "
+            "one more leading axis), or allow it: with jax.numpy_rank_promotion('allow')."
+        )
+        if promotion == "raise":
+            raise ValueError(msg)
+        warnings.warn(msg, stacklevel=3)
     args = list(args.values())
     if not batch:
         return fn(*args)

@@ -64,7 +64,7 @@ def _max_step(v, dv):
 def _reduced(Q, A, G, D):
     # A zero row of A (a dropped, redundant equality) reads −Δνᵢ = −(r_e)ᵢ instead of
     # 0 = −(r_e)ᵢ, which would make the matrix singular.
-    H = Q + (G.T * D) @ G
+    H = Q + (G.T * D[None, :]) @ G
     top = jnp.concatenate([H, A.T], axis=1)
     bottom = jnp.concatenate([A, -jnp.diag(jnp.all(A == 0, axis=1).astype(Q.dtype))], axis=1)
     return jsl.lu_factor(jnp.concatenate([top, bottom], axis=0))

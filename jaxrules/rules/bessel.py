@@ -105,6 +105,7 @@ from .._custom import custom_jvp
 from . import _arguments as _args
 from . import _log_kernels as _kernels
 from . import _roots
+from ._shapes import along_last
 
 __all__ = ["ive", "kve", "log_iv"]
 
@@ -394,7 +395,8 @@ def _debye_series(v, p, table):
     """`(T(p), T'(p))` for `T(p) = Σ_k U_k(p) v^(-k)`, `table` the `U_k`'s coefficients (rows:
     k; signs included). `T = Σ_j c_j p^j` with `c_j = Σ_k U_k[j] v^(-k)`: the coefficients depend
     on v alone, so derivatives in x pass through one Horner loop in p (not one per term k)."""
-    powers = (1 / v)[..., None] ** jnp.arange(table.shape[0], dtype=p.dtype)
+    k = along_last(jnp.arange(table.shape[0], dtype=p.dtype), v)
+    powers = (1 / v)[..., None] ** k
     c = powers @ jnp.asarray(table, p.dtype)
     total, slope = jnp.zeros_like(p), jnp.zeros_like(p)
     for j in reversed(range(table.shape[1])):
@@ -558,7 +560,7 @@ def _kve_order_slope(v, x):
     n = 256 if jnp.finfo(x.dtype).eps < 1e-10 else 96
     lo, hi = _order_window(lax.stop_gradient(v), lax.stop_gradient(x))
     h = (hi - lo) / n
-    k = jnp.arange(n + 1, dtype=x.dtype)
+    k = along_last(jnp.arange(n + 1, dtype=x.dtype), lo)
     t = lo[..., None] + h[..., None] * k
     weight = jnp.where((k == 0) | (k == n), 0.5, 1.0).astype(x.dtype)
     av, v_, x_ = jnp.abs(v)[..., None], v[..., None], x[..., None]

@@ -73,6 +73,7 @@ from .. import inputs
 from .._custom import custom_jvp
 from . import _arguments as _args
 from . import _log_kernels as _kernels
+from ._shapes import along_last
 from .incomplete_beta import betainc, betainc_with_complement
 from .incomplete_gamma import gammainc, gammaincc
 
@@ -222,7 +223,7 @@ def _t_sum(t, nu, table, weights):
     rows = jnp.asarray(table, t.dtype)
     polys = jnp.broadcast_to(rows[:, -1], (*t.shape, len(rows)))
     for j in range(rows.shape[1] - 2, -1, -1):
-        polys = rows[:, j] + x[..., None] * polys
+        polys = along_last(rows[:, j], x) + x[..., None] * polys
     s = jnp.zeros_like(t)
     for k in range(len(rows) - 1, -1, -1):
         s = (s + weights[k] * polys[..., k]) * e
@@ -334,13 +335,13 @@ def _t_dnu_near(t, nu):
     $v = s^2/(\nu + s^2)$: no term cancels (the composition's two terms, through $a$ and
     through $z$, cancel to a factor ν — 5e-5 in float32 at ν ≈ 10). Plain JAX: JAX
     differentiates it again."""
-    nodes = jnp.asarray(_NODES, t.dtype)
+    nodes = along_last(jnp.asarray(_NODES, t.dtype), t)
     s = t[..., None] * nodes
     n = nu[..., None]
     v = s * s / (n + s * s)
     g0 = _in_nu_derivative(_t_log_pdf_at_zero, nu)[..., None]
     g = g0 - 0.5 * _kernels.log1pmx(-v, jnp.log1p(-v)) + v / (2 * n)
-    return t * jnp.sum(jnp.asarray(_WEIGHTS, t.dtype) * _t_pdf(s, n) * g, axis=-1)
+    return t * jnp.sum(along_last(jnp.asarray(_WEIGHTS, t.dtype), t) * _t_pdf(s, n) * g, axis=-1)
 
 
 def _t_dnu_value(t, nu):

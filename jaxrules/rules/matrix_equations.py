@@ -85,7 +85,9 @@ def _tri_sylvester(S, s_lower, T, t_lower, F):
             Yb, M, shift = c
             t = Tb[jj, jj]
             M = M.at[diag, diag].add(t - shift)
-            y = jsl.solve_triangular(M, Rb[:, jj] - jnp.sum(Yb * Tb[:, jj], axis=1), lower=s_lower)
+            y = jsl.solve_triangular(
+                M, Rb[:, jj] - jnp.sum(Yb * Tb[None, :, jj], axis=1), lower=s_lower
+            )
             return Yb.at[:, jj].set(y), M, t
 
         Yb, M, shift = jax.lax.fori_loop(0, b, column, (jnp.zeros((n, b), F.dtype), M, shift))

@@ -278,7 +278,7 @@ def _polar_svd(A):
     # kink, so no derivative exists; the rule's 1/σ would give huge finite numbers from a σ of
     # rounding size. NaN instead, in every derivative (the value, one valid U, is kept).
     tol = jnp.finfo(s.dtype).eps * max(A.shape) * s[0]
-    return W @ Vt, (V * s) @ Vt, V, jnp.where(jnp.all(s > tol), s, jnp.nan)
+    return W @ Vt, (V * s[None, :]) @ Vt, V, jnp.where(jnp.all(s > tol), s, jnp.nan)
 
 
 @custom_jvp(constant_argnames=("U0", "P0", "V", "s"))

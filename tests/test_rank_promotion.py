@@ -1,0 +1,73 @@
+"""No implicit rank promotion inside the library: every registered rule traces — primal, JVP,
+VJP, each batched by `vmap`, the JVP of the batched function, and the second order it declares —
+with `jax.numpy_rank_promotion("raise")`, the setting JAX's own test suite runs under
+(jax-ml/jax#7208) and that projects set to catch broadcasting mistakes (google/flax#1534).
+Tracing is enough: JAX raises while tracing, and nothing is compiled. Slow tier (~35 s of one
+core): the fast tier runs every test under the setting, `test_export.py` tracing each rule's
+primal, JVP and VJP.
+
+Before: `ive`, `kve`, `log_iv` (Debye's coefficients, `(n, 1) ** (k,)`), `student_t_cdf`
+(`(k,) + (n, k)`), `sylvester`, `lyapunov`, `discrete_lyapunov`, `sqrtm` (a column sweep scaling
+`(n, b) * (b,)`), `polar` (`V * s`) and `qp` (`Gᵀ * D`) raised `ValueError: Operands could not
+be broadcast together ... jax_numpy_rank_promotion='raise'` from inside jaxrules (22 of the 78
+float64 cases here), so a project with that setting could not use them.
+
+The whole test suite runs with the setting (`conftest.py`), as JAX's does; the few tests of
+broadcasting a user asks for (`linear_solve(A (4, 3, 3), b (3,))`, as `jnp.linalg.solve`
+allows it) allow it where they ask."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import jaxrules as jr
+from jaxrules._check._layout import argspec, make_layout
+
+CASES = [
+    pytest.param(rec.name, i, id=f"{rec.name}[{i}]")
+    for rec in jr.list_rules(module="jaxrules.rules")
+    for i in range(len(rec.cases))
+]
+
+
+def _programs(rec, case, dtype):
+    args = rec.draw(jax.random.key(0), dtype, case)
+    layout, xs, fixed = make_layout(rec.for_case(case), args, argspec(rec, case))
+    F = layout.function(rec.fn)
+    G = lambda xs: [o for o in F(xs, fixed) if jnp.issubdtype(jnp.result_type(o), jnp.inexact)]
+    out = jax.eval_shape(G, xs)
+    v = [jnp.ones_like(x) for x in xs]
+    w = [jnp.ones(o.shape, o.dtype) for o in out]
+    jvp = lambda xs, v: jax.jvp(G, (xs,), (v,))[1]
+    vjp = lambda xs, w: jax.vjp(G, xs)[1](w)[0]
+    batch = lambda t: [jnp.stack([a, a]) for a in t]
+    # vmap(jvp) traces the JVP rule, vmap(vjp) the VJP (JAX's batching runs the rule's
+    # Python with unbatched shapes, so it raises where the unbatched rule would, and where
+    # batching adds a broadcast); jvp(vjp) the second order.
+    programs = {
+        "vmap(jvp)": (jax.vmap(jvp), (batch(xs), batch(v))),
+        "vmap(vjp)": (jax.vmap(vjp), (batch(xs), batch(w))),
+    }
+    if rec.check.order >= 2:
+        programs["jvp(vjp)"] = (
+            lambda xs, v: jax.jvp(lambda ys: vjp(ys, w), (xs,), (v,))[1],
+            (xs, v),
+        )
+    return programs
+
+
+@pytest.mark.slow  # the fast tier: every test runs under "raise" (test_export traces them all)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name, case", CASES)
+def test_no_rule_promotes_ranks_implicitly(name, case, dtype):
+    rec = jr.get(name)
+    with jax.enable_x64(dtype == "float64"), jax.numpy_rank_promotion("raise"):
+        failures = {}
+        for part, (fn, args) in _programs(rec, rec.cases[case], dtype).items():
+            try:
+                jax.make_jaxpr(fn)(*args)
+            except ValueError as e:
+                if "rank_promotion" not in str(e) and "rank promotion" not in str(e):
+                    raise
+                failures[part] = str(e).splitlines()[0]
+    assert not failures, failures
