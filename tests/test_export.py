@@ -7,12 +7,11 @@ runs on a CPU-only machine: lowering needs no device). The suite's
 rule promotes ranks inside."""
 
 import jax
-import jax.numpy as jnp
 import pytest
+from conftest import LIBRARY_CASES, registered_point
 from jax import export
 
 import jaxrules as jr
-from jaxrules._check._layout import argspec, make_layout
 
 PLATFORMS = ("cuda", "rocm", "tpu")
 #: Rules that do not lower off the CPU, and why (a substring of the lowering error). Empty: the
@@ -23,13 +22,7 @@ CPU_ONLY: dict[str, str] = {}
 
 
 def _programs(rec, case):
-    args = rec.draw(jax.random.key(0), "float32", case)
-    layout, xs, fixed = make_layout(rec.for_case(case), args, argspec(rec, case))
-    F = layout.function(rec.fn)
-    G = lambda xs: [o for o in F(xs, fixed) if jnp.issubdtype(jnp.result_type(o), jnp.inexact)]
-    out = jax.eval_shape(G, xs)
-    v = [jnp.ones_like(x) for x in xs]
-    w = [jnp.ones(o.shape, o.dtype) for o in out]
+    xs, G, v, w = registered_point(rec, case)
     return xs, {
         "primal": G,
         "jvp": lambda xs: jax.jvp(G, (xs,), (v,))[1],
@@ -37,14 +30,7 @@ def _programs(rec, case):
     }
 
 
-CASES = [
-    pytest.param(rec.name, i, id=f"{rec.name}[{i}]")
-    for rec in jr.list_rules(module="jaxrules.rules")
-    for i in range(len(rec.cases))
-]
-
-
-@pytest.mark.parametrize("name, case", CASES)
+@pytest.mark.parametrize("name, case", LIBRARY_CASES)
 def test_every_library_rule_lowers_for_gpu_and_tpu(name, case):
     rec = jr.get(name)
     xs, programs = _programs(rec, rec.cases[case])

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import LIBRARY_CASES
 
 import jaxrules as jr
 from jaxrules._check._layout import argspec, make_layout
@@ -23,11 +24,6 @@ REFUSAL = re.compile(
     r"^(\w+): (\w+) is (\w+); \1 works in float32 or float64 \(.+\)\. Cast it, e\.g\. "
     r"jnp\.asarray\(\2, jnp\.float32\)"
 )
-CASES = [
-    pytest.param(rec.name, i, id=f"{rec.name}[{i}]")
-    for rec in jr.list_rules(module="jaxrules.rules")
-    for i in range(len(rec.cases))
-]
 # The fast tier checks float16 values and refusals; the slow tier derivatives and bfloat16.
 MODES = [
     pytest.param("float16", False, id="float16"),
@@ -56,7 +52,7 @@ def _close(got, want, dtype, what):
 
 
 @pytest.mark.parametrize("dtype, grad", MODES)
-@pytest.mark.parametrize("name, case", CASES)
+@pytest.mark.parametrize("name, case", LIBRARY_CASES)
 def test_half_precision_is_computed_in_float32_or_refused_by_name(name, case, dtype, grad):
     rec = jr.get(name)
     args = rec.draw(jax.random.key(0), "float32", rec.cases[case])

@@ -19,25 +19,13 @@ allows it) allow it where they ask."""
 import jax
 import jax.numpy as jnp
 import pytest
+from conftest import LIBRARY_CASES, registered_point
 
 import jaxrules as jr
-from jaxrules._check._layout import argspec, make_layout
-
-CASES = [
-    pytest.param(rec.name, i, id=f"{rec.name}[{i}]")
-    for rec in jr.list_rules(module="jaxrules.rules")
-    for i in range(len(rec.cases))
-]
 
 
 def _programs(rec, case, dtype):
-    args = rec.draw(jax.random.key(0), dtype, case)
-    layout, xs, fixed = make_layout(rec.for_case(case), args, argspec(rec, case))
-    F = layout.function(rec.fn)
-    G = lambda xs: [o for o in F(xs, fixed) if jnp.issubdtype(jnp.result_type(o), jnp.inexact)]
-    out = jax.eval_shape(G, xs)
-    v = [jnp.ones_like(x) for x in xs]
-    w = [jnp.ones(o.shape, o.dtype) for o in out]
+    xs, G, v, w = registered_point(rec, case, dtype)
     jvp = lambda xs, v: jax.jvp(G, (xs,), (v,))[1]
     vjp = lambda xs, w: jax.vjp(G, xs)[1](w)[0]
     batch = lambda t: [jnp.stack([a, a]) for a in t]
@@ -58,7 +46,7 @@ def _programs(rec, case, dtype):
 
 @pytest.mark.slow  # the fast tier: every test runs under "raise" (test_export traces them all)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("name, case", CASES)
+@pytest.mark.parametrize("name, case", LIBRARY_CASES)
 def test_no_rule_promotes_ranks_implicitly(name, case, dtype):
     rec = jr.get(name)
     with jax.enable_x64(dtype == "float64"), jax.numpy_rank_promotion("raise"):
