@@ -54,14 +54,15 @@ def make_matsin(flavour: str, *, jvp_scale: float = 1.0, vjp_scale: float = 1.0,
     return matsin
 
 
-def registered_point(rec, case, dtype="float32"):
+def registered_point(rec, case, dtype="float32", fn=None):
     """A registered case's example point: its differentiable leaves `xs`, the function `G(xs)`
-    of the rule's floating outputs, and unit directions `v` (inputs) and `w` (outputs)."""
+    of the rule's (or `fn`'s: its reference, say) floating outputs, and unit directions `v`
+    (inputs) and `w` (outputs)."""
     from jaxrules._check._layout import argspec, make_layout
 
     args = rec.draw(jax.random.key(0), dtype, case)
     layout, xs, fixed = make_layout(rec.for_case(case), args, argspec(rec, case))
-    F = layout.function(rec.fn)
+    F = layout.function(rec.fn if fn is None else fn)
     G = lambda xs: [o for o in F(xs, fixed) if jnp.issubdtype(jnp.result_type(o), jnp.inexact)]
     out = jax.eval_shape(G, xs)
     return xs, G, [jnp.ones_like(x) for x in xs], [jnp.ones(o.shape, o.dtype) for o in out]

@@ -545,7 +545,7 @@ def _polar_ref(A):
     # Plain JAX: through `jnp.linalg.svd`, differentiated by JAX (right at distinct singular
     # values, where the registered points are).
     W, s, Vt = jnp.linalg.svd(A, full_matrices=False)
-    return W @ Vt, (Vt.T * s) @ Vt
+    return W @ Vt, (Vt.T * s[None, :]) @ Vt
 
 
 registry.register(
