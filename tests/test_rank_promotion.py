@@ -3,8 +3,8 @@ VJP batched by `vmap`, and the second order it declares; its registered referenc
 first order —
 with `jax.numpy_rank_promotion("raise")`, the setting JAX's own test suite runs under
 (jax-ml/jax#7208) and that projects set to catch broadcasting mistakes (google/flax#1534).
-Tracing is enough: JAX raises while tracing, and nothing is compiled. Slow tier (~35 s of one
-core): the fast tier runs every test under the setting, `test_export.py` tracing each rule's
+Tracing is enough: JAX raises while tracing, and nothing is compiled. Slow tier (about 50 s on
+two workers): the fast tier runs every test under the setting, `test_export.py` tracing each rule's
 primal, JVP and VJP.
 
 Before: `ive`, `kve`, `log_iv` (Debye's coefficients, `(n, 1) ** (k,)`), `student_t_cdf`
@@ -60,8 +60,11 @@ def test_no_rule_promotes_ranks_implicitly(name, case, dtype):
         for part, (fn, args) in programs.items():
             try:
                 jax.make_jaxpr(fn)(*args)
-            except ValueError as e:
-                if "rank_promotion" not in str(e) and "rank promotion" not in str(e):
+            except Exception as e:
+                if "rank_promotion" in str(e) or "rank promotion" in str(e):
+                    failures[part] = str(e).splitlines()[0]
+                elif not part.startswith("reference"):
                     raise
-                failures[part] = str(e).splitlines()[0]
+                # (else JAX cannot differentiate the reference so: a while_loop in reverse
+                # mode — the checker's witness is then finite differences)
     assert not failures, failures
